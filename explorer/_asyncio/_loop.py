@@ -1,0 +1,437 @@
+"""The controlled asyncio event loop.
+
+Invariant enforced here: a handle in ``_ready`` runs only when :meth:`ControlledLoop.drive`
+picks it, and at a moment with two or more live candidates the pick is made by the
+chooser. Candidate 0 is always the handle stock asyncio would run next (the FIFO head,
+with expired timers joining at the same iteration boundaries as in ``_run_once``), so the
+all-zero schedule is the stock schedule.
+
+Time is virtual: ``time()`` returns a clock that only moves when nothing is ready, and then
+jumps straight to the earliest timer. Nothing here ever blocks or polls a selector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import threading
+from asyncio import events
+from collections.abc import Callable, Coroutine
+from contextvars import Context
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from explorer._asyncio._inspect import caller_location
+from explorer._errors import EscapeError
+from explorer._runtime import Location
+
+if TYPE_CHECKING:
+    from explorer._asyncio._tracer import Tracer
+    from explorer._runtime import Chooser
+
+_T = TypeVar("_T")
+
+DONE: Final = 0
+DEADLOCK: Final = 1
+STEP_BOUND: Final = 2
+ABORTED: Final = 3
+
+# The asyncio implementation of an eager task factory is a closure of this name
+# (Python 3.12+). Recognising it lets the loop keep every task start a scheduling point.
+_EAGER_FACTORY_QUALNAME: Final = "create_eager_task_factory.<locals>.factory"
+
+
+_RESOURCE_KINDS: Final = {"_GatheringFuture": "gather", "Future": "future"}
+
+
+class _Abort(BaseException):
+    """Raised through a running handle to end the run at once (callback error, invariant)."""
+
+
+class _Handle(events.Handle):
+    """A ready callback that tells its loop when it is cancelled, so candidates stay live."""
+
+    __slots__ = ()
+
+    def cancel(self) -> None:
+        if not self._cancelled:
+            self._loop._dirty = True  # type: ignore[union-attr]
+        super().cancel()
+
+
+class _TimerHandle(events.TimerHandle):
+    """A timer that tells its loop when it is cancelled (it may already be in ``_ready``)."""
+
+    __slots__ = ()
+
+    def cancel(self) -> None:
+        if not self._cancelled:
+            self._loop._dirty = True  # type: ignore[union-attr]
+        super().cancel()
+
+
+class ControlledLoop(asyncio.BaseEventLoop):
+    """An event loop whose every choice among ready work is made by a chooser."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._now = 0.0
+        self._clock_resolution = 0.0
+        self._owner_thread = threading.get_ident()
+        self._dirty = False
+        self._timer_races = False
+        self._tracer: Tracer | None = None
+        self._invariants: list[tuple[Callable[[], object], str, Location | None]] = []
+        self._invariant_failure: tuple[str, BaseException | None, Location | None] | None = None
+        self._callback_errors: list[dict[str, Any]] = []
+        self._escapes: list[EscapeError] = []
+        # task -> stable id; child counters per (parent id, coroutine name)
+        self._task_ids: dict[asyncio.Task[Any], str] = {}
+        self._spawn_counts: dict[tuple[str, str], int] = {}
+        self._custom_task_constructor: Callable[..., asyncio.Task[Any]] | None = None
+        self._resource_names: dict[int, tuple[object, str]] = {}
+        self._resource_counts: dict[str, int] = {}
+        self.steps = 0
+        self.points = 0
+
+    # ------------------------------------------------------------------ run lifecycle
+
+    def reset(self) -> None:
+        """Forget everything of the previous run; the loop object itself is reused."""
+        self._ready.clear()
+        self._scheduled.clear()
+        self._timer_cancelled_count = 0
+        self._now = 0.0
+        self._dirty = False
+        self._invariants.clear()
+        self._invariant_failure = None
+        self._callback_errors.clear()
+        self._escapes.clear()
+        self._task_ids.clear()
+        self._spawn_counts.clear()
+        self._task_factory = None
+        self._custom_task_constructor = None
+        self._asyncgens.clear()
+        self._resource_names.clear()
+        self._resource_counts.clear()
+        self.steps = 0
+        self.points = 0
+
+    def drive(self, main: asyncio.Future[Any], choose: Chooser, decisions: list[int],
+              max_steps: int) -> int:
+        """Run ready work until ``main`` is done; return why it stopped.
+
+        This is the per-step hot path: keep it free of anything not needed on every step.
+        """
+        ready = self._ready
+        scheduled = self._scheduled
+        append = decisions.append
+        tracer = self._tracer
+        invariants = self._invariants
+        timer_races = self._timer_races
+        steps = self.steps
+        points = self.points
+        # Handles left in the current stock iteration: expired timers join the ready queue
+        # only at iteration boundaries, exactly as in BaseEventLoop._run_once.
+        batch = 0
+        try:
+            while not main.done():
+                if batch <= 0:
+                    if scheduled and scheduled[0]._when <= self._now:
+                        self._pop_expired_timers()
+                    if not ready and not self._advance_clock():
+                        return DEADLOCK
+                    batch = len(ready)
+                n = len(ready)
+                if n > 1 or (timer_races and scheduled):
+                    if self._dirty:
+                        batch -= self._purge_cancelled()
+                        n = len(ready)
+                    extra = 1 if timer_races and self._has_live_timer() else 0
+                    if n + extra > 1:
+                        i = choose(n + extra, self)
+                        append(i)
+                        points += 1
+                        if tracer is not None:
+                            tracer.decision(i, n + extra)
+                        if i == n:
+                            self._fire_next_timer()
+                            batch = 0
+                            continue
+                        if i == 0:
+                            handle = ready.popleft()
+                        else:
+                            handle = ready[i]
+                            del ready[i]
+                    else:
+                        handle = ready.popleft()
+                else:
+                    handle = ready.popleft()
+                batch -= 1
+                if handle._cancelled:
+                    continue
+                steps += 1
+                if steps > max_steps:
+                    ready.appendleft(handle)
+                    return STEP_BOUND
+                if tracer is None:
+                    handle._run()
+                else:
+                    tracer.run(handle, steps)
+                if invariants:
+                    self._check_invariants()
+            return DONE
+        except _Abort:
+            return ABORTED
+        finally:
+            self.steps = steps
+            self.points = points
+
+    def _pop_expired_timers(self) -> None:
+        ready = self._ready
+        scheduled = self._scheduled
+        now = self._now
+        while scheduled and scheduled[0]._when <= now:
+            handle = heapq.heappop(scheduled)
+            handle._scheduled = False
+            if not handle._cancelled:
+                ready.append(handle)
+
+    def _drop_cancelled_timers(self) -> None:
+        scheduled = self._scheduled
+        while scheduled and scheduled[0]._cancelled:
+            heapq.heappop(scheduled)._scheduled = False
+
+    def _has_live_timer(self) -> bool:
+        self._drop_cancelled_timers()
+        return bool(self._scheduled)
+
+    def _advance_clock(self) -> bool:
+        """Nothing is ready: jump to the earliest live timer. False if there is none."""
+        self._drop_cancelled_timers()
+        if not self._scheduled:
+            return False
+        self._now = max(self._now, self._scheduled[0]._when)
+        self._pop_expired_timers()
+        return True
+
+    def _fire_next_timer(self) -> None:
+        """The "timer" candidate: time passes now, so the earliest timers become ready."""
+        self._drop_cancelled_timers()
+        self._now = max(self._now, self._scheduled[0]._when)
+        self._pop_expired_timers()
+
+    def _purge_cancelled(self) -> int:
+        """Remove cancelled handles from the ready queue; return how many went."""
+        self._dirty = False
+        ready = self._ready
+        live = [h for h in ready if not h._cancelled]
+        removed = len(ready) - len(live)
+        if removed:
+            ready.clear()
+            ready.extend(live)
+        return removed
+
+    def _check_invariants(self) -> None:
+        for predicate, message, where in self._invariants:
+            try:
+                ok = predicate()
+            except Exception as exc:  # an invariant that raises is a failing invariant
+                self._invariant_failure = (message, exc, where)
+                raise _Abort from None
+            if not ok:
+                self._invariant_failure = (message, None, where)
+                raise _Abort
+
+    def add_invariant(self, predicate: Callable[[], object], message: str,
+                      where: Location | None) -> None:
+        """Check ``predicate`` after every step from now on in this run."""
+        self._invariants.append((predicate, message, where))
+
+    # ------------------------------------------------------------------ PointView
+
+    def candidate(self, index: int) -> Any:
+        from explorer._asyncio._inspect import describe_candidate
+
+        return describe_candidate(self, index)
+
+    # ------------------------------------------------------------------ scheduling API
+
+    def time(self) -> float:
+        return self._now
+
+    def call_soon(self, callback: Callable[..., object], *args: Any,
+                  context: Context | None = None) -> events.Handle:
+        handle = _Handle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
+
+    def call_at(self, when: float, callback: Callable[..., object], *args: Any,
+                context: Context | None = None) -> events.TimerHandle:
+        if when is None:
+            raise TypeError("when cannot be None")
+        timer = _TimerHandle(when, callback, args, self, context)
+        heapq.heappush(self._scheduled, timer)
+        timer._scheduled = True
+        return timer
+
+    def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any,
+                             context: Context | None = None) -> events.Handle:
+        if threading.get_ident() != self._owner_thread:
+            raise self._escape(
+                "loop.call_soon_threadsafe() from another thread",
+                "a foreign thread is outside the controlled schedule; keep the scenario "
+                "single-threaded (asyncio.to_thread and run_in_executor run inline here)",
+            )
+        return self.call_soon(callback, *args, context=context)
+
+    def create_task(self, coro: Coroutine[Any, Any, _T] | Any, *, name: str | None = None,
+                    context: Context | None = None, **kwargs: Any) -> asyncio.Task[_T]:
+        kwargs.pop("eager_start", None)  # every task start must be a scheduling point
+        parent = asyncio.current_task(self)
+        parent_id = self._task_ids.get(parent, "main") if parent is not None else "loop"
+        qualname = getattr(coro, "__qualname__", None) or type(coro).__name__
+        qualname = qualname.rpartition("<locals>.")[2]
+        key = (parent_id, qualname)
+        index = self._spawn_counts.get(key, 0) + 1
+        self._spawn_counts[key] = index
+        task_id = f"{parent_id}/{qualname}#{index}"
+        if self._custom_task_constructor is not None:
+            task = self._custom_task_constructor(coro, loop=self, name=name or task_id,
+                                                 context=context, **kwargs)
+        elif self._task_factory is not None:
+            task = self._task_factory(self, coro, context=context, **kwargs)
+            task.set_name(name or task_id)
+        else:
+            task = asyncio.Task(coro, loop=self, name=name or task_id, context=context)
+        self._task_ids[task] = task_id
+        return task
+
+    def create_main_task(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.Task(coro, loop=self, name="main")
+        self._task_ids[task] = "main"
+        return task
+
+    def set_task_factory(self, factory: Any) -> None:
+        # Neutralise eager task factories: an eager start runs a task's first step
+        # synchronously inside its parent's step, which would hide a scheduling point.
+        if getattr(factory, "__qualname__", None) == _EAGER_FACTORY_QUALNAME:
+            cells = getattr(factory, "__closure__", None) or ()
+            constructor = cells[0].cell_contents if cells else asyncio.Task
+            self._custom_task_constructor = (
+                None if constructor is asyncio.Task else constructor
+            )
+            self._task_factory = None
+            return
+        self._custom_task_constructor = None
+        super().set_task_factory(factory)
+
+    def task_id(self, task: asyncio.Future[Any] | None) -> str:
+        """The stable id of a task of this run (or a fallback for foreign ones)."""
+        if task is None:
+            return "loop"
+        found = self._task_ids.get(task)  # type: ignore[call-overload]
+        if found is None:
+            found = f"unregistered/{task.get_name()}" if isinstance(task, asyncio.Task) \
+                else type(task).__name__
+        return found
+
+    def resource_name(self, resource: object) -> str:
+        """A name for a shared object that is stable for a given schedule: ``Lock#2``.
+
+        Numbered per type in order of first mention within the run.
+        """
+        if isinstance(resource, asyncio.Task):
+            return self.task_id(resource)
+        entry = self._resource_names.get(id(resource))
+        if entry is None or entry[0] is not resource:
+            kind = type(resource).__name__
+            kind = _RESOURCE_KINDS.get(kind, kind)
+            count = self._resource_counts.get(kind, 0) + 1
+            self._resource_counts[kind] = count
+            entry = (resource, f"{kind}#{count}")
+            self._resource_names[id(resource)] = entry
+        return entry[1]
+
+    # ------------------------------------------------------------------ errors and hooks
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        self._callback_errors.append(context)
+        # Abort at once when a callback failed inside a step; never raise from __del__.
+        if "handle" in context and context.get("exception") is not None:
+            raise _Abort
+
+    def _escape(self, what: str, fix: str) -> EscapeError:
+        err = EscapeError(f"the scenario called {what}, which the controlled loop refuses: "
+                          f"{fix}")
+        err.location = caller_location(2)
+        self._escapes.append(err)
+        return err
+
+    def run_in_executor(self, executor: Any, func: Callable[..., _T],
+                        *args: Any) -> asyncio.Future[_T]:
+        """Run ``func`` inline, as one atomic step (documented; no thread is started)."""
+        future: asyncio.Future[_T] = self.create_future()
+        try:
+            future.set_result(func(*args))
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        self._closed = True
+        self._ready.clear()
+        self._scheduled.clear()
+
+    def _process_events(self, event_list: Any) -> None:
+        return None
+
+    def _write_to_self(self) -> None:
+        return None
+
+    def run_forever(self) -> None:
+        raise self._escape(
+            "loop.run_forever()",
+            "the explorer drives this loop itself; write the scenario as an async "
+            "function and let explorer.explore() run it",
+        )
+
+    def run_until_complete(self, future: Any) -> Any:
+        raise self._escape(
+            "loop.run_until_complete()",
+            "the explorer drives this loop itself; await the coroutine instead",
+        )
+
+
+def _refuse(name: str, fix: str) -> Callable[..., Any]:
+    def refused(self: ControlledLoop, *args: Any, **kwargs: Any) -> Any:
+        raise self._escape(f"loop.{name}()", fix)
+
+    refused.__name__ = refused.__qualname__ = name
+    return refused
+
+
+_NETWORK_FIX = ("real sockets are outside the controlled schedule; use an in-memory "
+                "transport (for an ASGI app: httpx.AsyncClient(transport="
+                "httpx.ASGITransport(app)); for streams: a fake or asyncio.Queue)")
+_FD_FIX = ("file descriptors are outside the controlled schedule; replace the I/O with an "
+           "in-memory fake in the scenario")
+_PROC_FIX = "subprocesses are outside the controlled schedule; fake the child process"
+
+for _name in ("getaddrinfo", "getnameinfo", "create_connection", "create_server",
+              "create_datagram_endpoint", "create_unix_connection", "create_unix_server",
+              "connect_accepted_socket", "sock_recv", "sock_recv_into", "sock_recvfrom",
+              "sock_recvfrom_into", "sock_sendall", "sock_sendto", "sock_connect",
+              "sock_accept", "sock_sendfile", "sendfile", "start_tls"):
+    setattr(ControlledLoop, _name, _refuse(_name, _NETWORK_FIX))
+for _name in ("add_reader", "add_writer", "remove_reader", "remove_writer",
+              "connect_read_pipe", "connect_write_pipe", "add_signal_handler",
+              "remove_signal_handler"):
+    setattr(ControlledLoop, _name, _refuse(_name, _FD_FIX))
+for _name in ("subprocess_exec", "subprocess_shell"):
+    setattr(ControlledLoop, _name, _refuse(_name, _PROC_FIX))
+del _name

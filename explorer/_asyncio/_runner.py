@@ -1,0 +1,282 @@
+"""The asyncio runtime: runs a scenario once, from scratch, on the controlled loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from asyncio import events
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+from explorer import _outcome as oc
+from explorer._asyncio import _loop
+from explorer._asyncio._inspect import (
+    coroutine_frames,
+    traceback_location,
+    user_location,
+)
+from explorer._asyncio._loop import ControlledLoop
+from explorer._asyncio._selftest import self_test
+from explorer._asyncio._tracer import Tracer, display_task
+from explorer._asyncio._tracking import track_holders
+from explorer._asyncio._waitfor import analyse
+from explorer._errors import EscapeError, UsageError
+from explorer._outcome import Outcome
+from explorer._runtime import Chooser, RunRecord, RunStats
+
+Scenario = Callable[[], Coroutine[Any, Any, Any]]
+
+_CLEANUP_STEPS = 100_000
+
+
+def _zero(count: int, view: object) -> int:
+    return 0
+
+
+class AsyncioRuntime:
+    """Runs scenarios on one reused :class:`ControlledLoop` inside :meth:`session`."""
+
+    name = "asyncio"
+
+    def __init__(self) -> None:
+        self_test()
+        self.loop = ControlledLoop()
+
+    @contextmanager
+    def session(self) -> Iterator[AsyncioRuntime]:
+        """Make the controlled loop the running loop of this thread for many runs."""
+        previous = events._get_running_loop()
+        old_hooks = sys.get_asyncgen_hooks()
+        real_sleep = time.sleep
+        loop = self.loop
+
+        def guarded_sleep(seconds: float) -> None:
+            if events._get_running_loop() is loop and seconds > 0:
+                raise loop._escape(
+                    f"time.sleep({seconds!r})",
+                    "it blocks in real time, outside the controlled schedule; use "
+                    "'await asyncio.sleep(...)', which runs on virtual time",
+                )
+            real_sleep(seconds)
+
+        events._set_running_loop(loop)
+        sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook,
+                               finalizer=loop._asyncgen_finalizer_hook)
+        time.sleep = guarded_sleep
+        try:
+            yield self
+        finally:
+            time.sleep = real_sleep
+            sys.set_asyncgen_hooks(*old_hooks)
+            events._set_running_loop(previous)
+
+    def run(self, scenario: Scenario, chooser: Chooser, *, max_steps: int,
+            timer_races: bool = False, traced: bool = False) -> RunRecord:
+        """Run ``scenario`` once under ``chooser``; the loop must be in a session."""
+        loop = self.loop
+        loop.reset()
+        loop._timer_races = timer_races
+        decisions: list[int] = []
+        coro = _start(scenario)
+        main = loop.create_main_task(coro)
+        tracer = Tracer(loop) if traced else None
+        with ExitStack() as stack:
+            if tracer is not None:
+                loop._tracer = tracer
+                stack.enter_context(track_holders(tracer.holders))
+            try:
+                status = loop.drive(main, chooser, decisions, max_steps)
+                outcome = self._classify(main, status, tracer, max_steps)
+            finally:
+                loop._tracer = None
+            stats = RunStats(loop.steps, loop.points, loop._now, len(loop._task_ids))
+            self._cleanup(main)
+        return RunRecord(decisions, [], outcome, stats,
+                         tracer.trace if tracer is not None else None)
+
+    # ------------------------------------------------------------------ outcome
+
+    def _classify(self, main: asyncio.Task[Any], status: int, tracer: Tracer | None,
+                  max_steps: int) -> Outcome:
+        loop = self.loop
+        if loop._escapes:
+            return _escape_outcome(loop._escapes[0])
+        if status == _loop.ABORTED:
+            return self._aborted(tracer)
+        if status == _loop.DEADLOCK:
+            return self._deadlock(tracer)
+        if status == _loop.STEP_BOUND:
+            return self._livelock(tracer, max_steps)
+        if main.cancelled():
+            return Outcome(oc.EXCEPTION, "the scenario's main task was cancelled",
+                           exc_type="asyncio.CancelledError")
+        exc = main.exception()
+        if exc is not None:
+            return _exception_outcome(exc)
+        return self._after_return(main)
+
+    def _after_return(self, main: asyncio.Task[Any]) -> Outcome:
+        loop = self.loop
+        leaked = [t for t in loop._task_ids if not t.done()]
+        if leaked:
+            names = sorted(loop.task_id(t) for t in leaked)
+            first = min(leaked, key=loop.task_id)
+            where = user_location(coroutine_frames(first))
+            return Outcome(
+                oc.LEAKED_TASK,
+                f"the scenario returned while {len(leaked)} task(s) were still pending: "
+                f"{', '.join(display_task(n) for n in names)}; await them (TaskGroup, "
+                "gather) or cancel them before the scenario returns",
+                where, details={"tasks": names},
+            )
+        for task in sorted(loop._task_ids, key=loop.task_id):
+            if task is main or task.cancelled():
+                continue
+            exc = task._exception  # type: ignore[attr-defined]
+            if exc is not None and task._log_traceback:  # type: ignore[attr-defined]
+                out = _exception_outcome(exc)
+                return Outcome(out.kind, f"task {display_task(loop.task_id(task))} raised "
+                               f"and nobody retrieved it: {out.message}", out.location,
+                               out.exc_type, exception=exc)
+        for context in loop._callback_errors:
+            return _callback_outcome(context)
+        return oc.PASSED
+
+    def _aborted(self, tracer: Tracer | None) -> Outcome:
+        loop = self.loop
+        if loop._invariant_failure is not None:
+            message, exc, site = loop._invariant_failure
+            where = ""
+            if tracer is not None and tracer.trace.steps:
+                last = tracer.trace.steps[-1]
+                end = last.end or last.start
+                where = f" after step {last.index} ({last.task} at " \
+                        f"{end.short if end else '?'})"
+            detail = f" (the predicate raised {type(exc).__name__}: {exc})" if exc else ""
+            return Outcome(oc.ASSERTION, f"invariant violated{where}: {message}{detail}",
+                           site, "explorer.always", exception=exc)
+        return _callback_outcome(loop._callback_errors[-1])
+
+    def _deadlock(self, tracer: Tracer | None) -> Outcome:
+        report = analyse(self.loop, tracer.holders if tracer is not None else None)
+        blame = report.blame
+        headline = "deadlock: no task can make progress and no timer is pending"
+        if report.cycle:
+            headline = "deadlock: tasks wait on each other in a cycle"
+        elif report.orphans:
+            headline = "deadlock (lost wake-up): a task waits for something nothing will do"
+        return Outcome(oc.DEADLOCK, f"{headline}\n{report.explain()}",
+                       blame.location if blame else None, details=report.to_json())
+
+    def _livelock(self, tracer: Tracer | None, max_steps: int) -> Outcome:
+        loop = self.loop
+        running: list[str] = []
+        if tracer is not None:
+            window = tracer.trace.steps[-max(50, max_steps // 10):]
+            running = sorted({s.task for s in window if s.kind != "callback"})
+        else:
+            running = sorted({display_task(loop.task_id(t)) for t in loop._task_ids
+                              if not t.done()})
+        return Outcome(
+            oc.LIVELOCK,
+            f"step bound exceeded: {max_steps} steps ran without the scenario finishing; "
+            f"tasks still running: {', '.join(running) or '(none)'} (raise max_steps if "
+            "the scenario is just long)",
+            details={"tasks": running, "max_steps": max_steps},
+        )
+
+    # ------------------------------------------------------------------ cleanup
+
+    def _cleanup(self, main: asyncio.Task[Any]) -> None:
+        """Cancel what is left and let it unwind in stock order, recording nothing."""
+        loop = self.loop
+        pending = [t for t in loop._task_ids if not t.done()]
+        for task in pending:
+            task.cancel()
+        for agen in list(loop._asyncgens):
+            loop.create_task(agen.aclose())
+        if pending or loop._ready:
+            sink: list[int] = []
+            loop._invariants.clear()
+            loop._timer_races = False
+            try:
+                loop.drive(_AllDone(loop), _zero, sink, loop.steps + _CLEANUP_STEPS)
+            except BaseException:  # noqa: BLE001 - cleanup must never mask the outcome
+                pass
+        for task in loop._task_ids:
+            if task.done() and not task.cancelled():
+                task._log_traceback = False  # type: ignore[attr-defined]  # reported already
+        loop._ready.clear()
+        loop._scheduled.clear()
+
+
+class _AllDone:
+    """A stand-in "main" for cleanup: done when no task of the run is pending."""
+
+    def __init__(self, loop: ControlledLoop) -> None:
+        self._loop = loop
+
+    def done(self) -> bool:
+        return all(t.done() for t in self._loop._task_ids) and not self._loop._ready
+
+
+def _start(scenario: Scenario) -> Coroutine[Any, Any, Any]:
+    coro = scenario()
+    if not asyncio.iscoroutine(coro):
+        raise UsageError(
+            f"the scenario returned {type(coro).__name__}, not a coroutine; pass an async "
+            "function (defined with 'async def'), for example explore(main) with "
+            "'async def main(): ...'"
+        )
+    return coro
+
+
+def _exception_outcome(exc: BaseException) -> Outcome:
+    leaf = _first_leaf(exc)
+    kind = oc.ASSERTION if isinstance(leaf, AssertionError) else oc.EXCEPTION
+    if isinstance(leaf, EscapeError):
+        return _escape_outcome(leaf)
+    text = str(leaf) or "(no message)"
+    return Outcome(kind, f"{type(leaf).__name__}: {text}", traceback_location(leaf),
+                   _qualname(type(leaf)), exception=exc)
+
+
+def _escape_outcome(err: EscapeError) -> Outcome:
+    loc = getattr(err, "location", None) or traceback_location(err)
+    return Outcome(oc.ESCAPE, str(err), loc, _qualname(EscapeError), exception=err)
+
+
+def _callback_outcome(context: dict[str, Any]) -> Outcome:
+    exc = context.get("exception")
+    message = context.get("message", "a callback failed")
+    if exc is None:
+        return Outcome(oc.EXCEPTION, str(message))
+    return Outcome(oc.EXCEPTION, f"{message}: {type(exc).__name__}: {exc}",
+                   traceback_location(exc), _qualname(type(exc)), exception=exc)
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    """The first assertion in an exception group, else its first leaf exception."""
+    if isinstance(exc, BaseExceptionGroup):
+        leaves = list(_leaves(exc))
+        for leaf in leaves:
+            if isinstance(leaf, AssertionError):
+                return leaf
+        return leaves[0] if leaves else exc
+    return exc
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+def _qualname(cls: type) -> str:
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+

@@ -1,0 +1,77 @@
+"""Recording a traced run: one :class:`~explorer._trace.Step` per unit of work."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from explorer._asyncio._inspect import (
+    callback_name,
+    coroutine_frames,
+    handle_owner,
+    user_location,
+    waiting_on,
+)
+from explorer._asyncio._tracking import Holders
+from explorer._trace import Step, Trace
+
+if TYPE_CHECKING:
+    from explorer._asyncio._loop import ControlledLoop
+
+
+class Tracer:
+    """Wraps each handle run of a traced run and records what it did."""
+
+    def __init__(self, loop: ControlledLoop) -> None:
+        self.loop = loop
+        self.trace = Trace()
+        self.holders = Holders()
+        self._decision: tuple[int, int] | None = None
+
+    def decision(self, chosen: int, count: int) -> None:
+        if chosen == count - 1 and self.loop._timer_races and self.loop._scheduled \
+                and chosen >= len(self.loop._ready):
+            self.trace.steps.append(Step(len(self.trace.steps), "clock", "timer", None, None,
+                                         "fire timer", None, (chosen, count),
+                                         self.loop._now))
+            return
+        self._decision = (chosen, count)
+
+    def run(self, handle: asyncio.Handle, step_no: int) -> None:
+        loop = self.loop
+        task, kind = handle_owner(handle)
+        decision, self._decision = self._decision, None
+        start = user_location(coroutine_frames(task)) if task is not None else None
+        handle._run()  # type: ignore[attr-defined]
+        if task is None:
+            self.trace.steps.append(Step(len(self.trace.steps), "loop", kind, None, None,
+                                         callback_name(handle), None, decision, loop._now))
+            return
+        end = None
+        op: str | None = None
+        resource: str | None = None
+        result: str | None = None
+        if task.done():
+            result = _result_of(task)
+        else:
+            end = user_location(coroutine_frames(task))
+            op, res = waiting_on(task)
+            resource = loop.resource_name(res) if res is not None else None
+        self.trace.steps.append(Step(len(self.trace.steps), _display(loop.task_id(task)),
+                                     kind, start, end, op, resource, decision, loop._now,
+                                     result))
+
+
+def _result_of(task: asyncio.Task[Any]) -> str:
+    if task.cancelled():
+        return "cancelled"
+    exc = task._exception  # type: ignore[attr-defined]  # no retrieval side effect
+    return f"raised {type(exc).__name__}" if exc is not None else "returned"
+
+
+def _display(task_id: str) -> str:
+    """Task ids are paths from ``main``; the trace drops the common ``main/`` prefix."""
+    return task_id[5:] if task_id.startswith("main/") else task_id
+
+
+display_task = _display

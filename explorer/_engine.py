@@ -1,0 +1,260 @@
+"""The explore loop: for each schedule run, check, classify, feed back; then confirm.
+
+Exploration runs untraced (fast). A failing schedule is replayed traced, which both builds
+the readable trace and checks determinism: the replay must make the same decisions and end
+in the same outcome. A sample of passing schedules (the 1st, 2nd, 4th, 8th, ...) is re-run
+as well, so a scenario that depends on something outside the schedule is reported as
+``nondeterminism`` instead of producing unreplayable failures.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import strategies as _strategies
+from explorer import _outcome as oc
+from explorer._asyncio._runner import AsyncioRuntime, Scenario
+from explorer._errors import UsageError
+from explorer._failure import ScheduleFailure
+from explorer._outcome import Outcome
+from explorer._runtime import RunRecord
+from explorer._schedule import Schedule
+from explorer._trace import Trace
+
+DEFAULT_MAX_SCHEDULES = 1000
+DEFAULT_MAX_STEPS = 20_000
+RUNTIMES = ("asyncio",)
+
+
+@dataclass(slots=True)
+class ExploreResult:
+    """What an exploration did: ``schedules`` run, whether the strategy ``exhausted`` its
+    space, the ``failure`` (or None), plus statistics."""
+
+    schedules: int
+    exhausted: bool
+    failure: ScheduleFailure | None
+    strategy: dict[str, Any]
+    coverage: str
+    distinct: int
+    steps: int
+    elapsed: float
+    probes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    @property
+    def schedules_per_second(self) -> float:
+        return self.schedules / self.elapsed if self.elapsed > 0 else float("inf")
+
+
+@dataclass(slots=True)
+class RunResult:
+    """The outcome of one schedule run by :func:`run` or :func:`replay`."""
+
+    outcome: Outcome
+    schedule: Schedule
+    trace: Trace
+    steps: int
+    decisions: list[int] = field(default_factory=list)
+    divergences: list[tuple[int, int, int]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.outcome.failed
+
+
+def _scenario_name(fn: Callable[..., Any]) -> str:
+    module = getattr(fn, "__module__", None) or "?"
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    return f"{module}.{name}"
+
+
+def _bind(fn: Any, args: tuple[Any, ...]) -> Scenario:
+    if inspect.iscoroutine(fn):
+        fn.close()
+        raise UsageError(
+            "explore() got a coroutine object, but it runs the scenario once per schedule "
+            "and needs the function itself: write explore(main), not explore(main())"
+        )
+    if not callable(fn):
+        raise UsageError(f"the scenario must be an async function, got {type(fn).__name__}")
+    if inspect.isgeneratorfunction(fn) or (
+        not inspect.iscoroutinefunction(fn) and inspect.isfunction(fn)
+    ):
+        raise UsageError(
+            f"{_scenario_name(fn)} is not an async function; define it with 'async def' "
+            "so that its awaits can be scheduled"
+        )
+
+    def scenario() -> Coroutine[Any, Any, Any]:
+        return fn(*args)  # type: ignore[no-any-return]
+
+    return scenario
+
+
+def _runtime(name: str) -> AsyncioRuntime:
+    if name != "asyncio":
+        raise UsageError(f"unknown runtime {name!r}; available runtimes: {', '.join(RUNTIMES)}")
+    return AsyncioRuntime()
+
+
+def _check_positive(name: str, value: int | None) -> None:
+    if value is not None and (not isinstance(value, int) or value < 1):
+        raise UsageError(f"{name} must be a positive integer, got {value!r}")
+
+
+def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
+            strategy: str | _strategies.Strategy = "random",
+            max_schedules: int = DEFAULT_MAX_SCHEDULES, seed: int | None = None,
+            max_steps: int = DEFAULT_MAX_STEPS, raise_on_failure: bool = True,
+            deviation_bound: int | None = None, timer_races: bool = False,
+            max_time: float | None = None) -> ExploreResult:
+    """Run ``fn(*args)`` once per schedule chosen by ``strategy`` until it fails or the
+    budget (``max_schedules``, ``max_time`` seconds) or the strategy's space runs out.
+
+    On failure raise :class:`ScheduleFailure` (or, with ``raise_on_failure=False``, return
+    it in the result). ``deviation_bound`` limits the systematic strategy; ``timer_races``
+    adds "fire the next timer now" as a candidate, to find timeout-versus-completion races.
+    """
+    _check_positive("max_schedules", max_schedules)
+    _check_positive("max_steps", max_steps)
+    scenario = _bind(fn, args)
+    name = _scenario_name(fn)
+    chosen = _strategies.make_strategy(strategy, seed=seed, deviation_bound=deviation_bound)
+    rt = _runtime(runtime)
+    start = time.perf_counter()
+    deadline = start + max_time if max_time is not None else None
+    schedules = probes = steps = 0
+    seen: set[tuple[int, ...]] = set()
+    failure: ScheduleFailure | None = None
+    next_check = 1
+    choose = chosen.choose
+    with rt.session():
+        while schedules < max_schedules and chosen.start_run():
+            record = rt.run(scenario, choose, max_steps=max_steps, timer_races=timer_races)
+            failed = record.outcome.failed
+            counted = chosen.counts_as_schedule
+            chosen.end_run(record.decisions, failed)
+            steps += record.stats.steps
+            if not counted:
+                probes += 1
+                continue
+            schedules += 1
+            seen.add(tuple(record.decisions))
+            if failed:
+                failure = _confirm(rt, scenario, name, record, schedules, chosen.describe(),
+                                   max_steps, timer_races)
+                break
+            if schedules == next_check:
+                next_check *= 2
+                failure = _check_determinism(rt, scenario, name, record, schedules,
+                                             chosen.describe(), max_steps, timer_races)
+                if failure is not None:
+                    break
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+    result = ExploreResult(schedules, chosen.exhausted and failure is None, failure,
+                           chosen.describe(), chosen.coverage(), len(seen), steps,
+                           time.perf_counter() - start, probes)
+    if failure is not None and raise_on_failure:
+        raise failure
+    return result
+
+
+def _replay_record(rt: AsyncioRuntime, scenario: Scenario, decisions: list[int], *,
+                   max_steps: int, timer_races: bool, traced: bool,
+                   strict: bool = True) -> tuple[RunRecord, _strategies.Fixed]:
+    fixed = _strategies.Fixed(decisions, strict=strict)
+    fixed.start_run()
+    record = rt.run(scenario, fixed.choose, max_steps=max_steps, timer_races=timer_races,
+                    traced=traced)
+    fixed.check_complete()
+    return record, fixed
+
+
+def _nondeterminism(first: RunRecord, second: RunRecord, what: str) -> Outcome:
+    return Outcome(
+        oc.NONDETERMINISM,
+        f"the same schedule gave different results when {what}: first run "
+        f"{first.outcome.kind} after {first.stats.steps} steps and "
+        f"{len(first.decisions)} decisions, second run {second.outcome.kind} after "
+        f"{second.stats.steps} steps and {len(second.decisions)} decisions. The scenario "
+        "depends on something the schedule does not control: state kept between runs "
+        "(module globals, caches), real randomness, wall-clock time or threads. Create "
+        "all state inside the scenario and seed any randomness.",
+        first.outcome.location,
+        details={"first": first.outcome.to_json(), "second": second.outcome.to_json()},
+    )
+
+
+def _same(a: RunRecord, b: RunRecord) -> bool:
+    return (a.decisions == b.decisions and a.stats.steps == b.stats.steps
+            and a.outcome.signature() == b.outcome.signature())
+
+
+def _confirm(rt: AsyncioRuntime, scenario: Scenario, name: str, record: RunRecord,
+             index: int, strategy: dict[str, Any], max_steps: int,
+             timer_races: bool) -> ScheduleFailure:
+    """Replay a failing run traced; the replay must fail the same way."""
+    schedule = Schedule.from_decisions(record.decisions, timers=timer_races)
+    traced, _ = _replay_record(rt, scenario, record.decisions, max_steps=max_steps,
+                               timer_races=timer_races, traced=True)
+    outcome = traced.outcome if _same(record, traced) else \
+        _nondeterminism(record, traced, "replayed with tracing")
+    return ScheduleFailure(outcome, schedule, traced.trace, scenario=name,
+                           found_after=index, strategy=strategy)
+
+
+def _check_determinism(rt: AsyncioRuntime, scenario: Scenario, name: str,
+                       record: RunRecord, index: int, strategy: dict[str, Any],
+                       max_steps: int, timer_races: bool) -> ScheduleFailure | None:
+    again, _ = _replay_record(rt, scenario, record.decisions, max_steps=max_steps,
+                              timer_races=timer_races, traced=False)
+    if _same(record, again):
+        return None
+    schedule = Schedule.from_decisions(record.decisions, timers=timer_races)
+    traced, _ = _replay_record(rt, scenario, record.decisions, max_steps=max_steps,
+                               timer_races=timer_races, traced=True)
+    return ScheduleFailure(_nondeterminism(record, again, "run twice"), schedule,
+                           traced.trace, scenario=name, found_after=index, strategy=strategy)
+
+
+def run(fn: Callable[..., Any], *args: Any, schedule: Schedule | str | None = None,
+        runtime: str = "asyncio", max_steps: int = DEFAULT_MAX_STEPS,
+        strict: bool = True) -> RunResult:
+    """Run ``fn(*args)`` once under ``schedule`` (default: the stock schedule), traced,
+    and return its outcome without raising for a failing run."""
+    _check_positive("max_steps", max_steps)
+    scenario = _bind(fn, args)
+    sched = Schedule.coerce(schedule) if schedule is not None else Schedule()
+    rt = _runtime(runtime)
+    with rt.session():
+        record, fixed = _replay_record(rt, scenario, sched.decisions(), max_steps=max_steps,
+                                       timer_races=sched.timers, traced=True, strict=strict)
+    actual = Schedule.from_decisions(record.decisions, timers=sched.timers)
+    return RunResult(record.outcome, actual, record.trace, record.stats.steps,
+                     record.decisions, fixed.divergences)
+
+
+def replay(fn: Callable[..., Any], schedule: Schedule | str, *args: Any,
+           runtime: str = "asyncio", max_steps: int = DEFAULT_MAX_STEPS,
+           strict: bool = True) -> RunResult:
+    """Re-run exactly ``schedule``; raise :class:`ScheduleFailure` if the run fails.
+
+    Strict by default: when the code has drifted so that the schedule no longer fits,
+    raise :class:`~explorer.ReplayDivergence` saying where. Returns the passing result
+    otherwise (for example when the bug has been fixed).
+    """
+    result = run(fn, *args, schedule=schedule, runtime=runtime, max_steps=max_steps,
+                 strict=strict)
+    if result.outcome.failed:
+        raise ScheduleFailure(result.outcome, result.schedule, result.trace,
+                              scenario=_scenario_name(fn), strategy={"name": "replay"})
+    return result

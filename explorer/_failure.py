@@ -1,0 +1,81 @@
+"""``ScheduleFailure``: a scenario failed under a schedule; everything needed to replay it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from explorer._errors import ExplorerError
+from explorer._outcome import Outcome
+from explorer._schedule import Schedule
+from explorer._trace import Trace
+
+
+class ScheduleFailure(ExplorerError, AssertionError):
+    """The scenario failed under one schedule.
+
+    Attributes: ``kind`` (assertion, exception, deadlock, livelock, leaked_task,
+    nondeterminism, escape), ``schedule`` (``str()`` gives the paste-able form),
+    ``found_after`` (1-based index of the failing schedule), ``deviations``, ``trace``,
+    ``outcome``, ``scenario`` (its dotted name) and ``strategy`` (how it was found).
+    """
+
+    def __init__(self, outcome: Outcome, schedule: Schedule, trace: Trace | None, *,
+                 scenario: str, found_after: int = 1,
+                 strategy: dict[str, Any] | None = None, runtime: str = "asyncio") -> None:
+        self.outcome = outcome
+        self.kind = outcome.kind
+        self.schedule = schedule
+        self.trace = trace if trace is not None else Trace()
+        self.scenario = scenario
+        self.found_after = found_after
+        self.deviations = schedule.deviation_count
+        self.strategy = dict(strategy or {})
+        self.runtime = runtime
+        super().__init__(self.render())
+
+    @property
+    def location(self) -> Any:
+        return self.outcome.location
+
+    def replay_line(self) -> str:
+        name = self.scenario.rsplit(".", 1)[-1]
+        return f"explorer.replay({name}, {str(self.schedule)!r})"
+
+    def render(self) -> str:
+        """The full message: what failed, where, the trace, the schedule and replay line."""
+        outcome = self.outcome
+        where = f" at {outcome.location.short}" if outcome.location else ""
+        how = self.strategy.get("name", "?")
+        seed = self.strategy.get("seed")
+        found = f"schedule #{self.found_after} of {how} search" + (
+            f" (seed {seed})" if seed is not None else "")
+        lines = [
+            f"{self.scenario} failed ({self.kind}{where}) under {found}, "
+            f"{self.deviations} deviation(s) from the stock schedule.",
+            "",
+            *("  " + line for line in outcome.message.splitlines()),
+            "",
+            "Trace (* marks a deviation from the stock order):",
+            self.trace.render(),
+            "",
+            f"Schedule: {self.schedule}",
+            f"Replay:   {self.replay_line()}",
+        ]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "runtime": self.runtime,
+            "schedule": str(self.schedule),
+            "found_after": self.found_after,
+            "deviations": self.deviations,
+            "strategy": self.strategy,
+            "outcome": self.outcome.to_json(),
+            "trace": self.trace.to_json(),
+            "trace_hash": self.trace.hash(),
+        }
+
+    def to_json_text(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True)

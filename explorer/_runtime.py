@@ -1,0 +1,84 @@
+"""The seam between runtimes and the scheduler, in runtime-neutral terms.
+
+A runtime (the controlled asyncio loop, later trio) runs one scenario from scratch and, at
+every scheduling point, calls a *chooser* with the number of candidates and a
+:class:`PointView` that can describe each candidate. The chooser returns an index; the
+runtime never knows which strategy is behind it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A source position: where a task was suspended, resumed, failed or waited."""
+
+    filename: str
+    lineno: int
+    function: str
+
+    @property
+    def short(self) -> str:
+        """``file.py:12`` — the form used in messages and traces."""
+        return f"{os.path.basename(self.filename)}:{self.lineno}"
+
+    def __str__(self) -> str:
+        return f"{self.short} ({self.function})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": os.path.basename(self.filename), "line": self.lineno,
+                "function": self.function}
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One ready unit of work at a scheduling point, described without runtime objects.
+
+    ``kind`` is one of ``start`` (a task's first step), ``step`` (a task resuming after a
+    bare yield), ``wakeup`` (a task resuming because what it awaited completed),
+    ``callback`` (a plain callback) or ``timer`` (fire the earliest pending timer now).
+    """
+
+    task: str | None
+    kind: str
+    location: Location | None = None
+    operation: str | None = None
+    resource: str | None = None
+
+
+class PointView(Protocol):
+    """What a chooser may ask about the candidates at the current scheduling point."""
+
+    def candidate(self, index: int) -> Candidate:
+        """Describe candidate ``index`` (computed on demand: it costs time)."""
+        ...
+
+
+Chooser = Callable[[int, PointView], int]
+"""``chooser(count, view) -> index`` with ``0 <= index < count``; called on the hot path."""
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Counters of one run."""
+
+    steps: int = 0
+    points: int = 0
+    virtual_time: float = 0.0
+    tasks: int = 0
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """What one run produced: its decisions, the candidate counts and the outcome."""
+
+    decisions: list[int]
+    counts: list[int]
+    outcome: Any  # explorer._outcome.Outcome; typed loosely to keep this module leaf-level
+    stats: RunStats = field(default_factory=RunStats)
+    trace: Any = None  # explorer._trace.Trace when the run was traced

@@ -1,0 +1,122 @@
+"""Schedules: the decisions of one run, and their short versioned string form.
+
+A schedule is the list of candidate indices chosen at each scheduling point (a moment
+where two or more units of work were ready). Index 0 is always what the stock runtime
+would have run next, so a schedule is stored as its deviations only: the positions and
+values of the non-zero decisions. Trailing default decisions are implied.
+
+String form (version 1)::
+
+    v1:                      the stock schedule (no deviations)
+    v1:3=1,7=2               at scheduling point 3 take candidate 1, at point 7 candidate 2
+    v1+timers:3=1            the same, with timer-firing choices enabled while running
+
+The string is what failure messages print and what ``explorer.replay`` accepts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from explorer._errors import InvalidScheduleError
+
+FORMAT_VERSION = 1
+_FLAGS = ("timers",)
+_HEADER = re.compile(r"v(?P<version>\d+)(?P<flags>(?:\+[a-z]+)*)")
+_ENTRY = re.compile(r"(?P<point>\d+)=(?P<choice>\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """An immutable schedule: ``deviations`` maps scheduling point -> chosen index (> 0).
+
+    ``timers`` records whether the run offered "fire the next timer now" as an extra
+    candidate at scheduling points, which changes what each index means.
+    """
+
+    deviations: tuple[tuple[int, int], ...] = ()
+    timers: bool = False
+
+    @classmethod
+    def from_decisions(cls, decisions: Iterable[int], *, timers: bool = False) -> Schedule:
+        """Build a schedule from the full list of decisions of a run."""
+        return cls(tuple((i, d) for i, d in enumerate(decisions) if d), timers)
+
+    @classmethod
+    def parse(cls, text: str) -> Schedule:
+        """Parse the string form; raise :class:`InvalidScheduleError` naming the problem."""
+        if not isinstance(text, str):
+            raise InvalidScheduleError(
+                f"a schedule must be a string like 'v1:3=1,7=2', got {type(text).__name__}"
+            )
+        head, sep, body = text.strip().partition(":")
+        match = _HEADER.fullmatch(head)
+        if not sep or match is None:
+            raise InvalidScheduleError(
+                f"{text!r} is not a schedule string: it should look like 'v1:3=1,7=2' "
+                "(copy it whole from the failure message)"
+            )
+        version = int(match["version"])
+        if version != FORMAT_VERSION:
+            raise InvalidScheduleError(
+                f"schedule {text!r} has format version {version}, but this version of the "
+                f"explorer reads version {FORMAT_VERSION}; upgrade the explorer to replay it"
+            )
+        flags = [f for f in match["flags"].split("+") if f]
+        unknown = [f for f in flags if f not in _FLAGS]
+        if unknown:
+            raise InvalidScheduleError(
+                f"schedule {text!r} uses unknown option(s) {', '.join(unknown)}; "
+                f"known options are: {', '.join(_FLAGS)}"
+            )
+        deviations: list[tuple[int, int]] = []
+        for raw in filter(None, body.split(",")):
+            entry = _ENTRY.fullmatch(raw.strip())
+            if entry is None:
+                raise InvalidScheduleError(
+                    f"schedule {text!r}: {raw!r} is not a 'point=choice' pair of integers"
+                )
+            point, choice = int(entry["point"]), int(entry["choice"])
+            if choice == 0:
+                raise InvalidScheduleError(
+                    f"schedule {text!r}: {raw!r} records a default choice; only "
+                    "deviations (choice >= 1) are written"
+                )
+            if deviations and point <= deviations[-1][0]:
+                raise InvalidScheduleError(
+                    f"schedule {text!r}: scheduling points must increase, "
+                    f"but {point} follows {deviations[-1][0]}"
+                )
+            deviations.append((point, choice))
+        return cls(tuple(deviations), "timers" in flags)
+
+    @classmethod
+    def coerce(cls, value: Schedule | str) -> Schedule:
+        """Accept a :class:`Schedule` or its string form."""
+        return value if isinstance(value, Schedule) else cls.parse(value)
+
+    def decisions(self) -> list[int]:
+        """The explicit decisions up to and including the last deviation."""
+        if not self.deviations:
+            return []
+        out = [0] * (self.deviations[-1][0] + 1)
+        for point, choice in self.deviations:
+            out[point] = choice
+        return out
+
+    @property
+    def deviation_count(self) -> int:
+        """How many decisions differ from the stock schedule."""
+        return len(self.deviations)
+
+    def __str__(self) -> str:
+        flags = "+timers" if self.timers else ""
+        body = ",".join(f"{p}={c}" for p, c in self.deviations)
+        return f"v{FORMAT_VERSION}{flags}:{body}"
+
+
+def count_deviations(decisions: Sequence[int]) -> int:
+    """Number of non-default decisions in a decision list."""
+    return sum(1 for d in decisions if d)

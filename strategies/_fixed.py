@@ -1,0 +1,66 @@
+"""``Fixed``: replay one recorded list of decisions (used by replay and confirmation)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from explorer._errors import ReplayDivergence
+from strategies._base import Strategy
+
+
+class Fixed(Strategy):
+    """Make exactly the recorded decisions; default (0) after the last recorded one.
+
+    Strict (the default): a decision that does not fit (index >= candidates) raises
+    :class:`ReplayDivergence`. Tolerant: it takes the default choice instead and records
+    the divergence in :attr:`divergences`.
+    """
+
+    name = "replay"
+
+    def __init__(self, decisions: Sequence[int], *, strict: bool = True) -> None:
+        self.decisions = list(decisions)
+        self.strict = strict
+        self.position = 0
+        self.divergences: list[tuple[int, int, int]] = []
+        self._ran = False
+
+    def start_run(self) -> bool:
+        if self._ran:
+            return False
+        self._ran = True
+        self.position = 0
+        return True
+
+    def choose(self, count: int, view: Any) -> int:
+        k = self.position
+        self.position = k + 1
+        decisions = self.decisions
+        choice = decisions[k] if k < len(decisions) else 0
+        if choice < count:
+            return choice
+        if self.strict:
+            raise ReplayDivergence(
+                f"the schedule no longer fits the code: at scheduling point {k} it asks for "
+                f"candidate {choice}, but only {count} candidate(s) were ready; the code or "
+                "the scenario changed since the schedule was recorded (replay with "
+                "strict=False to continue with default choices from there)",
+                point=k, expected=choice, available=count,
+            )
+        self.divergences.append((k, choice, count))
+        return 0
+
+    def check_complete(self) -> None:
+        """Strict replays must reach every recorded deviation."""
+        last = max((i for i, d in enumerate(self.decisions) if d), default=-1)
+        if self.position <= last:
+            message = (
+                f"the schedule no longer fits the code: the run ended after "
+                f"{self.position} scheduling point(s), but the schedule records a decision "
+                f"at point {last}"
+            )
+            if self.strict:
+                raise ReplayDivergence(message, point=self.position,
+                                       expected=self.decisions[last], available=0)
+            self.divergences.append((self.position, self.decisions[last], 0))

@@ -1,0 +1,127 @@
+"""``systematic``: depth-first search ordered by increasing number of deviations.
+
+Round k runs every schedule with exactly k deviations from the stock order (round 0 is the
+stock schedule). Within a round the search is depth-first over where the deviations go.
+Rounds are disjoint, so no schedule runs twice as a counted schedule. To learn how many
+candidates each point of a k-1 deviation prefix offers, the search re-runs that prefix
+once ("probe") before trying its extensions; probes are not counted as new schedules.
+
+Guarantee: when :attr:`Systematic.exhausted` is true, every schedule with at most
+``deviation_bound`` deviations has run (or every schedule at all, if no longer schedule
+exists) — the claim :meth:`coverage` makes, and no other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from typing import Any
+
+from strategies._base import Strategy
+
+Plan = tuple[tuple[int, int], ...]
+# yields (plan, is_probe); receives the candidate counts seen by that run
+_Search = Generator[tuple[Plan, bool], list[int], None]
+
+
+class Systematic(Strategy):
+    """Enumerate schedules by deviation count: 0, then 1, then 2, ... up to the bound."""
+
+    name = "systematic"
+
+    def __init__(self, deviation_bound: int | None = None) -> None:
+        if deviation_bound is not None and deviation_bound < 0:
+            raise ValueError(f"deviation_bound must be >= 0 or None, got {deviation_bound}")
+        self.deviation_bound = deviation_bound
+        self._search = self._rounds()
+        self._plan: dict[int, int] = {}
+        self._probe = False
+        self._counts: list[int] = []
+        self._started = False
+        self._done = False
+        self._space_finished = False
+        self.completed_rounds = -1
+        self.schedules = 0
+        self.probes = 0
+
+    # ------------------------------------------------------------------ Strategy
+
+    def start_run(self) -> bool:
+        if self._done:
+            return False
+        try:
+            if not self._started:
+                self._started = True
+                plan, probe = next(self._search)
+            else:
+                plan, probe = self._search.send(self._counts)
+        except StopIteration:
+            self._done = True
+            return False
+        self._plan = dict(plan)
+        self._probe = probe
+        self._counts = []
+        return True
+
+    def choose(self, count: int, view: Any) -> int:
+        counts = self._counts
+        choice = self._plan.get(len(counts), 0)
+        counts.append(count)
+        return choice if choice < count else 0
+
+    def end_run(self, decisions: Sequence[int], failed: bool) -> None:
+        if self._probe:
+            self.probes += 1
+        else:
+            self.schedules += 1
+
+    @property
+    def counts_as_schedule(self) -> bool:
+        return not self._probe
+
+    @property
+    def exhausted(self) -> bool:
+        return self._done
+
+    def coverage(self) -> str:
+        if self._space_finished:
+            return f"all {self.schedules} schedules (the whole space)"
+        if self.completed_rounds >= 0:
+            return (f"all schedules with at most {self.completed_rounds} deviation(s) "
+                    f"({self.schedules} schedules)")
+        return f"{self.schedules} schedule(s); not even the stock schedule's round completed"
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "deviation_bound": self.deviation_bound}
+
+    # ------------------------------------------------------------------ search
+
+    def _rounds(self) -> _Search:
+        root_counts = yield ((), False)
+        self.completed_rounds = 0
+        k = 1
+        while self.deviation_bound is None or k <= self.deviation_bound:
+            leaves = yield from self._extend((), root_counts, -1, k)
+            if leaves == 0:
+                self._space_finished = True
+                return
+            self.completed_rounds = k
+            k += 1
+
+    def _extend(self, plan: Plan, counts: list[int], last: int, remaining: int
+                ) -> Generator[tuple[Plan, bool], list[int], int]:
+        """Run every extension of ``plan`` with ``remaining`` more deviations after ``last``.
+
+        Returns how many leaf schedules were run.
+        """
+        leaves = 0
+        for point in range(last + 1, len(counts)):
+            for choice in range(1, counts[point]):
+                child = (*plan, (point, choice))
+                if remaining == 1:
+                    yield (child, False)
+                    leaves += 1
+                else:
+                    child_counts = yield (child, True)
+                    leaves += yield from self._extend(child, child_counts, point,
+                                                      remaining - 1)
+        return leaves

@@ -60,6 +60,7 @@ class Step:
         mark = "*" if self.deviated else (" " if self.decision is None else ".")
         where = _span(self.start, self.end)
         tail = " ".join(x for x in (self.operation, self.resource, self.result) if x)
+        tail = tail.replace("await main/", "await ")
         choice = f"[{self.decision[0]}/{self.decision[1]}]" if self.decision else ""
         clock = f"t={self.time:g} " if self.time else ""
         return f"{self.index:>5}{mark} {choice:<7} {clock}{self.task:<24} {where}  {tail}".rstrip()

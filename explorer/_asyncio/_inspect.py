@@ -124,11 +124,7 @@ def waiting_on(task: asyncio.Future[Any]) -> tuple[str | None, object | None]:
             return "sleep", None
     waiter = getattr(task, "_fut_waiter", None)
     if waiter is not None:
-        if isinstance(waiter, asyncio.Task):
-            return "await task", waiter
-        if getattr(waiter, "_children", None) is not None:
-            return "gather", waiter
-        return "await future", waiter
+        return "await", waiter
     return None, None
 
 

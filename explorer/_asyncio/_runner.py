@@ -43,14 +43,15 @@ class AsyncioRuntime:
     def __init__(self) -> None:
         self_test()
         self.loop = ControlledLoop()
+        self.loop.close()
 
     @contextmanager
     def session(self) -> Iterator[AsyncioRuntime]:
-        """Make the controlled loop the running loop of this thread for many runs."""
+        """Make a fresh controlled loop the running loop of this thread for many runs."""
         previous = events._get_running_loop()
         old_hooks = sys.get_asyncgen_hooks()
         real_sleep = time.sleep
-        loop = self.loop
+        loop = self.loop = ControlledLoop()
 
         def guarded_sleep(seconds: float) -> None:
             if events._get_running_loop() is loop and seconds > 0:
@@ -68,6 +69,7 @@ class AsyncioRuntime:
         try:
             yield self
         finally:
+            loop.close()
             time.sleep = real_sleep
             sys.set_asyncgen_hooks(*old_hooks)
             events._set_running_loop(previous)

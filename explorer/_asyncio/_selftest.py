@@ -30,6 +30,7 @@ def _require(condition: bool, what: str) -> None:
 def self_test() -> None:
     """Raise :class:`RuntimeSelfTestError` if an internal we depend on is missing."""
     loop = base_events.BaseEventLoop()
+    loop.close()
     _require(isinstance(getattr(loop, "_ready", None), collections.deque),
              "BaseEventLoop._ready is no longer a deque")
     _require(isinstance(getattr(loop, "_scheduled", None), list),

@@ -57,28 +57,44 @@ class DeadlockReport:
     def explain(self) -> str:
         lines: list[str] = []
         if self.cycle:
-            lines.append("wait-for cycle: " + " -> ".join(self.cycle + self.cycle[:1]))
+            lines.append("wait-for cycle:")
+            lines += [f"  {link}" for link in self._cycle_links()]
         for wait in self.orphans:
-            if not self.cycle or wait.task not in self.cycle:
+            if wait.task not in self.cycle:
                 lines.append(
-                    f"lost wake-up: {display_task(wait.task)} waits on "
-                    f"{wait.resource or 'a future'} ({wait.operation}) at "
-                    f"{wait.location.short if wait.location else '?'}, and no task is left "
+                    f"lost wake-up: {display_task(wait.task)} waits on {wait.resource} "
+                    f"({wait.operation}) at {_short(wait.location)}, and no task is left "
                     "that could wake it"
                 )
         lines.append("blocked tasks:")
         for wait in self.waits:
-            held = [self.graph.nodes[r].get("label", r) for r in self.graph.predecessors(wait.task)
-                    if self.graph.nodes[r].get("kind") == "resource"]
+            held = self._held_by(wait.task)
             holding = f"; holds {', '.join(held)}" if held else ""
-            lines.append(
-                f"  {display_task(wait.task)}: {wait.operation or 'waiting'} "
-                f"{wait.resource or ''} at {wait.location.short if wait.location else '?'}"
-                f"{holding}".replace("  at", " at")
-            )
+            what = _waiting_text(wait)
+            lines.append(f"  {display_task(wait.task)}: {what} at "
+                         f"{_short(wait.location)}{holding}")
         if not self.holders_known:
             lines.append("(lock holders are recorded in traced replays only)")
         return "\n".join(lines)
+
+    def _held_by(self, task: str) -> list[str]:
+        return [r for r in self.graph.predecessors(task)
+                if self.graph.edges[r, task].get("label") == "held by"]
+
+    def _cycle_links(self) -> list[str]:
+        by_task = {w.task: w for w in self.waits}
+        links = []
+        for i, task in enumerate(self.cycle):
+            nxt = self.cycle[(i + 1) % len(self.cycle)]
+            wait = by_task[task]
+            via = f"waits on {wait.resource} ({wait.operation}) at {_short(wait.location)}"
+            if wait.resource is not None and self.graph.has_edge(wait.resource, nxt) \
+                    and self.graph.edges[wait.resource, nxt].get("label") == "held by":
+                via += f", held by {display_task(nxt)}"
+            else:
+                via += f", which needs {display_task(nxt)}"
+            links.append(f"{display_task(task)} {via}")
+        return links
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -128,6 +144,18 @@ def analyse(loop: ControlledLoop, holders: Holders | None) -> DeadlockReport:
     orphans = [w for w in waits if w.resource is not None and _is_orphan(graph, w)
                and (holders is not None or not w.holdable)]
     return DeadlockReport(graph, waits, cycle, orphans, holders is not None)
+
+
+def _short(location: Location | None) -> str:
+    return location.short if location is not None else "?"
+
+
+def _waiting_text(wait: Wait) -> str:
+    if wait.operation and wait.resource:
+        if wait.operation == "await":
+            return f"await {display_task(wait.resource)}"
+        return f"{wait.operation} {wait.resource}"
+    return wait.operation or "waiting"
 
 
 def _find_cycle(graph: nx.DiGraph) -> list[str]:

@@ -1,0 +1,1 @@
+"""Bundled example scenarios: small, realistic races with a buggy and a fixed version."""

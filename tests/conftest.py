@@ -1,0 +1,10 @@
+"""Shared helpers for the test suite."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # the examples package lives at the repository root
+    sys.path.insert(0, str(ROOT))

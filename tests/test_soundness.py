@@ -1,0 +1,651 @@
+"""Soundness: correct programs built on asyncio's own primitives never fail.
+
+Each scenario below is a small, CORRECT concurrent program (2-3 tasks, a few awaits each)
+ending in an assert on a real invariant of the primitive it exercises. Correct means correct
+under asyncio semantics with *any* interleaving of task steps at their awaits: no scenario
+relies on ``asyncio.sleep(0)`` or on task start order for ordering; where one task must wait
+for another it uses a primitive (Event, Lock, ...) to say so. A failure of any of these under
+any explored schedule is a false alarm, i.e. a bug of the explorer (DESIGN.md, section 4,
+"Soundness of the model").
+
+Every scenario runs under a bounded systematic search (every schedule with at most
+``bound`` deviations from the stock order) and under a seeded random search.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+import explorer
+
+Scenario = Callable[[], Coroutine[Any, Any, None]]
+
+MAX_SCHEDULES = 5000
+
+
+# ---------------------------------------------------------------------------- Lock
+
+
+async def lock_mutual_exclusion() -> None:
+    lock = asyncio.Lock()
+    counter = 0
+    inside = 0
+
+    async def worker() -> None:
+        nonlocal counter, inside
+        for _ in range(2):
+            async with lock:
+                inside += 1
+                assert inside == 1, "two tasks inside the critical section"
+                seen = counter
+                await asyncio.sleep(0)
+                counter = seen + 1
+                inside -= 1
+
+    await asyncio.gather(worker(), worker(), worker())
+    assert counter == 6
+    assert not lock.locked()
+
+
+async def lock_fifo_fairness() -> None:
+    # asyncio.Lock is documented as fair: waiters acquire in the order they started waiting.
+    lock = asyncio.Lock()
+    arrived: list[str] = []
+    acquired: list[str] = []
+
+    async def waiter(name: str) -> None:
+        arrived.append(name)  # same step as the enqueue inside acquire(): the lock is held
+        async with lock:
+            acquired.append(name)
+            await asyncio.sleep(0)
+
+    await lock.acquire()
+    tasks = [asyncio.create_task(waiter(n)) for n in ("a", "b", "c")]
+    while len(arrived) < 3:  # all three are queued behind the held lock
+        await asyncio.sleep(0)
+    lock.release()
+    await asyncio.gather(*tasks)
+    assert acquired == arrived
+
+
+# ---------------------------------------------------------------------------- Semaphore
+
+
+async def semaphore_bounds_concurrency() -> None:
+    sem = asyncio.Semaphore(2)
+    inside = 0
+    peak = 0
+    done = 0
+
+    async def worker() -> None:
+        nonlocal inside, peak, done
+        async with sem:
+            inside += 1
+            peak = max(peak, inside)
+            assert inside <= 2
+            await asyncio.sleep(0)
+            inside -= 1
+            done += 1
+
+    await asyncio.gather(worker(), worker(), worker())
+    assert done == 3
+    assert inside == 0
+    assert 1 <= peak <= 2
+    assert not sem.locked()
+
+
+async def bounded_semaphore_over_release() -> None:
+    sem = asyncio.BoundedSemaphore(1)
+    inside = 0
+    order: list[int] = []
+
+    async def worker(i: int) -> None:
+        nonlocal inside
+        async with sem:
+            inside += 1
+            assert inside == 1
+            await asyncio.sleep(0)
+            order.append(i)
+            inside -= 1
+
+    await asyncio.gather(worker(0), worker(1))
+    assert sorted(order) == [0, 1]
+    try:
+        sem.release()
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("BoundedSemaphore released above its initial value")
+    # the failed release did not change the value: one acquire still works without waiting
+    await sem.acquire()
+    assert sem.locked()
+    sem.release()
+
+
+# ---------------------------------------------------------------------------- Event
+
+
+async def event_releases_all_waiters() -> None:
+    event = asyncio.Event()
+    state = {"ready": False}
+    released: list[str] = []
+
+    async def waiter(name: str) -> None:
+        await event.wait()
+        assert state["ready"], "woken before the setter published its state"
+        released.append(name)
+
+    async def setter() -> None:
+        await asyncio.sleep(0)
+        state["ready"] = True
+        event.set()
+
+    await asyncio.gather(waiter("a"), waiter("b"), setter())
+    assert sorted(released) == ["a", "b"]
+    assert event.is_set()
+
+
+# ---------------------------------------------------------------------------- Condition
+
+
+async def condition_wait_notify() -> None:
+    cond = asyncio.Condition()
+    items: list[int] = []
+    consumed: list[int] = []
+
+    async def consumer() -> None:
+        for _ in range(2):
+            async with cond:
+                while not items:
+                    await cond.wait()
+                consumed.append(items.pop(0))
+
+    async def producer() -> None:
+        for i in range(2):
+            async with cond:
+                items.append(i)
+                cond.notify()
+            await asyncio.sleep(0)
+
+    await asyncio.gather(consumer(), producer())
+    assert consumed == [0, 1]
+    assert not cond.locked()
+
+
+async def condition_wait_for_notify_all() -> None:
+    cond = asyncio.Condition()
+    state = {"stage": 0}
+    woken: list[str] = []
+
+    async def waiter(name: str) -> None:
+        async with cond:
+            await cond.wait_for(lambda: state["stage"] == 1)
+            assert cond.locked()
+            assert state["stage"] == 1
+            woken.append(name)
+
+    async def publisher() -> None:
+        await asyncio.sleep(0)
+        async with cond:
+            state["stage"] = 1
+            cond.notify_all()
+
+    await asyncio.gather(waiter("a"), waiter("b"), publisher())
+    assert sorted(woken) == ["a", "b"]
+
+
+# ---------------------------------------------------------------------------- queues
+
+
+async def queue_producer_consumer_join() -> None:
+    queue: asyncio.Queue[int] = asyncio.Queue(maxsize=1)
+    consumed: list[int] = []
+
+    async def consumer() -> None:
+        while True:
+            item = await queue.get()
+            await asyncio.sleep(0)
+            consumed.append(item)
+            queue.task_done()
+
+    async def producer() -> None:
+        for i in range(3):
+            await queue.put(i)
+
+    consumers = [asyncio.create_task(consumer()) for _ in range(2)]
+    await producer()
+    await queue.join()
+    # join() returns only after every item was marked done, i.e. fully consumed
+    assert sorted(consumed) == [0, 1, 2], consumed
+    for task in consumers:
+        task.cancel()
+    results = await asyncio.gather(*consumers, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)
+    assert queue.empty()
+
+
+async def priority_queue_order() -> None:
+    queue: asyncio.PriorityQueue[tuple[int, str]] = asyncio.PriorityQueue()
+    got: list[int] = []
+
+    async def consumer() -> None:
+        while True:
+            prio, _ = await queue.get()
+            got.append(prio)  # same step as the get: no await in between
+            await asyncio.sleep(0)
+            queue.task_done()
+
+    for prio in (3, 1, 4, 2):
+        queue.put_nowait((prio, f"job{prio}"))
+    workers = [asyncio.create_task(consumer()) for _ in range(2)]
+    await queue.join()
+    assert got == [1, 2, 3, 4], got  # each get returns the smallest item present
+    for task in workers:
+        task.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
+
+
+async def lifo_queue_order() -> None:
+    queue: asyncio.LifoQueue[int] = asyncio.LifoQueue()
+    got: list[int] = []
+    filled = asyncio.Event()
+
+    async def producer() -> None:
+        for i in range(3):
+            await queue.put(i)
+            await asyncio.sleep(0)
+        filled.set()
+
+    async def consumer() -> None:
+        await filled.wait()
+        while not queue.empty():
+            got.append(await queue.get())
+            await asyncio.sleep(0)
+
+    await asyncio.gather(producer(), consumer())
+    assert got == [2, 1, 0]
+
+
+# ---------------------------------------------------------------------------- Barrier
+
+
+async def barrier_phases() -> None:
+    barrier = asyncio.Barrier(3)
+    arrived = [0, 0]
+    indices: list[list[int]] = [[], []]
+
+    async def party() -> None:
+        for phase in range(2):
+            arrived[phase] += 1
+            index = await barrier.wait()
+            assert arrived[phase] == 3, "left the barrier before all parties arrived"
+            indices[phase].append(index)
+
+    await asyncio.gather(party(), party(), party())
+    assert [sorted(i) for i in indices] == [[0, 1, 2], [0, 1, 2]]
+    assert barrier.n_waiting == 0
+    assert not barrier.broken
+
+
+# ---------------------------------------------------------------------------- TaskGroup
+
+
+async def taskgroup_all_succeed() -> None:
+    results: list[int] = []
+
+    async def child(i: int) -> int:
+        await asyncio.sleep(0)
+        results.append(i)
+        await asyncio.sleep(0)
+        return i * 10
+
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(child(i)) for i in range(3)]
+    assert sorted(results) == [0, 1, 2]
+    assert [t.result() for t in tasks] == [0, 10, 20]
+
+
+async def taskgroup_child_fails_siblings_cancelled() -> None:
+    cancelled: list[str] = []
+    started = asyncio.Event()
+
+    async def failing() -> None:
+        await started.wait()
+        raise ValueError("boom")
+
+    async def sibling(name: str) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append(name)
+            raise
+        raise AssertionError("a sibling outlived the failing child")
+
+    caught = False
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(failing())
+            s1 = tg.create_task(sibling("s1"))
+            s2 = tg.create_task(sibling("s2"))
+    except* ValueError as group:
+        caught = True
+        assert len(group.exceptions) == 1
+        assert str(group.exceptions[0]) == "boom"
+    assert caught
+    assert s1.cancelled() and s2.cancelled()
+    # a sibling cancelled before its first step never reaches its try block
+    assert set(cancelled) <= {"s1", "s2"}
+    assert asyncio.get_running_loop().time() < 10  # nobody waited the sleep out
+
+
+# ---------------------------------------------------------------------------- gather
+
+
+async def gather_results_in_order() -> None:
+    async def job(i: int) -> int:
+        for _ in range(i):
+            await asyncio.sleep(0)
+        return i
+
+    assert await asyncio.gather(job(2), job(0), job(1)) == [2, 0, 1]
+
+
+async def gather_return_exceptions() -> None:
+    async def ok(value: int) -> int:
+        await asyncio.sleep(0)
+        return value
+
+    async def bad() -> int:
+        await asyncio.sleep(0)
+        raise KeyError("missing")
+
+    results = await asyncio.gather(ok(1), bad(), ok(3), return_exceptions=True)
+    assert results[0] == 1 and results[2] == 3
+    assert isinstance(results[1], KeyError)
+
+
+# ---------------------------------------------------------------------------- asyncio.wait
+
+
+async def wait_first_completed() -> None:
+    async def job(delay: float, value: str) -> str:
+        await asyncio.sleep(delay)
+        return value
+
+    fast = asyncio.create_task(job(1, "fast"))
+    slow = asyncio.create_task(job(5, "slow"))
+    done, pending = await asyncio.wait({fast, slow}, return_when=asyncio.FIRST_COMPLETED)
+    assert done == {fast} and pending == {slow}
+    assert fast.result() == "fast"
+    for task in pending:
+        task.cancel()
+    await asyncio.wait(pending)
+    assert slow.cancelled()
+
+
+async def wait_all_completed() -> None:
+    async def job(delay: float) -> float:
+        await asyncio.sleep(delay)
+        await asyncio.sleep(0)
+        return delay
+
+    tasks = [asyncio.create_task(job(d)) for d in (2, 1, 3)]
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.ALL_COMPLETED)
+    assert not pending
+    assert sorted(t.result() for t in done) == [1, 2, 3]
+    assert asyncio.get_running_loop().time() == 3
+
+
+# ---------------------------------------------------------------------------- wait_for / timeout
+
+
+async def wait_for_completes_in_time() -> None:
+    async def job() -> str:
+        await asyncio.sleep(1)
+        await asyncio.sleep(0)
+        return "done"
+
+    other = asyncio.create_task(job())
+    assert await asyncio.wait_for(job(), timeout=10) == "done"
+    assert await other == "done"
+    assert asyncio.get_running_loop().time() == 1
+
+
+async def wait_for_times_out() -> None:
+    cleaned = asyncio.Event()
+
+    async def slow() -> str:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            cleaned.set()
+        return "late"
+
+    try:
+        await asyncio.wait_for(slow(), timeout=1)
+    except TimeoutError:
+        pass
+    else:
+        raise AssertionError("wait_for did not time out")
+    # wait_for cancels the inner awaitable and waits for it before raising
+    assert cleaned.is_set()
+    assert asyncio.get_running_loop().time() == 1
+
+
+async def timeout_context_manager() -> None:
+    steps: list[str] = []
+
+    async def in_time() -> None:
+        async with asyncio.timeout(5):
+            await asyncio.sleep(1)
+            steps.append("in-time")
+
+    async def too_slow() -> None:
+        try:
+            async with asyncio.timeout(2) as cm:
+                await asyncio.sleep(10)
+                steps.append("unreachable")
+        except TimeoutError:
+            assert cm.expired()
+            steps.append("timed-out")
+        assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+    await asyncio.gather(in_time(), too_slow())
+    assert sorted(steps) == ["in-time", "timed-out"]
+    assert asyncio.get_running_loop().time() == 2
+
+
+# ---------------------------------------------------------------------------- shield
+
+
+async def shield_protects_inner() -> None:
+    inner_started = asyncio.Event()
+    finished: list[str] = []
+
+    async def inner() -> str:
+        inner_started.set()
+        await asyncio.sleep(1)
+        finished.append("inner")
+        return "inner-result"
+
+    inner_task = asyncio.create_task(inner())
+
+    async def outer() -> str:
+        return await asyncio.shield(inner_task)
+
+    outer_task = asyncio.create_task(outer())
+    await inner_started.wait()
+    outer_task.cancel()
+    try:
+        await outer_task
+    except asyncio.CancelledError:
+        pass
+    else:
+        raise AssertionError("the outer task was not cancelled")
+    assert outer_task.cancelled()
+    assert await inner_task == "inner-result"  # the shielded work ran to completion
+    assert finished == ["inner"]
+
+
+# ---------------------------------------------------------------------------- as_completed
+
+
+async def as_completed_order() -> None:
+    async def job(delay: float) -> float:
+        await asyncio.sleep(delay)
+        return delay
+
+    order = [await fut for fut in asyncio.as_completed([job(3), job(1), job(2)])]
+    assert order == [1, 2, 3]  # distinct virtual deadlines: completion order is fixed
+
+
+# ---------------------------------------------------------------------------- cancellation
+
+
+async def cancel_task_runs_cleanup() -> None:
+    started = asyncio.Event()
+    cleanup: list[str] = []
+
+    async def worker() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(10)
+        finally:
+            cleanup.append("closed")
+
+    task = asyncio.create_task(worker())
+    await started.wait()
+    assert task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    assert task.cancelled()
+    assert cleanup == ["closed"]
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+async def cancelling_and_uncancel() -> None:
+    started = asyncio.Event()
+
+    async def stubborn() -> str:
+        me = asyncio.current_task()
+        assert me is not None
+        started.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            assert me.cancelling() == 2  # two cancel() requests are pending
+            assert me.uncancel() == 1
+            assert me.uncancel() == 0
+        await asyncio.sleep(0)  # no cancellation is pending any more
+        return "survived"
+
+    task = asyncio.create_task(stubborn())
+    await started.wait()
+    task.cancel()
+    task.cancel()
+    assert task.cancelling() == 2
+    assert await task == "survived"
+    assert not task.cancelled()
+    assert task.cancelling() == 0
+
+
+# ---------------------------------------------------------------------------- to_thread
+
+
+async def to_thread_inline() -> None:
+    lock = asyncio.Lock()
+    total = 0
+
+    def compute(x: int) -> int:
+        return x * x
+
+    async def worker(x: int) -> None:
+        nonlocal total
+        value = await asyncio.to_thread(compute, x)
+        async with lock:
+            seen = total
+            await asyncio.sleep(0)
+            total = seen + value
+
+    await asyncio.gather(worker(2), worker(3))
+    assert total == 13
+
+
+# ---------------------------------------------------------------------------- parametrisation
+
+
+@dataclass(frozen=True)
+class Case:
+    fn: Scenario
+    bound: int = 2
+    exhausts: bool = True  # the bounded space fits in MAX_SCHEDULES
+
+
+CASES = [
+    Case(lock_mutual_exclusion),
+    Case(lock_fifo_fairness),
+    Case(semaphore_bounds_concurrency),
+    Case(bounded_semaphore_over_release),
+    Case(event_releases_all_waiters),
+    Case(condition_wait_notify),
+    Case(condition_wait_for_notify_all),
+    Case(queue_producer_consumer_join),
+    Case(priority_queue_order),
+    Case(lifo_queue_order),
+    Case(barrier_phases),
+    Case(taskgroup_all_succeed),
+    Case(taskgroup_child_fails_siblings_cancelled),
+    Case(gather_results_in_order),
+    Case(gather_return_exceptions),
+    Case(wait_first_completed),
+    Case(wait_all_completed),
+    Case(wait_for_completes_in_time),
+    Case(wait_for_times_out),
+    Case(timeout_context_manager),
+    Case(shield_protects_inner),
+    Case(as_completed_order),
+    Case(cancel_task_runs_cleanup),
+    Case(cancelling_and_uncancel),
+    Case(to_thread_inline),
+]
+
+PARAMS = [pytest.param(case, id=case.fn.__name__) for case in CASES]
+
+
+def test_every_scenario_is_listed() -> None:
+    defined = {
+        name for name, value in globals().items()
+        if asyncio.iscoroutinefunction(value) and value.__module__ == __name__
+    }
+    assert defined == {case.fn.__name__ for case in CASES}
+
+
+@pytest.mark.parametrize("case", PARAMS)
+def test_systematic_finds_no_false_alarm(case: Case) -> None:
+    result = explorer.explore(case.fn, strategy="systematic", deviation_bound=case.bound,
+                              max_schedules=MAX_SCHEDULES)
+    assert result.failure is None
+    assert result.schedules > 1, "the scenario has no scheduling choice; it tests nothing"
+    if case.exhausts:
+        assert result.exhausted, result.coverage
+
+
+@pytest.mark.parametrize("case", PARAMS)
+def test_random_finds_no_false_alarm(case: Case) -> None:
+    result = explorer.explore(case.fn, strategy="random", max_schedules=300, seed=0)
+    assert result.failure is None
+    assert result.schedules == 300
+
+
+def test_python_version_has_barrier_and_taskgroup() -> None:
+    # requires-python >= 3.11, where Barrier, TaskGroup, timeout and uncancel all exist
+    assert sys.version_info >= (3, 11)

@@ -86,7 +86,8 @@ def _bind(fn: Any, args: tuple[Any, ...]) -> Scenario:
     if not callable(fn):
         raise UsageError(f"the scenario must be an async function, got {type(fn).__name__}")
     if inspect.isgeneratorfunction(fn) or (
-        not inspect.iscoroutinefunction(fn) and inspect.isfunction(fn)
+        inspect.isfunction(fn) and not inspect.iscoroutinefunction(fn)
+        and fn.__name__ != "<lambda>"  # a lambda may return a coroutine: checked per run
     ):
         raise UsageError(
             f"{_scenario_name(fn)} is not an async function; define it with 'async def' "

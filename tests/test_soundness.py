@@ -15,7 +15,6 @@ Every scenario runs under a bounded systematic search (every schedule with at mo
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +73,31 @@ async def lock_fifo_fairness() -> None:
     assert acquired == arrived
 
 
+async def lock_cancelled_waiter_passes_the_lock_on() -> None:
+    # A waiter cancelled while queued must not swallow the wake-up meant for the next one.
+    lock = asyncio.Lock()
+    queued: list[str] = []
+    got: list[str] = []
+
+    async def waiter(name: str) -> None:
+        queued.append(name)
+        async with lock:
+            got.append(name)
+            await asyncio.sleep(0)
+
+    await lock.acquire()
+    first = asyncio.create_task(waiter("first"))
+    second = asyncio.create_task(waiter("second"))
+    while len(queued) < 2:
+        await asyncio.sleep(0)
+    first.cancel()
+    lock.release()
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert got == ["second"]
+    assert not lock.locked()
+
+
 # ---------------------------------------------------------------------------- Semaphore
 
 
@@ -114,8 +138,8 @@ async def bounded_semaphore_over_release() -> None:
             order.append(i)
             inside -= 1
 
-    await asyncio.gather(worker(0), worker(1))
-    assert sorted(order) == [0, 1]
+    await asyncio.gather(worker(0), worker(1), worker(2))
+    assert sorted(order) == [0, 1, 2]
     try:
         sem.release()
     except ValueError:
@@ -126,6 +150,32 @@ async def bounded_semaphore_over_release() -> None:
     await sem.acquire()
     assert sem.locked()
     sem.release()
+
+
+async def semaphore_cancelled_waiter() -> None:
+    # A cancelled waiter must neither leak a permit nor lose the wake-up of another waiter.
+    sem = asyncio.Semaphore(1)
+    queued: list[str] = []
+    got: list[str] = []
+
+    async def waiter(name: str) -> None:
+        queued.append(name)
+        async with sem:
+            got.append(name)
+            await asyncio.sleep(0)
+
+    await sem.acquire()
+    first = asyncio.create_task(waiter("first"))
+    second = asyncio.create_task(waiter("second"))
+    while len(queued) < 2:
+        await asyncio.sleep(0)
+    first.cancel()
+    sem.release()
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert got == ["second"]
+    assert not sem.locked()
+    assert sem._value == 1  # type: ignore[attr-defined]  # no permit lost or duplicated
 
 
 # ---------------------------------------------------------------------------- Event
@@ -160,21 +210,22 @@ async def condition_wait_notify() -> None:
     consumed: list[int] = []
 
     async def consumer() -> None:
-        for _ in range(2):
+        for _ in range(3):
             async with cond:
                 while not items:
                     await cond.wait()
                 consumed.append(items.pop(0))
+            await asyncio.sleep(0)
 
     async def producer() -> None:
-        for i in range(2):
+        for i in range(3):
             async with cond:
                 items.append(i)
                 cond.notify()
             await asyncio.sleep(0)
 
     await asyncio.gather(consumer(), producer())
-    assert consumed == [0, 1]
+    assert consumed == [0, 1, 2]
     assert not cond.locked()
 
 
@@ -376,22 +427,29 @@ async def gather_return_exceptions() -> None:
 
 async def wait_first_completed() -> None:
     async def job(delay: float, value: str) -> str:
+        await asyncio.sleep(0)
         await asyncio.sleep(delay)
+        await asyncio.sleep(0)
         return value
 
     fast = asyncio.create_task(job(1, "fast"))
     slow = asyncio.create_task(job(5, "slow"))
-    done, pending = await asyncio.wait({fast, slow}, return_when=asyncio.FIRST_COMPLETED)
-    assert done == {fast} and pending == {slow}
+    slower = asyncio.create_task(job(7, "slower"))
+    done, pending = await asyncio.wait({fast, slow, slower},
+                                      return_when=asyncio.FIRST_COMPLETED)
+    assert done == {fast} and pending == {slow, slower}
     assert fast.result() == "fast"
+    # cancel the rest before returning, so no task leaks
     for task in pending:
         task.cancel()
     await asyncio.wait(pending)
-    assert slow.cancelled()
+    assert slow.cancelled() and slower.cancelled()
+    assert asyncio.get_running_loop().time() == 1
 
 
 async def wait_all_completed() -> None:
     async def job(delay: float) -> float:
+        await asyncio.sleep(0)
         await asyncio.sleep(delay)
         await asyncio.sleep(0)
         return delay
@@ -420,23 +478,35 @@ async def wait_for_completes_in_time() -> None:
 
 async def wait_for_times_out() -> None:
     cleaned = asyncio.Event()
+    outcomes: list[str] = []
 
     async def slow() -> str:
+        await asyncio.sleep(0)
         try:
             await asyncio.sleep(10)
         finally:
             cleaned.set()
         return "late"
 
-    try:
-        await asyncio.wait_for(slow(), timeout=1)
-    except TimeoutError:
-        pass
-    else:
-        raise AssertionError("wait_for did not time out")
-    # wait_for cancels the inner awaitable and waits for it before raising
-    assert cleaned.is_set()
-    assert asyncio.get_running_loop().time() == 1
+    async def quick() -> str:
+        await asyncio.sleep(0)
+        await asyncio.sleep(1)
+        return "quick"
+
+    async def times_out() -> None:
+        try:
+            await asyncio.wait_for(slow(), timeout=2)
+        except TimeoutError:
+            # wait_for cancels the inner awaitable and waits for it before raising
+            assert cleaned.is_set()
+            outcomes.append("timed-out")
+
+    async def in_time() -> None:
+        outcomes.append(await asyncio.wait_for(quick(), timeout=5))
+
+    await asyncio.gather(times_out(), in_time())
+    assert sorted(outcomes) == ["quick", "timed-out"]
+    assert asyncio.get_running_loop().time() == 2
 
 
 async def timeout_context_manager() -> None:
@@ -444,18 +514,23 @@ async def timeout_context_manager() -> None:
 
     async def in_time() -> None:
         async with asyncio.timeout(5):
+            await asyncio.sleep(0)
             await asyncio.sleep(1)
+            await asyncio.sleep(0)
             steps.append("in-time")
 
     async def too_slow() -> None:
         try:
             async with asyncio.timeout(2) as cm:
+                await asyncio.sleep(0)
                 await asyncio.sleep(10)
                 steps.append("unreachable")
         except TimeoutError:
             assert cm.expired()
             steps.append("timed-out")
+        # the timeout's own cancellation was uncancelled: nothing is pending any more
         assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+        await asyncio.sleep(0)
 
     await asyncio.gather(in_time(), too_slow())
     assert sorted(steps) == ["in-time", "timed-out"]
@@ -470,14 +545,17 @@ async def shield_protects_inner() -> None:
     finished: list[str] = []
 
     async def inner() -> str:
+        await asyncio.sleep(0)
         inner_started.set()
         await asyncio.sleep(1)
+        await asyncio.sleep(0)
         finished.append("inner")
         return "inner-result"
 
     inner_task = asyncio.create_task(inner())
 
     async def outer() -> str:
+        await asyncio.sleep(0)
         return await asyncio.shield(inner_task)
 
     outer_task = asyncio.create_task(outer())
@@ -499,6 +577,7 @@ async def shield_protects_inner() -> None:
 
 async def as_completed_order() -> None:
     async def job(delay: float) -> float:
+        await asyncio.sleep(0)
         await asyncio.sleep(delay)
         return delay
 
@@ -510,34 +589,39 @@ async def as_completed_order() -> None:
 
 
 async def cancel_task_runs_cleanup() -> None:
-    started = asyncio.Event()
     cleanup: list[str] = []
 
-    async def worker() -> None:
+    async def worker(name: str, started: asyncio.Event) -> None:
+        await asyncio.sleep(0)
         started.set()
         try:
             await asyncio.sleep(10)
         finally:
-            cleanup.append("closed")
+            await asyncio.sleep(0)  # cleanup may itself await
+            cleanup.append(name)
 
-    task = asyncio.create_task(worker())
-    await started.wait()
-    assert task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
-    assert task.cancelled()
-    assert cleanup == ["closed"]
+    events = [asyncio.Event(), asyncio.Event()]
+    tasks = [asyncio.create_task(worker(n, e)) for n, e in zip("ab", events, strict=True)]
+    for event in events:
+        await event.wait()
+    for task in tasks:
+        assert task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)
+    assert all(t.cancelled() for t in tasks)
+    assert sorted(cleanup) == ["a", "b"]
     assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+    assert asyncio.get_running_loop().time() == 0
 
 
 async def cancelling_and_uncancel() -> None:
     started = asyncio.Event()
+    beats: list[int] = []
 
     async def stubborn() -> str:
         me = asyncio.current_task()
         assert me is not None
+        await asyncio.sleep(0)
         started.set()
         try:
             await asyncio.sleep(10)
@@ -548,7 +632,13 @@ async def cancelling_and_uncancel() -> None:
         await asyncio.sleep(0)  # no cancellation is pending any more
         return "survived"
 
+    async def bystander() -> None:
+        for i in range(2):
+            beats.append(i)
+            await asyncio.sleep(0)
+
     task = asyncio.create_task(stubborn())
+    other = asyncio.create_task(bystander())
     await started.wait()
     task.cancel()
     task.cancel()
@@ -556,6 +646,8 @@ async def cancelling_and_uncancel() -> None:
     assert await task == "survived"
     assert not task.cancelled()
     assert task.cancelling() == 0
+    await other
+    assert beats == [0, 1]
 
 
 # ---------------------------------------------------------------------------- to_thread
@@ -576,8 +668,8 @@ async def to_thread_inline() -> None:
             await asyncio.sleep(0)
             total = seen + value
 
-    await asyncio.gather(worker(2), worker(3))
-    assert total == 13
+    await asyncio.gather(worker(2), worker(3), worker(4))
+    assert total == 29
 
 
 # ---------------------------------------------------------------------------- parametrisation
@@ -593,8 +685,10 @@ class Case:
 CASES = [
     Case(lock_mutual_exclusion),
     Case(lock_fifo_fairness),
+    Case(lock_cancelled_waiter_passes_the_lock_on),
     Case(semaphore_bounds_concurrency),
     Case(bounded_semaphore_over_release),
+    Case(semaphore_cancelled_waiter),
     Case(event_releases_all_waiters),
     Case(condition_wait_notify),
     Case(condition_wait_for_notify_all),
@@ -645,7 +739,3 @@ def test_random_finds_no_false_alarm(case: Case) -> None:
     assert result.failure is None
     assert result.schedules == 300
 
-
-def test_python_version_has_barrier_and_taskgroup() -> None:
-    # requires-python >= 3.11, where Barrier, TaskGroup, timeout and uncancel all exist
-    assert sys.version_info >= (3, 11)

@@ -355,10 +355,14 @@ class ControlledLoop(asyncio.BaseEventLoop):
     # ------------------------------------------------------------------ errors and hooks
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
-        self._callback_errors.append(context)
-        # Abort at once when a callback failed inside a step; never raise from __del__.
+        # Messages about a task or future come from __del__ (garbage-collection timing,
+        # possibly of an earlier run); unretrieved exceptions are checked explicitly at the
+        # end of each run instead. A failing callback aborts the run at once.
         if "handle" in context and context.get("exception") is not None:
+            self._callback_errors.append(context)
             raise _Abort
+        if "task" not in context and "future" not in context:
+            self._callback_errors.append(context)
 
     def _escape(self, what: str, fix: str) -> EscapeError:
         err = EscapeError(f"the scenario called {what}, which the controlled loop refuses: "
@@ -401,6 +405,8 @@ class ControlledLoop(asyncio.BaseEventLoop):
         )
 
     def run_until_complete(self, future: Any) -> Any:
+        if asyncio.iscoroutine(future):
+            future.close()
         raise self._escape(
             "loop.run_until_complete()",
             "the explorer drives this loop itself; await the coroutine instead",

@@ -49,6 +49,12 @@ class AsyncioRuntime:
     def session(self) -> Iterator[AsyncioRuntime]:
         """Make a fresh controlled loop the running loop of this thread for many runs."""
         previous = events._get_running_loop()
+        if isinstance(previous, ControlledLoop):
+            raise UsageError(
+                "the explorer was called from inside a scenario it is running; explore, "
+                "replay and run are entry points: call them from a test, not from the "
+                "scenario"
+            )
         old_hooks = sys.get_asyncgen_hooks()
         real_sleep = time.sleep
         loop = self.loop = ControlledLoop()
@@ -84,15 +90,17 @@ class AsyncioRuntime:
         coro = _start(scenario)
         main = loop.create_main_task(coro)
         tracer = Tracer(loop) if traced else None
-        with ExitStack() as stack:
-            if tracer is not None:
-                loop._tracer = tracer
-                stack.enter_context(track_holders(tracer.holders))
-            try:
+        try:
+            with ExitStack() as stack:
+                if tracer is not None:
+                    loop._tracer = tracer
+                    stack.enter_context(track_holders(tracer.holders))
                 status = loop.drive(main, chooser, decisions, max_steps)
                 outcome = self._classify(main, status, tracer, max_steps)
-            finally:
-                loop._tracer = None
+        finally:
+            # Also when the chooser raised (a strict replay that diverged): every task
+            # of the run is unwound, so nothing leaks into the next run.
+            loop._tracer = None
             stats = RunStats(loop.steps, loop.points, loop._now, len(loop._task_ids))
             self._cleanup(main)
         return RunRecord(decisions, [], outcome, stats,
@@ -208,7 +216,9 @@ class AsyncioRuntime:
             except BaseException:  # noqa: BLE001 - cleanup must never mask the outcome
                 pass
         for task in loop._task_ids:
-            if task.done() and not task.cancelled():
+            if not task.done():  # refused to die; do not let GC log it into a later run
+                task._log_destroy_pending = False  # type: ignore[attr-defined]
+            elif not task.cancelled():
                 task._log_traceback = False  # type: ignore[attr-defined]  # reported already
         loop._ready.clear()
         loop._scheduled.clear()

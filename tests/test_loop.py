@@ -1,0 +1,253 @@
+"""The controlled loop: stock order, virtual time, task ids, escapes, inline threads."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+from typing import Any
+
+import pytest
+
+import explorer
+
+
+async def _ordering_program(log: list[str]) -> None:
+    """Touches every kind of ready work: task starts and steps, wake-ups, future
+    callbacks, plain callbacks and zero-delay timers."""
+    loop = asyncio.get_running_loop()
+    lock = asyncio.Lock()
+    event = asyncio.Event()
+    future: asyncio.Future[int] = loop.create_future()
+    future.add_done_callback(lambda f: log.append(f"future-callback {f.result()}"))
+
+    async def worker(name: str) -> None:
+        log.append(f"{name} start")
+        async with lock:
+            log.append(f"{name} locked")
+            await asyncio.sleep(0)
+        await event.wait()
+        log.append(f"{name} woke")
+
+    loop.call_soon(log.append, "call_soon 1")
+    loop.call_later(0, log.append, "call_later 0")
+    tasks = [asyncio.ensure_future(worker(n)) for n in "abc"]
+    loop.call_soon(log.append, "call_soon 2")
+    await asyncio.sleep(0)
+    future.set_result(7)
+    await asyncio.sleep(0)
+    event.set()
+    await asyncio.gather(*tasks)
+    log.append("end")
+
+
+def test_all_zero_schedule_is_the_stock_asyncio_order() -> None:
+    stock: list[str] = []
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(_ordering_program(stock))
+    finally:
+        loop.close()
+    controlled: list[str] = []
+    result = explorer.run(_ordering_program, controlled)
+    assert result.passed
+    assert controlled == stock
+    assert str(result.schedule) == "v1:"
+
+
+async def _sleeper(out: dict[str, float]) -> None:
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(3600)
+    out["after_sleep"] = loop.time()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(asyncio.sleep(100), timeout=5)
+    out["after_wait_for"] = loop.time()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(2):
+            await asyncio.Event().wait()
+    out["after_timeout"] = loop.time()
+    fired = asyncio.Event()
+    loop.call_later(0.5, fired.set)
+    await fired.wait()
+    out["after_call_later"] = loop.time()
+
+
+def test_virtual_time_jumps_to_the_next_timer() -> None:
+    out: dict[str, float] = {}
+    assert explorer.run(_sleeper, out).passed
+    assert out == {"after_sleep": 3600, "after_wait_for": 3605, "after_timeout": 3607,
+                   "after_call_later": 3607.5}
+
+
+async def _timeout_race() -> None:
+    async def work() -> str:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return "done"
+
+    assert await asyncio.wait_for(work(), timeout=1) == "done"
+
+
+def test_timer_choice_finds_timeout_versus_completion_races() -> None:
+    plain = explorer.explore(_timeout_race, strategy="systematic")
+    assert plain.failure is None and plain.exhausted
+    with pytest.raises(explorer.ScheduleFailure) as info:
+        explorer.explore(_timeout_race, strategy="systematic", timer_races=True)
+    failure = info.value
+    assert failure.kind == "exception"
+    assert failure.outcome.exc_type == "TimeoutError"
+    assert str(failure.schedule).startswith("v1+timers:")
+    assert any(step.kind == "timer" for step in failure.trace)
+    with pytest.raises(explorer.ScheduleFailure):
+        explorer.replay(_timeout_race, str(failure.schedule))
+
+
+async def _family() -> None:
+    async def grandchild() -> None:
+        await asyncio.sleep(0)
+
+    async def child() -> None:
+        await asyncio.gather(grandchild(), grandchild())
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(child())
+        group.create_task(child(), name="custom name")
+
+
+def test_task_ids_come_from_the_creation_path() -> None:
+    result = explorer.run(_family)
+    names = {step.task for step in result.trace}
+    assert {"child#1", "child#2", "child#1/grandchild#1", "child#1/grandchild#2",
+            "child#2/grandchild#1", "child#2/grandchild#2", "main"} <= names
+    again = explorer.run(_family)
+    assert result.trace.hash() == again.trace.hash()
+
+
+async def _names_are_stable(out: list[str]) -> None:
+    task = asyncio.create_task(asyncio.sleep(0))
+    out.append(task.get_name())
+    await task
+
+
+def test_default_task_names_are_the_stable_ids() -> None:
+    first: list[str] = []
+    second: list[str] = []
+    explorer.run(_names_are_stable, first)
+    explorer.run(_names_are_stable, second)
+    assert first == second == ["main/sleep#1"]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks exist from 3.12")
+def test_eager_task_factory_is_neutralised() -> None:
+    async def scenario(log: list[str]) -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined]
+
+        async def child() -> None:
+            log.append("child ran")
+
+        task = asyncio.create_task(child())
+        log.append("parent continued")
+        await task
+
+    log: list[str] = []
+    assert explorer.run(scenario, log).passed
+    assert log == ["parent continued", "child ran"]
+
+
+async def _to_thread(out: dict[str, Any]) -> None:
+    def blocking(x: int) -> int:
+        out["thread"] = threading.get_ident()
+        return x * 2
+
+    out["result"] = await asyncio.to_thread(blocking, 21)
+    out["loop_thread"] = threading.get_ident()
+
+
+def test_to_thread_runs_inline_as_one_step() -> None:
+    out: dict[str, Any] = {}
+    assert explorer.run(_to_thread, out).passed
+    assert out["result"] == 42
+    assert out["thread"] == out["loop_thread"]
+
+
+async def _opens_a_socket() -> None:
+    await asyncio.open_connection("example.invalid", 80)
+
+
+async def _sleeps_for_real() -> None:
+    time.sleep(0.5)
+
+
+async def _swallows_the_escape() -> None:
+    try:
+        await asyncio.get_running_loop().getaddrinfo("example.invalid", 80)
+    except Exception:  # noqa: BLE001 - the point: catching it does not hide the escape
+        pass
+
+
+async def _foreign_thread() -> None:
+    loop = asyncio.get_running_loop()
+    errors: list[BaseException] = []
+
+    def poke() -> None:
+        try:
+            loop.call_soon_threadsafe(lambda: None)
+        except explorer.EscapeError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=poke)
+    thread.start()
+    thread.join()
+    assert errors
+
+
+async def _nested_run() -> None:
+    asyncio.get_running_loop().run_until_complete(asyncio.sleep(0))
+
+
+@pytest.mark.parametrize(("scenario", "names", "fix"), [
+    (_opens_a_socket, "loop.create_connection()", "in-memory transport"),
+    (_sleeps_for_real, "time.sleep(0.5)", "asyncio.sleep"),
+    (_swallows_the_escape, "loop.getaddrinfo()", "in-memory transport"),
+    (_foreign_thread, "call_soon_threadsafe() from another thread", "single-threaded"),
+    (_nested_run, "loop.run_until_complete()", "await the coroutine"),
+])
+def test_escapes_are_refused_with_the_call_and_the_fix(scenario: Any, names: str,
+                                                       fix: str) -> None:
+    with pytest.raises(explorer.ScheduleFailure) as info:
+        explorer.explore(scenario, max_schedules=2)
+    failure = info.value
+    assert failure.kind == "escape"
+    assert names in str(failure)
+    assert fix in str(failure)
+    assert failure.location is not None
+    assert failure.location.short.startswith("test_loop.py:")
+
+
+async def _cancelled_callback(log: list[str]) -> None:
+    loop = asyncio.get_running_loop()
+    handle = loop.call_soon(log.append, "must not run")
+    loop.call_soon(log.append, "runs")
+    handle.cancel()
+    await asyncio.gather(asyncio.sleep(0), asyncio.sleep(0))
+
+
+def test_cancelled_handles_are_never_candidates() -> None:
+    logs: list[list[str]] = []
+
+    async def scenario() -> None:
+        log: list[str] = []
+        await _cancelled_callback(log)
+        logs.append(log)
+
+    result = explorer.explore(scenario, strategy="systematic")
+    assert result.exhausted
+    assert all(log == ["runs"] for log in logs)
+    assert len(logs) >= result.schedules > 1
+
+
+def test_time_sleep_is_restored_after_exploration() -> None:
+    explorer.run(_to_thread, {})
+    assert time.sleep.__module__ == "time"

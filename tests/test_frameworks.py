@@ -1,0 +1,170 @@
+"""The explorer under real frameworks: anyio on asyncio, and a Starlette app over httpx.
+
+Each scenario builds its framework objects from scratch on every run (the explorer runs the
+scenario once per schedule), and runs the framework code directly on the controlled loop:
+anyio code is awaited inside the scenario (it is already running on asyncio; no anyio.run),
+and HTTP requests go through httpx's in-memory ASGI transport (no sockets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import explorer
+
+anyio = pytest.importorskip("anyio")
+httpx = pytest.importorskip("httpx")
+starlette_applications = pytest.importorskip("starlette.applications")
+starlette_responses = pytest.importorskip("starlette.responses")
+starlette_routing = pytest.importorskip("starlette.routing")
+
+
+# ---------------------------------------------------------------------------- anyio
+
+
+async def anyio_correct_pipeline() -> None:
+    """Workers in a task group share a counter under anyio.Lock, feed a memory object
+    stream, and signal completion with anyio.Event; everything is consumed exactly once."""
+    lock = anyio.Lock()
+    producers_done = anyio.Event()
+    send, receive = anyio.create_memory_object_stream[int](max_buffer_size=1)
+    state = {"counter": 0}
+    received: list[int] = []
+
+    async def producer(base: int, stream: object) -> None:
+        async with stream:  # type: ignore[attr-defined]
+            for i in range(2):
+                async with lock:
+                    seen = state["counter"]
+                    await anyio.sleep(0)
+                    state["counter"] = seen + 1
+                await stream.send(base + i)  # type: ignore[attr-defined]
+
+    async def consumer() -> None:
+        async with receive:
+            async for item in receive:
+                received.append(item)
+        producers_done.set()
+
+    async with anyio.create_task_group() as tg:
+        async with send:
+            tg.start_soon(producer, 0, send.clone())
+            tg.start_soon(producer, 10, send.clone())
+        tg.start_soon(consumer)
+        await producers_done.wait()
+
+    assert state["counter"] == 4
+    assert sorted(received) == [0, 1, 10, 11]
+
+
+async def anyio_lost_update() -> None:
+    """Buggy: read, yield, write back a stale value; two workers lose an increment."""
+    state = {"counter": 0}
+
+    async def increment() -> None:
+        seen = state["counter"]
+        await anyio.sleep(0)
+        state["counter"] = seen + 1
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(increment)
+        tg.start_soon(increment)
+    assert state["counter"] == 2, f"lost update: counter is {state['counter']}"
+
+
+def test_anyio_correct_program_passes_systematic_search() -> None:
+    result = explorer.explore(anyio_correct_pipeline, strategy="systematic",
+                              deviation_bound=2, max_schedules=2000)
+    assert result.failure is None
+    assert result.schedules > 1
+
+
+def test_anyio_correct_program_passes_random_search() -> None:
+    result = explorer.explore(anyio_correct_pipeline, strategy="random", max_schedules=200,
+                              seed=0)
+    assert result.failure is None
+
+
+def test_anyio_lost_update_is_found() -> None:
+    with pytest.raises(explorer.ScheduleFailure) as info:
+        explorer.explore(anyio_lost_update, strategy="systematic", deviation_bound=2,
+                         max_schedules=500)
+    assert info.value.kind == "assertion"
+    assert "lost update" in str(info.value)
+
+
+# ---------------------------------------------------------------------------- Starlette
+
+
+def make_app(*, locked: bool) -> tuple[object, dict[str, int]]:
+    """A tiny app with a shared in-memory counter; ``locked=False`` has a lost update."""
+    state = {"counter": 0}
+    lock = asyncio.Lock()
+
+    async def bump() -> int:
+        seen = state["counter"]
+        await asyncio.sleep(0)
+        state["counter"] = seen + 1
+        return state["counter"]
+
+    async def increment(request: object) -> object:
+        if locked:
+            async with lock:
+                value = await bump()
+        else:
+            value = await bump()
+        return starlette_responses.JSONResponse({"counter": value})
+
+    app = starlette_applications.Starlette(
+        routes=[starlette_routing.Route("/increment", increment, methods=["POST"])]
+    )
+    return app, state
+
+
+async def two_requests(locked: bool) -> None:
+    app, state = make_app(locked=locked)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        first, second = await asyncio.gather(client.post("/increment"),
+                                             client.post("/increment"))
+    assert first.status_code == second.status_code == 200
+    assert state["counter"] == 2, f"lost update: counter is {state['counter']}"
+    assert sorted([first.json()["counter"], second.json()["counter"]]) == [1, 2]
+
+
+async def starlette_buggy() -> None:
+    await two_requests(locked=False)
+
+
+async def starlette_fixed() -> None:
+    await two_requests(locked=True)
+
+
+def test_starlette_lost_update_is_found() -> None:
+    with pytest.raises(explorer.ScheduleFailure) as info:
+        explorer.explore(starlette_buggy, strategy="systematic", deviation_bound=2,
+                         max_schedules=1000)
+    assert info.value.kind == "assertion"
+    assert "lost update" in str(info.value)
+
+
+def test_starlette_lost_update_is_found_by_random_search() -> None:
+    with pytest.raises(explorer.ScheduleFailure) as info:
+        explorer.explore(starlette_buggy, strategy="random", max_schedules=200, seed=0)
+    assert info.value.kind == "assertion"
+
+
+def test_starlette_fixed_passes_random_search() -> None:
+    result = explorer.explore(starlette_fixed, strategy="random", max_schedules=200, seed=0)
+    assert result.failure is None
+    assert result.schedules == 200
+
+
+def test_starlette_fixed_passes_systematic_search() -> None:
+    result = explorer.explore(starlette_fixed, strategy="systematic", deviation_bound=1,
+                              max_schedules=5000)
+    assert result.failure is None
+    assert result.schedules > 1
+    assert result.exhausted, result.coverage

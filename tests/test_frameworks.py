@@ -74,6 +74,24 @@ async def anyio_lost_update() -> None:
     assert state["counter"] == 2, f"lost update: counter is {state['counter']}"
 
 
+async def anyio_lost_update_off_the_stock_order() -> None:
+    """The same bug, but the stock schedule passes: one worker yields twice first, so it
+    reads after the other wrote. Only a deviation from the stock order shows the bug."""
+    state = {"counter": 0}
+
+    async def increment(warmup: int) -> None:
+        for _ in range(warmup):
+            await anyio.sleep(0)
+        seen = state["counter"]
+        await anyio.sleep(0)
+        state["counter"] = seen + 1
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(increment, 2)
+        tg.start_soon(increment, 0)
+    assert state["counter"] == 2, f"lost update: counter is {state['counter']}"
+
+
 def test_anyio_correct_program_passes_systematic_search() -> None:
     result = explorer.explore(anyio_correct_pipeline, strategy="systematic",
                               deviation_bound=2, max_schedules=2000)
@@ -95,6 +113,17 @@ def test_anyio_lost_update_is_found() -> None:
     assert "lost update" in str(info.value)
 
 
+def test_anyio_lost_update_off_the_stock_order_is_found() -> None:
+    stock = explorer.explore(anyio_lost_update_off_the_stock_order, strategy="systematic",
+                             deviation_bound=0, max_schedules=1)
+    assert stock.failure is None  # the stock order hides the bug
+    with pytest.raises(explorer.ScheduleFailure) as info:
+        explorer.explore(anyio_lost_update_off_the_stock_order, strategy="systematic",
+                         deviation_bound=2, max_schedules=500)
+    assert info.value.kind == "assertion"
+    assert info.value.deviations >= 1
+
+
 # ---------------------------------------------------------------------------- Starlette
 
 
@@ -110,6 +139,9 @@ def make_app(*, locked: bool) -> tuple[object, dict[str, int]]:
         return state["counter"]
 
     async def increment(request: object) -> object:
+        # ?warmup=N: yield N times before touching the counter
+        for _ in range(int(request.query_params.get("warmup", "0"))):  # type: ignore[attr-defined]
+            await asyncio.sleep(0)
         if locked:
             async with lock:
                 value = await bump()
@@ -123,11 +155,11 @@ def make_app(*, locked: bool) -> tuple[object, dict[str, int]]:
     return app, state
 
 
-async def two_requests(locked: bool) -> None:
+async def two_requests(locked: bool, warmup: int = 0) -> None:
     app, state = make_app(locked=locked)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        first, second = await asyncio.gather(client.post("/increment"),
+        first, second = await asyncio.gather(client.post(f"/increment?warmup={warmup}"),
                                              client.post("/increment"))
     assert first.status_code == second.status_code == 200
     assert state["counter"] == 2, f"lost update: counter is {state['counter']}"
@@ -138,8 +170,17 @@ async def starlette_buggy() -> None:
     await two_requests(locked=False)
 
 
+async def starlette_buggy_off_the_stock_order() -> None:
+    # the first request yields twice before its read: the stock order serialises the two
+    await two_requests(locked=False, warmup=2)
+
+
 async def starlette_fixed() -> None:
     await two_requests(locked=True)
+
+
+async def starlette_fixed_with_warmup() -> None:
+    await two_requests(locked=True, warmup=2)
 
 
 def test_starlette_lost_update_is_found() -> None:
@@ -150,20 +191,38 @@ def test_starlette_lost_update_is_found() -> None:
     assert "lost update" in str(info.value)
 
 
+def test_starlette_lost_update_off_the_stock_order_is_found() -> None:
+    stock = explorer.explore(starlette_buggy_off_the_stock_order, strategy="systematic",
+                             deviation_bound=0, max_schedules=1)
+    assert stock.failure is None  # the stock order hides the bug
+    with pytest.raises(explorer.ScheduleFailure) as info:
+        explorer.explore(starlette_buggy_off_the_stock_order, strategy="systematic",
+                         deviation_bound=2, max_schedules=1000)
+    assert info.value.kind == "assertion"
+    assert info.value.deviations >= 1
+    assert "lost update" in str(info.value)
+
+
 def test_starlette_lost_update_is_found_by_random_search() -> None:
     with pytest.raises(explorer.ScheduleFailure) as info:
         explorer.explore(starlette_buggy, strategy="random", max_schedules=200, seed=0)
     assert info.value.kind == "assertion"
 
 
-def test_starlette_fixed_passes_random_search() -> None:
-    result = explorer.explore(starlette_fixed, strategy="random", max_schedules=200, seed=0)
+FIXED = [pytest.param(starlette_fixed, id="plain"),
+         pytest.param(starlette_fixed_with_warmup, id="warmup")]
+
+
+@pytest.mark.parametrize("scenario", FIXED)
+def test_starlette_fixed_passes_random_search(scenario: object) -> None:
+    result = explorer.explore(scenario, strategy="random", max_schedules=200, seed=0)
     assert result.failure is None
     assert result.schedules == 200
 
 
-def test_starlette_fixed_passes_systematic_search() -> None:
-    result = explorer.explore(starlette_fixed, strategy="systematic", deviation_bound=1,
+@pytest.mark.parametrize("scenario", FIXED)
+def test_starlette_fixed_passes_systematic_search(scenario: object) -> None:
+    result = explorer.explore(scenario, strategy="systematic", deviation_bound=1,
                               max_schedules=5000)
     assert result.failure is None
     assert result.schedules > 1

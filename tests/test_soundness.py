@@ -672,6 +672,45 @@ async def to_thread_inline() -> None:
     assert total == 29
 
 
+# ---------------------------------------------------------------------------- controls
+# Broken twins of two scenarios above. They show the searches below are not vacuous: the
+# same search that passes the correct program does find the bug in the broken one.
+
+
+async def broken_lock_mutual_exclusion() -> None:
+    counter = 0
+
+    async def worker() -> None:
+        nonlocal counter
+        for _ in range(2):
+            seen = counter  # no lock: read, yield, write back a stale value
+            await asyncio.sleep(0)
+            counter = seen + 1
+
+    await asyncio.gather(worker(), worker(), worker())
+    assert counter == 6, f"lost update: {counter}"
+
+
+async def broken_semaphore_leaks_permit_on_cancel() -> None:
+    # acquires without a context manager and forgets to release on cancellation
+    sem = asyncio.Semaphore(1)
+    started = asyncio.Event()
+
+    async def holder() -> None:
+        await sem.acquire()
+        started.set()
+        await asyncio.sleep(0)
+        await asyncio.sleep(1)
+        sem.release()
+
+    task = asyncio.create_task(holder())
+    await started.wait()
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert not sem.locked(), "a cancelled holder leaked its permit"
+
+
 # ---------------------------------------------------------------------------- parametrisation
 
 
@@ -719,6 +758,7 @@ def test_every_scenario_is_listed() -> None:
     defined = {
         name for name, value in globals().items()
         if asyncio.iscoroutinefunction(value) and value.__module__ == __name__
+        and not name.startswith("broken_")
     }
     assert defined == {case.fn.__name__ for case in CASES}
 
@@ -739,3 +779,17 @@ def test_random_finds_no_false_alarm(case: Case) -> None:
     assert result.failure is None
     assert result.schedules == 300
 
+
+
+@pytest.mark.parametrize("scenario", [broken_lock_mutual_exclusion,
+                                      broken_semaphore_leaks_permit_on_cancel],
+                         ids=lambda fn: fn.__name__)
+@pytest.mark.parametrize("strategy", ["systematic", "random"])
+def test_controls_fail(scenario: Scenario, strategy: str) -> None:
+    options: dict[str, Any] = (
+        {"deviation_bound": 2, "max_schedules": MAX_SCHEDULES} if strategy == "systematic"
+        else {"seed": 0, "max_schedules": 300}
+    )
+    with pytest.raises(explorer.ScheduleFailure) as info:
+        explorer.explore(scenario, strategy=strategy, **options)
+    assert info.value.kind == "assertion"

@@ -13,12 +13,14 @@ jumps straight to the earliest timer. Nothing here ever blocks or polls a select
 from __future__ import annotations
 
 import asyncio
+import collections
 import heapq
 import threading
+import weakref
 from asyncio import events
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from contextvars import Context
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, TypeVarTuple, Unpack
 
 from explorer._asyncio._inspect import caller_location
 from explorer._errors import EscapeError
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from explorer._runtime import Chooser
 
 _T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
 
 DONE: Final = 0
 DEADLOCK: Final = 1
@@ -43,6 +46,10 @@ _EAGER_FACTORY_QUALNAME: Final = "create_eager_task_factory.<locals>.factory"
 _RESOURCE_KINDS: Final = {"_GatheringFuture": "gather", "Future": "future"}
 
 
+class _Doneable(Protocol):
+    def done(self) -> bool: ...
+
+
 class _Abort(BaseException):
     """Raised through a running handle to end the run at once (callback error, invariant)."""
 
@@ -51,10 +58,11 @@ class _Handle(events.Handle):
     """A ready callback that tells its loop when it is cancelled, so candidates stay live."""
 
     __slots__ = ()
+    _loop: Any
 
     def cancel(self) -> None:
         if not self._cancelled:
-            self._loop._dirty = True  # type: ignore[union-attr]
+            self._loop._dirty = True
         super().cancel()
 
 
@@ -62,15 +70,28 @@ class _TimerHandle(events.TimerHandle):
     """A timer that tells its loop when it is cancelled (it may already be in ``_ready``)."""
 
     __slots__ = ()
+    _loop: Any
+    _scheduled: bool
 
     def cancel(self) -> None:
         if not self._cancelled:
-            self._loop._dirty = True  # type: ignore[union-attr]
+            self._loop._dirty = True
         super().cancel()
 
 
 class ControlledLoop(asyncio.BaseEventLoop):
     """An event loop whose every choice among ready work is made by a chooser."""
+
+    # Private state of BaseEventLoop that this class drives directly (checked at first use
+    # by the self-test); declared here because the typeshed stubs omit it.
+    _ready: collections.deque[Any]  # of events.Handle
+    _scheduled: list[Any]  # heap of events.TimerHandle (private _when, _scheduled)
+    _asyncgens: weakref.WeakSet[AsyncGenerator[Any, Any]]
+    _timer_cancelled_count: int
+    _task_factory: Any
+    _closed: bool
+    _asyncgen_firstiter_hook: Callable[[AsyncGenerator[Any, Any]], None]
+    _asyncgen_finalizer_hook: Callable[[AsyncGenerator[Any, Any]], None]
 
     def __init__(self) -> None:
         super().__init__()
@@ -116,7 +137,7 @@ class ControlledLoop(asyncio.BaseEventLoop):
         self.steps = 0
         self.points = 0
 
-    def drive(self, main: asyncio.Future[Any], choose: Chooser, decisions: list[int],
+    def drive(self, main: _Doneable, choose: Chooser, decisions: list[int],
               max_steps: int) -> int:
         """Run ready work until ``main`` is done; return why it stopped.
 
@@ -235,7 +256,7 @@ class ControlledLoop(asyncio.BaseEventLoop):
         for predicate, message, where in self._invariants:
             try:
                 ok = predicate()
-            except Exception as exc:  # an invariant that raises is a failing invariant
+            except Exception as exc:  # noqa: BLE001 - a predicate that raises has failed
                 self._invariant_failure = (message, exc, where)
                 raise _Abort from None
             if not ok:
@@ -259,14 +280,14 @@ class ControlledLoop(asyncio.BaseEventLoop):
     def time(self) -> float:
         return self._now
 
-    def call_soon(self, callback: Callable[..., object], *args: Any,
+    def call_soon(self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts,
                   context: Context | None = None) -> events.Handle:
         handle = _Handle(callback, args, self, context)
         self._ready.append(handle)
         return handle
 
-    def call_at(self, when: float, callback: Callable[..., object], *args: Any,
-                context: Context | None = None) -> events.TimerHandle:
+    def call_at(self, when: float, callback: Callable[[Unpack[_Ts]], object],
+                *args: *_Ts, context: Context | None = None) -> events.TimerHandle:
         if when is None:
             raise TypeError("when cannot be None")
         timer = _TimerHandle(when, callback, args, self, context)
@@ -274,7 +295,8 @@ class ControlledLoop(asyncio.BaseEventLoop):
         timer._scheduled = True
         return timer
 
-    def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any,
+    def call_soon_threadsafe(self, callback: Callable[[Unpack[_Ts]], object],
+                             *args: *_Ts,
                              context: Context | None = None) -> events.Handle:
         if threading.get_ident() != self._owner_thread:
             raise self._escape(
@@ -284,8 +306,9 @@ class ControlledLoop(asyncio.BaseEventLoop):
             )
         return self.call_soon(callback, *args, context=context)
 
-    def create_task(self, coro: Coroutine[Any, Any, _T] | Any, *, name: str | None = None,
-                    context: Context | None = None, **kwargs: Any) -> asyncio.Task[_T]:
+    def create_task(self, coro: Generator[Any, None, _T] | Coroutine[Any, Any, _T], *,
+                    name: object = None, context: Context | None = None,
+                    **kwargs: Any) -> asyncio.Task[_T]:
         kwargs.pop("eager_start", None)  # every task start must be a scheduling point
         parent = asyncio.current_task(self)
         parent_id = self._task_ids.get(parent, "main") if parent is not None else "loop"
@@ -302,7 +325,7 @@ class ControlledLoop(asyncio.BaseEventLoop):
             task = self._task_factory(self, coro, context=context, **kwargs)
             task.set_name(name or task_id)
         else:
-            task = asyncio.Task(coro, loop=self, name=name or task_id, context=context)
+            task = asyncio.Task(coro, loop=self, name=str(name or task_id), context=context)
         self._task_ids[task] = task_id
         return task
 
@@ -329,11 +352,12 @@ class ControlledLoop(asyncio.BaseEventLoop):
         """The stable id of a task of this run (or a fallback for foreign ones)."""
         if task is None:
             return "loop"
-        found = self._task_ids.get(task)  # type: ignore[call-overload]
-        if found is None:
-            found = f"unregistered/{task.get_name()}" if isinstance(task, asyncio.Task) \
-                else type(task).__name__
-        return found
+        found = self._task_ids.get(task) if isinstance(task, asyncio.Task) else None
+        if found is not None:
+            return found
+        if isinstance(task, asyncio.Task):
+            return f"unregistered/{task.get_name()}"
+        return type(task).__name__
 
     def resource_name(self, resource: object) -> str:
         """A name for a shared object that is stable for a given schedule: ``Lock#2``.
@@ -371,15 +395,15 @@ class ControlledLoop(asyncio.BaseEventLoop):
         self._escapes.append(err)
         return err
 
-    def run_in_executor(self, executor: Any, func: Callable[..., _T],
-                        *args: Any) -> asyncio.Future[_T]:
+    def run_in_executor(self, executor: Any, func: Callable[[Unpack[_Ts]], _T],
+                        *args: *_Ts) -> asyncio.Future[_T]:
         """Run ``func`` inline, as one atomic step (documented; no thread is started)."""
         future: asyncio.Future[_T] = self.create_future()
         try:
             future.set_result(func(*args))
         except (SystemExit, KeyboardInterrupt):
             raise
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - delivered to the awaiter, as an executor does
             future.set_exception(exc)
         return future
 

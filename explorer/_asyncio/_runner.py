@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from asyncio import events
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, SupportsIndex
 
 from explorer import _outcome as oc
 from explorer._asyncio import _loop
@@ -59,8 +60,8 @@ class AsyncioRuntime:
         real_sleep = time.sleep
         loop = self.loop = ControlledLoop()
 
-        def guarded_sleep(seconds: float) -> None:
-            if events._get_running_loop() is loop and seconds > 0:
+        def guarded_sleep(seconds: float | SupportsIndex, /) -> None:
+            if events._get_running_loop() is loop and float(seconds) > 0:
                 raise loop._escape(
                     f"time.sleep({seconds!r})",
                     "it blocks in real time, outside the controlled schedule; use "
@@ -144,8 +145,8 @@ class AsyncioRuntime:
         for task in sorted(loop._task_ids, key=loop.task_id):
             if task is main or task.cancelled():
                 continue
-            exc = task._exception  # type: ignore[attr-defined]
-            if exc is not None and task._log_traceback:  # type: ignore[attr-defined]
+            exc = task._exception  # type: ignore[attr-defined,unused-ignore]
+            if exc is not None and task._log_traceback:
                 out = _exception_outcome(exc)
                 return Outcome(out.kind, f"task {display_task(loop.task_id(task))} raised "
                                f"and nobody retrieved it: {out.message}", out.location,
@@ -211,15 +212,14 @@ class AsyncioRuntime:
             sink: list[int] = []
             loop._invariants.clear()
             loop._timer_races = False
-            try:
+            # Cleanup must never mask the outcome already classified.
+            with contextlib.suppress(Exception):
                 loop.drive(_AllDone(loop), _zero, sink, loop.steps + _CLEANUP_STEPS)
-            except BaseException:  # noqa: BLE001 - cleanup must never mask the outcome
-                pass
         for task in loop._task_ids:
             if not task.done():  # refused to die; do not let GC log it into a later run
-                task._log_destroy_pending = False  # type: ignore[attr-defined]
+                task._log_destroy_pending = False  # type: ignore[attr-defined]  # private
             elif not task.cancelled():
-                task._log_traceback = False  # type: ignore[attr-defined]  # reported already
+                task._log_traceback = False  # reported already
         loop._ready.clear()
         loop._scheduled.clear()
 

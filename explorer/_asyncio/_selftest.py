@@ -13,8 +13,13 @@ import collections
 import functools
 import sys
 from asyncio import base_events, events
+from collections.abc import Callable
+from contextvars import Context
+from typing import TypeVarTuple, Unpack
 
 from explorer._errors import RuntimeSelfTestError
+
+_Ts = TypeVarTuple("_Ts")
 
 
 def _require(condition: bool, what: str) -> None:
@@ -52,7 +57,8 @@ def _check_task_callbacks() -> None:
     seen: list[object] = []
 
     class Probe(asyncio.SelectorEventLoop):
-        def call_soon(self, callback, *args, context=None):  # type: ignore[no-untyped-def]
+        def call_soon(self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts,
+                      context: Context | None = None) -> events.Handle:
             seen.append(callback)
             return super().call_soon(callback, *args, context=context)
 

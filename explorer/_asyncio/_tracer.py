@@ -42,7 +42,7 @@ class Tracer:
         task, kind = handle_owner(handle)
         decision, self._decision = self._decision, None
         start = user_location(coroutine_frames(task)) if task is not None else None
-        handle._run()  # type: ignore[attr-defined]
+        handle._run()
         if task is None:
             self.trace.steps.append(Step(len(self.trace.steps), "loop", kind, None, None,
                                          callback_name(handle), None, decision, loop._now))
@@ -65,7 +65,7 @@ class Tracer:
 def _result_of(task: asyncio.Task[Any]) -> str:
     if task.cancelled():
         return "cancelled"
-    exc = task._exception  # type: ignore[attr-defined]  # no retrieval side effect
+    exc = task._exception  # type: ignore[attr-defined,unused-ignore]  # no retrieval side effect
     return f"raised {type(exc).__name__}" if exc is not None else "returned"
 
 

@@ -37,7 +37,7 @@ class Wait:
 
 @dataclass(slots=True)
 class DeadlockReport:
-    graph: nx.DiGraph
+    graph: nx.DiGraph[str]
     waits: list[Wait]
     cycle: list[str]
     orphans: list[Wait]
@@ -109,7 +109,7 @@ class DeadlockReport:
 
 def analyse(loop: ControlledLoop, holders: Holders | None) -> DeadlockReport:
     """Build the wait-for graph of every blocked task of the current run."""
-    graph: nx.DiGraph = nx.DiGraph()
+    graph: nx.DiGraph[str] = nx.DiGraph()
     waits: list[Wait] = []
     blocked = sorted((t for t in loop._task_ids if not t.done()), key=loop.task_id)
     for task in blocked:
@@ -122,7 +122,7 @@ def analyse(loop: ControlledLoop, holders: Holders | None) -> DeadlockReport:
                     isinstance(res, _HOLDABLE), is_leaf)
         waits.append(wait)
         graph.add_node(tid, kind="task")
-        if res is None:
+        if res is None or name is None:
             continue
         if isinstance(res, asyncio.Task):
             graph.add_edge(tid, loop.task_id(res), label="awaits")
@@ -158,7 +158,7 @@ def _waiting_text(wait: Wait) -> str:
     return wait.operation or "waiting"
 
 
-def _find_cycle(graph: nx.DiGraph) -> list[str]:
+def _find_cycle(graph: nx.DiGraph[str]) -> list[str]:
     try:
         edges = nx.find_cycle(graph)
     except nx.NetworkXNoCycle:
@@ -170,7 +170,7 @@ def _find_cycle(graph: nx.DiGraph) -> list[str]:
     return tasks[start:] + tasks[:start]
 
 
-def _is_orphan(graph: nx.DiGraph, wait: Wait) -> bool:
+def _is_orphan(graph: nx.DiGraph[str], wait: Wait) -> bool:
     """A waiter whose resource leads to no task: nothing can complete or release it."""
     if wait.resource is None or wait.resource not in graph:
         return False

@@ -1,10 +1,10 @@
 # Every target sets up its own virtual environment from nothing (see the README).
 PYTHON ?= python3
-VENV   := .venv
+VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean test-matrix
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required (set PYTHON=python3.11)"'
@@ -27,4 +27,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache
+	rm -rf .venv .venv-python3.* build *.egg-info .mypy_cache .ruff_cache
+
+# The suite on every supported interpreter found on PATH (one virtual environment each).
+test-matrix:
+	@for py in python3.11 python3.12 python3.13; do \
+	  if $$py -c '' >/dev/null 2>&1; then \
+	    $(MAKE) --no-print-directory test PYTHON=$$py VENV=.venv-$$py || exit 1; \
+	  else echo "skipping $$py (not on PATH)"; fi; \
+	done

@@ -143,3 +143,9 @@ def test_nested_explore_inside_a_scenario_is_refused() -> None:
     result = explorer.run(scenario)
     assert result.outcome.kind == "exception"
     assert "call them from a test, not from the scenario" in result.outcome.message
+
+
+def test_time_budget_stops_exploration() -> None:
+    result = explorer.explore(counter.lost_update_fixed, max_schedules=10_000, max_time=0)
+    assert result.schedules == 1
+    assert not result.exhausted

@@ -137,3 +137,47 @@ def test_random_walk_without_seed_reports_the_seed_it_used() -> None:
     seed = result.strategy["seed"]
     assert isinstance(seed, int)
     assert f"seed {seed}" in result.coverage
+
+
+class Describing(Strategy):
+    """A strategy that looks at the candidates through the runtime-neutral view."""
+
+    name = "describing"
+
+    def __init__(self) -> None:
+        self.points: list[list[explorer.Candidate]] = []
+        self.ran = False
+
+    def start_run(self) -> bool:
+        if self.ran:
+            return False
+        self.ran = True
+        return True
+
+    def choose(self, count: int, view: Any) -> int:
+        self.points.append([view.candidate(i) for i in range(count)])
+        return 0
+
+
+async def _lock_pair() -> None:
+    lock = asyncio.Lock()
+
+    async def worker() -> None:
+        async with lock:
+            await asyncio.sleep(0)
+
+    await asyncio.gather(worker(), worker(), worker())
+
+
+def test_strategies_see_candidates_in_runtime_neutral_terms() -> None:
+    strategy = Describing()
+    explorer.explore(_lock_pair, strategy=strategy)
+    first = strategy.points[0]
+    assert [(c.task, c.kind) for c in first] == [("main/worker#1", "start"),
+                                                 ("main/worker#2", "start")]
+    everything = [c for point in strategy.points for c in point]
+    assert any(c.kind == "wakeup" and c.operation == "Lock.acquire" and c.resource == "Lock#1"
+               for c in everything)
+    assert any(c.kind == "callback" and c.task is None for c in everything)
+    assert all(c.location is None or c.location.short.startswith("test_strategies.py:")
+               for c in everything if c.task)

@@ -174,7 +174,8 @@ def test_strategies_see_candidates_in_runtime_neutral_terms() -> None:
     explorer.explore(_lock_pair, strategy=strategy)
     first = strategy.points[0]
     assert [(c.task, c.kind) for c in first] == [("main/worker#1", "start"),
-                                                 ("main/worker#2", "start")]
+                                                 ("main/worker#2", "start"),
+                                                 ("main/worker#3", "start")]
     everything = [c for point in strategy.points for c in point]
     assert any(c.kind == "wakeup" and c.operation == "Lock.acquire" and c.resource == "Lock#1"
                for c in everything)

@@ -250,3 +250,41 @@ def test_cancelled_handles_are_never_candidates() -> None:
 def test_time_sleep_is_restored_after_exploration() -> None:
     explorer.run(_to_thread, {})
     assert time.sleep.__module__ == "time"
+
+
+async def _relies_on_callback_fifo(log: list[str]) -> None:
+    """Correct under asyncio's documented contract: callbacks run in registration order,
+    and a future's done callbacks in the order they were added."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] = loop.create_future()
+    future.add_done_callback(lambda _: log.append("done 1"))
+    future.add_done_callback(lambda _: log.append("done 2"))
+
+    async def worker(name: str) -> None:
+        await asyncio.sleep(0)
+        log.append(name)
+
+    tasks = [asyncio.create_task(worker(n)) for n in ("w1", "w2")]
+    loop.call_soon(log.append, "cb 1")
+    loop.call_soon(log.append, "cb 2")
+    loop.call_soon(future.set_result, None)
+    await asyncio.gather(*tasks, future)
+    callbacks = [entry for entry in log if entry.startswith(("cb", "done"))]
+    assert callbacks == ["cb 1", "cb 2", "done 1", "done 2"], log
+
+
+def test_plain_callbacks_keep_their_fifo_order_under_every_schedule() -> None:
+    logs: list[list[str]] = []
+
+    async def scenario() -> None:
+        log: list[str] = []
+        await _relies_on_callback_fifo(log)
+        logs.append(log)
+
+    result = explorer.explore(scenario, strategy="systematic", deviation_bound=3)
+    assert result.failure is None
+    assert result.exhausted
+    # ...while tasks still interleave with the callbacks and with each other.
+    assert len({tuple(log) for log in logs}) > 10
+    assert any(log.index("w2") < log.index("w1") for log in logs)
+    assert any(log.index("w1") < log.index("cb 1") for log in logs)

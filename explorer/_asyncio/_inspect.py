@@ -163,9 +163,10 @@ def callback_name(handle: asyncio.Handle) -> str:
 def describe_candidate(loop: ControlledLoop, index: int) -> Candidate:
     """The :class:`Candidate` for ready handle ``index`` (or the timer pseudo-candidate)."""
     ready = loop._ready
-    if index >= len(ready):
+    eligible = loop._eligible
+    if index >= (len(ready) if eligible is None else len(eligible)):
         return Candidate(None, "timer", None, "fire timer", None)
-    handle = ready[index]
+    handle = ready[index if eligible is None else eligible[index]]
     task, kind = handle_owner(handle)
     if task is None:
         return Candidate(None, kind, None, callback_name(handle), None)

@@ -20,9 +20,11 @@ import weakref
 from asyncio import events
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from contextvars import Context
+from types import MethodType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, TypeVarTuple, Unpack
 
 from explorer._asyncio._inspect import caller_location
+from explorer._asyncio._selftest import task_callback_types
 from explorer._errors import EscapeError
 from explorer._runtime import Location
 
@@ -46,6 +48,23 @@ _EAGER_FACTORY_QUALNAME: Final = "create_eager_task_factory.<locals>.factory"
 _RESOURCE_KINDS: Final = {"_GatheringFuture": "gather", "Future": "future"}
 
 
+# How task steps and wake-ups reach call_soon; filled in by _detect_task_callback_types().
+_STEP_TYPE: type | None = None
+_WAKEUP_TYPE: type | None = None
+_PY_TASK_METHODS: frozenset[object] = frozenset(
+    getattr(asyncio.tasks._PyTask, name)  # type: ignore[attr-defined]
+    for name in ("_Task__step", "_Task__wakeup")
+    if hasattr(asyncio.tasks._PyTask, name)  # type: ignore[attr-defined]
+)
+
+
+def _detect_task_callback_types() -> None:
+    """Learn the callable types the C Task passes to call_soon for steps and wake-ups."""
+    global _STEP_TYPE, _WAKEUP_TYPE
+    if _STEP_TYPE is None:
+        _STEP_TYPE, _WAKEUP_TYPE = task_callback_types()
+
+
 class _Doneable(Protocol):
     def done(self) -> bool: ...
 
@@ -64,6 +83,12 @@ class _Handle(events.Handle):
         if not self._cancelled:
             self._loop._dirty = True
         super().cancel()
+
+
+class _TaskHandle(_Handle):
+    """A task's step or wake-up: the unit whose timing varies with how long awaits take."""
+
+    __slots__ = ()
 
 
 class _TimerHandle(events.TimerHandle):
@@ -99,7 +124,10 @@ class ControlledLoop(asyncio.BaseEventLoop):
         self._clock_resolution = 0.0
         self._owner_thread = threading.get_ident()
         self._dirty = False
+        self._ncallbacks = 0  # plain (non-task) callbacks currently in _ready
+        self._eligible: list[int] | None = None
         self._timer_races = False
+        _detect_task_callback_types()
         self._tracer: Tracer | None = None
         self._invariants: list[tuple[Callable[[], object], str, Location | None]] = []
         self._invariant_failure: tuple[str, BaseException | None, Location | None] | None = None
@@ -123,6 +151,8 @@ class ControlledLoop(asyncio.BaseEventLoop):
         self._timer_cancelled_count = 0
         self._now = 0.0
         self._dirty = False
+        self._ncallbacks = 0
+        self._eligible = None
         self._invariants.clear()
         self._invariant_failure = None
         self._callback_errors.clear()
@@ -168,16 +198,23 @@ class ControlledLoop(asyncio.BaseEventLoop):
                         batch -= self._purge_cancelled()
                         n = len(ready)
                     extra = 1 if timer_races and self._has_live_timer() else 0
-                    if n + extra > 1:
-                        i = choose(n + extra, self)
+                    # Plain callbacks keep asyncio's documented FIFO order among
+                    # themselves: only the first one queued is a candidate.
+                    eligible = self._eligible_indices() if self._ncallbacks > 1 else None
+                    m = n if eligible is None else len(eligible)
+                    if m + extra > 1:
+                        self._eligible = eligible
+                        i = choose(m + extra, self)
                         append(i)
                         points += 1
                         if tracer is not None:
-                            tracer.decision(i, n + extra)
-                        if i == n:
+                            tracer.decision(i, m + extra, i == m)
+                        if i == m:
                             self._fire_next_timer()
                             batch = 0
                             continue
+                        if eligible is not None:
+                            i = eligible[i]
                         if i == 0:
                             handle = ready.popleft()
                         else:
@@ -187,6 +224,8 @@ class ControlledLoop(asyncio.BaseEventLoop):
                         handle = ready.popleft()
                 else:
                     handle = ready.popleft()
+                if type(handle) is not _TaskHandle:
+                    self._ncallbacks -= 1
                 batch -= 1
                 if handle._cancelled:
                     continue
@@ -207,6 +246,18 @@ class ControlledLoop(asyncio.BaseEventLoop):
             self.steps = steps
             self.points = points
 
+    def _eligible_indices(self) -> list[int]:
+        """Indices of the candidates: every task handle, and the first plain callback."""
+        eligible = []
+        first_callback = True
+        for index, handle in enumerate(self._ready):
+            if type(handle) is _TaskHandle:
+                eligible.append(index)
+            elif first_callback:
+                eligible.append(index)
+                first_callback = False
+        return eligible
+
     def _pop_expired_timers(self) -> None:
         ready = self._ready
         scheduled = self._scheduled
@@ -216,6 +267,7 @@ class ControlledLoop(asyncio.BaseEventLoop):
             handle._scheduled = False
             if not handle._cancelled:
                 ready.append(handle)
+                self._ncallbacks += 1
 
     def _drop_cancelled_timers(self) -> None:
         scheduled = self._scheduled
@@ -250,6 +302,7 @@ class ControlledLoop(asyncio.BaseEventLoop):
         if removed:
             ready.clear()
             ready.extend(live)
+            self._ncallbacks = sum(1 for h in live if type(h) is not _TaskHandle)
         return removed
 
     def _check_invariants(self) -> None:
@@ -282,7 +335,13 @@ class ControlledLoop(asyncio.BaseEventLoop):
 
     def call_soon(self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts,
                   context: Context | None = None) -> events.Handle:
-        handle = _Handle(callback, args, self, context)
+        kind = type(callback)
+        if kind is _STEP_TYPE or (kind is _WAKEUP_TYPE and callback.__name__ == "task_wakeup") \
+                or (kind is MethodType and callback.__func__ in _PY_TASK_METHODS):  # type: ignore[attr-defined]
+            handle: _Handle = _TaskHandle(callback, args, self, context)
+        else:
+            handle = _Handle(callback, args, self, context)
+            self._ncallbacks += 1
         self._ready.append(handle)
         return handle
 

@@ -53,7 +53,32 @@ def self_test() -> None:
     _check_task_callbacks()
 
 
+@functools.cache
+def task_callback_types() -> tuple[type, type]:
+    """The types of the callables a task passes to ``call_soon`` for a step and a wake-up.
+
+    The controlled loop uses them to tell task handles (whose timing varies) from plain
+    callbacks (which keep asyncio's documented FIFO order among themselves).
+    """
+    seen = _probe_callbacks()
+    steps = [type(cb) for cb in seen if isinstance(getattr(cb, "__self__", None), asyncio.Task)
+             and getattr(cb, "__name__", None) != "task_wakeup"]
+    wakeups = [type(cb) for cb in seen if getattr(cb, "__name__", None) == "task_wakeup"]
+    _require(bool(steps) and bool(wakeups),
+             "task step and wake-up callbacks can no longer be recognised")
+    return steps[0], wakeups[0]
+
+
 def _check_task_callbacks() -> None:
+    seen = _probe_callbacks()
+    owners = [getattr(cb, "__self__", None) for cb in seen]
+    _require(any(isinstance(o, asyncio.Task) for o in owners),
+             "task step callbacks no longer expose their task as __self__")
+    task_callback_types()
+
+
+def _probe_callbacks() -> list[object]:
+    """Run a tiny program on a stock loop and return every callback given to call_soon."""
     seen: list[object] = []
 
     class Probe(asyncio.SelectorEventLoop):
@@ -71,11 +96,15 @@ def _check_task_callbacks() -> None:
         _require(hasattr(task, "_exception") and hasattr(task, "_log_traceback"),
                  "Task._exception/_log_traceback are missing")
 
+    async def waits_on_a_future() -> None:
+        future = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(future.set_result, None)
+        await future
+
     loop = Probe()
     try:
         loop.run_until_complete(main())
+        loop.run_until_complete(waits_on_a_future())
     finally:
         loop.close()
-    owners = [getattr(cb, "__self__", None) for cb in seen]
-    _require(any(isinstance(o, asyncio.Task) for o in owners),
-             "task step callbacks no longer expose their task as __self__")
+    return seen

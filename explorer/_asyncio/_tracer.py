@@ -28,9 +28,8 @@ class Tracer:
         self.holders = Holders()
         self._decision: tuple[int, int] | None = None
 
-    def decision(self, chosen: int, count: int) -> None:
-        if chosen == count - 1 and self.loop._timer_races and self.loop._scheduled \
-                and chosen >= len(self.loop._ready):
+    def decision(self, chosen: int, count: int, fires_timer: bool) -> None:
+        if fires_timer:
             self.trace.steps.append(Step(len(self.trace.steps), "clock", "timer", None, None,
                                          "fire timer", None, (chosen, count),
                                          self.loop._now))

@@ -221,3 +221,74 @@ def test_result_without_raising() -> None:
     assert result.failure.kind == "assertion"
     assert result.schedules == result.failure.found_after
     assert not result.exhausted
+
+
+async def _nobody_sets_the_event() -> None:
+    ready = asyncio.Event()
+
+    async def waiter() -> None:
+        await ready.wait()
+
+    await asyncio.gather(waiter())
+
+
+async def _queue_without_producer() -> None:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+
+    async def consumer() -> None:
+        await queue.get()
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(consumer())
+
+
+async def _semaphore_order() -> None:
+    a, b = asyncio.Semaphore(1), asyncio.Semaphore(1)
+
+    async def take(first: asyncio.Semaphore, second: asyncio.Semaphore) -> None:
+        async with first:
+            await asyncio.sleep(0)
+            async with second:
+                pass
+
+    await asyncio.gather(take(a, b), take(b, a))
+
+
+async def _awaits_a_stuck_task() -> None:
+    never = asyncio.Event()
+
+    async def stuck() -> None:
+        await never.wait()
+
+    async def dependent(task: asyncio.Task[None]) -> None:
+        await task
+
+    task = asyncio.create_task(stuck())
+    await dependent(task)
+
+
+@pytest.mark.parametrize(("scenario", "expected"), [
+    (_nobody_sets_the_event, "lost wake-up: waiter#1 waits on Event#1 (Event.wait)"),
+    (_queue_without_producer, "lost wake-up: consumer#1 waits on Queue#1 (Queue.get)"),
+    (_awaits_a_stuck_task, "lost wake-up: stuck#1 waits on Event#1 (Event.wait)"),
+])
+def test_orphaned_waiters_are_lost_wakeups(scenario: object, expected: str) -> None:
+    result = explorer.run(scenario)  # type: ignore[arg-type]
+    assert result.outcome.kind == "deadlock"
+    assert expected in result.outcome.message
+    assert result.outcome.location is not None
+    assert result.outcome.location.short.startswith("test_bugs.py:")
+
+
+def test_semaphore_cycle_names_both_holders() -> None:
+    result = explorer.run(_semaphore_order)
+    assert result.outcome.kind == "deadlock"
+    assert sorted(result.outcome.details["cycle"]) == ["main/take#1", "main/take#2"]
+    assert "Semaphore#2 (Semaphore.acquire)" in result.outcome.message
+    assert "held by take#" in result.outcome.message
+
+
+def test_task_awaiting_a_task_is_an_edge_of_the_graph() -> None:
+    result = explorer.run(_awaits_a_stuck_task)
+    edges = {(a, b) for a, b, _label in result.outcome.details["edges"]}
+    assert ("main", "main/stuck#1") in edges

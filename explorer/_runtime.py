@@ -75,10 +75,9 @@ class RunStats:
 
 @dataclass(slots=True)
 class RunRecord:
-    """What one run produced: its decisions, the candidate counts and the outcome."""
+    """What one run produced: its decisions and its outcome (and trace, if traced)."""
 
     decisions: list[int]
-    counts: list[int]
     outcome: Any  # explorer._outcome.Outcome; typed loosely to keep this module leaf-level
     stats: RunStats = field(default_factory=RunStats)
     trace: Any = None  # explorer._trace.Trace when the run was traced

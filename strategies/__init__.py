@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from strategies._base import Strategy
 from strategies._fixed import Fixed
 from strategies._random import RandomWalk
@@ -41,7 +39,3 @@ def make_strategy(spec: str | Strategy, *, seed: int | None = None,
         f"unknown strategy {spec!r}; use one of: {', '.join(names())}, or pass a "
         "strategies.Strategy instance"
     )
-
-
-def describe(strategy: Strategy) -> dict[str, Any]:
-    return strategy.describe()

@@ -23,10 +23,10 @@ from contextvars import Context
 from types import MethodType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, TypeVarTuple, Unpack
 
-from explorer._asyncio._inspect import caller_location
+from explorer._asyncio._inspect import caller_location, describe_candidate
 from explorer._asyncio._selftest import task_callback_types
 from explorer._errors import EscapeError
-from explorer._runtime import Location
+from explorer._runtime import Candidate, Location
 
 if TYPE_CHECKING:
     from explorer._asyncio._tracer import Tracer
@@ -323,9 +323,7 @@ class ControlledLoop(asyncio.BaseEventLoop):
 
     # ------------------------------------------------------------------ PointView
 
-    def candidate(self, index: int) -> Any:
-        from explorer._asyncio._inspect import describe_candidate
-
+    def candidate(self, index: int) -> Candidate:
         return describe_candidate(self, index)
 
     # ------------------------------------------------------------------ scheduling API

@@ -104,7 +104,7 @@ class AsyncioRuntime:
             loop._tracer = None
             stats = RunStats(loop.steps, loop.points, loop._now, len(loop._task_ids))
             self._cleanup(main)
-        return RunRecord(decisions, [], outcome, stats,
+        return RunRecord(decisions, outcome, stats,
                          tracer.trace if tracer is not None else None)
 
     # ------------------------------------------------------------------ outcome

@@ -43,9 +43,11 @@ def self_test() -> None:
     for name in ("_asyncgen_firstiter_hook", "_asyncgen_finalizer_hook", "_asyncgens",
                  "_timer_handle_cancelled", "_task_factory"):
         _require(hasattr(loop, name), f"BaseEventLoop.{name} is missing")
-    for name in ("_run", "_callback", "_cancelled", "_args"):
-        _require(name in events.Handle.__slots__ or hasattr(events.Handle, name),
-                 f"asyncio.Handle.{name} is missing")
+    _require(set(events.Handle.__slots__) == {"_callback", "_args", "_cancelled", "_loop",
+                                              "_source_traceback", "_repr", "__weakref__",
+                                              "_context"},
+             f"asyncio.Handle has different slots: {events.Handle.__slots__}")
+    _require(hasattr(events.Handle, "_run"), "asyncio.Handle._run is missing")
     for name in ("_when", "_scheduled"):
         _require(name in events.TimerHandle.__slots__, f"asyncio.TimerHandle.{name} is missing")
     _require(hasattr(events, "_get_running_loop") and hasattr(events, "_set_running_loop"),

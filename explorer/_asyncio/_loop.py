@@ -77,7 +77,13 @@ class _Handle(events.Handle):
     """A ready callback that tells its loop when it is cancelled, so candidates stay live."""
 
     __slots__ = ()
+    # Slots of events.Handle that the typeshed stubs do not declare.
     _loop: Any
+    _context: Context
+    _callback: Callable[..., object]
+    _args: tuple[Any, ...]
+    _repr: str | None
+    _source_traceback: Any
 
     def cancel(self) -> None:
         if not self._cancelled:
@@ -116,6 +122,7 @@ class ControlledLoop(asyncio.BaseEventLoop):
     _scheduled: list[Any]  # heap of events.TimerHandle (private _when, _scheduled)
     _asyncgens: weakref.WeakSet[AsyncGenerator[Any, Any]]
     _timer_cancelled_count: int
+    _debug: bool
     _task_factory: Any
     _closed: bool
     _asyncgen_firstiter_hook: Callable[[AsyncGenerator[Any, Any]], None]

@@ -1,53 +1,70 @@
-"""``make demo``: explore the bundled example scenarios, print each race the explorer finds
-and show that the fixed versions pass.
+"""``make demo``: explore the gallery's example races, print a few failures in full and a
+one-line verdict for every example, and show that each fixed version passes.
 
-Run with ``python -m examples.demo``.
+Run with ``python -m examples.demo`` (``--all`` prints every failure in full).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
-from collections.abc import Callable
-from typing import Any
 
 import explorer
-from examples import bank, counter, signal, transfer
+from examples.gallery import Example, all_examples
 
-CASES: list[tuple[str, Callable[..., Any], Callable[..., Any]]] = [
-    ("check-then-act double spend", bank.double_spend, bank.double_spend_fixed),
-    ("lost update on a counter", counter.lost_update, counter.lost_update_fixed),
-    ("lock-order deadlock", transfer.abba, transfer.abba_fixed),
-    ("lost wake-up after cancellation", signal.lost_wakeup, signal.lost_wakeup_fixed),
-]
-BOUND = 2
+# Shown in full by default: one of each family of hazard.
+FEATURED = ("double-spend", "auth-bypass", "lock-order-deadlock", "lost-wakeup",
+            "starlette-double-spend", "fastapi-rate-limit")
 
 
 def rule(title: str) -> str:
     return f"\n{'=' * 8} {title} {'=' * max(4, 78 - len(title))}"
 
 
-def main() -> int:
-    missed = 0
-    for title, buggy, fixed in CASES:
-        print(rule(title))
-        stock = explorer.run(buggy)
-        print(f"stock asyncio order: {stock.outcome.kind}")
-        result = explorer.explore(buggy, strategy="systematic", deviation_bound=BOUND,
-                                  raise_on_failure=False)
-        if result.failure is None:
-            missed += 1
-            print(f"NOT FOUND within {result.coverage}")
-            continue
-        print(f"found after {result.schedules} schedule(s):\n")
-        print(result.failure)
-        checked = explorer.explore(fixed, strategy="systematic", deviation_bound=BOUND,
-                                   raise_on_failure=False)
-        verdict = "passes" if checked.failure is None else "FAILS"
-        print(f"\nfixed version ({fixed.__name__}) {verdict}: {checked.coverage}")
-        missed += checked.failure is not None
-    print(rule("summary"))
-    print(f"{len(CASES) - missed} of {len(CASES)} races found, and their fixes verified.")
-    return 1 if missed else 0
+def check(example: Example, verbose: bool) -> tuple[bool, str]:
+    """Explore the buggy and the fixed version; return (as expected, one-line verdict)."""
+    stock = explorer.run(example.buggy, max_steps=example.max_steps).outcome.kind
+    found = explorer.explore(example.buggy, strategy="systematic",
+                             deviation_bound=example.bound, max_steps=example.max_steps,
+                             max_schedules=20_000, raise_on_failure=False)
+    proof = explorer.explore(example.fixed, strategy="systematic",
+                             deviation_bound=example.bound, max_steps=example.max_steps,
+                             max_schedules=20_000, raise_on_failure=False)
+    failure = found.failure
+    if verbose:
+        print(rule(f"{example.name}: {example.hazard}"))
+        print(f"stock asyncio order: {stock}")
+        if failure is not None:
+            print(f"found after {found.schedules} schedule(s):\n\n{failure}")
+        verdict = "passes" if proof.failure is None else "FAILS"
+        print(f"\nfixed version ({example.fixed.__name__}) {verdict}: {proof.coverage}")
+    ok = (failure is not None and failure.kind == example.kind and proof.failure is None
+          and proof.exhausted)
+    if failure is None:
+        line = f"NOT FOUND within {found.coverage}"
+    else:
+        line = (f"{failure.kind} after {found.schedules} schedule(s), "
+                f"{failure.deviations} deviation(s), {failure.schedule}; fixed version "
+                f"{'passes' if proof.failure is None else 'FAILS'} "
+                f"{proof.schedules} schedules within {example.bound} deviation(s)")
+    return ok, line
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--all", action="store_true", help="print every failure in full")
+    args = parser.parse_args(argv)
+    examples = all_examples()
+    verdicts = []
+    for example in examples:
+        verdicts.append((example, *check(example, args.all or example.name in FEATURED)))
+    print(rule("summary: every example in the gallery"))
+    width = max(len(e.name) for e in examples)
+    for example, ok, line in verdicts:
+        print(f"{'ok ' if ok else 'BAD'} {example.name:<{width}}  {line}")
+    bad = sum(1 for _, ok, _ in verdicts if not ok)
+    print(f"\n{len(verdicts) - bad} of {len(verdicts)} races found and their fixes verified.")
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

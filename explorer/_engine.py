@@ -21,8 +21,9 @@ from explorer._asyncio._runner import AsyncioRuntime, Scenario
 from explorer._errors import UsageError
 from explorer._failure import ScheduleFailure
 from explorer._outcome import Outcome
-from explorer._runtime import RunRecord
+from explorer._runtime import Chooser, RunRecord
 from explorer._schedule import Schedule
+from explorer._shrink import Shrinker
 from explorer._trace import Trace
 
 DEFAULT_MAX_SCHEDULES = 1000
@@ -116,13 +117,15 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
             max_schedules: int = DEFAULT_MAX_SCHEDULES, seed: int | None = None,
             max_steps: int = DEFAULT_MAX_STEPS, raise_on_failure: bool = True,
             deviation_bound: int | None = None, timer_races: bool = False,
-            max_time: float | None = None) -> ExploreResult:
+            max_time: float | None = None, shrink: bool = True) -> ExploreResult:
     """Run ``fn(*args)`` once per schedule chosen by ``strategy`` until it fails or the
     budget (``max_schedules``, ``max_time`` seconds) or the strategy's space runs out.
 
     On failure raise :class:`ScheduleFailure` (or, with ``raise_on_failure=False``, return
     it in the result). ``deviation_bound`` limits the systematic strategy; ``timer_races``
     adds "fire the next timer now" as a candidate, to find timeout-versus-completion races.
+    A failing schedule is shrunk (``shrink=True``) to the fewest deviations, then the
+    shortest run, then the lowest candidate indices that fail the same way.
     """
     _check_positive("max_schedules", max_schedules)
     _check_positive("max_steps", max_steps)
@@ -151,7 +154,7 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
             seen.add(tuple(record.decisions))
             if failed:
                 failure = _confirm(rt, scenario, name, record, schedules, chosen.describe(),
-                                   max_steps, timer_races)
+                                   max_steps, timer_races, shrink)
                 break
             if schedules == next_check:
                 next_check *= 2
@@ -202,15 +205,35 @@ def _same(a: RunRecord, b: RunRecord) -> bool:
 
 def _confirm(rt: AsyncioRuntime, scenario: Scenario, name: str, record: RunRecord,
              index: int, strategy: dict[str, Any], max_steps: int,
-             timer_races: bool) -> ScheduleFailure:
-    """Replay a failing run traced; the replay must fail the same way."""
-    schedule = Schedule.from_decisions(record.decisions, timers=timer_races)
+             timer_races: bool, shrink: bool = False) -> ScheduleFailure:
+    """Replay a failing run traced (it must fail the same way), shrink it, and build the
+    failure from a traced replay of the shrunk schedule."""
     traced, _ = _replay_record(rt, scenario, record.decisions, max_steps=max_steps,
                                timer_races=timer_races, traced=True)
-    outcome = traced.outcome if _same(record, traced) else \
-        _nondeterminism(record, traced, "replayed with tracing")
-    return ScheduleFailure(outcome, schedule, traced.trace, scenario=name,
-                           found_after=index, strategy=strategy)
+    if not _same(record, traced):
+        return ScheduleFailure(_nondeterminism(record, traced, "replayed with tracing"),
+                               Schedule.from_decisions(record.decisions, timers=timer_races),
+                               traced.trace, scenario=name, found_after=index,
+                               strategy=strategy)
+    report = None
+    if shrink:
+        def run_once(chooser: Chooser) -> RunRecord:
+            return rt.run(scenario, chooser, max_steps=max_steps, timer_races=timer_races)
+
+        shrunk, report = Shrinker(run_once, record.outcome.signature()).shrink(record)
+        if shrunk is not record:
+            traced, _ = _replay_record(rt, scenario, shrunk.decisions, max_steps=max_steps,
+                                       timer_races=timer_races, traced=True)
+            if not _same(shrunk, traced):
+                return ScheduleFailure(
+                    _nondeterminism(shrunk, traced, "replayed with tracing"),
+                    Schedule.from_decisions(shrunk.decisions, timers=timer_races),
+                    traced.trace, scenario=name, found_after=index, strategy=strategy)
+            record = shrunk
+    return ScheduleFailure(traced.outcome,
+                           Schedule.from_decisions(record.decisions, timers=timer_races),
+                           traced.trace, scenario=name, found_after=index,
+                           strategy=strategy, shrink=report)
 
 
 def _check_determinism(rt: AsyncioRuntime, scenario: Scenario, name: str,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 from explorer._errors import ExplorerError
 from explorer._outcome import Outcome
 from explorer._schedule import Schedule
+from explorer._shrink import ShrinkReport
 from explorer._trace import Trace
 
 
@@ -17,12 +19,14 @@ class ScheduleFailure(ExplorerError, AssertionError):
     Attributes: ``kind`` (assertion, exception, deadlock, livelock, leaked_task,
     nondeterminism, escape), ``schedule`` (``str()`` gives the paste-able form),
     ``found_after`` (1-based index of the failing schedule), ``deviations``, ``trace``,
-    ``outcome``, ``scenario`` (its dotted name) and ``strategy`` (how it was found).
+    ``outcome``, ``scenario`` (its dotted name), ``strategy`` (how it was found) and
+    ``shrink`` (a :class:`ShrinkReport`, when the schedule was shrunk).
     """
 
     def __init__(self, outcome: Outcome, schedule: Schedule, trace: Trace | None, *,
                  scenario: str, found_after: int = 1,
-                 strategy: dict[str, Any] | None = None, runtime: str = "asyncio") -> None:
+                 strategy: dict[str, Any] | None = None, runtime: str = "asyncio",
+                 shrink: ShrinkReport | None = None) -> None:
         self.outcome = outcome
         self.kind = outcome.kind
         self.schedule = schedule
@@ -32,6 +36,7 @@ class ScheduleFailure(ExplorerError, AssertionError):
         self.deviations = schedule.deviation_count
         self.strategy = dict(strategy or {})
         self.runtime = runtime
+        self.shrink = shrink
         super().__init__(self.render())
 
     @property
@@ -53,6 +58,7 @@ class ScheduleFailure(ExplorerError, AssertionError):
         lines = [
             f"{self.scenario} failed ({self.kind}{where}) under {found}, "
             f"{self.deviations} deviation(s) from the stock schedule.",
+            *([f"Shrinking: {self.shrink.describe()}."] if self.shrink else []),
             "",
             *("  " + line for line in outcome.message.splitlines()),
             "",
@@ -75,6 +81,7 @@ class ScheduleFailure(ExplorerError, AssertionError):
             "outcome": self.outcome.to_json(),
             "trace": self.trace.to_json(),
             "trace_hash": self.trace.hash(),
+            "shrink": dataclasses.asdict(self.shrink) if self.shrink else None,
         }
 
     def to_json_text(self) -> str:

@@ -1,0 +1,96 @@
+"""The shrinker reaches the true minimum number of deviations, deterministically."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import explorer
+from examples.gallery import CORE, Example
+
+
+async def deep() -> None:
+    """Three tasks of five awaits each; the writer must overtake the reader twice."""
+    state = {"x": 0}
+
+    async def reader() -> None:
+        seen = 0
+        for i in range(5):
+            if i == 1:
+                seen = state["x"]
+            if i == 2:
+                assert state["x"] == seen, "x changed between read and check"
+            await asyncio.sleep(0)
+
+    async def bystander() -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    async def writer() -> None:
+        for i in range(5):
+            if i == 3:
+                state["x"] += 1
+            await asyncio.sleep(0)
+
+    await asyncio.gather(reader(), bystander(), writer())
+
+
+def _minimum(fn: object) -> explorer.ScheduleFailure:
+    """The first failure of a systematic search: it has the fewest deviations possible."""
+    with pytest.raises(explorer.ScheduleFailure) as info:
+        explorer.explore(fn, strategy="systematic", shrink=False)  # type: ignore[arg-type]
+    return info.value
+
+
+def test_deep_bug_needs_two_deviations_and_is_shrunk_to_two() -> None:
+    assert explorer.run(deep).passed
+    minimum = _minimum(deep)
+    assert minimum.deviations == 2
+    for seed in range(5):
+        with pytest.raises(explorer.ScheduleFailure) as raw:
+            explorer.explore(deep, seed=seed, shrink=False)
+        with pytest.raises(explorer.ScheduleFailure) as shrunk:
+            explorer.explore(deep, seed=seed)
+        failure = shrunk.value
+        assert raw.value.deviations > 2
+        assert failure.deviations == 2
+        assert failure.outcome.signature() == raw.value.outcome.signature()
+        assert failure.shrink is not None
+        assert failure.shrink.proven_minimal
+        assert failure.shrink.original_deviations == raw.value.deviations
+        assert failure.shrink.steps <= failure.shrink.original_steps
+        assert "Shrinking: shrunk from" in str(failure)
+        again = explorer.run(deep, schedule=failure.schedule)
+        assert again.outcome.signature() == failure.outcome.signature()
+
+
+@pytest.mark.parametrize("example", CORE, ids=lambda e: e.name)
+def test_gallery_failures_shrink_to_the_minimum(example: Example) -> None:
+    minimum = _minimum(example.buggy)
+    for seed in range(3):
+        with pytest.raises(explorer.ScheduleFailure) as info:
+            explorer.explore(example.buggy, seed=seed, max_steps=example.max_steps)
+        failure = info.value
+        assert failure.shrink is not None
+        assert failure.shrink.proven_minimal
+        if failure.outcome.signature() == minimum.outcome.signature():
+            assert failure.deviations == minimum.deviations
+        else:  # another failure mode: still no more deviations than it started with
+            assert failure.deviations <= failure.shrink.original_deviations
+
+
+def test_shrinking_is_deterministic() -> None:
+    def shrunk() -> str:
+        with pytest.raises(explorer.ScheduleFailure) as info:
+            explorer.explore(deep, seed=3)
+        return f"{info.value.schedule} {info.value.trace.hash()}"
+
+    assert shrunk() == shrunk()
+
+
+def test_shrinking_can_be_turned_off() -> None:
+    with pytest.raises(explorer.ScheduleFailure) as info:
+        explorer.explore(deep, seed=0, shrink=False)
+    assert info.value.shrink is None
+    assert "Shrinking:" not in str(info.value)

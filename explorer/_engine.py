@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import strategies as _strategies
-from explorer import _outcome as oc
 from explorer._asyncio._runner import AsyncioRuntime, Scenario
+from explorer._determinism import verify
 from explorer._errors import UsageError
 from explorer._failure import ScheduleFailure
 from explorer._outcome import Outcome
 from explorer._runtime import Chooser, RunRecord
 from explorer._schedule import Schedule
-from explorer._shrink import Shrinker
+from explorer._shrink import Shrinker, ShrinkReport
 from explorer._trace import Trace
 
 DEFAULT_MAX_SCHEDULES = 1000
@@ -183,38 +183,26 @@ def _replay_record(rt: AsyncioRuntime, scenario: Scenario, decisions: list[int],
     return record, fixed
 
 
-def _nondeterminism(first: RunRecord, second: RunRecord, what: str) -> Outcome:
-    return Outcome(
-        oc.NONDETERMINISM,
-        f"the same schedule gave different results when {what}: first run "
-        f"{first.outcome.kind} after {first.stats.steps} steps and "
-        f"{len(first.decisions)} decisions, second run {second.outcome.kind} after "
-        f"{second.stats.steps} steps and {len(second.decisions)} decisions. The scenario "
-        "depends on something the schedule does not control: state kept between runs "
-        "(module globals, caches), real randomness, wall-clock time or threads. Create "
-        "all state inside the scenario and seed any randomness.",
-        first.outcome.location,
-        details={"first": first.outcome.to_json(), "second": second.outcome.to_json()},
-    )
-
-
-def _same(a: RunRecord, b: RunRecord) -> bool:
-    return (a.decisions == b.decisions and a.stats.steps == b.stats.steps
-            and a.outcome.signature() == b.outcome.signature())
-
-
 def _confirm(rt: AsyncioRuntime, scenario: Scenario, name: str, record: RunRecord,
              index: int, strategy: dict[str, Any], max_steps: int,
              timer_races: bool, shrink: bool = False) -> ScheduleFailure:
-    """Replay a failing run traced (it must fail the same way), shrink it, and build the
-    failure from a traced replay of the shrunk schedule."""
-    traced, _ = _replay_record(rt, scenario, record.decisions, max_steps=max_steps,
-                               timer_races=timer_races, traced=True)
-    if not _same(record, traced):
-        return ScheduleFailure(_nondeterminism(record, traced, "replayed with tracing"),
-                               Schedule.from_decisions(record.decisions, timers=timer_races),
-                               traced.trace, scenario=name, found_after=index,
-                               strategy=strategy)
+    """Check that a failing run replays (traced, twice, identically), shrink it, and build
+    the failure from a traced replay of the shrunk schedule."""
+    def replay_of(decisions: list[int]) -> Callable[[], RunRecord]:
+        return lambda: _replay_record(rt, scenario, decisions, max_steps=max_steps,
+                                      timer_races=timer_races, traced=True)[0]
+
+    def failure(outcome: Outcome, rec: RunRecord, trace: Trace | None,
+                report: ShrinkReport | None = None) -> ScheduleFailure:
+        return ScheduleFailure(outcome, Schedule.from_decisions(rec.decisions,
+                                                                timers=timer_races),
+                               trace, scenario=name, found_after=index, strategy=strategy,
+                               shrink=report)
+
+    traced, problem = verify(record, replay_of(record.decisions))
+    if problem is not None:
+        return failure(problem, record, traced.trace if traced else None)
+    assert traced is not None  # verify returns a replay whenever it finds no problem
     report = None
     if shrink:
         def run_once(chooser: Chooser) -> RunRecord:
@@ -222,32 +210,27 @@ def _confirm(rt: AsyncioRuntime, scenario: Scenario, name: str, record: RunRecor
 
         shrunk, report = Shrinker(run_once, record.outcome.signature()).shrink(record)
         if shrunk is not record:
-            traced, _ = _replay_record(rt, scenario, shrunk.decisions, max_steps=max_steps,
-                                       timer_races=timer_races, traced=True)
-            if not _same(shrunk, traced):
-                return ScheduleFailure(
-                    _nondeterminism(shrunk, traced, "replayed with tracing"),
-                    Schedule.from_decisions(shrunk.decisions, timers=timer_races),
-                    traced.trace, scenario=name, found_after=index, strategy=strategy)
+            traced, problem = verify(shrunk, replay_of(shrunk.decisions))
+            if problem is not None:
+                return failure(problem, shrunk, traced.trace if traced else None)
+            assert traced is not None
             record = shrunk
-    return ScheduleFailure(traced.outcome,
-                           Schedule.from_decisions(record.decisions, timers=timer_races),
-                           traced.trace, scenario=name, found_after=index,
-                           strategy=strategy, shrink=report)
+    return failure(traced.outcome, record, traced.trace, report)
 
 
 def _check_determinism(rt: AsyncioRuntime, scenario: Scenario, name: str,
                        record: RunRecord, index: int, strategy: dict[str, Any],
                        max_steps: int, timer_races: bool) -> ScheduleFailure | None:
-    again, _ = _replay_record(rt, scenario, record.decisions, max_steps=max_steps,
-                              timer_races=timer_races, traced=False)
-    if _same(record, again):
+    """Replay a passing run traced, twice: both must match it and each other."""
+    traced, problem = verify(record, lambda: _replay_record(
+        rt, scenario, record.decisions, max_steps=max_steps, timer_races=timer_races,
+        traced=True)[0])
+    if problem is None:
         return None
-    schedule = Schedule.from_decisions(record.decisions, timers=timer_races)
-    traced, _ = _replay_record(rt, scenario, record.decisions, max_steps=max_steps,
-                               timer_races=timer_races, traced=True)
-    return ScheduleFailure(_nondeterminism(record, again, "run twice"), schedule,
-                           traced.trace, scenario=name, found_after=index, strategy=strategy)
+    return ScheduleFailure(problem, Schedule.from_decisions(record.decisions,
+                                                            timers=timer_races),
+                           traced.trace if traced is not None else None, scenario=name,
+                           found_after=index, strategy=strategy)
 
 
 def run(fn: Callable[..., Any], *args: Any, schedule: Schedule | str | None = None,

@@ -100,6 +100,33 @@ class _TaskHandle(_Handle):
 _new_handle = object.__new__
 
 
+class _Task(asyncio.Task):  # type: ignore[type-arg]
+    """A task whose hash is its creation index within the run.
+
+    asyncio keeps tasks in sets (``TaskGroup`` cancels its children by iterating one,
+    ``asyncio.wait`` registers callbacks on one and returns two). With the default
+    address-based hash, that order changes from run to run and the same schedule would
+    not give the same trace. A hash fixed by creation order makes it deterministic.
+    """
+
+    _explorer_hash: int
+
+    def __hash__(self) -> int:
+        return self._explorer_hash
+
+
+def _new_task(coro: Any, loop: ControlledLoop, sequence: int, name: str,
+              context: Context | None) -> _Task:
+    task = _new_future(_Task)
+    task._explorer_hash = sequence  # before Task.__init__, which already hashes the task
+    _task_init(task, coro, loop=loop, name=name, context=context)
+    return task
+
+
+_new_future = asyncio.Task.__new__
+_task_init = asyncio.Task.__init__
+
+
 class _TimerHandle(events.TimerHandle):
     """A timer that tells its loop when it is cancelled (it may already be in ``_ready``)."""
 
@@ -404,12 +431,12 @@ class ControlledLoop(asyncio.BaseEventLoop):
             task = self._task_factory(self, coro, context=context, **kwargs)
             task.set_name(name or task_id)
         else:
-            task = asyncio.Task(coro, loop=self, name=str(name or task_id), context=context)
+            task = _new_task(coro, self, len(self._task_ids), str(name or task_id), context)
         self._task_ids[task] = task_id
         return task
 
     def create_main_task(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.Task(coro, loop=self, name="main")
+        task = _new_task(coro, self, 0, "main", None)
         self._task_ids[task] = "main"
         return task
 

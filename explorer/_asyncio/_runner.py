@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import time
 from asyncio import events
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any, SupportsIndex
+from typing import Any
 
 from explorer import _outcome as oc
 from explorer._asyncio import _loop
+from explorer._asyncio import _patches as patches
 from explorer._asyncio._inspect import (
     coroutine_frames,
     traceback_location,
@@ -57,27 +57,15 @@ class AsyncioRuntime:
                 "scenario"
             )
         old_hooks = sys.get_asyncgen_hooks()
-        real_sleep = time.sleep
         loop = self.loop = ControlledLoop()
-
-        def guarded_sleep(seconds: float | SupportsIndex, /) -> None:
-            if events._get_running_loop() is loop and float(seconds) > 0:
-                raise loop._escape(
-                    f"time.sleep({seconds!r})",
-                    "it blocks in real time, outside the controlled schedule; use "
-                    "'await asyncio.sleep(...)', which runs on virtual time",
-                )
-            real_sleep(seconds)
-
         events._set_running_loop(loop)
         sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook,
                                finalizer=loop._asyncgen_finalizer_hook)
-        time.sleep = guarded_sleep
         try:
-            yield self
+            with patches.installed(loop):
+                yield self
         finally:
             loop.close()
-            time.sleep = real_sleep
             sys.set_asyncgen_hooks(*old_hooks)
             events._set_running_loop(previous)
 

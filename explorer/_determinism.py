@@ -1,0 +1,82 @@
+"""The determinism contract, checked at run time.
+
+A schedule is replayed traced, twice; both replays must make the same decisions, take the
+same number of steps and end the same way as the run being checked, and their traces must
+have the same hash. Any difference is a ``nondeterminism`` outcome that shows the first
+step where the runs parted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from explorer import _outcome as oc
+from explorer._errors import ReplayDivergence
+from explorer._outcome import Outcome
+from explorer._runtime import RunRecord
+from explorer._trace import Trace
+
+Replay = Callable[[], RunRecord]
+
+_ADVICE = ("The scenario depends on something the schedule does not control: state kept "
+           "between runs (module globals, caches), real randomness, wall-clock time, "
+           "object ids or threads. Create all state inside the scenario and seed any "
+           "randomness.")
+
+
+def same_run(a: RunRecord, b: RunRecord) -> bool:
+    return (a.decisions == b.decisions and a.stats.steps == b.stats.steps
+            and a.outcome.signature() == b.outcome.signature())
+
+
+def first_difference(a: Trace, b: Trace) -> str:
+    """Where two traces of the same schedule part, in words."""
+    for left, right in zip(a.steps, b.steps, strict=False):
+        if left.to_json() != right.to_json():
+            return (f"first difference at step {left.index}:\n"
+                    f"  first run:  {left.describe().strip()}\n"
+                    f"  second run: {right.describe().strip()}")
+    if len(a) != len(b):
+        longer, which = (a, "first") if len(a) > len(b) else (b, "second")
+        extra = longer.steps[min(len(a), len(b))]
+        return (f"the runs agree for {min(len(a), len(b))} steps, then only the {which} "
+                f"run continues: {extra.describe().strip()}")
+    return "the traces are identical; the outcomes differ"
+
+
+def _nondeterministic(message: str, location: object, details: dict[str, object]) -> Outcome:
+    return Outcome(oc.NONDETERMINISM, f"{message}\n{_ADVICE}", location,  # type: ignore[arg-type]
+                   details=details)
+
+
+def _summary(record: RunRecord) -> str:
+    return (f"{record.outcome.kind} after {record.stats.steps} steps and "
+            f"{len(record.decisions)} decisions")
+
+
+def verify(record: RunRecord, replay: Replay) -> tuple[RunRecord | None, Outcome | None]:
+    """Replay ``record``'s schedule traced twice; return (a traced replay, None) when all
+    agree, else (the replay if any, a nondeterminism outcome)."""
+    replays: list[RunRecord] = []
+    for attempt in ("first", "second"):
+        try:
+            replays.append(replay())
+        except ReplayDivergence as err:
+            return (replays[0] if replays else None), _nondeterministic(
+                f"the same schedule did not fit the {attempt} traced replay: {err}",
+                record.outcome.location, {"point": err.point, "expected": err.expected,
+                                          "available": err.available})
+    first, second = replays
+    if not same_run(record, first):
+        return first, _nondeterministic(
+            f"the same schedule gave different results when replayed: the run ended "
+            f"{_summary(record)}, its replay {_summary(first)}",
+            record.outcome.location,
+            {"first": record.outcome.to_json(), "second": first.outcome.to_json()})
+    if first.trace.hash() != second.trace.hash():
+        return first, _nondeterministic(
+            f"two traced replays of the same schedule differ; "
+            f"{first_difference(first.trace, second.trace)}",
+            record.outcome.location,
+            {"first_hash": first.trace.hash(), "second_hash": second.trace.hash()})
+    return first, None

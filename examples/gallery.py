@@ -12,7 +12,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from examples import bank, counter, signal, transfer
+from examples import (
+    auth,
+    bank,
+    cache,
+    counter,
+    livelock,
+    pool,
+    privilege,
+    ratelimit,
+    signal,
+    stampede,
+    starvation,
+    transfer,
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,23 @@ CORE: list[Example] = [
             transfer.abba_fixed, "deadlock"),
     Example("lost-wakeup", "lost wake-up: a cancelled waiter swallows a notification",
             signal.lost_wakeup, signal.lost_wakeup_fixed, "deadlock"),
+    Example("auth-bypass", "authentication bypass: a request outlives its session's logout",
+            auth.logout_race, auth.logout_race_fixed, "assertion", bound=3),
+    Example("privilege-escalation", "privilege escalation: an admin action after a demotion",
+            privilege.role_race, privilege.role_race_fixed, "assertion", bound=3),
+    Example("rate-limit-bypass", "rate limiter bypass: token bucket read-modify-write",
+            ratelimit.burst, ratelimit.burst_fixed, "assertion", bound=3),
+    Example("torn-cache-entry", "information disclosure through a half-updated cache entry",
+            cache.torn_entry, cache.torn_entry_fixed, "assertion", bound=3),
+    Example("cache-stampede", "cache stampede: concurrent misses all recompute",
+            stampede.stampede, stampede.stampede_fixed, "assertion", bound=3),
+    Example("pool-double-checkout", "connection pool hands one connection to two handlers",
+            pool.shared_connection, pool.shared_connection_fixed, "assertion", bound=3),
+    Example("polite-livelock", "livelock: two polite handlers back off forever",
+            livelock.polite_pair, livelock.polite_pair_fixed, "livelock", bound=3,
+            max_steps=2000),
+    Example("spin-lock-starvation", "starvation: an unfair spin lock lets newcomers barge",
+            starvation.barging, starvation.barging_fixed, "assertion", bound=3),
 ]
 
 

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from explorer._errors import ExplorerError
+from explorer._explain import explain, swimlanes
 from explorer._outcome import Outcome
 from explorer._schedule import Schedule
 from explorer._shrink import ShrinkReport
@@ -62,8 +63,15 @@ class ScheduleFailure(ExplorerError, AssertionError):
             "",
             *("  " + line for line in outcome.message.splitlines()),
             "",
-            "Trace (* marks a deviation from the stock order):",
-            self.trace.render(),
+        ]
+        why = explain(self.trace)
+        if why:
+            lines += ["Why: the deviations from the stock order that make it fail:",
+                      *(f"  {line}" for line in why), ""]
+        lines += [
+            "Swimlanes (one column per task, * marks a deviation; the full trace is "
+            "failure.trace):",
+            swimlanes(self.trace),
             "",
             f"Schedule: {self.schedule}",
             f"Replay:   {self.replay_line()}",
@@ -81,6 +89,7 @@ class ScheduleFailure(ExplorerError, AssertionError):
             "outcome": self.outcome.to_json(),
             "trace": self.trace.to_json(),
             "trace_hash": self.trace.hash(),
+            "explanation": explain(self.trace),
             "shrink": dataclasses.asdict(self.shrink) if self.shrink else None,
         }
 

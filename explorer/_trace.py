@@ -23,7 +23,9 @@ class Step:
     ``decision`` is ``(chosen, count)`` when the step was chosen at a scheduling point, else
     ``None``. ``start``/``end`` are the task's user-code positions before and after the step;
     ``operation`` names what the task waits on afterwards (``Lock.acquire``, ``sleep``...),
-    ``resource`` which object (``Lock#1``), ``result`` how a finishing step ended.
+    ``resource`` which object (``Lock#1``), ``result`` how a finishing step ended. At a
+    deviation, ``preempted`` names the work the stock order would have run instead (a task,
+    or a callback) and ``preempted_at`` where that task stood.
     """
 
     index: int
@@ -36,6 +38,8 @@ class Step:
     decision: tuple[int, int] | None = None
     time: float = 0.0
     result: str | None = None
+    preempted: str | None = None
+    preempted_at: Location | None = None
 
     @property
     def deviated(self) -> bool:
@@ -53,6 +57,8 @@ class Step:
             "decision": list(self.decision) if self.decision else None,
             "time": self.time,
             "result": self.result,
+            "preempted": self.preempted,
+            "preempted_at": self.preempted_at.to_json() if self.preempted_at else None,
         }
 
     def describe(self) -> str:

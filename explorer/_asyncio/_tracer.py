@@ -13,6 +13,7 @@ from explorer._asyncio._inspect import (
     waiting_on,
 )
 from explorer._asyncio._tracking import Holders
+from explorer._runtime import Location
 from explorer._trace import Step, Trace
 
 if TYPE_CHECKING:
@@ -27,12 +28,20 @@ class Tracer:
         self.trace = Trace()
         self.holders = Holders()
         self._decision: tuple[int, int] | None = None
+        self._preempted: tuple[str | None, Location | None] = (None, None)
 
     def decision(self, chosen: int, count: int, fires_timer: bool) -> None:
+        # What the stock order would have run here: named only where we deviate from it.
+        if chosen:
+            stock = self.loop.candidate(0)
+            who = _display(stock.task) if stock.task else stock.operation
+            self._preempted = (who, stock.location)
         if fires_timer:
+            who, where = self._preempted
+            self._preempted = (None, None)
             self.trace.steps.append(Step(len(self.trace.steps), "clock", "timer", None, None,
                                          "fire timer", None, (chosen, count),
-                                         self.loop._now))
+                                         self.loop._now, None, who, where))
             return
         self._decision = (chosen, count)
 
@@ -40,11 +49,14 @@ class Tracer:
         loop = self.loop
         task, kind = handle_owner(handle)
         decision, self._decision = self._decision, None
+        preempted, preempted_at = self._preempted
+        self._preempted = (None, None)
         start = user_location(coroutine_frames(task)) if task is not None else None
         handle._run()
         if task is None:
             self.trace.steps.append(Step(len(self.trace.steps), "loop", kind, None, None,
-                                         callback_name(handle), None, decision, loop._now))
+                                         callback_name(handle), None, decision, loop._now,
+                                         None, preempted, preempted_at))
             return
         end = None
         op: str | None = None
@@ -58,7 +70,7 @@ class Tracer:
             resource = loop.resource_name(res) if res is not None else None
         self.trace.steps.append(Step(len(self.trace.steps), _display(loop.task_id(task)),
                                      kind, start, end, op, resource, decision, loop._now,
-                                     result))
+                                     result, preempted, preempted_at))
 
 
 def _result_of(task: asyncio.Task[Any]) -> str:

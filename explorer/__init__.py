@@ -7,8 +7,10 @@ replayed and read. Start with :func:`explore`.
 
 from __future__ import annotations
 
+from explorer._corpus import Corpus, CorpusEntry, CorpusError
 from explorer._engine import ExploreResult, RunResult, explore, replay, run
 from explorer._errors import (
+    DidNotReproduce,
     EscapeError,
     ExplorerError,
     InvalidScheduleError,
@@ -19,8 +21,10 @@ from explorer._errors import (
 from explorer._failure import ScheduleFailure
 from explorer._invariants import always
 from explorer._outcome import FAILURE_KINDS, Outcome
+from explorer._regressions import CorpusReplay, pin, replay_corpus, reproduce
 from explorer._runtime import Candidate, Location
 from explorer._schedule import Schedule
+from explorer._shrink import ShrinkReport
 from explorer._trace import Step, Trace
 
 __version__ = "0.1.0"
@@ -28,6 +32,11 @@ __version__ = "0.1.0"
 __all__ = [
     "FAILURE_KINDS",
     "Candidate",
+    "Corpus",
+    "CorpusEntry",
+    "CorpusError",
+    "CorpusReplay",
+    "DidNotReproduce",
     "EscapeError",
     "ExploreResult",
     "ExplorerError",
@@ -39,12 +48,16 @@ __all__ = [
     "RuntimeSelfTestError",
     "Schedule",
     "ScheduleFailure",
+    "ShrinkReport",
     "Step",
     "Trace",
     "UsageError",
     "__version__",
     "always",
     "explore",
+    "pin",
     "replay",
+    "replay_corpus",
+    "reproduce",
     "run",
 ]

@@ -10,17 +10,20 @@ as well, so a scenario that depends on something outside the schedule is reporte
 from __future__ import annotations
 
 import inspect
+import os
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import strategies as _strategies
 from explorer._asyncio._runner import AsyncioRuntime, Scenario
+from explorer._corpus import Corpus
 from explorer._determinism import verify
-from explorer._errors import UsageError
+from explorer._errors import DidNotReproduce, UsageError
 from explorer._failure import ScheduleFailure
 from explorer._outcome import Outcome
+from explorer._regressions import PINS_ATTR, REPRODUCE_ATTR
 from explorer._runtime import Chooser, RunRecord
 from explorer._schedule import Schedule
 from explorer._shrink import Shrinker, ShrinkReport
@@ -71,7 +74,7 @@ class RunResult:
         return not self.outcome.failed
 
 
-def _scenario_name(fn: Callable[..., Any]) -> str:
+def scenario_name(fn: Callable[..., Any]) -> str:
     module = getattr(fn, "__module__", None) or "?"
     name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
     return f"{module}.{name}"
@@ -91,7 +94,7 @@ def _bind(fn: Any, args: tuple[Any, ...]) -> Scenario:
         and fn.__name__ != "<lambda>"  # a lambda may return a coroutine: checked per run
     ):
         raise UsageError(
-            f"{_scenario_name(fn)} is not an async function; define it with 'async def' "
+            f"{scenario_name(fn)} is not an async function; define it with 'async def' "
             "so that its awaits can be scheduled"
         )
 
@@ -117,7 +120,8 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
             max_schedules: int = DEFAULT_MAX_SCHEDULES, seed: int | None = None,
             max_steps: int = DEFAULT_MAX_STEPS, raise_on_failure: bool = True,
             deviation_bound: int | None = None, timer_races: bool = False,
-            max_time: float | None = None, shrink: bool = True) -> ExploreResult:
+            max_time: float | None = None, shrink: bool = True,
+            corpus: str | os.PathLike[str] | None = None) -> ExploreResult:
     """Run ``fn(*args)`` once per schedule chosen by ``strategy`` until it fails or the
     budget (``max_schedules``, ``max_time`` seconds) or the strategy's space runs out.
 
@@ -125,12 +129,20 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
     it in the result). ``deviation_bound`` limits the systematic strategy; ``timer_races``
     adds "fire the next timer now" as a candidate, to find timeout-versus-completion races.
     A failing schedule is shrunk (``shrink=True``) to the fewest deviations, then the
-    shortest run, then the lowest candidate indices that fail the same way.
+    shortest run, then the lowest candidate indices that fail the same way, and saved to
+    the ``corpus`` directory when one is given.
+
+    A scenario decorated with :func:`explorer.reproduce` runs only that schedule; one
+    decorated with :func:`explorer.pin` runs its pinned schedules before any other.
     """
     _check_positive("max_schedules", max_schedules)
     _check_positive("max_steps", max_steps)
     scenario = _bind(fn, args)
-    name = _scenario_name(fn)
+    name = scenario_name(fn)
+    reproducing = getattr(fn, REPRODUCE_ATTR, None)
+    if reproducing is not None:
+        return _reproduce(fn, args, reproducing, runtime, max_steps)
+    pins: tuple[Schedule, ...] = getattr(fn, PINS_ATTR, ())
     chosen = _strategies.make_strategy(strategy, seed=seed, deviation_bound=deviation_bound)
     rt = _runtime(runtime)
     start = time.perf_counter()
@@ -141,7 +153,17 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
     next_check = 1
     choose = chosen.choose
     with rt.session():
-        while schedules < max_schedules and chosen.start_run():
+        for pin in pins:
+            schedules += 1
+            traced, _ = _replay_record(rt, scenario, pin.decisions(), max_steps=max_steps,
+                                       timer_races=pin.timers, traced=True)
+            steps += traced.stats.steps
+            if traced.outcome.failed:
+                failure = ScheduleFailure(traced.outcome, pin, traced.trace, scenario=name,
+                                          found_after=schedules,
+                                          strategy={"name": "pinned"})
+                break
+        while failure is None and schedules < max_schedules and chosen.start_run():
             record = rt.run(scenario, choose, max_steps=max_steps, timer_races=timer_races)
             failed = record.outcome.failed
             counted = chosen.counts_as_schedule
@@ -167,15 +189,31 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
     result = ExploreResult(schedules, chosen.exhausted and failure is None, failure,
                            chosen.describe(), chosen.coverage(), len(seen), steps,
                            time.perf_counter() - start, probes)
+    if failure is not None and corpus is not None:
+        failure.saved_to(Corpus(corpus).save(failure))
     if failure is not None and raise_on_failure:
         raise failure
     return result
 
 
+def _reproduce(fn: Callable[..., Any], args: tuple[Any, ...], schedule: Schedule,
+               runtime: str, max_steps: int) -> ExploreResult:
+    result = run(fn, *args, schedule=schedule, runtime=runtime, max_steps=max_steps)
+    if not result.outcome.failed:
+        raise DidNotReproduce(
+            f"@explorer.reproduce({str(schedule)!r}) no longer makes {scenario_name(fn)} "
+            "fail: the bug is fixed or the code changed. Remove the decorator (or keep the "
+            "schedule as a regression case with @explorer.pin)."
+        )
+    raise ScheduleFailure(result.outcome, schedule, result.trace,
+                          scenario=scenario_name(fn), strategy={"name": "reproduce"})
+
+
 def _replay_record(rt: AsyncioRuntime, scenario: Scenario, decisions: list[int], *,
-                   max_steps: int, timer_races: bool, traced: bool,
-                   strict: bool = True) -> tuple[RunRecord, _strategies.Fixed]:
-    fixed = _strategies.Fixed(decisions, strict=strict)
+                   max_steps: int, timer_races: bool, traced: bool, strict: bool = True,
+                   expected: Mapping[int, str] | None = None
+                   ) -> tuple[RunRecord, _strategies.Fixed]:
+    fixed = _strategies.Fixed(decisions, strict=strict, expected=expected)
     fixed.start_run()
     record = rt.run(scenario, fixed.choose, max_steps=max_steps, timer_races=timer_races,
                     traced=traced)
@@ -235,16 +273,22 @@ def _check_determinism(rt: AsyncioRuntime, scenario: Scenario, name: str,
 
 def run(fn: Callable[..., Any], *args: Any, schedule: Schedule | str | None = None,
         runtime: str = "asyncio", max_steps: int = DEFAULT_MAX_STEPS,
-        strict: bool = True) -> RunResult:
+        strict: bool = True, expected: Mapping[int, str] | None = None) -> RunResult:
     """Run ``fn(*args)`` once under ``schedule`` (default: the stock schedule), traced,
-    and return its outcome without raising for a failing run."""
+    and return its outcome without raising for a failing run.
+
+    ``expected`` maps scheduling points to the task the schedule should pick there (corpus
+    entries record it); a strict replay that finds other work there raises
+    :class:`~explorer.ReplayDivergence`.
+    """
     _check_positive("max_steps", max_steps)
     scenario = _bind(fn, args)
     sched = Schedule.coerce(schedule) if schedule is not None else Schedule()
     rt = _runtime(runtime)
     with rt.session():
         record, fixed = _replay_record(rt, scenario, sched.decisions(), max_steps=max_steps,
-                                       timer_races=sched.timers, traced=True, strict=strict)
+                                       timer_races=sched.timers, traced=True, strict=strict,
+                                       expected=expected)
     actual = Schedule.from_decisions(record.decisions, timers=sched.timers)
     return RunResult(record.outcome, actual, record.trace, record.stats.steps,
                      record.decisions, fixed.divergences)
@@ -263,5 +307,5 @@ def replay(fn: Callable[..., Any], schedule: Schedule | str, *args: Any,
                  strict=strict)
     if result.outcome.failed:
         raise ScheduleFailure(result.outcome, result.schedule, result.trace,
-                              scenario=_scenario_name(fn), strategy={"name": "replay"})
+                              scenario=scenario_name(fn), strategy={"name": "replay"})
     return result

@@ -7,11 +7,14 @@ Every exception the explorer raises derives from :class:`ExplorerError`::
     ├── UsageError (also TypeError)             the explorer was called the wrong way
     ├── InvalidScheduleError (also ValueError)  a schedule string could not be parsed
     ├── ReplayDivergence (also ValueError)      a schedule no longer fits the code
+    ├── DidNotReproduce (also AssertionError)   a @reproduce schedule no longer fails
+    ├── CorpusError (also ValueError)           a corpus file cannot be used
     ├── EscapeError (also RuntimeError)         the scenario used real I/O, threads or time
     └── RuntimeSelfTestError (also RuntimeError) the interpreter's asyncio is not one we can control
 
 ``ScheduleFailure`` is defined in :mod:`explorer._failure` because it carries the
-outcome, schedule and trace of the failing run.
+outcome, schedule and trace of the failing run; ``CorpusError`` in
+:mod:`explorer._corpus`, with the file it names.
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ class ReplayDivergence(ExplorerError, ValueError):
         self.point = point
         self.expected = expected
         self.available = available
+
+
+class DidNotReproduce(ExplorerError, AssertionError):
+    """A schedule given to ``@explorer.reproduce`` no longer makes the scenario fail."""
 
 
 class EscapeError(ExplorerError, RuntimeError):

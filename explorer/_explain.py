@@ -66,7 +66,7 @@ def explain(trace: Trace) -> list[str]:
             lines.append(ran)
             continue
         before, after = _neighbours(trace, step)
-        if step.preempted_at is None or before is None and after is None:
+        if step.preempted_at is None or (before is None and after is None):
             lines.append(f"{ran} ahead of {step.preempted}")
             continue
         where = source(step.preempted_at)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 from explorer._errors import ExplorerError
@@ -38,7 +39,13 @@ class ScheduleFailure(ExplorerError, AssertionError):
         self.strategy = dict(strategy or {})
         self.runtime = runtime
         self.shrink = shrink
+        self.corpus_path: Path | None = None
         super().__init__(self.render())
+
+    def saved_to(self, path: Path) -> None:
+        """Record that the failure was saved to the corpus (the message says where)."""
+        self.corpus_path = path
+        self.args = (self.render(),)
 
     @property
     def location(self) -> Any:
@@ -75,6 +82,7 @@ class ScheduleFailure(ExplorerError, AssertionError):
             "",
             f"Schedule: {self.schedule}",
             f"Replay:   {self.replay_line()}",
+            *([f"Saved:    {self.corpus_path}"] if self.corpus_path else []),
         ]
         return "\n".join(lines)
 

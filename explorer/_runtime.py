@@ -51,6 +51,14 @@ class Candidate:
     resource: str | None = None
 
 
+def display_task(task_id: str | None, kind: str = "callback") -> str:
+    """How traces name the work of a step: task ids without the common ``main/`` prefix;
+    ``clock`` for a timer firing, ``loop`` for a plain callback."""
+    if task_id is None:
+        return "clock" if kind == "timer" else "loop"
+    return task_id[5:] if task_id.startswith("main/") else task_id
+
+
 class PointView(Protocol):
     """What a chooser may ask about the candidates at the current scheduling point."""
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from explorer._errors import ReplayDivergence
+from explorer._runtime import display_task
 from strategies._base import Strategy
 
 
@@ -19,9 +20,11 @@ class Fixed(Strategy):
 
     name = "replay"
 
-    def __init__(self, decisions: Sequence[int], *, strict: bool = True) -> None:
+    def __init__(self, decisions: Sequence[int], *, strict: bool = True,
+                 expected: Mapping[int, str] | None = None) -> None:
         self.decisions = list(decisions)
         self.strict = strict
+        self.expected = dict(expected or {})
         self.position = 0
         self.divergences: list[tuple[int, int, int]] = []
         self._ran = False
@@ -39,16 +42,30 @@ class Fixed(Strategy):
         decisions = self.decisions
         choice = decisions[k] if k < len(decisions) else 0
         if choice < count:
-            return choice
+            wanted = self.expected.get(k)
+            if wanted is None:
+                return choice
+            candidate = view.candidate(choice)
+            found = display_task(candidate.task, candidate.kind)
+            if found == wanted:
+                return choice
+            return self._diverged(
+                k, choice, count,
+                f"the schedule no longer fits the code: at scheduling point {k} it picks "
+                f"candidate {choice}, which was {wanted} when the schedule was saved, but "
+                f"is now {found}; the code or the scenario changed since (replay with "
+                "strict=False to continue with default choices from there)")
+        return self._diverged(
+            k, choice, count,
+            f"the schedule no longer fits the code: at scheduling point {k} it asks for "
+            f"candidate {choice}, but only {count} candidate(s) were ready; the code or "
+            "the scenario changed since the schedule was recorded (replay with "
+            "strict=False to continue with default choices from there)")
+
+    def _diverged(self, point: int, choice: int, count: int, message: str) -> int:
         if self.strict:
-            raise ReplayDivergence(
-                f"the schedule no longer fits the code: at scheduling point {k} it asks for "
-                f"candidate {choice}, but only {count} candidate(s) were ready; the code or "
-                "the scenario changed since the schedule was recorded (replay with "
-                "strict=False to continue with default choices from there)",
-                point=k, expected=choice, available=count,
-            )
-        self.divergences.append((k, choice, count))
+            raise ReplayDivergence(message, point=point, expected=choice, available=count)
+        self.divergences.append((point, choice, count))
         return 0
 
     def check_complete(self) -> None:

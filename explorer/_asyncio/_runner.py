@@ -20,12 +20,12 @@ from explorer._asyncio._inspect import (
 )
 from explorer._asyncio._loop import ControlledLoop
 from explorer._asyncio._selftest import self_test
-from explorer._asyncio._tracer import Tracer, display_task
+from explorer._asyncio._tracer import Tracer
 from explorer._asyncio._tracking import track_holders
 from explorer._asyncio._waitfor import analyse
 from explorer._errors import EscapeError, UsageError
 from explorer._outcome import Outcome
-from explorer._runtime import Chooser, RunRecord, RunStats
+from explorer._runtime import Chooser, RunRecord, RunStats, display_task
 
 Scenario = Callable[[], Coroutine[Any, Any, Any]]
 

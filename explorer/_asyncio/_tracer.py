@@ -13,7 +13,7 @@ from explorer._asyncio._inspect import (
     waiting_on,
 )
 from explorer._asyncio._tracking import Holders
-from explorer._runtime import Location
+from explorer._runtime import Location, display_task
 from explorer._trace import Step, Trace
 
 if TYPE_CHECKING:
@@ -81,8 +81,4 @@ def _result_of(task: asyncio.Task[Any]) -> str:
 
 
 def _display(task_id: str) -> str:
-    """Task ids are paths from ``main``; the trace drops the common ``main/`` prefix."""
-    return task_id[5:] if task_id.startswith("main/") else task_id
-
-
-display_task = _display
+    return display_task(task_id)

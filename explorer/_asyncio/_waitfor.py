@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from explorer._asyncio._inspect import coroutine_frames, user_location, waiting_on
-from explorer._asyncio._tracer import display_task
 from explorer._asyncio._tracking import Holders
-from explorer._runtime import Location
+from explorer._runtime import Location, display_task
 
 if TYPE_CHECKING:
     from explorer._asyncio._loop import ControlledLoop

@@ -9,6 +9,7 @@ and HTTP requests go through httpx's in-memory ASGI transport (no sockets).
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -227,3 +228,60 @@ def test_starlette_fixed_passes_systematic_search(scenario: object) -> None:
     assert result.failure is None
     assert result.schedules > 1
     assert result.exhausted, result.coverage
+
+
+async def _anyio_cancel_order(out: list[str]) -> None:
+    async def child(name: str) -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            out.append(name)
+
+    async with anyio.create_task_group() as group:
+        for name in "abcdef":
+            group.start_soon(child, name)
+        await anyio.sleep(0)
+        group.cancel_scope.cancel()
+
+
+def test_anyio_cancellation_order_is_the_same_every_run() -> None:
+    orders = set()
+    for _ in range(30):
+        out: list[str] = []
+        assert explorer.run(_anyio_cancel_order, out).passed
+        orders.add("".join(out))
+    assert len(orders) == 1
+
+
+async def _anyio_worker_thread(out: dict[str, int]) -> None:
+    out["worker"] = await anyio.to_thread.run_sync(threading.get_ident)
+    out["loop"] = threading.get_ident()
+
+
+def test_anyio_worker_threads_run_inline() -> None:
+    out: dict[str, int] = {}
+    assert explorer.run(_anyio_worker_thread, out).passed
+    assert out["worker"] == out["loop"]
+
+
+async def _sync_starlette_endpoint() -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    def endpoint(request: Request) -> JSONResponse:  # a plain def: Starlette threads it
+        return JSONResponse({"thread": threading.get_ident()})
+
+    app = Starlette(routes=[Route("/", endpoint)])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        first, second = await asyncio.gather(client.get("/"), client.get("/"))
+    assert first.json() == second.json() == {"thread": threading.get_ident()}
+
+
+def test_sync_endpoints_run_inline_and_deterministically() -> None:
+    result = explorer.explore(_sync_starlette_endpoint, strategy="systematic",
+                              deviation_bound=1)
+    assert result.failure is None
+    assert result.exhausted

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import sys
 import threading
 import time
@@ -186,20 +187,36 @@ async def _swallows_the_escape() -> None:
         await asyncio.get_running_loop().getaddrinfo("example.invalid", 80)
 
 
-async def _foreign_thread() -> None:
-    loop = asyncio.get_running_loop()
-    errors: list[BaseException] = []
+_LOOPS: queue.Queue[asyncio.AbstractEventLoop | None] = queue.Queue()
+_POKE_ERRORS: list[BaseException] = []
 
-    def poke() -> None:
+
+def _poker() -> None:
+    """A thread started outside any run, which pokes the loops it is handed."""
+    while True:
+        loop = _LOOPS.get()
         try:
+            if loop is None:
+                return
             loop.call_soon_threadsafe(lambda: None)
         except explorer.EscapeError as exc:
-            errors.append(exc)
+            _POKE_ERRORS.append(exc)
+        finally:
+            _LOOPS.task_done()
 
-    thread = threading.Thread(target=poke)
+
+async def _foreign_thread() -> None:
+    _LOOPS.put(asyncio.get_running_loop())
+    _LOOPS.join()  # blocks until the other thread has tried
+
+
+@pytest.fixture
+def poker() -> Any:
+    thread = threading.Thread(target=_poker)
     thread.start()
+    yield
+    _LOOPS.put(None)
     thread.join()
-    assert errors
 
 
 async def _nested_run() -> None:
@@ -213,6 +230,7 @@ async def _nested_run() -> None:
     (_foreign_thread, "call_soon_threadsafe() from another thread", "single-threaded"),
     (_nested_run, "loop.run_until_complete()", "await the coroutine"),
 ])
+@pytest.mark.usefixtures("poker")
 def test_escapes_are_refused_with_the_call_and_the_fix(scenario: Any, names: str,
                                                        fix: str) -> None:
     with pytest.raises(explorer.ScheduleFailure) as info:
@@ -288,3 +306,62 @@ def test_plain_callbacks_keep_their_fifo_order_under_every_schedule() -> None:
     assert len({tuple(log) for log in logs}) > 10
     assert any(log.index("w2") < log.index("w1") for log in logs)
     assert any(log.index("w1") < log.index("cb 1") for log in logs)
+
+
+async def _starts_a_thread() -> None:
+    thread = threading.Thread(target=lambda: None)
+    thread.start()
+    thread.join()
+
+
+def test_starting_a_thread_is_an_escape() -> None:
+    result = explorer.run(_starts_a_thread)
+    assert result.outcome.kind == "escape"
+    assert "threading.Thread.start()" in result.outcome.message
+    assert "run inline here" in result.outcome.message
+    assert threading.Thread.start.__qualname__ == "Thread.start"  # restored afterwards
+
+
+async def _taskgroup_cancels_in_a_fixed_order(order: list[str]) -> None:
+    async def child(name: str) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            order.append(name)
+
+    async def boom() -> None:
+        await asyncio.sleep(0)
+        raise KeyError("stop")
+
+    with contextlib.suppress(ExceptionGroup):
+        async with asyncio.TaskGroup() as group:
+            for name in "abcdefgh":
+                group.create_task(child(name))
+            group.create_task(boom())
+
+
+def test_sets_of_tasks_iterate_in_the_same_order_every_run() -> None:
+    orders = set()
+    for _ in range(30):
+        order: list[str] = []
+        assert explorer.run(_taskgroup_cancels_in_a_fixed_order, order).passed
+        orders.add("".join(order))
+    assert len(orders) == 1
+
+
+async def _as_completed_with_coroutines(done: list[int]) -> None:
+    async def job(n: int) -> int:
+        await asyncio.sleep(1)
+        return n
+
+    for next_done in asyncio.as_completed([job(n) for n in range(6)]):
+        done.append(await next_done)
+
+
+def test_as_completed_creates_its_tasks_in_argument_order() -> None:
+    results = set()
+    for _ in range(20):
+        done: list[int] = []
+        explorer.run(_as_completed_with_coroutines, done)
+        results.add(tuple(done))
+    assert len(results) == 1

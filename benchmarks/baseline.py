@@ -36,7 +36,7 @@ def jitter(rng: random.Random) -> Iterator[None]:
         asyncio.sleep = original
 
 
-def runs_to_failure(scenario: Callable[[], Any], seed: int, cap: int) -> int | None | str:
+def runs_to_failure(scenario: Callable[[], Any], seed: int, cap: int) -> int | str | None:
     """Runs until the first failure (``None`` if none within ``cap``; ``"n/a"`` if the
     scenario needs the controlled runtime, for example for ``explorer.always``)."""
     rng = random.Random(seed)

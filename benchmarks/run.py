@@ -6,7 +6,7 @@ Sections:
    counter and for one ASGI scenario, each beside the same scenario run uncontrolled on one
    reused stock asyncio loop in the same command (alternating rounds, medians).
 2. Search quality — for each buggy gallery example, schedules until the first failure:
-   ``random`` over many seeds (median, min–max), ``systematic`` exact; and the naive
+   ``random`` over many seeds (median, min-max), ``systematic`` exact; and the naive
    baseline (stock asyncio with random ``sleep(0)`` jitter).
 3. Proof cost — schedules the systematic search runs to pass each fixed example within its
    deviation bound.
@@ -76,7 +76,7 @@ def _baseline_cell(example: Example, seeds: int, cap: int) -> str:
             misses += 1
     if not found:
         return f"not found in {cap}"
-    text = f"{statistics.median(found):g} ({min(found)}–{max(found)})"
+    text = f"{statistics.median(found):g} ({min(found)}-{max(found)})"
     return text + (f", {misses} missed" if misses else "")
 
 
@@ -84,7 +84,7 @@ def search_section(args: argparse.Namespace, examples: list[Example]) -> list[st
     lines = [
         "## Search quality: schedules until the first failure",
         "",
-        f"`random`: median (min–max) over {args.seeds} seeds, cap {args.cap} schedules per "
+        f"`random`: median (min-max) over {args.seeds} seeds, cap {args.cap} schedules per "
         f"seed. `systematic`: exact, within the example's deviation bound. Naive baseline: "
         f"stock asyncio with random `sleep(0)` jitter, runs until failure over {args.seeds} "
         f"seeds, cap {args.baseline_cap}.",

@@ -24,7 +24,7 @@ class Finding:
         if len(self.counts) + self.misses == 1:
             return str(self.counts[0])
         text = (f"{statistics.median(self.counts):g} "
-                f"({min(self.counts)}–{max(self.counts)})")
+                f"({min(self.counts)}-{max(self.counts)})")
         return text + (f", {self.misses} missed" if self.misses else "")
 
 

@@ -1,0 +1,227 @@
+"""The corpus, replay statuses, @reproduce/@pin, readable failures, determinism reports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import explorer
+from examples import bank, counter
+from tests.conftest import ROOT
+
+
+def _found(fn: object, **kwargs: object) -> explorer.ScheduleFailure:
+    with pytest.raises(explorer.ScheduleFailure) as info:
+        explorer.explore(fn, strategy="systematic", **kwargs)  # type: ignore[arg-type]
+    return info.value
+
+
+def test_save_is_content_addressed_and_idempotent(tmp_path: Path) -> None:
+    failure = _found(bank.double_spend, corpus=tmp_path)
+    assert failure.corpus_path is not None
+    assert failure.corpus_path.parent == tmp_path
+    assert failure.corpus_path.name.startswith("double_spend-")
+    assert f"Saved:    {failure.corpus_path}" in str(failure)
+    again = _found(bank.double_spend, corpus=tmp_path)
+    assert again.corpus_path == failure.corpus_path
+    assert [p.name for p in tmp_path.iterdir()] == [failure.corpus_path.name]
+    data = json.loads(failure.corpus_path.read_text())
+    assert data["format"] == "explorer-corpus"
+    assert data["version"] == 1
+    assert data["scenario"] == "examples.bank.double_spend"
+    assert data["runtime"] == "asyncio"
+    assert data["schedule"] == str(failure.schedule)
+    assert data["failure"]["kind"] == "assertion"
+    assert data["failure"]["location"]["file"] == "bank.py"
+    assert data["found"]["strategy"]["name"] == "systematic"
+    assert data["shrunk"] is True
+    assert [e["task"] for e in data["expected"]] == ["mobile_withdrawal#1"] * 2
+
+
+def test_round_trip_replays_in_a_fresh_process(tmp_path: Path) -> None:
+    _found(bank.double_spend, corpus=tmp_path)
+    _found(counter.lost_update, corpus=tmp_path)
+    code = ("import json, sys, explorer\n"
+            f"sys.path.insert(0, {str(ROOT)!r})\n"
+            "reports = explorer.replay_corpus(sys.argv[1])\n"
+            "print(json.dumps([[r.path.name, r.status, r.same] for r in reports]))\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, check=True, cwd=ROOT)
+    rows = json.loads(proc.stdout)
+    assert len(rows) == 2
+    assert all(status == "fails" and same for _name, status, same in rows)
+
+
+async def _spend(*, fixed: bool) -> None:
+    account = {"balance": 100}
+
+    async def withdraw(amount: int) -> None:
+        if account["balance"] >= amount:
+            await asyncio.sleep(0)
+            if fixed and account["balance"] < amount:
+                return  # re-checked after the await: the same interleavings, no overdraft
+            account["balance"] -= amount
+
+    await asyncio.gather(withdraw(80), withdraw(80))
+    assert account["balance"] >= 0
+
+
+async def spend_buggy() -> None:
+    await _spend(fixed=False)
+
+
+async def spend_fixed() -> None:
+    await _spend(fixed=True)
+
+
+def test_fixed_diverged_and_missing_statuses(tmp_path: Path) -> None:
+    from explorer._regressions import replay_entry
+
+    path = _found(spend_buggy, corpus=tmp_path).corpus_path
+    assert path is not None
+    entry = explorer.Corpus(tmp_path).load(path)
+    assert replay_entry(entry, spend_buggy).status == "fails"
+    fixed = replay_entry(entry, spend_fixed)
+    assert fixed.status == "fixed"
+    assert "passes now" in fixed.detail
+    bank_path = _found(bank.double_spend, corpus=tmp_path).corpus_path
+    assert bank_path is not None
+    bank_entry = explorer.Corpus(tmp_path).load(bank_path)
+    changed = replay_entry(bank_entry, bank.double_spend_fixed)  # the fix moved the awaits
+    assert changed.status == "diverged"
+    path.unlink()
+    path = bank_path
+    data = json.loads(path.read_text())
+    data["expected"][0]["task"] = "somebody_else#1"
+    path.write_text(json.dumps(data))
+    report = explorer.replay_corpus(tmp_path)[0]
+    assert report.status == "diverged"
+    assert "which was somebody_else#1 when the schedule was saved, but is now " \
+           "mobile_withdrawal#1" in report.detail
+    data["scenario"] = "examples.bank.no_such_scenario"
+    path.write_text(json.dumps(data))
+    assert explorer.replay_corpus(tmp_path)[0].status == "missing"
+
+
+@pytest.mark.parametrize(("content", "status", "message"), [
+    (b"{not json", "unreadable", "is not valid JSON (Expecting property name"),
+    (b'{"format": "explorer-corpus", "version": 1, "scen', "unreadable",
+     "corrupt or truncated"),
+    (b"\xff\xfe\x00", "unreadable", "is not UTF-8 text"),
+    (b'{"format": "something-else"}', "unreadable", "is JSON but not a corpus entry"),
+    (b'{"format": "explorer-corpus", "version": 1}', "unreadable",
+     'field "scenario" is missing'),
+    (b'{"format": "explorer-corpus", "version": 99}', "newer-format",
+     "written by a newer explorer (format version 99; this one reads up to 1)"),
+    (b" " * 1_000_001, "unreadable", "more than the 1,000,000 a corpus entry may have"),
+])
+def test_bad_files_are_named_and_the_rest_still_run(tmp_path: Path, content: bytes,
+                                                    status: str, message: str) -> None:
+    _found(bank.double_spend, corpus=tmp_path)
+    bad = tmp_path / "aaa-bad.json"
+    bad.write_bytes(content)
+    reports = explorer.replay_corpus(tmp_path)
+    assert [r.status for r in reports] == [status, "fails"]
+    assert str(bad) in reports[0].detail
+    assert message in reports[0].detail
+    with pytest.raises(explorer.CorpusError, match="aaa-bad.json"):
+        explorer.Corpus(tmp_path).load(bad)
+
+
+def test_an_interrupted_write_leaves_no_broken_file(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    failure = _found(bank.double_spend)
+
+    def crash(src: str, dst: str) -> None:
+        raise KeyboardInterrupt  # the process is interrupted between write and rename
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        explorer.Corpus(tmp_path).save(failure)
+    assert list(tmp_path.iterdir()) == []
+
+
+@explorer.reproduce("v1:0=1,1=1")
+async def _reproduced() -> None:
+    await bank.double_spend()
+
+
+@explorer.reproduce("v1:")
+async def _no_longer_fails() -> None:
+    await bank.double_spend()
+
+
+def test_reproduce_runs_exactly_that_schedule() -> None:
+    with pytest.raises(explorer.ScheduleFailure) as info:
+        explorer.explore(_reproduced, max_schedules=500)
+    assert str(info.value.schedule) == "v1:0=1,1=1"
+    assert info.value.strategy == {"name": "reproduce"}
+    with pytest.raises(explorer.DidNotReproduce, match="no longer makes .* fail"):
+        explorer.explore(_no_longer_fails)
+
+
+@explorer.pin("v1:", "v1:0=1,1=1")
+async def _pinned() -> None:
+    await bank.double_spend()
+
+
+@explorer.pin("v1:0=1,1=1")
+async def _pinned_fixed() -> None:
+    await bank.double_spend_fixed()
+
+
+def test_pinned_schedules_run_first() -> None:
+    with pytest.raises(explorer.ScheduleFailure) as info:
+        explorer.explore(_pinned, strategy="random", seed=0, max_schedules=1)
+    assert info.value.found_after == 2
+    assert info.value.strategy == {"name": "pinned"}
+    result = explorer.explore(_pinned_fixed, max_schedules=3, seed=0)
+    assert result.ok
+    assert result.schedules == 3
+
+
+def test_pin_needs_a_schedule() -> None:
+    with pytest.raises(explorer.UsageError, match="at least one schedule"):
+        explorer.pin()
+
+
+def test_failure_explains_its_deviations_on_source_lines() -> None:
+    failure = _found(bank.double_spend)
+    text = str(failure)
+    assert "Why: the deviations from the stock order that make it fail:" in text
+    assert "step 1: mobile_withdrawal#1 ran from bank.py:" in text
+    assert "`await asyncio.sleep(0)  # token lookup`" in text
+    assert "before withdraw#1 started (bank.py:" in text
+    assert "Swimlanes" in text
+    header = next(line for line in text.splitlines() if line.startswith("step   main"))
+    assert "mobile_withdrawal" in header and "withdraw#1" in header
+    assert failure.to_json()["explanation"][0].startswith("step 1: mobile_withdrawal#1")
+
+
+def test_determinism_report_shows_the_first_differing_step() -> None:
+    runs = {"n": 0}
+
+    async def drifting() -> None:
+        runs["n"] += 1
+
+        async def worker() -> None:
+            if runs["n"] % 3 == 2:
+                await asyncio.sleep(0)
+            else:
+                await asyncio.sleep(0)
+
+        await asyncio.gather(worker(), worker())
+
+    with pytest.raises(explorer.ScheduleFailure) as info:
+        explorer.explore(drifting, strategy="systematic")
+    failure = info.value
+    assert failure.kind == "nondeterminism"
+    assert "two traced replays of the same schedule differ; first difference at step" \
+        in str(failure)
+    assert "first run:" in str(failure) and "second run:" in str(failure)

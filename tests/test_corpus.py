@@ -130,7 +130,7 @@ def test_bad_files_are_named_and_the_rest_still_run(tmp_path: Path, content: byt
     assert [r.status for r in reports] == [status, "fails"]
     assert str(bad) in reports[0].detail
     assert message in reports[0].detail
-    with pytest.raises(explorer.CorpusError, match="aaa-bad.json"):
+    with pytest.raises(explorer.CorpusError, match=r"aaa-bad\.json"):
         explorer.Corpus(tmp_path).load(bad)
 
 
@@ -162,7 +162,7 @@ def test_reproduce_runs_exactly_that_schedule() -> None:
         explorer.explore(_reproduced, max_schedules=500)
     assert str(info.value.schedule) == "v1:0=1,1=1"
     assert info.value.strategy == {"name": "reproduce"}
-    with pytest.raises(explorer.DidNotReproduce, match="no longer makes .* fail"):
+    with pytest.raises(explorer.DidNotReproduce, match=r"no longer makes .* fail"):
         explorer.explore(_no_longer_fails)
 
 

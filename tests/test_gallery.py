@@ -103,3 +103,21 @@ def test_every_example_pair_is_in_the_gallery(name: str) -> None:
     missing = [f"{buggy.__name__}/{fixed.__name__}" for buggy, fixed in _pairs(module)
                if (buggy, fixed) not in registered]
     assert not missing, f"{name} defines scenario pairs missing from the gallery: {missing}"
+
+
+def test_demo_features_existing_examples() -> None:
+    from examples.demo import FEATURED
+
+    names = {example.name for example in all_examples()}
+    assert set(FEATURED) <= names
+
+
+def test_demo_finds_every_race_and_verifies_every_fix(capsys: pytest.CaptureFixture[str]
+                                                     ) -> None:
+    from examples import demo
+
+    assert demo.main([]) == 0
+    out = capsys.readouterr().out
+    total = len(all_examples())
+    assert f"{total} of {total} races found and their fixes verified." in out
+    assert "Why: the deviations from the stock order that make it fail:" in out

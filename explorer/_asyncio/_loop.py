@@ -110,6 +110,7 @@ class _Task(asyncio.Task):  # type: ignore[type-arg]
     """
 
     _explorer_hash: int
+    _explorer_id: str
 
     def __hash__(self) -> int:
         return self._explorer_hash
@@ -170,8 +171,9 @@ class ControlledLoop(asyncio.BaseEventLoop):
         self._invariant_failure: tuple[str, BaseException | None, Location | None] | None = None
         self._callback_errors: list[dict[str, Any]] = []
         self._escapes: list[EscapeError] = []
-        # task -> stable id; child counters per (parent id, coroutine name)
-        self._task_ids: dict[asyncio.Task[Any], str] = {}
+        # The tasks of the run in creation order; each carries its stable id as the
+        # attribute _explorer_id (not a dict keyed by task: hashing tasks costs a call).
+        self.tasks: list[asyncio.Task[Any]] = []
         self._spawn_counts: dict[tuple[str, str], int] = {}
         self._custom_task_constructor: Callable[..., asyncio.Task[Any]] | None = None
         self._resource_names: dict[int, tuple[object, str]] = {}
@@ -194,7 +196,7 @@ class ControlledLoop(asyncio.BaseEventLoop):
         self._invariant_failure = None
         self._callback_errors.clear()
         self._escapes.clear()
-        self._task_ids.clear()
+        self.tasks.clear()
         self._spawn_counts.clear()
         self._task_factory = None
         self._custom_task_constructor = None
@@ -417,7 +419,7 @@ class ControlledLoop(asyncio.BaseEventLoop):
                     **kwargs: Any) -> asyncio.Task[_T]:
         kwargs.pop("eager_start", None)  # every task start must be a scheduling point
         parent = asyncio.current_task(self)
-        parent_id = self._task_ids.get(parent, "main") if parent is not None else "loop"
+        parent_id = getattr(parent, "_explorer_id", "main") if parent is not None else "loop"
         qualname = getattr(coro, "__qualname__", None) or type(coro).__name__
         qualname = qualname.rpartition("<locals>.")[2]
         key = (parent_id, qualname)
@@ -431,13 +433,15 @@ class ControlledLoop(asyncio.BaseEventLoop):
             task = self._task_factory(self, coro, context=context, **kwargs)
             task.set_name(name or task_id)
         else:
-            task = _new_task(coro, self, len(self._task_ids), str(name or task_id), context)
-        self._task_ids[task] = task_id
+            task = _new_task(coro, self, len(self.tasks), str(name or task_id), context)
+        task._explorer_id = task_id  # type: ignore[attr-defined]  # user task classes too
+        self.tasks.append(task)
         return task
 
     def create_main_task(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = _new_task(coro, self, 0, "main", None)
-        self._task_ids[task] = "main"
+        task._explorer_id = "main"
+        self.tasks.append(task)
         return task
 
     def set_task_factory(self, factory: Any) -> None:
@@ -458,9 +462,9 @@ class ControlledLoop(asyncio.BaseEventLoop):
         """The stable id of a task of this run (or a fallback for foreign ones)."""
         if task is None:
             return "loop"
-        found = self._task_ids.get(task) if isinstance(task, asyncio.Task) else None
+        found = getattr(task, "_explorer_id", None)
         if found is not None:
-            return found
+            return str(found)
         if isinstance(task, asyncio.Task):
             return f"unregistered/{task.get_name()}"
         return type(task).__name__

@@ -90,7 +90,7 @@ class AsyncioRuntime:
             # Also when the chooser raised (a strict replay that diverged): every task
             # of the run is unwound, so nothing leaks into the next run.
             loop._tracer = None
-            stats = RunStats(loop.steps, loop.points, loop._now, len(loop._task_ids))
+            stats = RunStats(loop.steps, loop.points, loop._now, len(loop.tasks))
             self._cleanup(main)
         return RunRecord(decisions, outcome, stats,
                          tracer.trace if tracer is not None else None)
@@ -118,7 +118,7 @@ class AsyncioRuntime:
 
     def _after_return(self, main: asyncio.Task[Any]) -> Outcome:
         loop = self.loop
-        leaked = [t for t in loop._task_ids if not t.done()]
+        leaked = [t for t in loop.tasks if not t.done()]
         if leaked:
             names = sorted(loop.task_id(t) for t in leaked)
             first = min(leaked, key=loop.task_id)
@@ -130,7 +130,7 @@ class AsyncioRuntime:
                 "gather) or cancel them before the scenario returns",
                 where, details={"tasks": names},
             )
-        for task in sorted(loop._task_ids, key=loop.task_id):
+        for task in sorted(loop.tasks, key=loop.task_id):
             if task is main or task.cancelled():
                 continue
             exc = task._exception  # type: ignore[attr-defined,unused-ignore]
@@ -176,7 +176,7 @@ class AsyncioRuntime:
             window = tracer.trace.steps[-max(50, max_steps // 10):]
             running = sorted({s.task for s in window if s.kind != "callback"})
         else:
-            running = sorted({display_task(loop.task_id(t)) for t in loop._task_ids
+            running = sorted({display_task(loop.task_id(t)) for t in loop.tasks
                               if not t.done()})
         return Outcome(
             oc.LIVELOCK,
@@ -191,7 +191,7 @@ class AsyncioRuntime:
     def _cleanup(self, main: asyncio.Task[Any]) -> None:
         """Cancel what is left and let it unwind in stock order, recording nothing."""
         loop = self.loop
-        pending = [t for t in loop._task_ids if not t.done()]
+        pending = [t for t in loop.tasks if not t.done()]
         for task in pending:
             task.cancel()
         for agen in list(loop._asyncgens):
@@ -203,7 +203,7 @@ class AsyncioRuntime:
             # Cleanup must never mask the outcome already classified.
             with contextlib.suppress(Exception):
                 loop.drive(_AllDone(loop), _zero, sink, loop.steps + _CLEANUP_STEPS)
-        for task in loop._task_ids:
+        for task in loop.tasks:
             if not task.done():  # refused to die; do not let GC log it into a later run
                 task._log_destroy_pending = False  # type: ignore[attr-defined]  # private
             elif not task.cancelled():
@@ -219,7 +219,7 @@ class _AllDone:
         self._loop = loop
 
     def done(self) -> bool:
-        return all(t.done() for t in self._loop._task_ids) and not self._loop._ready
+        return all(t.done() for t in self._loop.tasks) and not self._loop._ready
 
 
 def _start(scenario: Scenario) -> Coroutine[Any, Any, Any]:

@@ -110,7 +110,7 @@ def analyse(loop: ControlledLoop, holders: Holders | None) -> DeadlockReport:
     """Build the wait-for graph of every blocked task of the current run."""
     graph: nx.DiGraph[str] = nx.DiGraph()
     waits: list[Wait] = []
-    blocked = sorted((t for t in loop._task_ids if not t.done()), key=loop.task_id)
+    blocked = sorted((t for t in loop.tasks if not t.done()), key=loop.task_id)
     for task in blocked:
         tid = loop.task_id(task)
         op, res = waiting_on(task)

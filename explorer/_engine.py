@@ -9,6 +9,7 @@ as well, so a scenario that depends on something outside the schedule is reporte
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import time
@@ -75,6 +76,9 @@ class RunResult:
 
 
 def scenario_name(fn: Callable[..., Any]) -> str:
+    """``module.qualname`` of a scenario (of the wrapped function, for a partial)."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
     module = getattr(fn, "__module__", None) or "?"
     name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
     return f"{module}.{name}"

@@ -13,6 +13,7 @@ import functools
 import inspect
 import os
 import time
+import warnings
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ import strategies as _strategies
 from explorer._asyncio._runner import AsyncioRuntime, Scenario
 from explorer._corpus import Corpus
 from explorer._determinism import verify
-from explorer._errors import DidNotReproduce, UsageError
+from explorer._errors import DidNotReproduce, HealthWarning, UsageError
 from explorer._failure import ScheduleFailure
 from explorer._outcome import Outcome
 from explorer._regressions import PINS_ATTR, REPRODUCE_ATTR
@@ -151,7 +152,7 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
     rt = _runtime(runtime)
     start = time.perf_counter()
     deadline = start + max_time if max_time is not None else None
-    schedules = probes = steps = 0
+    schedules = probes = steps = points = longest = 0
     seen: set[tuple[int, ...]] = set()
     failure: ScheduleFailure | None = None
     next_check = 1
@@ -173,6 +174,8 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
             counted = chosen.counts_as_schedule
             chosen.end_run(record.decisions, failed)
             steps += record.stats.steps
+            points += record.stats.points
+            longest = max(longest, record.stats.steps)
             if not counted:
                 probes += 1
                 continue
@@ -193,11 +196,35 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
     result = ExploreResult(schedules, chosen.exhausted and failure is None, failure,
                            chosen.describe(), chosen.coverage(), len(seen), steps,
                            time.perf_counter() - start, probes)
+    if failure is None:
+        _health(name, result, points, longest, max_steps)
     if failure is not None and corpus is not None:
         failure.saved_to(Corpus(corpus).save(failure))
     if failure is not None and raise_on_failure:
         raise failure
     return result
+
+
+def _health(name: str, result: ExploreResult, points: int, longest: int,
+            max_steps: int) -> None:
+    if result.schedules < 2:
+        return
+    if points == 0:
+        warnings.warn(HealthWarning(
+            f"{name} ran {result.schedules} schedules without a single scheduling point: "
+            "nothing in it ever ran concurrently, so every schedule was the same. Start the "
+            "concurrent work (tasks, gather, TaskGroup, requests) inside the scenario."),
+            stacklevel=3)
+    elif result.distinct == 1:
+        warnings.warn(HealthWarning(
+            f"all {result.schedules} schedules of {name} were identical: the "
+            f"{result.strategy.get('name')} strategy never deviated from one order."),
+            stacklevel=3)
+    if longest > max_steps // 2:
+        warnings.warn(HealthWarning(
+            f"a run of {name} took {longest} steps, more than half of max_steps="
+            f"{max_steps}: a longer run would be reported as a livelock. Raise max_steps "
+            "if the scenario is meant to be this long."), stacklevel=3)
 
 
 def _reproduce(fn: Callable[..., Any], args: tuple[Any, ...], schedule: Schedule,
@@ -275,20 +302,24 @@ def _check_determinism(rt: AsyncioRuntime, scenario: Scenario, name: str,
                            found_after=index, strategy=strategy)
 
 
-def run(fn: Callable[..., Any], *args: Any, schedule: Schedule | str | None = None,
+def run(fn: Callable[..., Any], *args: Any,
+        schedule: Schedule | str | _strategies.Strategy | None = None,
         runtime: str = "asyncio", max_steps: int = DEFAULT_MAX_STEPS,
         strict: bool = True, expected: Mapping[int, str] | None = None) -> RunResult:
     """Run ``fn(*args)`` once under ``schedule`` (default: the stock schedule), traced,
     and return its outcome without raising for a failing run.
 
-    ``expected`` maps scheduling points to the task the schedule should pick there (corpus
-    entries record it); a strict replay that finds other work there raises
-    :class:`~explorer.ReplayDivergence`.
+    ``schedule`` may also be a strategy that decides as the run goes, such as a schedule
+    drawn from :func:`strategies.hypothesis.schedules`. ``expected`` maps scheduling points
+    to the task the schedule should pick there (corpus entries record it); a strict replay
+    that finds other work there raises :class:`~explorer.ReplayDivergence`.
     """
     _check_positive("max_steps", max_steps)
     scenario = _bind(fn, args)
-    sched = Schedule.coerce(schedule) if schedule is not None else Schedule()
     rt = _runtime(runtime)
+    if isinstance(schedule, _strategies.Strategy):
+        return _run_strategy(rt, scenario, schedule, max_steps)
+    sched = Schedule.coerce(schedule) if schedule is not None else Schedule()
     with rt.session():
         record, fixed = _replay_record(rt, scenario, sched.decisions(), max_steps=max_steps,
                                        timer_races=sched.timers, traced=True, strict=strict,
@@ -298,18 +329,38 @@ def run(fn: Callable[..., Any], *args: Any, schedule: Schedule | str | None = No
                      record.decisions, fixed.divergences)
 
 
-def replay(fn: Callable[..., Any], schedule: Schedule | str, *args: Any,
-           runtime: str = "asyncio", max_steps: int = DEFAULT_MAX_STEPS,
+def _run_strategy(rt: AsyncioRuntime, scenario: Scenario, strategy: _strategies.Strategy,
+                  max_steps: int) -> RunResult:
+    if not strategy.start_run():
+        raise UsageError(
+            f"the {strategy.name} strategy has no run left to make; a schedule drawn from "
+            "schedules() runs once, so draw one per run"
+        )
+    timers = bool(getattr(strategy, "timer_races", False))
+    with rt.session():
+        record = rt.run(scenario, strategy.choose, max_steps=max_steps, timer_races=timers,
+                        traced=True)
+    strategy.end_run(record.decisions, record.outcome.failed)
+    return RunResult(record.outcome, Schedule.from_decisions(record.decisions, timers=timers),
+                     record.trace, record.stats.steps, record.decisions)
+
+
+def replay(fn: Callable[..., Any], schedule: Schedule | str | _strategies.Strategy,
+           *args: Any, runtime: str = "asyncio", max_steps: int = DEFAULT_MAX_STEPS,
            strict: bool = True) -> RunResult:
     """Re-run exactly ``schedule``; raise :class:`ScheduleFailure` if the run fails.
 
     Strict by default: when the code has drifted so that the schedule no longer fits,
     raise :class:`~explorer.ReplayDivergence` saying where. Returns the passing result
-    otherwise (for example when the bug has been fixed).
+    otherwise (for example when the bug has been fixed). A schedule drawn from
+    :func:`strategies.hypothesis.schedules` is accepted too, so a ``@given`` test fails
+    with the readable failure.
     """
     result = run(fn, *args, schedule=schedule, runtime=runtime, max_steps=max_steps,
                  strict=strict)
     if result.outcome.failed:
+        how = schedule.describe() if isinstance(schedule, _strategies.Strategy) else \
+            {"name": "replay"}
         raise ScheduleFailure(result.outcome, result.schedule, result.trace,
-                              scenario=scenario_name(fn), strategy={"name": "replay"})
+                              scenario=scenario_name(fn), strategy=how)
     return result

@@ -62,3 +62,9 @@ class EscapeError(ExplorerError, RuntimeError):
 
 class RuntimeSelfTestError(ExplorerError, RuntimeError):
     """The installed asyncio does not behave the way the controlled loop relies on."""
+
+
+class HealthWarning(UserWarning):
+    """The exploration ran, but probably not the way it was meant to (in the spirit of
+    Hypothesis's health checks): no scheduling points, every schedule the same, or runs
+    close to the step bound."""

@@ -61,7 +61,7 @@ def test_replay_of_a_passing_schedule_returns() -> None:
 
 def test_arguments_are_passed_to_the_scenario() -> None:
     async def scenario(a: int, b: int) -> None:
-        await asyncio.sleep(0)
+        await asyncio.gather(asyncio.sleep(0), asyncio.sleep(0))
         assert a + b == 3
 
     assert explorer.explore(scenario, 1, 2, max_schedules=3).ok
@@ -149,3 +149,39 @@ def test_time_budget_stops_exploration() -> None:
     result = explorer.explore(counter.lost_update_fixed, max_schedules=10_000, max_time=0)
     assert result.schedules == 1
     assert not result.exhausted
+
+
+async def _sequential() -> None:
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+
+def test_health_warning_when_nothing_runs_concurrently() -> None:
+    with pytest.warns(explorer.HealthWarning, match="without a single scheduling point"):
+        explorer.explore(_sequential, max_schedules=5)
+
+
+class _AlwaysStock(strategies.RandomWalk):
+    def choose(self, count: int, view: object) -> int:
+        return 0
+
+
+def test_health_warning_when_every_schedule_is_the_same() -> None:
+    with pytest.warns(explorer.HealthWarning, match="all 5 schedules of .* were identical"):
+        explorer.explore(counter.lost_update_fixed, strategy=_AlwaysStock(1),
+                         max_schedules=5)
+
+
+def test_health_warning_near_the_step_bound() -> None:
+    with pytest.warns(explorer.HealthWarning, match="more than half of max_steps=30"):
+        explorer.explore(counter.lost_update_fixed, max_schedules=3, max_steps=30, seed=1)
+
+
+def test_unseeded_random_search_follows_the_global_random_state() -> None:
+    import random
+
+    random.seed(1234)
+    first = explorer.explore(counter.lost_update_fixed, max_schedules=2).strategy["seed"]
+    random.seed(1234)
+    second = explorer.explore(counter.lost_update_fixed, max_schedules=2).strategy["seed"]
+    assert first == second

@@ -50,6 +50,7 @@ class ExploreResult:
     steps: int
     elapsed: float
     probes: int = 0
+    statistics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -195,7 +196,7 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
                 break
     result = ExploreResult(schedules, chosen.exhausted and failure is None, failure,
                            chosen.describe(), chosen.coverage(), len(seen), steps,
-                           time.perf_counter() - start, probes)
+                           time.perf_counter() - start, probes, chosen.statistics())
     if failure is None:
         _health(name, result, points, longest, max_steps)
     if failure is not None and corpus is not None:

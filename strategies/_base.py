@@ -47,5 +47,12 @@ class Strategy(ABC):
         return "a sample of schedules"
 
     def describe(self) -> dict[str, Any]:
-        """Parameters that reproduce this strategy (recorded with failures)."""
+        """Parameters that reproduce this strategy (recorded with failures).
+
+        Called when a failure is found, so a strategy that combines others (a portfolio)
+        can name the one that made the failing schedule."""
         return {"name": self.name}
+
+    def statistics(self) -> dict[str, Any]:
+        """Counters about the runs so far (for example each sub-strategy's share)."""
+        return {}

@@ -763,7 +763,8 @@ PARAMS = [pytest.param(case, id=case.fn.__name__) for case in CASES]
 def test_every_scenario_is_listed() -> None:
     defined = {
         name for name, value in globals().items()
-        if inspect.iscoroutinefunction(value) and value.__module__ == __name__
+        if inspect.isfunction(value) and inspect.iscoroutinefunction(value)
+        and value.__module__ == __name__
         and not name.startswith("broken_")
     }
     assert defined == {case.fn.__name__ for case in CASES}

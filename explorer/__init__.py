@@ -3,35 +3,72 @@
 The explorer replaces the event loop with a controlled one, so every interleaving of
 coroutines at their awaits is an explicit sequence of decisions that can be searched,
 replayed and read. Start with :func:`explore`.
+
+Names are loaded on first use, so that importing the package (as the pytest plugin's entry
+point does in every test run) costs next to nothing until the explorer is used.
 """
 
 from __future__ import annotations
 
-from explorer._corpus import Corpus, CorpusEntry, CorpusError
-from explorer._engine import ExploreResult, RunResult, explore, replay, run
-from explorer._errors import (
-    DidNotReproduce,
-    EscapeError,
-    ExplorerError,
-    HealthWarning,
-    InvalidScheduleError,
-    ReplayDivergence,
-    RuntimeSelfTestError,
-    UsageError,
-)
-from explorer._failure import ScheduleFailure
-from explorer._invariants import always
-from explorer._outcome import FAILURE_KINDS, Outcome
-from explorer._regressions import CorpusReplay, pin, replay_corpus, reproduce
-from explorer._runtime import Candidate, Location
-from explorer._schedule import Schedule
-from explorer._shrink import ShrinkReport
-from explorer._trace import Step, Trace
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from explorer._corpus import Corpus, CorpusEntry, CorpusError
+    from explorer._engine import ExploreResult, RunResult, explore, replay, run
+    from explorer._errors import (
+        DidNotReproduce,
+        EscapeError,
+        ExplorerError,
+        HealthWarning,
+        InvalidScheduleError,
+        ReplayDivergence,
+        RuntimeSelfTestError,
+        UsageError,
+    )
+    from explorer._explored import explored
+    from explorer._failure import ScheduleFailure
+    from explorer._footprint import shared
+    from explorer._invariants import always
+    from explorer._outcome import FAILURE_KINDS, Outcome
+    from explorer._regressions import (
+        CorpusReplay,
+        pin,
+        replay_corpus,
+        replay_entry,
+        reproduce,
+    )
+    from explorer._runtime import Candidate, Location
+    from explorer._schedule import Schedule
+    from explorer._shrink import ShrinkReport
+    from explorer._trace import Step, Trace
 
 __version__ = "0.1.0"
 
+_WHERE: dict[str, str] = {
+    "Corpus": "_corpus", "CorpusEntry": "_corpus", "CorpusError": "_corpus",
+    "ExploreResult": "_engine", "RunResult": "_engine", "explore": "_engine",
+    "replay": "_engine", "run": "_engine",
+    "DidNotReproduce": "_errors", "EscapeError": "_errors", "ExplorerError": "_errors",
+    "HealthWarning": "_errors", "InvalidScheduleError": "_errors",
+    "ReplayDivergence": "_errors", "RuntimeSelfTestError": "_errors",
+    "UsageError": "_errors",
+    "explored": "_explored",
+    "ScheduleFailure": "_failure",
+    "shared": "_footprint",
+    "always": "_invariants",
+    "FAILURE_KINDS": "_outcome", "Outcome": "_outcome",
+    "CorpusReplay": "_regressions", "pin": "_regressions", "replay_corpus": "_regressions",
+    "replay_entry": "_regressions", "reproduce": "_regressions",
+    "Candidate": "_runtime", "Location": "_runtime",
+    "Schedule": "_schedule",
+    "ShrinkReport": "_shrink",
+    "Step": "_trace", "Trace": "_trace",
+}
+
 __all__ = [
     "FAILURE_KINDS",
+    "always",
     "Candidate",
     "Corpus",
     "CorpusEntry",
@@ -39,27 +76,42 @@ __all__ = [
     "CorpusReplay",
     "DidNotReproduce",
     "EscapeError",
-    "ExploreResult",
+    "explore",
+    "explored",
     "ExplorerError",
+    "ExploreResult",
     "HealthWarning",
     "InvalidScheduleError",
     "Location",
     "Outcome",
+    "pin",
+    "replay",
+    "replay_corpus",
+    "replay_entry",
     "ReplayDivergence",
+    "reproduce",
+    "run",
     "RunResult",
     "RuntimeSelfTestError",
     "Schedule",
     "ScheduleFailure",
+    "shared",
     "ShrinkReport",
     "Step",
     "Trace",
     "UsageError",
     "__version__",
-    "always",
-    "explore",
-    "pin",
-    "replay",
-    "replay_corpus",
-    "reproduce",
-    "run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'explorer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"explorer.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

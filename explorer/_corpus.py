@@ -107,6 +107,14 @@ def expected_candidates(trace: Trace) -> list[dict[str, Any]]:
     return out
 
 
+def _recorded_expectations(path: Path) -> object:
+    """What an existing entry recorded at its deviations (None if it cannot be read)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("expected")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
@@ -179,8 +187,9 @@ class Corpus:
 
         path = self.directory / entry_name(failure.scenario, failure.runtime,
                                            failure.schedule)
-        if path.exists():
-            return path
+        expected = expected_candidates(failure.trace)
+        if path.exists() and _recorded_expectations(path) == expected:
+            return path  # the same failure, already saved
         outcome = failure.outcome.to_json()
         data = {
             "format": FORMAT,
@@ -198,7 +207,7 @@ class Corpus:
             "shrunk": failure.shrink is not None,
             "shrink": failure.to_json()["shrink"],
             "deviations": failure.deviations,
-            "expected": expected_candidates(failure.trace),
+            "expected": expected,
             "trace_hash": failure.trace.hash(),
         }
         _write_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -77,10 +77,15 @@ class RunResult:
         return not self.outcome.failed
 
 
-def scenario_name(fn: Callable[..., Any]) -> str:
-    """``module.qualname`` of a scenario (of the wrapped function, for a partial)."""
+def _unwrapped(fn: Callable[..., Any]) -> Callable[..., Any]:
     while isinstance(fn, functools.partial):
         fn = fn.func
+    return fn
+
+
+def scenario_name(fn: Callable[..., Any]) -> str:
+    """``module.qualname`` of a scenario (of the wrapped function, for a partial)."""
+    fn = _unwrapped(fn)
     module = getattr(fn, "__module__", None) or "?"
     name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
     return f"{module}.{name}"
@@ -145,10 +150,11 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
     _check_positive("max_steps", max_steps)
     scenario = _bind(fn, args)
     name = scenario_name(fn)
-    reproducing = getattr(fn, REPRODUCE_ATTR, None)
+    target = _unwrapped(fn)
+    reproducing = getattr(target, REPRODUCE_ATTR, None)
     if reproducing is not None:
         return _reproduce(fn, args, reproducing, runtime, max_steps)
-    pins: tuple[Schedule, ...] = getattr(fn, PINS_ATTR, ())
+    pins: tuple[Schedule, ...] = getattr(target, PINS_ATTR, ())
     chosen = _strategies.make_strategy(strategy, seed=seed, deviation_bound=deviation_bound)
     rt = _runtime(runtime)
     start = time.perf_counter()
@@ -158,7 +164,8 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
     failure: ScheduleFailure | None = None
     next_check = 1
     choose = chosen.choose
-    with rt.session():
+    footprints: str | None = getattr(chosen, "wants_footprints", None)
+    with rt.session(footprints=footprints is not None):
         for pin in pins:
             schedules += 1
             traced, _ = _replay_record(rt, scenario, pin.decisions(), max_steps=max_steps,
@@ -170,7 +177,10 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
                                           strategy={"name": "pinned"})
                 break
         while failure is None and schedules < max_schedules and chosen.start_run():
-            record = rt.run(scenario, choose, max_steps=max_steps, timer_races=timer_races)
+            record = rt.run(scenario, choose, max_steps=max_steps, timer_races=timer_races,
+                            footprints=footprints)
+            if footprints is not None:
+                chosen.observe(record.footprints)  # type: ignore[attr-defined]
             failed = record.outcome.failed
             counted = chosen.counts_as_schedule
             chosen.end_run(record.decisions, failed)

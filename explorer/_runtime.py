@@ -89,3 +89,4 @@ class RunRecord:
     outcome: Any  # explorer._outcome.Outcome; typed loosely to keep this module leaf-level
     stats: RunStats = field(default_factory=RunStats)
     trace: Any = None  # explorer._trace.Trace when the run was traced
+    footprints: Any = None  # list of StepRecord when footprints were recorded

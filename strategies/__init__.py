@@ -5,18 +5,44 @@
 ``systematic``
     Every schedule by increasing number of deviations from the stock order, optionally up
     to a deviation bound; says honestly what it covered.
+``pct``
+    Probabilistic concurrency testing: random task priorities and ``depth - 1`` priority
+    change points (depth 3 by name); finds bugs that need a task delayed for long.
+``pos``
+    Partial order sampling: random priorities per pending event, re-drawn for the events
+    that conflict with the one that ran.
+``surw``
+    Selectively uniform random walk: tasks weighted by their estimated remaining events.
+``coverage``
+    Coverage-guided fuzzing of schedules, on context-switch pairs of code sites.
+``portfolio``
+    The default of :func:`explorer.explore`: rotates the strategies above across schedules.
 """
 
 from __future__ import annotations
 
 from strategies._base import Strategy
+from strategies._coverage import CoverageGuided
+from strategies._dpor import DPOR
 from strategies._fixed import Fixed
+from strategies._pct import PCT
+from strategies._portfolio import Portfolio
+from strategies._pos import POS
 from strategies._random import RandomWalk
+from strategies._surw import SURW
 from strategies._systematic import Systematic
 
-__all__ = ["Fixed", "RandomWalk", "Strategy", "Systematic", "make_strategy", "names"]
+__all__ = ["DPOR", "PCT", "POS", "SURW", "CoverageGuided", "Fixed", "Portfolio", "RandomWalk",
+           "Strategy", "Systematic", "make_strategy", "names"]
 
-_BY_NAME: dict[str, type[Strategy]] = {"random": RandomWalk, "systematic": Systematic}
+_BY_NAME: dict[str, type[Strategy]] = {"dpor": DPOR, "random": RandomWalk,
+                                        "systematic": Systematic}
+# The seeded samplers, built from a name with a seed (None: drawn from the global random
+# module, as for "random").
+_SEEDED: dict[str, type[PCT | POS | SURW | CoverageGuided | Portfolio]] = {
+    "coverage": CoverageGuided, "pct": PCT, "portfolio": Portfolio, "pos": POS, "surw": SURW,
+}
+_BY_NAME.update(_SEEDED)
 
 
 def names() -> list[str]:
@@ -33,6 +59,10 @@ def make_strategy(spec: str | Strategy, *, seed: int | None = None,
         return RandomWalk(seed)
     if spec == "systematic":
         return Systematic(deviation_bound)
+    if spec in _SEEDED:
+        return _SEEDED[spec](seed=seed)
+    if spec == "dpor":
+        return DPOR(deviation_bound)
     from explorer._errors import UsageError
 
     raise UsageError(

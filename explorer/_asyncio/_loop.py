@@ -26,9 +26,11 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, TypeVarTuple, U
 from explorer._asyncio._inspect import caller_location, describe_candidate
 from explorer._asyncio._selftest import task_callback_types
 from explorer._errors import EscapeError
+from explorer._footprint import record
 from explorer._runtime import Candidate, Location
 
 if TYPE_CHECKING:
+    from explorer._asyncio._footprints import FootprintRecorder
     from explorer._asyncio._tracer import Tracer
     from explorer._runtime import Chooser
 
@@ -115,6 +117,10 @@ class _Task(asyncio.Task):  # type: ignore[type-arg]
     def __hash__(self) -> int:
         return self._explorer_hash
 
+    def cancel(self, msg: Any = None) -> bool:
+        record(self, None, "w")  # a footprint access, when footprints are recorded
+        return super().cancel(msg)
+
 
 def _new_task(coro: Any, loop: ControlledLoop, sequence: int, name: str,
               context: Context | None) -> _Task:
@@ -166,7 +172,7 @@ class ControlledLoop(asyncio.BaseEventLoop):
         self._eligible: list[int] | None = None
         self._timer_races = False
         _detect_task_callback_types()
-        self._tracer: Tracer | None = None
+        self._tracer: Tracer | FootprintRecorder | None = None
         self._invariants: list[tuple[Callable[[], object], str, Location | None]] = []
         self._invariant_failure: tuple[str, BaseException | None, Location | None] | None = None
         self._callback_errors: list[dict[str, Any]] = []
@@ -365,6 +371,18 @@ class ControlledLoop(asyncio.BaseEventLoop):
     def candidate(self, index: int) -> Candidate:
         return describe_candidate(self, index)
 
+    def process(self, index: int) -> str:
+        """Who candidate ``index`` belongs to, cheaply: a task id, ``loop`` for a plain
+        callback, ``clock`` for the timer candidate."""
+        ready = self._ready
+        eligible = self._eligible
+        if index >= (len(ready) if eligible is None else len(eligible)):
+            return "clock"
+        handle = ready[index if eligible is None else eligible[index]]
+        if type(handle) is _TaskHandle:
+            return self.task_id(handle._callback.__self__)  # type: ignore[attr-defined]
+        return "loop"
+
     # ------------------------------------------------------------------ scheduling API
 
     def time(self) -> float:
@@ -401,6 +419,8 @@ class ControlledLoop(asyncio.BaseEventLoop):
         timer = _TimerHandle(when, callback, args, self, context)
         heapq.heappush(self._scheduled, timer)
         timer._scheduled = True
+        if self._tracer is not None:
+            self._tracer.scheduled_timer(timer)
         return timer
 
     def call_soon_threadsafe(self, callback: Callable[[Unpack[_Ts]], object],

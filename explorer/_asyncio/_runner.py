@@ -10,9 +10,11 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+from explorer import _footprint as footprint_module
 from explorer import _outcome as oc
 from explorer._asyncio import _loop
 from explorer._asyncio import _patches as patches
+from explorer._asyncio._footprints import FootprintRecorder, recording_primitives
 from explorer._asyncio._inspect import (
     coroutine_frames,
     traceback_location,
@@ -47,8 +49,11 @@ class AsyncioRuntime:
         self.loop.close()
 
     @contextmanager
-    def session(self) -> Iterator[AsyncioRuntime]:
-        """Make a fresh controlled loop the running loop of this thread for many runs."""
+    def session(self, *, footprints: bool = False) -> Iterator[AsyncioRuntime]:
+        """Make a fresh controlled loop the running loop of this thread for many runs.
+
+        ``footprints`` wraps asyncio's primitives for the session so that runs made with
+        ``run(..., footprints=True)`` record what each step touches."""
         previous = events._get_running_loop()
         if isinstance(previous, ControlledLoop):
             raise UsageError(
@@ -62,7 +67,9 @@ class AsyncioRuntime:
         sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook,
                                finalizer=loop._asyncgen_finalizer_hook)
         try:
-            with patches.installed(loop):
+            with patches.installed(loop), ExitStack() as stack:
+                if footprints:
+                    stack.enter_context(recording_primitives())
                 yield self
         finally:
             loop.close()
@@ -70,8 +77,13 @@ class AsyncioRuntime:
             events._set_running_loop(previous)
 
     def run(self, scenario: Scenario, chooser: Chooser, *, max_steps: int,
-            timer_races: bool = False, traced: bool = False) -> RunRecord:
-        """Run ``scenario`` once under ``chooser``; the loop must be in a session."""
+            timer_races: bool = False, traced: bool = False,
+            footprints: str | None = None) -> RunRecord:
+        """Run ``scenario`` once under ``chooser``; the loop must be in a session.
+
+        ``traced`` records a readable trace; ``footprints`` (``"declared"`` or
+        ``"conservative"``, see :class:`strategies.DPOR`) records each step's footprint and
+        causes, for partial-order reduction. They are exclusive."""
         loop = self.loop
         loop.reset()
         loop._timer_races = timer_races
@@ -79,21 +91,27 @@ class AsyncioRuntime:
         coro = _start(scenario)
         main = loop.create_main_task(coro)
         tracer = Tracer(loop) if traced else None
+        recorder = (FootprintRecorder(loop, declared=footprints == "declared")
+                    if footprints and not traced else None)
         try:
             with ExitStack() as stack:
                 if tracer is not None:
                     loop._tracer = tracer
                     stack.enter_context(track_holders(tracer.holders))
+                elif recorder is not None:
+                    loop._tracer = recorder
                 status = loop.drive(main, chooser, decisions, max_steps)
                 outcome = self._classify(main, status, tracer, max_steps)
         finally:
             # Also when the chooser raised (a strict replay that diverged): every task
             # of the run is unwound, so nothing leaks into the next run.
             loop._tracer = None
+            footprint_module.current = None
             stats = RunStats(loop.steps, loop.points, loop._now, len(loop.tasks))
             self._cleanup(main)
         return RunRecord(decisions, outcome, stats,
-                         tracer.trace if tracer is not None else None)
+                         tracer.trace if tracer is not None else None,
+                         recorder.steps if recorder is not None else None)
 
     # ------------------------------------------------------------------ outcome
 

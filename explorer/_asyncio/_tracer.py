@@ -30,6 +30,9 @@ class Tracer:
         self._decision: tuple[int, int] | None = None
         self._preempted: tuple[str | None, Location | None] = (None, None)
 
+    def scheduled_timer(self, timer: asyncio.TimerHandle) -> None:
+        return None
+
     def decision(self, chosen: int, count: int, fires_timer: bool) -> None:
         # What the stock order would have run here: named only where we deviate from it.
         if chosen:

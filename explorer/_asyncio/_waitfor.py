@@ -12,13 +12,13 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import networkx as nx
-
 from explorer._asyncio._inspect import coroutine_frames, user_location, waiting_on
 from explorer._asyncio._tracking import Holders
 from explorer._runtime import Location, display_task
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from explorer._asyncio._loop import ControlledLoop
 
 _HOLDABLE = (asyncio.Lock, asyncio.Semaphore)
@@ -108,6 +108,8 @@ class DeadlockReport:
 
 def analyse(loop: ControlledLoop, holders: Holders | None) -> DeadlockReport:
     """Build the wait-for graph of every blocked task of the current run."""
+    import networkx as nx  # only when a deadlock is analysed: it is slow to import
+
     graph: nx.DiGraph[str] = nx.DiGraph()
     waits: list[Wait] = []
     blocked = sorted((t for t in loop.tasks if not t.done()), key=loop.task_id)
@@ -158,6 +160,8 @@ def _waiting_text(wait: Wait) -> str:
 
 
 def _find_cycle(graph: nx.DiGraph[str]) -> list[str]:
+    import networkx as nx
+
     try:
         edges = nx.find_cycle(graph)
     except nx.NetworkXNoCycle:

@@ -1,0 +1,168 @@
+"""Recording step footprints on the controlled loop, for partial-order reduction.
+
+While a reduction strategy explores, every step is run through :class:`FootprintRecorder`
+(in the loop's tracer slot, so the untraced hot path is unchanged), and asyncio's
+primitives are wrapped so each operation adds an access to the running step's footprint.
+The recorder also notes which step scheduled each handle: that step happens before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from explorer import _footprint
+from explorer._footprint import UNKNOWN, Access, record
+
+if TYPE_CHECKING:
+    from explorer._asyncio._loop import ControlledLoop
+
+
+class StepRecord(NamedTuple):
+    """One step: its process (task id, or ``loop`` for plain callbacks), footprint, the
+    step that scheduled it (``None`` for the first) and its scheduling point, if any."""
+
+    process: str
+    footprint: set[Access]
+    enabler: int | None
+    point: int | None
+
+
+class FootprintRecorder:
+    """Runs each handle with footprint recording on; collects :class:`StepRecord` s."""
+
+    def __init__(self, loop: ControlledLoop, *, declared: bool) -> None:
+        self.loop = loop
+        # Without the "declared" contract, a task's own code may touch anything.
+        self._task_code: set[Access] = set() if declared else {UNKNOWN}
+        self.steps: list[StepRecord] = []
+        self._origin: dict[int, int] = {}
+        self._keep: list[object] = []  # handles stay alive, so their ids stay unique
+        self._points = 0
+        self._point: int | None = None
+        self._current: int | None = None
+        from explorer._asyncio._loop import _TaskHandle
+
+        self._task_handle = _TaskHandle
+        self._ready = loop._ready
+
+    def decision(self, chosen: int, count: int, fires_timer: bool) -> None:
+        self._point = self._points
+        self._points += 1
+
+    def scheduled_timer(self, timer: asyncio.TimerHandle) -> None:
+        if self._current is not None:
+            self._origin[id(timer)] = self._current
+            self._keep.append(timer)
+
+    def run(self, handle: asyncio.Handle, step_no: int) -> None:
+        # Hot in reduction runs: plain locals, no helper calls on the common path.
+        index = len(self.steps)
+        if type(handle) is self._task_handle:
+            task = handle._callback.__self__  # type: ignore[attr-defined]
+            process = task._explorer_id
+            footprint: set[Access] = set(self._task_code) if self._task_code else set()
+            args = handle._args
+            if args and isinstance(args[0], asyncio.Future):  # a wake-up reads its future
+                footprint.add((id(args[0]), None, "r"))
+        else:
+            task = None
+            process = "loop"
+            footprint = _callback_footprint(handle)
+        ready = self._ready
+        before = len(ready)
+        _footprint.current = footprint
+        self._current = index
+        handle._run()
+        _footprint.current = None
+        self._current = None
+        if task is not None and task.done():
+            footprint.add((id(task), None, "w"))
+        origin = self._origin
+        grown = len(ready) - before
+        if grown == 1:  # the common case: the task scheduled its own next step
+            new = ready[-1]
+            origin[id(new)] = index
+            self._keep.append(new)
+        elif grown > 1:
+            added = list(itertools.islice(ready, before, None))
+            self._keep.extend(added)
+            origin.update(dict.fromkeys(map(id, added), index))
+        self.steps.append(_new_record(StepRecord, (process, footprint,
+                                                   origin.get(id(handle)), self._point)))
+        self._point = None
+
+
+_new_record = tuple.__new__  # skips NamedTuple's Python-level __new__ on this hot path
+
+
+def _callback_footprint(handle: asyncio.Handle) -> set[Access]:
+    """asyncio's own callbacks touch the future they complete and their owner; a callback
+    from anywhere else could touch anything."""
+    callback = handle._callback  # type: ignore[attr-defined]
+    owner = getattr(callback, "__self__", None)
+    if asyncio.isfuture(owner):
+        return {(id(owner), None, "w")}
+    module = getattr(callback, "__module__", None) or ""
+    if not module.startswith("asyncio"):
+        return {UNKNOWN}
+    accesses: set[Access] = {(id(owner if owner is not None else callback), None, "w")}
+    accesses |= {(id(arg), None, "w") for arg in handle._args
+                 if asyncio.isfuture(arg)}
+    return accesses
+
+
+def _sync(original: Callable[..., Any], mode: str) -> Callable[..., Any]:
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        record(self, None, mode)
+        return original(self, *args, **kwargs)
+
+    wrapper.__qualname__ = original.__qualname__
+    return wrapper
+
+
+def _async(original: Callable[..., Any], mode: str) -> Callable[..., Any]:
+    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        record(self, None, mode)
+        try:
+            return await original(self, *args, **kwargs)
+        finally:
+            record(self, None, mode)  # in the step where the operation completes
+
+    wrapper.__qualname__ = original.__qualname__
+    return wrapper
+
+
+_PRIMITIVES: dict[type, dict[str, str]] = {
+    asyncio.Lock: {"acquire": "w", "release": "w", "locked": "r"},
+    asyncio.Semaphore: {"acquire": "w", "release": "w", "locked": "r"},
+    asyncio.BoundedSemaphore: {"release": "w"},
+    asyncio.Event: {"set": "w", "clear": "w", "is_set": "r", "wait": "w"},
+    asyncio.Condition: {"wait": "w", "wait_for": "w", "notify": "w", "notify_all": "w"},
+    asyncio.Queue: {"put": "w", "get": "w", "put_nowait": "w", "get_nowait": "w",
+                    "qsize": "r", "empty": "r", "full": "r", "task_done": "w",
+                    "join": "w"},
+    asyncio.Barrier: {"wait": "w", "reset": "w", "abort": "w"},
+}
+
+
+@contextmanager
+def recording_primitives() -> Iterator[None]:
+    """Wrap asyncio's primitives so their operations land in step footprints."""
+    saved: list[tuple[type, str, Any]] = []
+    try:
+        for cls, methods in _PRIMITIVES.items():
+            for name, mode in methods.items():
+                original = cls.__dict__.get(name)
+                if original is None:
+                    continue
+                saved.append((cls, name, original))
+                wrap = _async if asyncio.iscoroutinefunction(original) else _sync
+                setattr(cls, name, wrap(original, mode))
+        yield
+    finally:
+        for cls, name, original in reversed(saved):
+            setattr(cls, name, original)

@@ -1,0 +1,150 @@
+"""Footprints: what each step reads and writes, for partial-order reduction.
+
+A footprint is a set of accesses ``(object, item, mode)``: ``object`` identifies a shared
+object within one run, ``item`` a key or attribute of it (``None`` for the whole object)
+and ``mode`` is ``"r"`` or ``"w"``. Two steps are *dependent* when they access the same
+object (the same item, or the whole object) and at least one of them writes; the special
+access :data:`UNKNOWN` is dependent on everything, which keeps reduction sound for steps
+the explorer cannot see into.
+
+Accesses come from three places: asyncio's primitives (recorded by the runtime), task
+completion and cancellation, and state the scenario declares with :func:`shared`.
+Footprints are recorded only while a reduction strategy runs; elsewhere :func:`shared`
+objects behave like the objects they wrap, at the cost of one check per access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, MutableMapping
+from typing import Any, Final, TypeVar
+
+Access = tuple[int, object, str]
+UNKNOWN: Final[Access] = (0, None, "w")
+_WHOLE: Final = None
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+# The footprint of the step running now, while a run records footprints. Runs of the
+# controlled loop happen on one thread at a time, so a module global is enough, and it
+# keeps the cost of an access that is not recorded to one comparison.
+current: set[Access] | None = None
+
+
+def record(obj: object, item: object, mode: str) -> None:
+    """Add an access to the footprint of the running step, if footprints are recorded."""
+    if current is not None:
+        current.add((id(obj), item, mode))
+
+
+def dependent(a: Iterable[Access], b: Iterable[Access]) -> bool:
+    """True when two footprints conflict (same object and item, one of them a write)."""
+    return conflicts(index(a), index(b))
+
+
+Index = dict[int, list[tuple[object, str]]]
+
+
+def index(footprint: Iterable[Access]) -> Index:
+    """A footprint grouped by object, for repeated conflict checks."""
+    out: Index = {}
+    for obj, item, mode in footprint:
+        out.setdefault(obj, []).append((item, mode))
+    return out
+
+
+def conflicts(a: Index, b: Index) -> bool:
+    if not a or not b:
+        return False
+    if 0 in a or 0 in b:  # UNKNOWN's object: dependent on any step that touches anything
+        return True
+    if len(b) < len(a):
+        a, b = b, a
+    for obj, accesses in a.items():
+        others = b.get(obj)
+        if others is None:
+            continue
+        for item, mode in accesses:
+            for other_item, other_mode in others:
+                if (mode == "w" or other_mode == "w") and (
+                    item is _WHOLE or other_item is _WHOLE or item == other_item
+                ):
+                    return True
+    return False
+
+
+class SharedDict(MutableMapping[_K, _V]):
+    """A dict whose reads and writes by key are recorded in step footprints."""
+
+    def __init__(self, data: MutableMapping[_K, _V] | None = None) -> None:
+        self._data: MutableMapping[_K, _V] = data if data is not None else {}
+
+    def __getitem__(self, key: _K) -> _V:
+        if current is not None:
+            current.add((id(self), key, "r"))
+        return self._data[key]
+
+    def __setitem__(self, key: _K, value: _V) -> None:
+        if current is not None:
+            current.add((id(self), key, "w"))
+        self._data[key] = value
+
+    def __delitem__(self, key: _K) -> None:
+        record(self, key, "w")
+        del self._data[key]
+
+    def __contains__(self, key: object) -> bool:
+        record(self, key, "r")
+        return key in self._data
+
+    def __iter__(self) -> Iterator[_K]:
+        record(self, _WHOLE, "r")
+        return iter(list(self._data))
+
+    def __len__(self) -> int:
+        record(self, _WHOLE, "r")
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"shared({self._data!r})"
+
+
+class SharedObject:
+    """An object whose attribute reads and writes are recorded in step footprints."""
+
+    __slots__ = ("_target",)
+
+    def __init__(self, target: object) -> None:
+        object.__setattr__(self, "_target", target)
+
+    def __getattr__(self, name: str) -> Any:
+        record(self, name, "r")
+        return getattr(object.__getattribute__(self, "_target"), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        record(self, name, "w")
+        setattr(object.__getattribute__(self, "_target"), name, value)
+
+    def __delattr__(self, name: str) -> None:
+        record(self, name, "w")
+        delattr(object.__getattribute__(self, "_target"), name)
+
+    def __repr__(self) -> str:
+        return f"shared({object.__getattribute__(self, '_target')!r})"
+
+
+def shared(obj: Any) -> Any:
+    """Declare ``obj`` as state shared between tasks, so reduction can see its accesses.
+
+    A dict (or any mutable mapping) is wrapped so each key is its own location; any other
+    object so each attribute is. Use the returned object in place of the original::
+
+        balances = explorer.shared({"alice": 100, "bob": 50})
+        account = explorer.shared(Account())
+    """
+    if isinstance(obj, (SharedDict, SharedObject)):
+        return obj
+    if isinstance(obj, MutableMapping):
+        return SharedDict(obj)
+    return SharedObject(obj)

@@ -1,0 +1,313 @@
+"""The HTML report: one self-contained file a person reads in a browser.
+
+Invariant: every piece of text from a summary, a trace or a corpus entry goes through
+:func:`html.escape` before it reaches the page, and the page needs nothing else to be read:
+inline CSS, inline SVG, no script, no external asset.
+
+The input is one or more nightly summaries (``summary.json``; see :mod:`explorer._nightly`)
+whose ``failure_details`` hold failures as :meth:`ScheduleFailure.to_json` gives them.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;
+max-width:1200px;padding:0 1em;color:#1d2327;background:#fff}
+h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:2em;border-bottom:1px solid #ddd}
+h3{margin:0 0 .5em}.muted{color:#646970}
+table{border-collapse:collapse;margin:.6em 0;width:100%}
+th,td{border:1px solid #dcdcde;padding:3px 7px;text-align:left;vertical-align:top}
+th{background:#f6f7f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
+code,pre,.lane{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;
+font-size:12.5px}pre{background:#f6f7f7;padding:.6em;overflow-x:auto;white-space:pre-wrap}
+.failure{border:1px solid #dcdcde;border-left:5px solid #d63638;padding:1em;margin:1.2em 0}
+.status-failed,.status-fails,.status-error{color:#b32d2e;font-weight:600}
+.status-passed,.status-fixed{color:#00750f;font-weight:600}
+.status-diverged,.status-missing,.status-unreadable,.status-newer-format{color:#996800;
+font-weight:600}
+table.timeline td{white-space:nowrap}table.timeline td.step{color:#646970;text-align:right}
+tr.deviation td{background:#fcf0f1}tr.deviation td.step{color:#b32d2e;font-weight:700}
+td.ran{background:#e7f0fa}tr.deviation td.ran{background:#f7c9cc}
+.why li{margin:.2em 0}.cycle{color:#b32d2e;font-weight:600}
+.legend{font-size:12px;color:#646970}svg text{font:12px ui-monospace,monospace}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def render_report(summaries: Sequence[Mapping[str, Any]], *,
+                  title: str = "Schedule exploration report") -> str:
+    """One HTML page for the given summaries (usually one)."""
+    scenarios = [row for s in summaries for row in s.get("scenarios", [])]
+    corpus = [row for s in summaries for row in s.get("corpus", [])]
+    failures = [row for s in summaries for row in s.get("failures", [])]
+    details = [d for s in summaries for d in s.get("failure_details", [])]
+    errors = [e for s in summaries for e in s.get("errors", [])]
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width,initial-scale=1">',
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        f'<p class="muted">{_e(_headline(summaries, scenarios, corpus, failures))}</p>',
+    ]
+    if failures:
+        parts += ["<h2>Failures</h2>", _failure_table(failures)]
+    if scenarios:
+        parts += ["<h2>Scenarios</h2>", _scenario_table(scenarios)]
+    if corpus:
+        parts += ["<h2>Corpus</h2>", _corpus_table(corpus)]
+    if errors:
+        parts += ["<h2>Problems</h2>", "<ul>",
+                  *(f"<li>{_e(e)}</li>" for e in errors), "</ul>"]
+    for number, detail in enumerate(details, 1):
+        parts.append(render_failure(detail, anchor=f"failure-{number}"))
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _headline(summaries: Sequence[Mapping[str, Any]], scenarios: Sequence[Any],
+              corpus: Sequence[Any], failures: Sequence[Any]) -> str:
+    started = ", ".join(str(s["started"]) for s in summaries if s.get("started"))
+    incomplete = any(s.get("complete") is False for s in summaries)
+    return (f"{len(scenarios)} scenario(s), {len(corpus)} corpus entr"
+            f"{'y' if len(corpus) == 1 else 'ies'}, {len(failures)} failure(s)"
+            + (f"; started {started}" if started else "")
+            + ("; INCOMPLETE: a run was interrupted" if incomplete else ""))
+
+
+def _status(text: object) -> str:
+    return f'<span class="status-{_e(text)}">{_e(text)}</span>'
+
+
+def _table(head: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    out = ["<table><thead><tr>", *(f"<th>{_e(h)}</th>" for h in head), "</tr></thead><tbody>"]
+    out += ["<tr>" + "".join(row) + "</tr>" for row in rows]
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _failure_table(failures: Sequence[Mapping[str, Any]]) -> str:
+    return _table(
+        ("#", "scenario", "kind", "at", "schedule", "found by", "corpus"),
+        ([f'<td><a href="#failure-{i}">{i}</a></td>', f"<td>{_e(f.get('scenario'))}</td>",
+          f"<td>{_e(f.get('kind'))}</td>", f"<td>{_e(f.get('location'))}</td>",
+          f"<td><code>{_e(f.get('schedule'))}</code></td>", f"<td>{_e(f.get('source'))}</td>",
+          f"<td>{_e(f.get('corpus_path') or '')}{' (new)' if f.get('new') else ''}</td>"]
+         for i, f in enumerate(failures, 1)))
+
+
+def _scenario_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    def strategies(row: Mapping[str, Any]) -> str:
+        return "<br>".join(f"<b>{_e(s.get('strategy'))}</b>: {_e(s.get('coverage'))}"
+                           for s in row.get("strategies", []))
+
+    return _table(
+        ("target", "status", "schedules", "rate", "strategies (coverage)",
+         "distinct interleavings", "failures"),
+        ([f"<td>{_e(r.get('target'))}<br><span class='muted'>{_e(r.get('scenario'))}</span>"
+          "</td>", f"<td>{_status(r.get('status'))}</td>",
+          f"<td class='num'>{int(r.get('schedules') or 0):,}</td>",
+          f"<td class='num'>{float(r.get('rate') or 0):,.0f}/s</td>",
+          f"<td>{strategies(r)}</td>",
+          f"<td class='num'>{int(r.get('distinct') or 0):,}</td>",
+          f"<td class='num'>{len(r.get('failures', []))}</td>"] for r in rows))
+
+
+def _corpus_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    return _table(
+        ("entry", "scenario", "schedule", "status", "detail"),
+        ([f"<td>{_e(os.path.basename(str(r.get('path'))))}</td>",
+          f"<td>{_e(r.get('scenario'))}</td>", f"<td><code>{_e(r.get('schedule'))}</code></td>",
+          f"<td>{_status(r.get('status'))}</td>", f"<td>{_e(r.get('detail'))}</td>"]
+         for r in rows))
+
+
+# --------------------------------------------------------------------------- one failure
+
+
+def render_failure(failure: Mapping[str, Any], *, anchor: str = "failure") -> str:
+    """A failure (``ScheduleFailure.to_json()`` plus ``message``/``replay``) as a section."""
+    outcome = failure.get("outcome") or {}
+    loc = outcome.get("location") or {}
+    where = f" at {loc.get('file')}:{loc.get('line')}" if loc else ""
+    parts = [f'<section class="failure" id="{_e(anchor)}">',
+             f"<h3>{_e(failure.get('scenario'))}: {_e(outcome.get('kind'))}{_e(where)}</h3>",
+             f"<p>{_e(_found(failure))}</p>",
+             f"<pre>{_e(outcome.get('message'))}</pre>"]
+    why = failure.get("explanation") or []
+    if why:
+        parts += ["<h4>Why: the deviations from the stock order that make it fail</h4>",
+                  '<ol class="why">', *(f"<li>{_e(line)}</li>" for line in why), "</ol>"]
+    details = outcome.get("details") or {}
+    if outcome.get("kind") == "deadlock" and details.get("edges"):
+        parts += ["<h4>Wait-for graph</h4>", wait_for_svg(details), wait_for_table(details)]
+    trace = failure.get("trace") or []
+    if trace:
+        parts += ["<h4>Timeline (one lane per task; highlighted rows are deviations from the "
+                  "stock order)</h4>", timeline(trace)]
+    parts += [
+        "<table>",
+        f"<tr><th>Schedule</th><td><code>{_e(failure.get('schedule'))}</code></td></tr>",
+        f"<tr><th>Replay</th><td><code>{_e(failure.get('replay'))}</code></td></tr>",
+        f"<tr><th>Command line</th><td><code>explorer replay {_e(failure.get('scenario'))} "
+        f"{_e(repr(str(failure.get('schedule'))))}</code></td></tr>",
+        *([f"<tr><th>Corpus</th><td>{_e(failure.get('corpus_path'))}</td></tr>"]
+          if failure.get("corpus_path") else []),
+        "</table></section>",
+    ]
+    return "\n".join(parts)
+
+
+def _found(failure: Mapping[str, Any]) -> str:
+    strategy = failure.get("strategy") or {}
+    text = (f"Found after {failure.get('found_after')} schedule(s) of "
+            f"{strategy.get('name', '?')} search")
+    if strategy.get("seed") is not None:
+        text += f" (seed {strategy['seed']})"
+    text += f"; {failure.get('deviations')} deviation(s) from the stock schedule"
+    shrink = failure.get("shrink")
+    if shrink:
+        text += (f"; shrunk from {shrink.get('original_deviations')} deviation(s)"
+                 + (", proven minimal" if shrink.get("proven_minimal") else ""))
+    return text + "."
+
+
+def _where(location: Mapping[str, Any] | None, home: str) -> str:
+    if not location:
+        return "?"
+    if location.get("file") == home:
+        return str(location.get("line"))
+    return f"{location.get('file')}:{location.get('line')}"
+
+
+def timeline(steps: Sequence[Mapping[str, Any]], *, limit: int = 600) -> str:
+    """The run as a table: a row per step, a lane (column) per task, plus the loop."""
+    tasks = list(dict.fromkeys(s["task"] for s in steps if s["task"] not in ("loop", "clock")))
+    files = Counter(loc["file"] for s in steps for loc in (s.get("start"), s.get("end"))
+                    if loc)
+    home = files.most_common(1)[0][0] if files else ""
+    shown = list(steps) if len(steps) <= limit else [*steps[: limit // 2], *steps[-limit // 2:]]
+    head = ["step", *tasks, "loop"]
+    out = [f'<p class="legend">Lines are in {_e(home)} unless named; a cell shows where the '
+           "task ran from and to, and what it waits on next.</p>" if home else "",
+           '<table class="timeline lane"><thead><tr>',
+           *(f"<th>{_e(h)}</th>" for h in head), "</tr></thead><tbody>"]
+    previous = None
+    for step in shown:
+        if previous is not None and step["index"] != previous + 1:
+            out.append(f'<tr><td colspan="{len(head)}" class="muted">… '
+                       f"{step['index'] - previous - 1} steps elided …</td></tr>")
+        previous = step["index"]
+        decision = step.get("decision")
+        deviated = bool(decision and decision[0])
+        mark = (f"{step['index']}{'*' if deviated else ''}"
+                + (f" [{decision[0]}/{decision[1]}]" if decision else ""))
+        cells = [""] * len(tasks)
+        loop = ""
+        if step["task"] in ("loop", "clock"):
+            loop = _e(step.get("operation") or step.get("kind"))
+        else:
+            cells[tasks.index(step["task"])] = _e(_cell(step, home))
+        row_class = ' class="deviation"' if deviated else ""
+        out.append(f"<tr{row_class}><td class='step'>{_e(mark)}</td>"
+                   + "".join(f"<td class='ran'>{c}</td>" if c else "<td></td>" for c in cells)
+                   + f"<td>{loop}</td></tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _cell(step: Mapping[str, Any], home: str) -> str:
+    start = _where(step.get("start"), home)
+    if step.get("end") is None:
+        span = f"{start}→{step.get('result') or 'done'}"
+    else:
+        end = _where(step.get("end"), home)
+        span = start if start == end else f"{start}→{end}"
+    waits = " ".join(str(x) for x in (step.get("operation"), step.get("resource")) if x)
+    return f"{span} {waits}".strip()
+
+
+def _edges(details: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    return [(str(e[0]), str(e[1]), str(e[2]) if len(e) > 2 else "")
+            for e in details.get("edges") or [] if len(e) >= 2]
+
+
+def cycle_edges(details: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The edges on the wait-for cycle: task -> resource it waits on -> task holding it."""
+    cycle = [str(t) for t in details.get("cycle") or []]
+    pairs = {(a, b) for a, b, _ in _edges(details)}
+    hot: set[tuple[str, str]] = set()
+    for i, task in enumerate(cycle):
+        after = cycle[(i + 1) % len(cycle)]
+        if (task, after) in pairs:
+            hot.add((task, after))
+        for a, b in pairs:
+            if a == task and (b, after) in pairs:
+                hot |= {(a, b), (b, after)}
+    return hot
+
+
+def wait_for_table(details: Mapping[str, Any]) -> str:
+    hot = cycle_edges(details)
+    rows = []
+    for source, target, label in _edges(details):
+        mark = " class=cycle" if (source, target) in hot else ""
+        rows.append([f"<td{mark}>{_e(source)}</td>", f"<td{mark}>{_e(label)}</td>",
+                     f"<td{mark}>{_e(target)}</td>"])
+    caption = ("cycle: " + " → ".join(details.get("cycle") or [])
+               if details.get("cycle") else
+               "no cycle: " + ", ".join(details.get("lost_wakeups") or []) +
+               " wait(s) for something nothing will do (lost wake-up)")
+    return f"<p>{_e(caption)}</p>" + _table(("from", "relation", "to"), rows)
+
+
+def wait_for_svg(details: Mapping[str, Any]) -> str:
+    """The wait-for graph drawn as inline SVG: nodes on a circle, labelled arrows."""
+    edges = _edges(details)
+    hot_edges = cycle_edges(details)
+    nodes = list(dict.fromkeys(n for a, b, _ in edges for n in (a, b)))
+    cycle = set(details.get("cycle") or [])
+    count = max(len(nodes), 1)
+    radius = 60 + 28 * count
+    width = 2 * radius + 260
+    height = 2 * radius + 60
+    cx, cy = width / 2, height / 2
+    pos = {n: (cx + radius * math.cos(2 * math.pi * i / count - math.pi / 2),
+               cy + radius * math.sin(2 * math.pi * i / count - math.pi / 2))
+           for i, n in enumerate(nodes)}
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" '
+           f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
+           'aria-label="wait-for graph">',
+           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" '
+           'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
+           '<path d="M0,0 L10,5 L0,10 z" fill="#50575e"/></marker></defs>']
+    for a, b, label in edges:
+        (x1, y1), (x2, y2) = pos[a], pos[b]
+        dx, dy = x2 - x1, y2 - y1
+        length = math.hypot(dx, dy) or 1.0
+        shrink = 14 / length
+        sx, sy = x1 + dx * shrink, y1 + dy * shrink
+        ex, ey = x2 - dx * shrink, y2 - dy * shrink
+        color = "#d63638" if (a, b) in hot_edges else "#50575e"
+        out.append(f'<line x1="{sx:.1f}" y1="{sy:.1f}" x2="{ex:.1f}" y2="{ey:.1f}" '
+                   f'stroke="{color}" stroke-width="1.5" marker-end="url(#arrow)"/>')
+        out.append(f'<text x="{(sx + ex) / 2:.1f}" y="{(sy + ey) / 2 - 4:.1f}" '
+                   f'text-anchor="middle" fill="#646970">{_e(label)}</text>')
+    tasks = {w.get("task") for w in details.get("waits") or []} | cycle
+    for name, (x, y) in pos.items():
+        fill = "#f7c9cc" if name in cycle else ("#e7f0fa" if name in tasks else "#f6f7f7")
+        out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="12" fill="{fill}" '
+                   'stroke="#50575e"/>')
+        out.append(f'<text x="{x:.1f}" y="{y + 27:.1f}" text-anchor="middle">'
+                   f"{_e(name)}</text>")
+    out.append("</svg>")
+    return "".join(out)

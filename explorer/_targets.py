@@ -1,0 +1,394 @@
+"""Naming scenarios from the outside: command-line targets and project configuration.
+
+Invariant: a :class:`TargetRef` is plain data (strings), never a function. Worker processes
+and cluster machines receive the reference and import the scenario themselves, so nothing
+is pickled but names.
+
+A target is one of::
+
+    path/to/file.py::function          a file (also a pytest node id: tests/test_x.py::test_y)
+    path/to/file.py                    every function in the file marked @pytest.mark.explore
+    package.module:function            an importable module and a (dotted) attribute
+    package.module.function            the dotted name a corpus entry records
+
+A file is imported the way pytest's default ``prepend`` import mode does: its directory
+(or the top of its package, for a file inside directories with ``__init__.py``) goes on
+``sys.path`` and the module gets its dotted name from there, so a scenario explored from
+the command line has the same name as when pytest runs it, and corpus entries match.
+
+Options for a target come from its ``@pytest.mark.explore(...)`` marker or its entry in
+``[tool.explorer] targets`` of ``pyproject.toml``; command-line flags override both.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import subprocess
+import sys
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from explorer._errors import ExplorerError
+
+MARKER: Final = "explore"
+OPTION_TYPES: Final[dict[str, type | tuple[type, ...]]] = {
+    "strategy": str, "max_schedules": int, "seed": int, "max_steps": int,
+    "deviation_bound": int, "timer_races": bool, "max_time": (int, float), "shrink": bool,
+}
+
+
+class TargetError(ExplorerError, LookupError):
+    """A target cannot be parsed, imported or explored; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class TargetRef:
+    """A scenario named by ``module`` and ``attr`` (dotted), plus where to import it from.
+
+    ``spec`` is how the user wrote it (for messages); ``paths`` are directories to put on
+    ``sys.path`` first; ``options`` are defaults from configuration or the pytest marker;
+    ``file`` is the source file a file target names (the import must find that one).
+    """
+
+    spec: str
+    module: str
+    attr: str
+    paths: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    file: str | None = None
+
+    @property
+    def canonical(self) -> str:
+        """``module:attr`` when the attribute is known, else the dotted name."""
+        return f"{self.module}:{self.attr}" if self.attr else self.module
+
+    def to_json(self) -> dict[str, Any]:
+        return {"spec": self.spec, "module": self.module, "attr": self.attr,
+                "paths": list(self.paths), "options": dict(self.options), "file": self.file}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TargetRef:
+        return cls(str(data["spec"]), str(data["module"]), str(data["attr"]),
+                   tuple(str(p) for p in data.get("paths", ())), dict(data.get("options", {})),
+                   data.get("file"))
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """An imported target: the function, its scenario name, and its effective options."""
+
+    ref: TargetRef
+    fn: Callable[..., Any]
+    name: str
+    options: Mapping[str, Any]
+
+
+def module_for_file(path: Path) -> tuple[str, Path]:
+    """The dotted module name of ``path`` and the directory it is importable from."""
+    path = path.resolve()
+    parts = [path.stem]
+    base = path.parent
+    while (base / "__init__.py").is_file():
+        parts.insert(0, base.name)
+        base = base.parent
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts), base
+
+
+def parse_target(spec: str, *, cwd: Path | None = None) -> TargetRef:
+    """Parse a target string (see the module docstring) without importing anything."""
+    text = spec.strip()
+    cwd = cwd or Path.cwd()
+    if not text:
+        raise TargetError("an empty target; write path/to/file.py::function or "
+                          "package.module:function")
+    if "[" in text:
+        raise TargetError(f"target {spec!r} names a parametrized test; the command line can "
+                          "only explore functions that take no arguments: run it with pytest, "
+                          "or give the scenario its own module-level function")
+    file_part, sep, rest = text.partition("::")
+    if sep or file_part.endswith(".py"):
+        path = Path(file_part)
+        path = path if path.is_absolute() else cwd / path
+        if not path.is_file():
+            raise TargetError(f"target {spec!r}: no file {file_part} (relative to {cwd}); "
+                              "check the path, or run from the project root")
+        module, base = module_for_file(path)
+        attr = ".".join(p for p in rest.split("::") if p)
+        return TargetRef(text, module, attr, (str(base),), file=str(path.resolve()))
+    module, colon, attr = text.partition(":")
+    if colon:
+        if not module or not attr or not _dotted(module) or not _dotted(attr):
+            raise TargetError(f"target {spec!r} is not package.module:function")
+        return TargetRef(text, module, attr)
+    if not _dotted(text) or "." not in text:
+        raise TargetError(f"target {spec!r} is not a target: write path/to/file.py::function, "
+                          "package.module:function or package.module.function")
+    return TargetRef(text, text, "")
+
+
+def _dotted(text: str) -> bool:
+    return all(part.isidentifier() for part in text.split("."))
+
+
+def add_paths(paths: Iterable[str]) -> None:
+    """Put directories at the front of ``sys.path`` (once each)."""
+    for entry in reversed(list(paths)):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+
+
+def _import(ref: TargetRef, module: str) -> Any:
+    try:
+        imported = importlib.import_module(module)
+    except ImportError as exc:
+        if exc.name is not None and module.startswith(exc.name) and (
+                module == exc.name or module.startswith(exc.name + ".")):
+            raise TargetError(f"target {ref.spec!r}: no module named {exc.name!r}; check the "
+                              "spelling, install the project, or run from the project root "
+                              "(or add it to [tool.explorer] pythonpath)") from None
+        raise TargetError(f"target {ref.spec!r}: importing {module} failed: "
+                          f"{type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        raise TargetError(f"target {ref.spec!r}: importing {module} raised "
+                          f"{type(exc).__name__}: {exc}") from exc
+    location = getattr(imported, "__file__", None)
+    if ref.file and location:
+        actual = Path(location).resolve()
+        if actual != Path(ref.file):
+            raise TargetError(f"target {ref.spec!r}: a different module named {module} was "
+                              f"already imported from {actual}; rename one of them")
+    return imported
+
+
+def _lookup(ref: TargetRef, obj: Any, attr: str) -> Any:
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise TargetError(f"target {ref.spec!r}: {ref.module} has no attribute "
+                              f"{attr!r}") from None
+    return obj
+
+
+def resolve(ref: TargetRef) -> Resolved:
+    """Import the target and check it is a scenario: an async function taking no arguments."""
+    from explorer._engine import scenario_name
+
+    add_paths(ref.paths)
+    fn = _lookup(ref, _import(ref, ref.module), ref.attr) if ref.attr else _resolve_dotted(ref)
+    if getattr(fn, "__explorer_explored__", False) and callable(getattr(fn, "__wrapped__",
+                                                                        None)):
+        fn = fn.__wrapped__  # an @explored test: explore the async function it wraps
+    if not callable(fn):
+        raise TargetError(f"target {ref.spec!r} is a {type(fn).__name__}, not an async "
+                          "function")
+    if not inspect.iscoroutinefunction(fn):
+        raise TargetError(f"target {ref.spec!r} is not an async function; a scenario is "
+                          "defined with 'async def'")
+    required = [p.name for p in inspect.signature(fn).parameters.values()
+                if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,
+                                                       p.POSITIONAL_OR_KEYWORD,
+                                                       p.KEYWORD_ONLY)]
+    if required:
+        raise TargetError(f"target {ref.spec!r} takes arguments ({', '.join(required)}); a "
+                          "command-line target must take none: wrap it in a scenario "
+                          "function without arguments (fixtures need pytest)")
+    return Resolved(ref, fn, scenario_name(fn), {**marker_options(fn), **ref.options})
+
+
+def _resolve_dotted(ref: TargetRef) -> Any:
+    parts = ref.module.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        name = ".".join(parts[:split])
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        return _lookup(ref, module, ".".join(parts[split:]))
+    raise TargetError(f"target {ref.spec!r}: no module of {ref.module} can be imported; "
+                      "check the spelling, or run from the project root")
+
+
+def marker_options(fn: Any) -> dict[str, Any]:
+    """Explore options from ``@pytest.mark.explore(...)``: the module's marker, overridden
+    by the function's (the closest marker wins, as in the pytest plugin)."""
+    module = sys.modules.get(getattr(fn, "__module__", "") or "")
+    options: dict[str, Any] = {}
+    for owner in (module, fn):
+        for mark in _marks(owner):
+            if getattr(mark, "name", None) == MARKER:
+                options.update({k: v for k, v in getattr(mark, "kwargs", {}).items()
+                                if _fits(k, v)})
+    return options
+
+
+def _fits(key: str, value: Any) -> bool:
+    """A setting the command line can pass on (a Strategy instance, for one, is not)."""
+    kind = OPTION_TYPES.get(key)
+    return kind is not None and isinstance(value, kind) and not (
+        kind is int and isinstance(value, bool))
+
+
+def _marks(owner: Any) -> list[Any]:
+    marks = getattr(owner, "pytestmark", ())
+    return list(marks) if isinstance(marks, list | tuple) else [marks]
+
+
+def is_marked(fn: Any, module: Any = None) -> bool:
+    """Marked itself, or a ``test_`` function in a module marked as a whole."""
+    if any(getattr(m, "name", None) == MARKER for m in _marks(fn)):
+        return True
+    return getattr(fn, "__name__", "").startswith("test") and any(
+        getattr(m, "name", None) == MARKER for m in _marks(module))
+
+
+def expand(ref: TargetRef) -> list[TargetRef]:
+    """A whole-file target becomes one target per marked async function in it."""
+    if ref.attr or not ref.paths:
+        return [ref]
+    add_paths(ref.paths)
+    module = _import(ref, ref.module)
+    names = [name for name, obj in vars(module).items()
+             if inspect.iscoroutinefunction(obj) and is_marked(obj, module)
+             and getattr(obj, "__module__", None) == ref.module]
+    file_part = ref.spec.partition("::")[0]
+    return [TargetRef(f"{file_part}::{name}", ref.module, name, ref.paths, ref.options,
+                      ref.file) for name in names]
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """``[tool.explorer]`` of the project's ``pyproject.toml`` (all keys optional)."""
+
+    root: Path
+    targets: tuple[TargetRef, ...] = ()
+    corpus: Path | None = None
+    pythonpath: tuple[str, ...] = ()
+    testpaths: tuple[str, ...] = ()
+    source: Path | None = None
+
+
+def find_pyproject(start: Path) -> Path | None:
+    for directory in (start, *start.parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(start: Path | None = None, *, path: Path | None = None) -> ProjectConfig:
+    """Read ``[tool.explorer]`` from ``path`` or the nearest ``pyproject.toml``."""
+    start = (start or Path.cwd()).resolve()
+    source = path or find_pyproject(start)
+    if source is None:
+        return ProjectConfig(start)
+    root = source.resolve().parent
+    try:
+        data = tomllib.loads(source.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise TargetError(f"{source}: cannot be read as TOML ({exc}); fix the file") from None
+    section = data.get("tool", {}).get("explorer", {})
+    if not isinstance(section, dict):
+        raise TargetError(f"{source}: [tool.explorer] must be a table")
+    pythonpath = tuple(str(root / p) for p in _strings(source, section, "pythonpath"))
+    targets = tuple(_config_target(source, root, item, pythonpath)
+                    for item in section.get("targets", []))
+    corpus = section.get("corpus")
+    if corpus is not None and not isinstance(corpus, str):
+        raise TargetError(f"{source}: [tool.explorer] corpus must be a string (a directory)")
+    pytest_section = data.get("tool", {}).get("pytest", {}).get("ini_options", {})
+    testpaths = pytest_section.get("testpaths", []) if isinstance(pytest_section, dict) else []
+    return ProjectConfig(root, targets, root / corpus if corpus else None, pythonpath,
+                         tuple(str(root / p) for p in testpaths if isinstance(p, str)), source)
+
+
+def _strings(source: Path, section: Mapping[str, Any], key: str) -> list[str]:
+    value = section.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TargetError(f"{source}: [tool.explorer] {key} must be a list of strings")
+    return value
+
+
+def _config_target(source: Path, root: Path, item: Any,
+                   pythonpath: tuple[str, ...]) -> TargetRef:
+    options: dict[str, Any] = {}
+    if isinstance(item, dict):
+        spec = item.get("target")
+        options = {k: v for k, v in item.items() if k != "target"}
+        for key, value in options.items():
+            if not _fits(key, value):
+                raise TargetError(f"{source}: [tool.explorer] targets: unknown or mistyped "
+                                  f"option {key} = {value!r} for {spec!r}; options are "
+                                  f"{', '.join(OPTION_TYPES)}")
+    else:
+        spec = item
+    if not isinstance(spec, str):
+        raise TargetError(f"{source}: [tool.explorer] targets entries must be strings or "
+                          "tables with a \"target\" key, like {target = \"pkg.mod:fn\", "
+                          "strategy = \"systematic\"}")
+    ref = parse_target(spec, cwd=root)
+    return TargetRef(ref.spec, ref.module, ref.attr, (*ref.paths, str(root), *pythonpath),
+                     options, ref.file)
+
+
+# --------------------------------------------------------------------------- pytest
+
+
+@dataclass(frozen=True)
+class Collected:
+    """Node ids of tests marked ``@pytest.mark.explore``, and what went wrong collecting."""
+
+    node_ids: tuple[str, ...]
+    problems: tuple[str, ...] = ()
+
+
+def collect_marked(root: Path, paths: Iterable[str] = (), *, timeout: float = 300.0
+                   ) -> Collected:
+    """Run ``pytest --collect-only -q -m explore`` in a subprocess, in ``root``.
+
+    A subprocess keeps the collection's imports, plugins and ``sys.path`` changes out of
+    this process, and a collection error in one file does not hide the others.
+    """
+    command = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", MARKER,
+               "-p", "no:cacheprovider", "--continue-on-collection-errors",
+               f"--rootdir={root}", *paths]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    try:
+        done = subprocess.run(command, cwd=root, capture_output=True, text=True,
+                              timeout=timeout, env=env, check=False)
+    except subprocess.TimeoutExpired:
+        return Collected((), (f"pytest collection in {root} took more than {timeout:g}s; "
+                              "pass targets explicitly",))
+    ids = tuple(line.strip() for line in done.stdout.splitlines()
+                if "::" in line and not line.startswith((" ", "=", "_")))
+    problems: list[str] = []
+    if done.returncode not in (0, 5):  # 5: no tests collected
+        tail = [line for line in (done.stdout + done.stderr).splitlines()
+                if line.startswith(("ERROR", "E "))][:5]
+        problems.append(f"pytest collection in {root} exited with {done.returncode}"
+                        + (": " + "; ".join(tail) if tail else ""))
+    return Collected(ids, tuple(problems))
+
+
+def node_targets(root: Path, node_ids: Iterable[str]) -> tuple[list[TargetRef], list[str]]:
+    """Targets for collected node ids; parametrized or class-based tests are skipped."""
+    refs: list[TargetRef] = []
+    skipped: list[str] = []
+    for node in node_ids:
+        if "[corpus " in node:  # the plugin's replay items; the nightly job verifies those
+            continue
+        try:
+            refs.append(parse_target(node, cwd=root))
+        except TargetError as err:
+            skipped.append(str(err))
+    return refs, skipped

@@ -1,0 +1,872 @@
+"""The ``explorer`` command: explore, replay, shrink, the corpus, the nightly job, reports.
+
+Invariant: every way out of a command goes through :func:`main`, which turns it into one of
+the documented exit codes (see :data:`EXIT_CODES` and ``docs/cli.md``). Expected problems
+(a bad option, a target that does not import, an unreadable file) print one line naming the
+problem and the fix; only an internal error prints a traceback.
+
+Human-readable results go to stdout, progress bars and warnings to stderr; ``--json``
+puts one JSON document on stdout instead of the human-readable results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+import typer
+
+from explorer._corpus import VERSION as CORPUS_VERSION
+from explorer._corpus import Corpus, CorpusEntry, CorpusError
+from explorer._errors import (
+    DidNotReproduce,
+    InvalidScheduleError,
+    ReplayDivergence,
+    UsageError,
+)
+from explorer._failure import ScheduleFailure
+from explorer._nightly import Progress as NightlyProgress
+from explorer._nightly import StateMismatch
+from explorer._schedule import Schedule
+from explorer._targets import (
+    ProjectConfig,
+    TargetError,
+    TargetRef,
+    add_paths,
+    expand,
+    load_config,
+    parse_target,
+    resolve,
+)
+
+OK: Final = 0
+FAILURES: Final = 1
+USAGE: Final = 2
+INTERNAL: Final = 3
+NOT_REPRODUCED: Final = 4
+NOTHING: Final = 5
+EXIT_CODES: Final = {
+    OK: "ok: nothing failed",
+    FAILURES: "failures found (or a replayed schedule still fails)",
+    USAGE: "usage error: bad option, target, file or schedule",
+    INTERNAL: "internal error of the explorer (with a traceback)",
+    NOT_REPRODUCED: "did not reproduce: the schedule passes or no longer fits the code",
+    NOTHING: "nothing to explore: no targets, or an empty corpus",
+}
+
+
+class CliError(Exception):
+    """Stop the command with a one-line message and an exit code."""
+
+    def __init__(self, message: str, code: int = USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+app = typer.Typer(
+    name="explorer", no_args_is_help=True, add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Explore the interleavings of async Python scenarios, replay and shrink failing "
+         "schedules, keep them in a corpus, and run the nightly exploration job. "
+         "Exit codes: 0 ok, 1 failures found, 2 usage error, 3 internal error, "
+         "4 did not reproduce, 5 nothing to explore.")
+corpus_app = typer.Typer(no_args_is_help=True,
+                         help="List, show, verify, clean and migrate the saved failures.")
+app.add_typer(corpus_app, name="corpus")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _out(text: str = "") -> None:
+    typer.echo(text)
+
+
+def _err(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+def _json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def _config() -> ProjectConfig:
+    config = load_config()
+    # Like ``python -m``: the working directory, then the project's own directories.
+    add_paths([os.getcwd(), str(config.root), *config.pythonpath])
+    return config
+
+
+def _corpus_dir(config: ProjectConfig, option: Path | None) -> Path:
+    if option is not None:
+        return option
+    return config.corpus or config.root / "corpus"
+
+
+def _targets(config: ProjectConfig, specs: Sequence[str]) -> list[TargetRef]:
+    refs: list[TargetRef] = []
+    for spec in specs:
+        refs += expand(parse_target(spec))
+    if not specs:
+        refs = list(config.targets)
+    return refs
+
+
+def _progress_enabled() -> bool:
+    setting = os.environ.get("EXPLORER_PROGRESS", "").strip().lower()
+    if setting in ("0", "false", "no", "off"):
+        return False
+    if setting in ("1", "true", "yes", "on"):
+        return True
+    return sys.stderr.isatty()
+
+
+class Bars:
+    """Rich progress bars on stderr: schedules done, rate, failures so far, time left."""
+
+    def __init__(self, enabled: bool | None = None) -> None:
+        self.enabled = _progress_enabled() if enabled is None else enabled
+        self.failures = 0
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Bars:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn
+            from rich.table import Column
+
+            forced = os.environ.get("EXPLORER_PROGRESS", "").strip() == "1"
+            self._progress = Progress(
+                TextColumn("{task.description}", table_column=Column(
+                    max_width=48, no_wrap=True, overflow="ellipsis")),
+                BarColumn(bar_width=24),
+                TextColumn("{task.completed:>9,.0f} schedules"), _rate_column(),
+                TextColumn("{task.fields[failures]} failure(s)"), _left_column(),
+                console=Console(stderr=True, force_terminal=forced or None),
+                refresh_per_second=5)
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def start(self, description: str, *, total: int | None = None,
+              seconds: float | None = None) -> None:
+        if self._progress is None:
+            return
+        if self._task is not None:
+            self._progress.update(self._task, visible=True)
+            self._progress.stop_task(self._task)
+        deadline = time.monotonic() + seconds if seconds is not None else None
+        self._task = self._progress.add_task(description, total=total,
+                                             failures=self.failures, deadline=deadline)
+
+    def advance(self, schedules: int) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, advance=schedules, failures=self.failures)
+
+    def failed(self) -> None:
+        self.failures += 1
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, failures=self.failures)
+
+
+def _rate_column() -> Any:
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:>8,.0f}/s" if speed else "       -/s")
+
+    return RateColumn()
+
+
+def _left_column() -> Any:
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class LeftColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            deadline = task.fields.get("deadline")
+            if task.finished:
+                return Text("done")
+            if deadline is not None:
+                left: float | None = max(0.0, deadline - time.monotonic())
+            else:
+                left = task.time_remaining
+            return Text("" if left is None else f"{left:,.0f}s left")
+
+    return LeftColumn()
+
+
+@contextmanager
+def _warnings_to_stderr(collected: list[str]) -> Iterator[None]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    collected += [str(w.message) for w in caught]
+
+
+def _schedule(text: str) -> Schedule:
+    path = Path(text)
+    if text.endswith(".json") and path.is_file():
+        return Corpus(path.parent).load(path).schedule
+    return Schedule.parse(text)
+
+
+# --------------------------------------------------------------------------- explore
+
+
+StrategyOpt = Annotated[str | None, typer.Option(
+    "--strategy", "-s", help="random or systematic (default: the target's marker, else "
+    "random).")]
+MaxSchedulesOpt = Annotated[int | None, typer.Option(
+    "--max-schedules", "-n", min=1, help="At most this many schedules (default 1000).")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the random strategy.")]
+MaxStepsOpt = Annotated[int | None, typer.Option(
+    "--max-steps", min=1, help="Steps per run before it counts as a livelock (default "
+    "20000).")]
+BoundOpt = Annotated[int | None, typer.Option(
+    "--deviation-bound", "-d", min=0, help="Systematic: cover every schedule with at most "
+    "this many deviations.")]
+CorpusOpt = Annotated[Path | None, typer.Option(
+    "--corpus", help="Corpus directory (default: [tool.explorer] corpus, else corpus/ at "
+    "the project root).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+WorkersOpt = Annotated[int | None, typer.Option(
+    "--workers", "-w", min=1, help="Explore in N worker processes (or N tasks on --cluster).")]
+ClusterOpt = Annotated[str | None, typer.Option(
+    "--cluster", help="Run on the Dask scheduler at this address (tcp://host:8786).")]
+ShardOpt = Annotated[str | None, typer.Option(
+    "--shard", help="Run only shard i of n (1-based, as in a CI matrix): --shard 2/4.")]
+
+
+@app.command("explore")
+def explore_command(
+    targets: Annotated[list[str], typer.Argument(
+        help="path/to/file.py::function, package.module:function, a pytest node id of a "
+             "test marked @pytest.mark.explore, or a file (all its marked tests). Default: "
+             "[tool.explorer] targets.", show_default=False)] = [],  # noqa: B006 - typer's idiom
+    strategy: StrategyOpt = None, max_schedules: MaxSchedulesOpt = None,
+    seed: SeedOpt = None, max_steps: MaxStepsOpt = None, deviation_bound: BoundOpt = None,
+    max_time: Annotated[str | None, typer.Option(
+        "--max-time", help="Stop each target after this long (90s, 10m, 2h).")] = None,
+    timer_races: Annotated[bool | None, typer.Option(
+        "--timer-races/--no-timer-races", help="Also race timers against ready work.")
+    ] = None,
+    shrink: Annotated[bool, typer.Option("--shrink/--no-shrink",
+                                         help="Shrink failing schedules.")] = True,
+    corpus: CorpusOpt = None,
+    no_save: Annotated[bool, typer.Option("--no-save", help="Do not save failures in the "
+                                                            "corpus.")] = False,
+    workers: WorkersOpt = None, cluster: ClusterOpt = None, shard: ShardOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Explore schedules of each TARGET until it fails or the budget runs out."""
+    from explorer._engine import DEFAULT_MAX_SCHEDULES
+    from explorer._nightly import parse_duration
+    from explorer._parallel import executor_for, explore_target
+
+    config = _config()
+    refs = _targets(config, targets)
+    if not refs:
+        raise CliError("nothing to explore: no target given, none marked "
+                       "@pytest.mark.explore in the given files, and no [tool.explorer] "
+                       "targets in pyproject.toml", NOTHING)
+    seconds = parse_duration(max_time) if max_time else None
+    overrides = {"strategy": strategy, "max_schedules": max_schedules, "seed": seed,
+                 "max_steps": max_steps, "deviation_bound": deviation_bound,
+                 "timer_races": timer_races, "shrink": shrink, "max_time": seconds}
+    store = None if no_save else Corpus(_corpus_dir(config, corpus))
+    results = []
+    with executor_for(workers=workers, cluster=cluster, shard=shard) as executor, \
+            Bars() as bars:
+        for ref in refs:
+            total = max_schedules or ref.options.get("max_schedules") or DEFAULT_MAX_SCHEDULES
+            bars.start(ref.spec, total=None if seconds else total, seconds=seconds)
+            result = explore_target(ref, overrides, executor, on_schedules=bars.advance)
+            if result.failure is not None:
+                bars.failed()
+                if store is not None:
+                    path = store.directory / _entry_name(result.failure)
+                    result.new_in_corpus = not path.exists()
+                    result.failure.saved_to(store.save(result.failure))
+                    result.corpus_path = str(result.failure.corpus_path)
+            results.append(result)
+    code = FAILURES if any(r.failure for r in results) else OK
+    if as_json:
+        _json({"command": "explore", "exit_code": code,
+               "results": [r.to_json() for r in results]})
+    else:
+        for result in results:
+            _print_result(result)
+        failed = sum(1 for r in results if r.failure)
+        _out(f"{failed} of {len(results)} target(s) failed" if failed else
+             f"all {len(results)} target(s) passed")
+    raise typer.Exit(code)
+
+
+def _entry_name(failure: ScheduleFailure) -> str:
+    from explorer._corpus import entry_name
+
+    return entry_name(failure.scenario, failure.runtime, failure.schedule)
+
+
+def _print_result(result: Any) -> None:
+    for warning in result.warnings:
+        _err(f"warning: {warning}")
+    took = f"{result.schedules:,} schedules in {result.elapsed:.2f}s ({result.rate:,.0f}/s)"
+    if result.failure is None:
+        _out(f"ok    {result.target}: {took}; covered {result.coverage}")
+        return
+    failure = result.failure
+    where = f" at {failure.location.short}" if failure.location else ""
+    saved = (f"; saved {result.corpus_path}" + ("" if result.new_in_corpus else
+                                                " (already in the corpus)")
+             if result.corpus_path else "")
+    _out(f"FAIL  {result.target}: {failure.kind}{where} after {took}{saved}")
+    _out("")
+    _out(str(failure))
+    _out("")
+
+
+# --------------------------------------------------------------------------- replay, shrink
+
+
+@app.command("replay")
+def replay_command(
+    target: Annotated[str, typer.Argument(help="The scenario (any target form, or the "
+                                               "dotted name a corpus entry records).")],
+    schedule: Annotated[str, typer.Argument(help="A schedule string like 'v1:0=1,3=2', or "
+                                                 "a corpus entry file.")],
+    tolerant: Annotated[bool, typer.Option(
+        "--tolerant", help="Where the schedule no longer fits, continue with the default "
+        "choice instead of stopping.")] = False,
+    max_steps: MaxStepsOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Replay one SCHEDULE of TARGET exactly (strict: stop where the code has drifted)."""
+    from explorer._engine import DEFAULT_MAX_STEPS, run
+
+    _config()
+    resolved = resolve(parse_target(target))
+    sched = _schedule(schedule)
+    steps = max_steps or int(resolved.options.get("max_steps", DEFAULT_MAX_STEPS))
+    try:
+        result = run(resolved.fn, schedule=sched, strict=not tolerant, max_steps=steps)
+    except ReplayDivergence as err:
+        if as_json:
+            _json({"command": "replay", "status": "diverged", "detail": str(err),
+                   "point": err.point, "expected": err.expected, "available": err.available,
+                   "exit_code": NOT_REPRODUCED})
+            raise typer.Exit(NOT_REPRODUCED) from None
+        raise CliError(f"did not reproduce: {err}", NOT_REPRODUCED) from None
+    drift = [f"at scheduling point {p} the schedule asked for candidate {c}, but "
+             f"{n} were ready; took the default" for p, c, n in result.divergences]
+    if not result.outcome.failed:
+        message = (f"did not reproduce: {resolved.name} passes under {sched}; the bug is "
+                   "fixed or the code changed")
+        if as_json:
+            _json({"command": "replay", "status": "passed", "detail": message,
+                   "divergences": drift, "exit_code": NOT_REPRODUCED})
+            raise typer.Exit(NOT_REPRODUCED)
+        for line in drift:
+            _err(f"warning: {line}")
+        raise CliError(message, NOT_REPRODUCED)
+    failure = ScheduleFailure(result.outcome, result.schedule, result.trace,
+                              scenario=resolved.name, strategy={"name": "replay"})
+    if as_json:
+        _json({"command": "replay", "status": "fails", "divergences": drift,
+               "failure": failure.to_json(), "message": str(failure), "exit_code": FAILURES})
+    else:
+        for line in drift:
+            _err(f"warning: {line}")
+        _out(str(failure))
+    raise typer.Exit(FAILURES)
+
+
+@app.command("shrink")
+def shrink_command(
+    target: Annotated[str, typer.Argument(help="The scenario (any target form).")],
+    schedule: Annotated[str, typer.Argument(help="A failing schedule string, or a corpus "
+                                                 "entry file.")],
+    max_steps: MaxStepsOpt = None,
+    corpus: Annotated[Path | None, typer.Option(
+        "--corpus", help="Also save the shrunk failure into this corpus directory.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Shrink a failing SCHEDULE of TARGET to the fewest deviations that fail the same way."""
+    import strategies
+    from explorer._engine import DEFAULT_MAX_STEPS, explore, run
+
+    _config()
+    resolved = resolve(parse_target(target))
+    sched = _schedule(schedule)
+    steps = max_steps or int(resolved.options.get("max_steps", DEFAULT_MAX_STEPS))
+    try:
+        first = run(resolved.fn, schedule=sched, max_steps=steps)
+    except ReplayDivergence as err:
+        raise CliError(f"did not reproduce: {err}", NOT_REPRODUCED) from None
+    if not first.outcome.failed:
+        raise CliError(f"did not reproduce: {resolved.name} passes under {sched}, so there "
+                       "is nothing to shrink", NOT_REPRODUCED)
+    collected: list[str] = []
+    with _warnings_to_stderr(collected):
+        result = explore(resolved.fn, strategy=strategies.Fixed(sched.decisions()),
+                         max_schedules=1, max_steps=steps, timer_races=sched.timers,
+                         raise_on_failure=False, shrink=True,
+                         corpus=str(corpus) if corpus else None)
+    failure = result.failure
+    if failure is None:  # the replay above failed, so this means the scenario is flaky
+        raise CliError(f"{resolved.name} failed under {sched} once and passed the second "
+                       "time: it is nondeterministic; see the guide's determinism section",
+                       NOT_REPRODUCED)
+    if as_json:
+        _json({"command": "shrink", "original": str(sched), "shrunk": str(failure.schedule),
+               "failure": failure.to_json(), "message": str(failure),
+               "corpus_path": str(failure.corpus_path) if failure.corpus_path else None,
+               "exit_code": FAILURES})
+    else:
+        _out(f"shrunk {sched} ({sched.deviation_count} deviation(s)) to {failure.schedule} "
+             f"({failure.deviations} deviation(s))")
+        _out("")
+        _out(str(failure))
+    raise typer.Exit(FAILURES)
+
+
+# --------------------------------------------------------------------------- corpus
+
+
+def _entry_row(item: CorpusEntry | CorpusError) -> dict[str, Any]:
+    if isinstance(item, CorpusError):
+        return {"path": str(item.path), "status": item.status, "detail": str(item)}
+    loc = item.failure.get("location") or {}
+    return {"path": str(item.path), "scenario": item.scenario, "kind": item.kind,
+            "location": f"{loc.get('file')}:{loc.get('line')}" if loc else None,
+            "schedule": str(item.schedule), "deviations": item.schedule.deviation_count,
+            "version": item.data.get("version")}
+
+
+def _find_entries(store: Corpus, names: Sequence[str]) -> list[Path]:
+    paths = store.paths()
+    found: list[Path] = []
+    for name in names:
+        direct = Path(name)
+        if direct.is_file():
+            found.append(direct)
+            continue
+        matches = [p for p in paths if p.name == name or p.name.startswith(name)
+                   or p.stem.rsplit("-", 1)[-1].startswith(name)]
+        if len(matches) != 1:
+            problem = "no entry" if not matches else f"{len(matches)} entries"
+            raise CliError(f"{problem} in {store.directory} match {name!r}; give the file "
+                           "name (see 'explorer corpus list')")
+        found.append(matches[0])
+    return found
+
+
+@corpus_app.command("list")
+def corpus_list(corpus: CorpusOpt = None, as_json: JsonOpt = False) -> None:
+    """List the corpus entries: scenario, failure kind and place, schedule."""
+    store = Corpus(_corpus_dir(_config(), corpus))
+    rows = [_entry_row(item) for item in store.entries()]
+    if as_json:
+        _json({"command": "corpus list", "corpus": str(store.directory), "entries": rows})
+        raise typer.Exit(OK if rows else NOTHING)
+    if not rows:
+        raise CliError(f"the corpus {store.directory} is empty", NOTHING)
+    for row in rows:
+        name = Path(row["path"]).name
+        if "scenario" not in row:
+            _out(f"{name}  {row['status'].upper()}: {row['detail']}")
+        else:
+            _out(f"{name}  {row['scenario']}  {row['kind']} at {row['location']}  "
+                 f"{row['schedule']}")
+    _out(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'} in {store.directory}")
+
+
+@corpus_app.command("show")
+def corpus_show(
+    entry: Annotated[str, typer.Argument(help="File name, path, or a unique prefix of the "
+                                              "name or of its hash.")],
+    corpus: CorpusOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Show one entry as saved (nothing is run)."""
+    store = Corpus(_corpus_dir(_config(), corpus))
+    path = _find_entries(store, [entry])[0]
+    loaded = store.load(path)
+    if as_json:
+        _json(loaded.data)
+        return
+    failure = loaded.failure
+    found = loaded.found
+    _out(f"{path}")
+    _out(f"  scenario:   {loaded.scenario} ({loaded.runtime})")
+    _out(f"  failure:    {_entry_row(loaded)['kind']} at {_entry_row(loaded)['location']}"
+         + (f" ({failure.get('exc_type')})" if failure.get("exc_type") else ""))
+    _out(f"  schedule:   {loaded.schedule} ({loaded.schedule.deviation_count} deviation(s))")
+    _out(f"  found:      by {found.get('strategy')} after {found.get('found_after')} "
+         f"schedule(s), explorer {found.get('explorer')}, Python {found.get('python')}")
+    _out(f"  shrunk:     {'yes' if loaded.shrunk else 'no'}")
+    _out(f"  replay:     explorer replay {loaded.scenario} '{loaded.schedule}'")
+    _out("")
+    for line in str(failure.get("message", "")).splitlines():
+        _out(f"  {line}")
+
+
+_STATUS_ORDER: Final = ("fails", "diverged", "missing", "unreadable", "newer-format", "fixed")
+
+
+@corpus_app.command("verify")
+def corpus_verify(
+    corpus: CorpusOpt = None,
+    tolerant: Annotated[bool, typer.Option("--tolerant", help="Continue past drift with "
+                                                              "default choices.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay every entry and print its status: fails, fixed, diverged, missing, unreadable
+    or newer-format. Exit 1 if any still fails, 4 if any did not reproduce, 0 if all are
+    fixed."""
+    from explorer._nightly import scenario_finder
+    from explorer._regressions import replay_corpus
+
+    config = _config()
+    store = Corpus(_corpus_dir(config, corpus))
+    if not store.paths():
+        raise CliError(f"nothing to verify: the corpus {store.directory} is empty", NOTHING)
+    reports = replay_corpus(store.directory, resolve=scenario_finder(config),
+                            strict=not tolerant)
+    statuses = {r.status for r in reports}
+    code = (FAILURES if "fails" in statuses else
+            NOT_REPRODUCED if statuses - {"fixed"} else OK)
+    if as_json:
+        _json({"command": "corpus verify", "exit_code": code, "entries": [
+            {"path": str(r.path), "status": r.status, "detail": r.detail, "same": r.same,
+             "scenario": r.entry.scenario if r.entry else None} for r in reports]})
+    else:
+        width = max(len(s) for s in _STATUS_ORDER)
+        for report in reports:
+            _out(f"{report.status:<{width}}  {report.path.name}  {report.detail}")
+        counts = {s: sum(1 for r in reports if r.status == s) for s in _STATUS_ORDER}
+        _out(", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    raise typer.Exit(code)
+
+
+@corpus_app.command("gc")
+def corpus_gc(
+    corpus: CorpusOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be "
+                                                            "deleted.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete entries whose bug is fixed or whose scenario no longer exists.
+
+    An entry whose module cannot be imported at all is kept (the path may be wrong);
+    leftover temporary files of interrupted writes are removed."""
+    from explorer._nightly import MissingScenario, scenario_finder
+    from explorer._regressions import replay_corpus
+
+    config = _config()
+    store = Corpus(_corpus_dir(config, corpus))
+    finder = scenario_finder(config)
+    unimportable: set[str] = set()
+
+    def find(name: str) -> Callable[..., Any]:
+        try:
+            return finder(name)
+        except MissingScenario as err:
+            if not err.module_imports:
+                unimportable.add(name)
+            raise
+
+    doomed: list[tuple[Path, str]] = []
+    kept: list[tuple[Path, str]] = []
+    for report in replay_corpus(store.directory, resolve=find):
+        scenario = report.entry.scenario if report.entry else ""
+        if report.status == "fixed":
+            doomed.append((report.path, "fixed"))
+        elif report.status == "missing" and scenario not in unimportable:
+            doomed.append((report.path, "scenario missing"))
+        elif report.status == "missing":
+            kept.append((report.path, f"kept: {report.detail}; cannot tell whether it is "
+                                      "gone (run from the project root, or set "
+                                      "[tool.explorer] pythonpath)"))
+    temporary = sorted(store.directory.glob(".tmp-*.json")) if store.directory.is_dir() else []
+    if not dry_run:
+        for path, _ in doomed:
+            path.unlink(missing_ok=True)
+        for path in temporary:
+            path.unlink(missing_ok=True)
+    verb = "would delete" if dry_run else "deleted"
+    if as_json:
+        _json({"command": "corpus gc", "dry_run": dry_run,
+               "deleted": [{"path": str(p), "reason": r} for p, r in doomed],
+               "kept": [{"path": str(p), "reason": r} for p, r in kept],
+               "temporary": [str(p) for p in temporary]})
+        return
+    for path, reason in doomed:
+        _out(f"{verb} {path.name} ({reason})")
+    for path, reason in kept:
+        _err(f"warning: {path.name}: {reason}")
+    for path in temporary:
+        _out(f"{verb} {path.name} (left by an interrupted write)")
+    _out(f"{verb} {len(doomed)} entr{'y' if len(doomed) == 1 else 'ies'}")
+
+
+@corpus_app.command("rm")
+def corpus_rm(
+    entries: Annotated[list[str], typer.Argument(help="Entries to delete (file names, "
+                                                      "paths or unique prefixes).")],
+    corpus: CorpusOpt = None,
+) -> None:
+    """Delete the given entries."""
+    store = Corpus(_corpus_dir(_config(), corpus))
+    for path in _find_entries(store, entries):
+        path.unlink()
+        _out(f"deleted {path.name}")
+
+
+# Rewrites from format version N to N + 1, applied in order. Version 1 is the first, so
+# there is nothing to rewrite yet; a new format adds its step here.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+@corpus_app.command("migrate")
+def corpus_migrate(
+    corpus: CorpusOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be "
+                                                            "rewritten.")] = False,
+) -> None:
+    """Rewrite entries of older format versions to the current one (atomically)."""
+    from explorer._nightly import write_atomically
+
+    store = Corpus(_corpus_dir(_config(), corpus))
+    migrated = current = 0
+    for item in store.entries():
+        if isinstance(item, CorpusError):
+            _err(f"warning: skipped {item}")
+            continue
+        data = dict(item.data)
+        version = int(data["version"])
+        if version == CORPUS_VERSION:
+            current += 1
+            continue
+        while version < CORPUS_VERSION:
+            data = MIGRATIONS[version](data)
+            version += 1
+        data["version"] = CORPUS_VERSION
+        if not dry_run:
+            write_atomically(item.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+        migrated += 1
+        _out(f"{'would migrate' if dry_run else 'migrated'} {item.path.name} to format "
+             f"version {CORPUS_VERSION}")
+    _out(f"{migrated} entr{'y' if migrated == 1 else 'ies'} "
+         f"{'to migrate' if dry_run else 'migrated'}; {current} already at format version "
+         f"{CORPUS_VERSION}")
+
+
+# --------------------------------------------------------------------------- nightly, report
+
+
+class _NightlyBars(NightlyProgress):
+    """Adapts the nightly job's progress events to :class:`Bars`."""
+
+    def __init__(self, bars: Bars) -> None:
+        self.bars = bars
+
+    def slice_started(self, number: int, total: int, label: str, seconds: float | None
+                      ) -> None:
+        self.bars.start(f"[{number}/{total}] {label}", seconds=seconds)
+
+    def schedules(self, count: int) -> None:
+        self.bars.advance(count)
+
+    def slice_finished(self, result: Mapping[str, Any]) -> None:
+        if result.get("failure") and result.get("kind") == "explore":
+            self.bars.failed()
+
+
+@app.command("nightly")
+def nightly_command(
+    targets: Annotated[list[str], typer.Argument(
+        help="Extra targets, besides [tool.explorer] targets and the marked tests pytest "
+             "collects.", show_default=False)] = [],  # noqa: B006 - typer's idiom
+    budget: Annotated[str, typer.Option("--budget", "-b", help="Total time: 90s, 10m, 2h.")
+                      ] = "10m",
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory for the state "
+                                         "file and the summaries.")] = Path("explorer-nightly"),
+    corpus: CorpusOpt = None, seed: SeedOpt = None, max_steps: MaxStepsOpt = None,
+    strategy: Annotated[list[str] | None, typer.Option(
+        "--strategy", "-s", help="Strategies to run per scenario (repeat; default: "
+        "systematic and random).")] = None,
+    collect: Annotated[bool, typer.Option("--collect/--no-collect", help="Discover tests "
+                                          "marked @pytest.mark.explore with pytest.")] = True,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Forget an interrupted run in "
+                                                        "--output and start over.")] = False,
+    workers: WorkersOpt = None, cluster: ClusterOpt = None, shard: ShardOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Explore every scenario of the project within --budget; resumable after a crash.
+
+    Saves new failures (shrunk) into the corpus, re-verifies existing entries, and writes
+    summary.json, summary.md and report.html into --output."""
+    import strategies as _strategies
+    from explorer._nightly import (
+        NightlyOptions,
+        execute,
+        format_duration,
+        parse_duration,
+        prepare,
+    )
+    from explorer._parallel import executor_for
+
+    config = _config()
+    chosen = tuple(strategy or ("systematic", "random"))
+    unknown = [s for s in chosen if s not in _strategies.names()]
+    if unknown:
+        raise CliError(f"unknown strategy {unknown[0]!r}; use one of: "
+                       f"{', '.join(_strategies.names())}")
+    options = NightlyOptions(parse_duration(budget), output, _corpus_dir(config, corpus),
+                             chosen, tuple(targets), collect, seed, shard, max_steps)
+    run = prepare(options, config, fresh=fresh)
+    if not run.state["plan"]:
+        problems = "; ".join(run.state.get("problems", []))
+        raise CliError("nothing to explore: no targets given, none in [tool.explorer] "
+                       "targets, no test marked @pytest.mark.explore, and an empty corpus"
+                       + (f" ({problems})" if problems else ""), NOTHING)
+    if run.resumed and not as_json:
+        _err(f"resuming the run in {output}: {run.finished_before} of "
+             f"{len(run.state['plan'])} slices already finished")
+    for problem in run.state.get("problems", []):
+        _err(f"warning: {problem}")
+    with executor_for(workers=workers, cluster=cluster, shard=shard) as executor, \
+            Bars() as bars:
+        summary = execute(run, executor, _NightlyBars(bars))
+    code = int(summary["exit_code"])
+    if as_json:
+        _json(summary)
+        raise typer.Exit(code)
+    for failure in summary["failures"]:
+        saved = f"; saved {failure['corpus_path']}" if failure["corpus_path"] else ""
+        _out(f"FAIL  {failure['scenario']}: {failure['kind']} at {failure['location']} "
+             f"under {failure['schedule']} ({failure['source']}"
+             f"{', new' if failure['new'] else ''}){saved}")
+    for row in summary["scenarios"]:
+        if not row["failures"] and row["status"] == "passed":
+            _out(f"ok    {row['target']}: {row['schedules']:,} schedules")
+    for error in summary["errors"]:
+        _err(f"error: {error}")
+    _out(f"{len(summary['failures'])} failure(s) in {len(summary['scenarios'])} scenario(s) "
+         f"and {len(summary['corpus'])} corpus entries; spent "
+         f"{format_duration(summary['spent'])}; report: {output / 'report.html'}")
+    raise typer.Exit(code)
+
+
+@app.command("report")
+def report_command(
+    summaries: Annotated[list[Path], typer.Argument(
+        help="summary.json files written by 'explorer nightly' (several are merged, e.g. "
+             "one per CI shard).", show_default=False)] = [],  # noqa: B006 - typer's idiom
+    corpus: Annotated[Path | None, typer.Option(
+        "--corpus", help="Report on this corpus instead: replay each entry to draw its "
+        "failure.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")
+                      ] = Path("report.html"),
+    title: Annotated[str, typer.Option("--title")] = "Schedule exploration report",
+) -> None:
+    """Write one self-contained HTML report from nightly summaries or a corpus."""
+    from explorer._html import render_report
+    from explorer._nightly import SUMMARY_FORMAT, write_atomically
+
+    if not summaries and corpus is None:
+        raise CliError("give summary.json files or --corpus DIR to report on")
+    loaded: list[dict[str, Any]] = []
+    for path in summaries:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CliError(f"{path}: cannot be read as JSON ({exc}); give the summary.json "
+                           "an 'explorer nightly' run wrote") from None
+        if not isinstance(data, dict) or data.get("format") != SUMMARY_FORMAT:
+            raise CliError(f"{path} is not a nightly summary (no \"format\": "
+                           f"\"{SUMMARY_FORMAT}\"); give the summary.json 'explorer "
+                           "nightly' wrote")
+        loaded.append(data)
+    if corpus is not None:
+        loaded.append(_corpus_summary(_config(), corpus))
+    write_atomically(output, render_report(loaded, title=title))
+    failures = sum(len(s.get("failures", [])) for s in loaded)
+    _out(f"wrote {output} ({failures} failure(s))")
+
+
+def _corpus_summary(config: ProjectConfig, directory: Path) -> dict[str, Any]:
+    from explorer._nightly import STATE_FORMAT, plan_slices, scenario_finder, summarize
+    from explorer._nightly import _verify as verify_slice
+
+    store = Corpus(directory)
+    if not store.paths():
+        raise CliError(f"nothing to report: the corpus {directory} is empty", NOTHING)
+    plan = plan_slices([], store, ())
+    finder = scenario_finder(config)
+    results = {item["id"]: verify_slice(item, store, finder) for item in plan}
+    state = {"format": STATE_FORMAT, "plan": plan, "results": results, "budget": 0,
+             "seed": None}
+    return summarize(state)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return its exit code (see :data:`EXIT_CODES`)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = app(args=args, prog_name="explorer", standalone_mode=False)
+    except CliError as err:
+        _err(f"explorer: error: {err}")
+        return err.code
+    except typer.TyperException as err:  # the command line itself is wrong
+        context = getattr(err, "ctx", None)
+        where = getattr(context, "command_path", "explorer")
+        _err(f"explorer: error: {err.format_message()} (see '{where} --help')")
+        return USAGE
+    except (TargetError, InvalidScheduleError, CorpusError, UsageError, StateMismatch) as err:
+        _err(f"explorer: error: {err}")
+        return USAGE
+    except DidNotReproduce as err:
+        _err(f"explorer: did not reproduce: {err}")
+        return NOT_REPRODUCED
+    except ScheduleFailure as err:  # a target decorated with @explorer.reproduce
+        _out(str(err))
+        return FAILURES
+    except typer.Abort:
+        _err("explorer: aborted")
+        return USAGE
+    except KeyboardInterrupt:
+        _err("explorer: interrupted")
+        return 130
+    except Exception as err:  # noqa: BLE001 - the one place that reports internal errors
+        return _internal(err)
+    return code if isinstance(code, int) else OK
+
+
+def _internal(err: BaseException) -> int:
+    traceback.print_exception(err)
+    _err(f"explorer: internal error: {type(err).__name__}: {err}. This is a bug of the "
+         "explorer; please report it with the traceback above.")
+    return INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

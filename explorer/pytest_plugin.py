@@ -1,0 +1,439 @@
+"""The pytest plugin: ``@pytest.mark.explore`` makes an ``async def`` test an explored test.
+
+Registered through the ``pytest11`` entry point, so every pytest run in an environment with
+the explorer installed imports this module. It therefore imports nothing but pytest and the
+standard library at module level; the engine is imported inside the hooks, and only in
+sessions that collect an explored test.
+
+An explored test is run by :func:`explorer.explore`, once per schedule, with its fixture
+values bound (fixtures are created once per test item and shared by every schedule). Its
+saved corpus entries become test items of their own, named ``test_x[corpus v1:...]`` and
+run just before it. Settings, lowest precedence first: the engine's defaults, the profile,
+the ini file, ``@pytest.mark.explore(...)`` (the closest marker wins), the command line.
+
+Async test plugins (pytest-asyncio, pytest-trio, anyio) decide at collection time which
+tests are theirs by looking for coroutine functions. The plugin takes an explored test over
+as soon as it is collected: the item becomes a plain :class:`pytest.Function` whose
+function is a synchronous stand-in and their runner markers are removed, so no other
+plugin runs it on a real event loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, NoReturn
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from explorer._corpus import CorpusEntry, CorpusError
+    from explorer._explored import BoundTest
+    from explorer._failure import ScheduleFailure
+
+#: Built-in settings profiles, chosen with ``--explore-profile`` or ``explore_profile``.
+PROFILES: Final[Mapping[str, Mapping[str, Any]]] = {
+    "default": {"max_schedules": 200},
+    "ci": {"max_schedules": 2_000},
+    "nightly": {"max_schedules": 20_000},
+}
+
+#: Marks by which async-test plugins claim a test; an explored test must not carry them.
+FOREIGN_RUNNER_MARKS: Final = frozenset({"asyncio", "trio"})
+
+_ORIGINAL = pytest.StashKey["Callable[..., Any]"]()  # the async test function
+_PARAMS = pytest.StashKey[str]()  # "[id]" of a parametrized test, else ""
+_ENTRY = pytest.StashKey["CorpusEntry"]()
+_OPTIONS = pytest.StashKey["_Options"]()
+_LEDGER = pytest.StashKey["_Ledger"]()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """Session-wide settings from the profile, the ini file and the command line."""
+
+    profile: str
+    ini: dict[str, Any]
+    cli: dict[str, Any]
+    corpus: Path
+    save: bool
+    replay_only: bool
+
+
+@dataclasses.dataclass
+class _Ledger:
+    """What the terminal summary reports about the corpus."""
+
+    fixed: list[str] = dataclasses.field(default_factory=list)
+    diverged: list[str] = dataclasses.field(default_factory=list)
+    saved: list[str] = dataclasses.field(default_factory=list)
+
+
+# -- options ----------------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("explorer", "schedule explorer (tests marked explore)")
+    group.addoption("--explore-max-schedules", type=int, metavar="N",
+                    help="explore at most N schedules per explored test")
+    group.addoption("--explore-seed", type=int, metavar="SEED",
+                    help="seed of the random strategy (default: a fresh one, reported)")
+    group.addoption("--explore-strategy", metavar="NAME",
+                    help="search strategy for every explored test: random, systematic, ...")
+    group.addoption("--explore-corpus", metavar="DIR",
+                    help="corpus directory, relative to the rootdir (default: corpus)")
+    group.addoption("--explore-replay-only", action="store_true", default=False,
+                    help="run the saved corpus entries of explored tests, explore nothing")
+    group.addoption("--explore-save", dest="explore_save", action="store_true",
+                    default=None, help="save new shrunk failures to the corpus (default)")
+    group.addoption("--explore-no-save", dest="explore_save", action="store_false",
+                    help="do not write new failures to the corpus")
+    group.addoption("--explore-profile", metavar="NAME",
+                    help=f"settings profile: {', '.join(PROFILES)} (default: default)")
+    parser.addini("explore_max_schedules", "explore at most N schedules per explored test",
+                  default="")
+    parser.addini("explore_seed", "seed of the random strategy", default="")
+    parser.addini("explore_strategy", "search strategy for explored tests", default="")
+    parser.addini("explore_corpus", "corpus directory, relative to the rootdir",
+                  default="corpus")
+    parser.addini("explore_save", "save new shrunk failures to the corpus", type="bool",
+                  default=True)
+    parser.addini("explore_profile", "settings profile for explored tests", default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "explore(**settings): run this async test once per schedule with the schedule "
+        "explorer; settings: strategy, max_schedules, seed, deviation_bound, max_steps, "
+        "timer_races, shrink, max_time")
+    config.stash[_OPTIONS] = _read_options(config)
+    config.stash[_LEDGER] = _Ledger()
+
+
+def _read_options(config: pytest.Config) -> _Options:
+    ini: dict[str, Any] = {}
+    for name in ("max_schedules", "seed"):
+        raw = str(config.getini(f"explore_{name}")).strip()
+        if raw:
+            ini[name] = _ini_int(f"explore_{name}", raw, positive=name == "max_schedules")
+    strategy = str(config.getini("explore_strategy")).strip()
+    if strategy:
+        ini["strategy"] = _check_strategy(strategy, "explore_strategy in the ini file")
+    cli = {name: value for name in ("max_schedules", "seed", "strategy")
+           if (value := config.getoption(f"explore_{name}")) is not None}
+    if cli.get("max_schedules", 1) < 1:
+        raise pytest.UsageError(f"--explore-max-schedules must be at least 1, got "
+                                f"{cli['max_schedules']}")
+    if "strategy" in cli:
+        _check_strategy(cli["strategy"], "--explore-strategy")
+    profile = (config.getoption("explore_profile")
+               or str(config.getini("explore_profile")).strip() or "default")
+    if profile not in PROFILES:
+        raise pytest.UsageError(f"unknown explorer profile {profile!r}; the profiles are "
+                                f"{', '.join(PROFILES)}")
+    corpus = Path(config.getoption("explore_corpus") or str(config.getini("explore_corpus")))
+    save = config.getoption("explore_save")
+    return _Options(profile, ini, cli, config.rootpath / corpus,
+                    bool(config.getini("explore_save")) if save is None else save,
+                    config.getoption("explore_replay_only"))
+
+
+def _check_strategy(name: str, source: str) -> str:
+    from strategies import names  # only when a strategy is named: it imports the engine
+
+    if name not in names():
+        raise pytest.UsageError(f"{source}: unknown strategy {name!r}; use one of: "
+                                f"{', '.join(names())}")
+    return name
+
+
+def _ini_int(name: str, raw: str, *, positive: bool) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+        positive = True
+    if positive and value < 1:
+        raise pytest.UsageError(f"{name} = {raw!r} in the ini file must be a positive integer")
+    return value
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if config.get_verbosity() < 1:
+        return None
+    options = config.stash[_OPTIONS]
+    return (f"explorer: profile {options.profile!r}, corpus {options.corpus} "
+            f"({'save' if options.save else 'no save'}"
+            f"{', replay only' if options.replay_only else ''})")
+
+
+# -- collection ---------------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Module | pytest.Class, name: str,
+                              obj: object) -> Any:
+    # Outermost wrapper: it sees the items after every other plugin (pytest-asyncio
+    # replaces async test items with its own item class in a wrapper of this hook).
+    result = yield
+    if not result or not inspect.iscoroutinefunction(getattr(obj, "__func__", obj)):
+        return result
+    if isinstance(result, list):
+        return [_take_over(node) if _is_explored(node) else node for node in result]
+    return _take_over(result) if _is_explored(result) else result
+
+
+def _is_explored(node: object) -> bool:
+    return isinstance(node, pytest.Function) and node.get_closest_marker("explore") is not None
+
+
+def _take_over(item: pytest.Function) -> pytest.Function:
+    """Make ``item`` a plain :class:`pytest.Function` that only this plugin runs."""
+    original = item.obj
+    cell: list[pytest.Function] = []
+    stand_in = _stand_in(original, cell)
+    if type(item) is not pytest.Function:  # another plugin's item class: build a plain one
+        params = getattr(item, "callspec", None)
+        item = pytest.Function.from_parent(
+            item.parent, name=item.name, callspec=params, callobj=stand_in,
+            fixtureinfo=item._fixtureinfo, originalname=item.originalname,
+            keywords={params.id: True} if params is not None and params.id else None)
+    else:
+        item.obj = stand_in
+    _drop_foreign_marks(item)
+    cell.append(item)
+    item.stash[_ORIGINAL] = original
+    item.stash[_PARAMS] = item.name[len(item.originalname):]
+    return item
+
+
+def _stand_in(original: Callable[..., Any], cell: list[pytest.Function]) -> Callable[..., None]:
+    """A synchronous function in the test's place, so that async plugins leave it alone.
+
+    The plugin's ``pytest_pyfunc_call`` runs explored tests itself; if some other plugin
+    calls the item's function instead, this explores the test just the same.
+    """
+
+    @functools.wraps(original)
+    def explored_test(**kwargs: Any) -> None:
+        __tracebackhide__ = True
+        _run(cell[0], kwargs)
+
+    return explored_test
+
+
+def _drop_foreign_marks(item: pytest.Function) -> None:
+    item.own_markers[:] = [m for m in item.own_markers if m.name not in FOREIGN_RUNNER_MARKS]
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    """Put each explored test's corpus entries, as items, right before it."""
+    if not any(_ORIGINAL in item.stash for item in items):
+        return  # no explored test: the corpus is not read, the engine not imported
+    from explorer._corpus import Corpus, CorpusError
+    from explorer._engine import scenario_name
+
+    options = config.stash[_OPTIONS]
+    entries: dict[str, list[CorpusEntry]] = {}
+    bad: list[CorpusError] = []
+    for entry in Corpus(options.corpus).entries():
+        if isinstance(entry, CorpusError):
+            bad.append(entry)
+        else:
+            entries.setdefault(entry.scenario, []).append(entry)
+    kept: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
+    for item in items:
+        if _ORIGINAL not in item.stash:
+            kept.append(item)
+            continue
+        kept.extend(CorpusFileError.for_error(session, error) for error in bad)
+        bad = []  # once, just before the first explored test
+        assert isinstance(item, pytest.Function)
+        scenario = scenario_name(item.stash[_ORIGINAL]) + item.stash[_PARAMS]
+        kept.extend(_corpus_item(item, entry) for entry in entries.get(scenario, ()))
+        (deselected if options.replay_only else kept).append(item)
+    items[:] = kept
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+
+
+def _corpus_item(item: pytest.Function, entry: CorpusEntry) -> pytest.Function:
+    """A sibling of ``item`` that replays one corpus entry: ``test_x[corpus v1:3=1]``."""
+    original = item.stash[_ORIGINAL]
+    params = getattr(item, "callspec", None)
+    ids = item.stash[_PARAMS][1:-1]
+    label = f"{ids}-corpus {entry.schedule}" if ids else f"corpus {entry.schedule}"
+    cell: list[pytest.Function] = []
+    # The name carries the parameter ids, so the callspec must not add them again (pytest
+    # 9 builds the node id from the original name plus the callspec's ids).
+    sibling = pytest.Function.from_parent(
+        item.parent, name=f"{item.originalname}[{label}]", callobj=_stand_in(original, cell),
+        callspec=dataclasses.replace(params, _idlist=[]) if params is not None else None,
+        fixtureinfo=item._fixtureinfo)
+    _drop_foreign_marks(sibling)
+    cell.append(sibling)
+    sibling.stash[_ORIGINAL] = original
+    sibling.stash[_PARAMS] = item.stash[_PARAMS]
+    sibling.stash[_ENTRY] = entry
+    return sibling
+
+
+class CorpusFileError(pytest.Item):
+    """A corpus file that cannot be used, reported as an error; the other items still run."""
+
+    error: CorpusError
+
+    @classmethod
+    def for_error(cls, session: pytest.Session, error: CorpusError) -> CorpusFileError:
+        try:
+            name = str(error.path.relative_to(session.config.rootpath))
+        except ValueError:
+            name = str(error.path)
+        item = cls.from_parent(session, name=name, path=error.path, nodeid=name)
+        item.error = error
+        return item
+
+    def setup(self) -> None:
+        # An error at setup is reported as an ERROR; pytrace=False shows just the message.
+        pytest.fail(str(self.error), pytrace=False)
+
+    def runtest(self) -> None:
+        """Never reached: :meth:`setup` always fails."""
+
+    def reportinfo(self) -> tuple[Path, None, str]:
+        return self.path, None, f"corpus file {self.name}"
+
+
+# -- running ------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    if _ORIGINAL in pyfuncitem.stash:
+        funcargs = pyfuncitem.funcargs
+        # The test's own arguments, as pytest's default pyfunc_call computes them.
+        _run(pyfuncitem, {arg: funcargs[arg] for arg in pyfuncitem._fixtureinfo.argnames})
+        return True
+    if any(mark.name == "explore" for mark in pyfuncitem.own_markers):
+        pytest.fail(_not_async(pyfuncitem), pytrace=False)
+    return None
+
+
+def _not_async(item: pytest.Function) -> str:
+    from explorer._explored import EXPLORED_ATTR
+
+    if getattr(item.obj, EXPLORED_ATTR, False):
+        return (f"{item.nodeid} is decorated with @explored and marked "
+                "@pytest.mark.explore; use one of them: remove @explored and put its "
+                "settings in the marker.")
+    return (f"{item.nodeid} is marked @pytest.mark.explore but is not an 'async def' "
+            "function. The explorer runs the test body once per schedule on its controlled "
+            f"event loop; define it as 'async def {item.originalname}(...)', or remove the "
+            "marker.")
+
+
+def _run(item: pytest.Function, kwargs: dict[str, Any]) -> None:
+    __tracebackhide__ = True
+    from explorer._explored import BoundTest
+
+    test = BoundTest(item.stash[_ORIGINAL], (), kwargs, suffix=item.stash[_PARAMS])
+    entry = item.stash.get(_ENTRY, None)
+    if entry is None:
+        _explore(item, test)
+    else:
+        _replay(item, test, entry)
+
+
+def _settings(item: pytest.Function, options: _Options) -> dict[str, Any]:
+    from explorer._errors import UsageError
+    from explorer._explored import check_settings
+
+    marked: dict[str, Any] = {}
+    for mark in reversed(list(item.iter_markers("explore"))):  # the closest marker wins
+        if mark.args:
+            pytest.fail(f"{item.nodeid}: @pytest.mark.explore takes settings by name, like "
+                        f"@pytest.mark.explore(max_schedules=100); got {mark.args!r}",
+                        pytrace=False)
+        marked.update(mark.kwargs)
+    try:
+        check_settings(marked, f"@pytest.mark.explore on {item.nodeid}")
+    except UsageError as err:
+        pytest.fail(str(err), pytrace=False)
+    return {**PROFILES[options.profile], **options.ini, **marked, **options.cli}
+
+
+def _explore(item: pytest.Function, test: BoundTest) -> None:
+    from explorer._engine import explore
+    from explorer._errors import DidNotReproduce, UsageError
+    from explorer._failure import ScheduleFailure
+
+    options = item.config.stash[_OPTIONS]
+    settings = _settings(item, options)
+    corpus = options.corpus if options.save else None
+    before = set(corpus.glob("*.json")) if corpus is not None and corpus.is_dir() else set()
+    try:
+        result = explore(test, raise_on_failure=False, corpus=corpus, **settings)
+    except (UsageError, DidNotReproduce) as err:
+        pytest.fail(f"{item.nodeid}: {err}", pytrace=False)
+    except ScheduleFailure as failure:  # @explorer.reproduce raises it directly
+        _fail(item, failure)
+    if result.failure is not None:
+        saved = result.failure.corpus_path
+        if saved is not None and saved not in before:
+            item.config.stash[_LEDGER].saved.append(f"{item.nodeid}: saved {saved}")
+        _fail(item, result.failure)
+    item.add_report_section("call", "explorer", f"{result.schedules} schedule(s) passed; "
+                                                f"covered {result.coverage}")
+
+
+def _replay(item: pytest.Function, test: BoundTest, entry: CorpusEntry) -> None:
+    from explorer._regressions import DIVERGED, FIXED, replay_entry
+
+    report = replay_entry(entry, test)
+    ledger = item.config.stash[_LEDGER]
+    if report.status == FIXED:
+        ledger.fixed.append(f"{item.nodeid} {report.detail}")
+        return
+    if report.status == DIVERGED:
+        ledger.diverged.append(
+            f"{item.nodeid}: {entry.path} no longer fits the code; delete it (exploring "
+            "the test saves the failure again if it still exists)")
+        # Reported at the test's location, like a skip marker, not at this line.
+        raise pytest.skip.Exception(f"corpus entry {entry.path}: {report.detail}",
+                                    _use_item_location=True)
+    _fail(item, report.failure, f"Corpus entry {entry.path}: {report.detail}.")
+
+
+def _fail(item: pytest.Function, failure: ScheduleFailure, header: str | None = None
+          ) -> NoReturn:
+    __tracebackhide__ = True
+    item.add_report_section("call", "explorer", f"Full trace of the failing schedule "
+                                                f"({len(failure.trace.steps)} steps):\n"
+                                                f"{failure.trace}")
+    lines = [*([header, ""] if header else []), str(failure)]
+    if failure.strategy.get("name") != "reproduce":
+        lines.append(f"To run just this schedule, add "
+                     f"@explorer.reproduce({str(failure.schedule)!r}) under "
+                     f"@pytest.mark.explore on {item.stash[_ORIGINAL].__name__}.")
+    pytest.fail("\n".join(lines), pytrace=False)
+
+
+# -- reporting ----------------------------------------------------------------------------
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    ledger = terminalreporter.config.stash.get(_LEDGER, None)
+    if ledger is None or not (ledger.fixed or ledger.diverged or ledger.saved):
+        return
+    terminalreporter.section("explorer corpus")
+    for title, lines in (("fixed", ledger.fixed), ("diverged", ledger.diverged),
+                         ("saved", ledger.saved)):
+        for line in lines:
+            terminalreporter.line(f"{title.upper()} {line}")

@@ -1,0 +1,144 @@
+"""``pct``: probabilistic concurrency testing with priority change points.
+
+After Burckhardt, Kothari, Musuvathi and Nagarakatte, "A Randomized Scheduler with
+Probabilistic Guarantees of Finding Bugs" (ASPLOS 2010). Each run gives every task a random
+priority (distinct, all above ``depth``) and always runs the ready task with the highest
+priority. At ``depth - 1`` change points, drawn uniformly among the scheduling points of
+the run, the task about to run drops to a low priority (``depth - i`` at the i-th change
+point), so another task takes over there.
+
+Guarantee (the paper's, for the model it assumes): a bug of depth ``d <= depth`` — one
+that needs ``d`` ordering constraints between steps — is found by each run with
+probability at least ``1 / (n * k ** (d - 1))``, for ``n`` tasks and ``k`` scheduling
+points. Here ``k`` (the horizon) is measured: it is the largest number of scheduling points
+seen in an earlier run (the first run has no change points; it measures). Only scheduling
+points count, so steps with a single candidate cost nothing.
+
+Differences from the paper, all documented:
+
+- Tasks appear as the run goes; each new task draws its priority when first seen. A plain
+  callback (no task) is keyed by its operation, a timer firing by ``timer``.
+- A task that keeps running without visible progress (it is chosen again at the same
+  location with the same operation ``spin_limit`` times within one uninterrupted streak,
+  typically a ``while not ready: await asyncio.sleep(0)`` poll) is demoted below every
+  other task. Without that, a polling task with the highest priority would starve the
+  task it waits for, and the run would end as a false livelock. Demotions are extra
+  priority changes, so runs with polling loops deviate more than ``depth - 1`` times.
+- ``group="kind"`` keys priorities by the task's kind (its id without spawn indices:
+  every ``main/worker#i`` is ``main/worker``) instead of by task. Tasks of one kind then
+  share a priority and run in the stock (FIFO) order among themselves, which is PCT over
+  the program with its symmetric tasks folded together: with many identical tasks, ``n``
+  in the bound becomes the number of kinds. It finds bugs that need "one kind of task to
+  overtake all the others at one moment" (SCTBench's reorder_N, twostage_N) at a rate that
+  does not fall with the number of identical tasks; it cannot reorder two tasks of one kind
+  against the stock order, which ``group="task"`` does.
+
+Use it for bugs that need a few tasks to be starved or delayed for a long stretch (ordering
+bugs, atomicity violations deep in a run): where a random walk almost never makes the same
+choice many times in a row, PCT does so by construction. Reproducible from ``seed``.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from strategies._base import Strategy
+from strategies._features import describe, first_max, task_key, task_kind
+
+GROUPS = ("task", "kind")
+
+
+class PCT(Strategy):
+    """Random task priorities, ``depth - 1`` change points in the measured horizon."""
+
+    name = "pct"
+
+    def __init__(self, depth: int = 3, seed: int | None = None, *, group: str = "task",
+                 spin_limit: int = 3) -> None:
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        if group not in GROUPS:
+            raise ValueError(f"group must be one of {GROUPS}, got {group!r}")
+        if spin_limit < 2:
+            raise ValueError(f"spin_limit must be >= 2, got {spin_limit}")
+        self.depth = depth
+        self.group = group
+        self.spin_limit = spin_limit
+        # Without a seed, take one from the global random module (as RandomWalk does), so
+        # Hypothesis, which seeds it, controls unseeded runs too.
+        self.seed = seed if seed is not None else random.getrandbits(32)
+        self._rng = random.Random(self.seed)
+        self.horizon = 0  # most scheduling points seen in one run
+        self.runs = 0
+        self.demotions = 0
+        self._priority: dict[str, float] = {}
+        self._changes: dict[int, int] = {}  # scheduling point -> change point number
+        self._point = 0
+        self._floor = 0.0
+        self._streak_key: str | None = None
+        self._streak: dict[tuple[str, Any, str | None], int] = {}
+
+    # ------------------------------------------------------------------ Strategy
+
+    def start_run(self) -> bool:
+        self.runs += 1
+        self._priority = {}
+        self._point = 0
+        self._floor = 0.0
+        self._streak_key = None
+        self._streak = {}
+        changes = min(self.depth - 1, self.horizon)
+        points = self._rng.sample(range(self.horizon), changes) if changes else []
+        # The i-th change point (in time order) lowers the running task to depth - i.
+        self._changes = {p: i for i, p in enumerate(sorted(points), start=1)}
+        return True
+
+    def choose(self, count: int, view: Any) -> int:
+        candidates = describe(count, view)
+        keys = [self._key(task_key(c)) for c in candidates]
+        priority = self._priority
+        for key in keys:
+            if key not in priority:
+                priority[key] = self.depth + self._rng.random()
+        best = first_max([priority[k] for k in keys])
+        change = self._changes.get(self._point)
+        if change is not None:
+            priority[keys[best]] = float(self.depth - change)
+            best = first_max([priority[k] for k in keys])
+        self._point += 1
+        chosen = candidates[best]
+        key = keys[best]
+        if key != self._streak_key:
+            self._streak_key = key
+            self._streak = {}
+        where = (task_key(chosen), chosen.location, chosen.operation)
+        seen = self._streak.get(where, 0) + 1
+        self._streak[where] = seen
+        if seen >= self.spin_limit:
+            # No visible progress: let everyone else go first from now on.
+            self._floor -= 1.0
+            priority[key] = self._floor
+            self._streak_key = None
+            self.demotions += 1
+        return best
+
+    def end_run(self, decisions: Any, failed: bool) -> None:
+        self.horizon = max(self.horizon, self._point)
+
+    def coverage(self) -> str:
+        return (f"{self.runs} PCT schedules (depth {self.depth}, {self.group} priorities, "
+                f"seed {self.seed}, horizon {self.horizon} scheduling points); a sample, "
+                "not exhaustive")
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "depth": self.depth, "group": self.group,
+                "seed": self.seed}
+
+    def statistics(self) -> dict[str, Any]:
+        return {"horizon": self.horizon, "demotions": self.demotions}
+
+    # ------------------------------------------------------------------ helpers
+
+    def _key(self, key: str) -> str:
+        return task_kind(key) if self.group == "kind" else key

@@ -1,0 +1,429 @@
+"""The ``explorer`` command line: targets, exit codes, output, corpus commands, workers."""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import explorer
+from explorer import cli
+from explorer._corpus import Corpus
+from explorer._targets import TargetError, parse_target
+
+SCENARIOS = textwrap.dedent('''
+    import asyncio
+
+    import pytest
+
+
+    async def _withdraw(account, amount):
+        if account["balance"] >= amount:
+            await asyncio.sleep(0)  # ledger write
+            account["balance"] -= amount
+
+
+    async def _mobile(account, amount):
+        await asyncio.sleep(0)  # token lookup
+        await asyncio.sleep(0)  # session refresh
+        await _withdraw(account, amount)
+
+
+    async def _scenario(check):
+        account = {"balance": 100}
+        await asyncio.gather(_withdraw(account, 80), _mobile(account, 80))
+        if check:
+            assert account["balance"] >= 0, "double spend"
+
+
+    async def buggy():
+        await _scenario(True)
+
+
+    async def fixed():
+        await _scenario(False)  # same tasks and awaits, no bug to find
+
+
+    @pytest.mark.explore(strategy="systematic", deviation_bound=2)
+    async def test_marked():
+        await _scenario(True)
+
+
+    async def test_unmarked():
+        await _scenario(True)
+
+
+    async def needs_args(x):
+        await _scenario(True)
+''')
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+            ) -> tuple[Path, str]:
+    """A project directory with a scenario module named after the test (module names are
+    process-wide, so each test gets its own)."""
+    name = "cli_" + re.sub(r"\W", "_", request.node.name)
+    (tmp_path / f"{name}.py").write_text(SCENARIOS)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EXPLORER_PROGRESS", "0")
+    return tmp_path, name
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert lines[0].startswith("explorer: error: ")
+    return lines[0]
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def test_target_forms(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "mod.py").write_text("")
+    ref = parse_target("pkg/mod.py::Cls::fn", cwd=tmp_path)
+    assert (ref.module, ref.attr, ref.paths) == ("pkg.mod", "Cls.fn", (str(tmp_path),))
+    ref = parse_target("examples.bank:double_spend")
+    assert (ref.module, ref.attr, ref.paths) == ("examples.bank", "double_spend", ())
+    assert parse_target("examples.bank.double_spend").canonical == "examples.bank.double_spend"
+    for bad, words in [("", "empty"), ("t.py::test[1]", "parametrized"),
+                       ("nofile.py::f", "no file"), ("a b", "is not a target"),
+                       ("mod:", "package.module:function")]:
+        with pytest.raises(TargetError, match=words):
+            parse_target(bad, cwd=tmp_path)
+
+
+def test_explore_file_target_fails_saves_and_exits_1(
+        project: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
+    root, name = project
+    code, out, _ = run_cli(capsys, "explore", f"{name}.py::buggy", "-s", "systematic")
+    assert code == cli.FAILURES
+    assert f"FAIL  {name}.py::buggy: assertion" in out
+    assert "Schedule: v1:" in out and "Why:" in out
+    [entry] = Corpus(root / "corpus").entries()
+    assert not isinstance(entry, Exception)
+    assert entry.scenario == f"{name}.buggy"
+    assert str(entry.path) in out
+
+
+def test_explore_module_target_passes(project: tuple[Path, str],
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    _, name = project
+    code, out, _ = run_cli(capsys, "explore", f"{name}:fixed", "--strategy", "systematic",
+                           "--deviation-bound", "2")
+    assert code == cli.OK
+    assert "all schedules with at most 2 deviation(s)" in out
+    assert "all 1 target(s) passed" in out
+
+
+def test_explore_json_and_no_save(project: tuple[Path, str],
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    root, name = project
+    code, out, _ = run_cli(capsys, "explore", f"{name}:buggy", f"{name}:fixed", "--json",
+                           "--no-save", "--seed", "3", "--max-schedules", "50",
+                           "--max-steps", "500")
+    data = json.loads(out)
+    assert code == data["exit_code"] == cli.FAILURES
+    buggy, fixed = data["results"]
+    assert buggy["status"] == "failed" and fixed["status"] == "passed"
+    assert buggy["failure"]["outcome"]["kind"] == "assertion"
+    assert buggy["failure"]["schedule"].startswith("v1:")
+    assert buggy["failure"]["trace"] and buggy["failure"]["corpus_path"] is None
+    assert buggy["strategy"] == {"name": "random", "seed": 3}
+    assert fixed["schedules"] == 50 and fixed["settings"]["max_steps"] == 500
+    assert not (root / "corpus").exists()
+
+
+def test_explore_whole_file_takes_marked_tests_with_their_options(
+        project: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
+    _, name = project
+    code, out, _ = run_cli(capsys, "explore", f"{name}.py", "--json", "--no-save")
+    data = json.loads(out)
+    assert code == cli.FAILURES
+    assert [r["target"] for r in data["results"]] == [f"{name}.py::test_marked"]
+    assert data["results"][0]["settings"]["strategy"] == "systematic"
+    assert data["results"][0]["settings"]["deviation_bound"] == 2
+    # The same test as a pytest node id; the command line overrides the marker.
+    code, out, _ = run_cli(capsys, "explore", f"{name}.py::test_marked", "--json",
+                           "--no-save", "-s", "random", "--seed", "1")
+    assert json.loads(out)["results"][0]["strategy"]["name"] == "random"
+
+
+def test_nothing_to_explore_exits_5(project: tuple[Path, str],
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    root, _ = project
+    (root / "plain.py").write_text("async def helper():\n    pass\n")
+    code, _, err = run_cli(capsys, "explore", "plain.py")
+    assert code == cli.NOTHING
+    assert "nothing to explore" in one_line_error(err)
+    code, _, err = run_cli(capsys, "explore")
+    assert code == cli.NOTHING
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["explore", "no_such_module_x:fn"], "no module named 'no_such_module_x'"),
+    (["explore", "{name}:nothing"], "has no attribute 'nothing'"),
+    (["explore", "{name}:needs_args"], "takes arguments (x)"),
+    (["explore", "{name}:_SCENARIO"], "has no attribute"),
+    (["explore", "missing.py::f"], "no file missing.py"),
+    (["explore", "{name}:buggy", "--strategy", "nope"], "unknown strategy 'nope'"),
+    (["explore", "{name}:buggy", "--max-schedules", "0"], "--max-schedules"),
+    (["explore", "{name}:buggy", "--bogus"], "No such option: --bogus"),
+    (["explore", "{name}:buggy", "--shard", "3/2"], "between 1 and 2"),
+    (["explore", "{name}:buggy", "--shard", "x"], "is not i/n"),
+    (["explore", "{name}:buggy", "--max-time", "soon"], "not a duration"),
+    (["replay", "{name}:buggy", "v9"], "not a schedule string"),
+    (["corpus", "show", "nothing-like-this"], "no entry"),
+    (["report"], "give summary.json files"),
+])
+def test_usage_errors_are_one_line_and_exit_2(
+        project: tuple[Path, str], capsys: pytest.CaptureFixture[str], args: list[str],
+        words: str) -> None:
+    _, name = project
+    code, _, err = run_cli(capsys, *(a.format(name=name) for a in args))
+    assert code == cli.USAGE
+    assert words in one_line_error(err)
+
+
+def test_internal_error_exits_3_with_traceback(
+        project: tuple[Path, str], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _, name = project
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("explorer._parallel.explore_target", broken)
+    code, _, err = run_cli(capsys, "explore", f"{name}:buggy")
+    assert code == cli.INTERNAL
+    assert "Traceback" in err and "internal error: RuntimeError: boom" in err
+
+
+def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == cli.OK
+    for command in ("explore", "replay", "shrink", "corpus", "nightly", "report"):
+        assert command in out
+    code, out, _ = run_cli(capsys, "corpus", "--help")
+    for command in ("list", "show", "verify", "gc", "rm", "migrate"):
+        assert command in out
+
+
+def test_progress_bars_on_stderr(project: tuple[Path, str], capsys: pytest.CaptureFixture[str],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    _, name = project
+    monkeypatch.setenv("EXPLORER_PROGRESS", "1")
+    monkeypatch.setenv("COLUMNS", "150")
+    code, out, err = run_cli(capsys, "explore", f"{name}:fixed", "-n", "300", "--json")
+    assert code == cli.OK
+    assert json.loads(out)["results"][0]["schedules"] == 300  # stdout stays pure JSON
+    assert "300 schedules" in err and "0 failure(s)" in err and "/s" in err
+
+
+# --------------------------------------------------------------------------- replay, shrink
+
+
+def _failing_schedule(name: str) -> str:
+    module = __import__(name)
+    result = explorer.explore(module.buggy, strategy="systematic", raise_on_failure=False)
+    assert result.failure is not None
+    return str(result.failure.schedule)
+
+
+def test_replay_exit_codes(project: tuple[Path, str],
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    _, name = project
+    run_cli(capsys, "explore", f"{name}:fixed", "-n", "1")  # imports the module
+    schedule = _failing_schedule(name)
+    code, out, _ = run_cli(capsys, "replay", f"{name}:buggy", schedule)
+    assert code == cli.FAILURES and "double spend" in out and f"Schedule: {schedule}" in out
+    code, out, _ = run_cli(capsys, "replay", f"{name}.buggy", schedule, "--json")
+    assert code == cli.FAILURES and json.loads(out)["status"] == "fails"
+    code, _, err = run_cli(capsys, "replay", f"{name}:fixed", schedule)
+    assert code == cli.NOT_REPRODUCED
+    assert "did not reproduce" in err and "passes under" in err
+    code, _, err = run_cli(capsys, "replay", f"{name}:buggy", "v1:0=9")
+    assert code == cli.NOT_REPRODUCED
+    assert "only 2 candidate(s) were ready" in err and "Traceback" not in err
+    code, out, err = run_cli(capsys, "replay", f"{name}:buggy", "v1:0=9", "--tolerant",
+                             "--json")
+    assert json.loads(out)["divergences"]
+
+
+def test_shrink(project: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
+    root, name = project
+    run_cli(capsys, "explore", f"{name}:fixed", "-n", "1")
+    schedule = _failing_schedule(name)
+    module = __import__(name)
+    # Find a failing schedule with more deviations than needed, by a random walk.
+    found = None
+    for seed in range(50):
+        result = explorer.explore(module.buggy, seed=seed, shrink=False,
+                                  raise_on_failure=False)
+        failure = result.failure
+        if failure is not None and failure.deviations > len(schedule.split(",")):
+            found = str(failure.schedule)
+            break
+    assert found is not None
+    code, out, _ = run_cli(capsys, "shrink", f"{name}:buggy", found, "--json", "--corpus",
+                           str(root / "shrunk"))
+    data = json.loads(out)
+    assert code == cli.FAILURES
+    assert data["original"] == found
+    assert data["failure"]["deviations"] < len(found.split(","))
+    assert data["failure"]["shrink"]["proven_minimal"]
+    assert Path(data["corpus_path"]).is_file()
+    code, _, err = run_cli(capsys, "shrink", f"{name}:fixed", schedule)
+    assert code == cli.NOT_REPRODUCED and "nothing to shrink" in err
+
+
+# --------------------------------------------------------------------------- corpus
+
+
+def _entry_with_scenario(path: Path, source: Path, scenario: str) -> Path:
+    data = json.loads(source.read_text())
+    data["scenario"] = scenario
+    target = path / f"{scenario.rsplit('.', 1)[-1]}-{abs(hash(scenario)) % 10**16:016d}.json"
+    target.write_text(json.dumps(data))
+    return target
+
+
+def test_corpus_commands(project: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+                         ) -> None:
+    root, name = project
+    corpus = root / "corpus"
+    assert run_cli(capsys, "explore", f"{name}:buggy", "-s", "systematic")[0] == 1
+    [saved] = Corpus(corpus).paths()
+    fixed = _entry_with_scenario(corpus, saved, f"{name}.fixed")
+    gone = _entry_with_scenario(corpus, saved, f"{name}.removed_since")
+    unknown = _entry_with_scenario(corpus, saved, "no_such_package_q.mod.fn")
+    (corpus / "zz-broken.json").write_text("{not json")
+    (corpus / ".tmp-abandoned.json").write_text("{")
+
+    code, out, _ = run_cli(capsys, "corpus", "list")
+    assert code == cli.OK and "5 entries" in out and "UNREADABLE" in out
+    code, out, _ = run_cli(capsys, "corpus", "list", "--json")
+    assert len(json.loads(out)["entries"]) == 5
+    code, out, _ = run_cli(capsys, "corpus", "show", saved.stem.rsplit("-", 1)[1][:8])
+    assert code == cli.OK and f"explorer replay {name}.buggy" in out
+
+    code, out, _ = run_cli(capsys, "corpus", "verify", "--json")
+    statuses = {Path(e["path"]).name: e["status"] for e in json.loads(out)["entries"]}
+    assert code == cli.FAILURES
+    assert statuses == {saved.name: "fails", fixed.name: "fixed", gone.name: "missing",
+                        unknown.name: "missing", "zz-broken.json": "unreadable"}
+    code, out, _ = run_cli(capsys, "corpus", "verify")
+    assert "1 fails, 2 missing, 1 unreadable, 1 fixed" in out
+
+    code, out, err = run_cli(capsys, "corpus", "gc", "--dry-run")
+    assert f"would delete {fixed.name} (fixed)" in out
+    assert f"would delete {gone.name} (scenario missing)" in out
+    assert unknown.name in err and "kept" in err
+    assert fixed.exists() and gone.exists()
+    code, out, _ = run_cli(capsys, "corpus", "gc")
+    assert not fixed.exists() and not gone.exists() and unknown.exists()
+    assert saved.exists() and not (corpus / ".tmp-abandoned.json").exists()
+
+    code, out, _ = run_cli(capsys, "corpus", "rm", unknown.name, "zz-broken")
+    assert code == cli.OK and not unknown.exists()
+    code, out, _ = run_cli(capsys, "corpus", "verify")
+    assert code == cli.FAILURES and out.startswith("fails")
+    saved.unlink()
+    code, _, err = run_cli(capsys, "corpus", "verify")
+    assert code == cli.NOTHING
+
+
+def test_corpus_verify_all_fixed_exits_0(project: tuple[Path, str],
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    root, name = project
+    run_cli(capsys, "explore", f"{name}:buggy", "-s", "systematic")
+    [saved] = Corpus(root / "corpus").paths()
+    _entry_with_scenario(root / "corpus", saved, f"{name}.fixed")
+    saved.unlink()
+    assert run_cli(capsys, "corpus", "verify")[0] == cli.OK
+
+
+def test_corpus_migrate(project: tuple[Path, str], capsys: pytest.CaptureFixture[str],
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    root, name = project
+    run_cli(capsys, "explore", f"{name}:buggy", "-s", "systematic")
+    [saved] = Corpus(root / "corpus").paths()
+    before = saved.read_bytes()
+    code, out, _ = run_cli(capsys, "corpus", "migrate")
+    assert code == cli.OK and "0 entries migrated; 1 already at format version 1" in out
+    assert saved.read_bytes() == before
+    # An entry of an older format goes through the migration steps, atomically.
+    old = json.loads(before)
+    old["version"] = 0
+    old["legacy"] = True
+    saved.write_text(json.dumps(old))
+    monkeypatch.setitem(cli.MIGRATIONS, 0,
+                        lambda data: {k: v for k, v in data.items() if k != "legacy"})
+    code, out, _ = run_cli(capsys, "corpus", "migrate", "--dry-run")
+    assert "would migrate" in out and json.loads(saved.read_text())["version"] == 0
+    code, out, _ = run_cli(capsys, "corpus", "migrate")
+    migrated = json.loads(saved.read_text())
+    assert migrated["version"] == 1 and "legacy" not in migrated
+    assert Corpus(root / "corpus").load(saved).schedule == Corpus(root / "corpus").load(
+        saved).schedule
+
+
+# --------------------------------------------------------------------------- workers, shards
+
+
+def test_workers_find_the_same_failure_as_one_process(
+        project: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["explore", "examples.bank:double_spend", "examples.bank:double_spend_fixed",
+            "examples.transfer:abba", "-s", "systematic", "-d", "3", "--json", "--no-save"]
+    code, out, _ = run_cli(capsys, *args)
+    alone = json.loads(out)["results"]
+    code2, out, _ = run_cli(capsys, *args, "--workers", "2")
+    together = json.loads(out)["results"]
+    assert code == code2 == cli.FAILURES
+
+    def signatures(results: list[dict[str, Any]]) -> list[Any]:
+        return [(r["target"], r["failure"] and r["failure"]["outcome"]["kind"],
+                 r["failure"] and r["failure"]["outcome"]["location"]) for r in results]
+
+    assert signatures(alone) == signatures(together)
+    assert together[1]["schedules"] == alone[1]["schedules"]  # disjoint, complete
+    assert together[1]["coverage"].startswith("jointly by 2 workers")
+    assert "at most 3 deviation(s)" in together[1]["coverage"]
+    assert together[0]["failure"]["trace"], "rebuilt here from the worker's schedule"
+
+
+def test_shards_split_the_systematic_search(project: tuple[Path, str],
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    counts = []
+    for shard in ("1/3", "2/3", "3/3"):
+        code, out, _ = run_cli(capsys, "explore", "examples.bank:double_spend_fixed", "-s",
+                               "systematic", "-d", "3", "--json", "--shard", shard)
+        [result] = json.loads(out)["results"]
+        assert code == cli.OK and result["strategy"]["shard"] == shard
+        assert f"shard {shard}'s part" in result["coverage"]
+        counts.append(result["schedules"])
+    code, out, _ = run_cli(capsys, "explore", "examples.bank:double_spend_fixed", "-s",
+                           "systematic", "-d", "3", "--json")
+    assert sum(counts) == json.loads(out)["results"][0]["schedules"]
+
+
+def test_console_script_entry_point() -> None:
+    from importlib.metadata import entry_points
+
+    [script] = entry_points(group="console_scripts", name="explorer")
+    assert script.value == "explorer.cli:main"

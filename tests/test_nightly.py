@@ -1,0 +1,361 @@
+"""The nightly job: discovery, budget, corpus, summaries, resuming after kill -9, and the
+same job split among workers on a Dask cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator, Sequence
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import strategies
+from examples.gallery import CORE, all_examples
+from explorer import cli
+from explorer._corpus import Corpus, CorpusEntry
+from explorer._engine import explore
+from explorer._nightly import (
+    NightlyOptions,
+    excerpt,
+    format_duration,
+    parse_duration,
+    prepare,
+)
+from explorer._parallel import Observed, PartitionedSystematic
+from explorer._targets import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MARKED_TESTS = textwrap.dedent('''
+    import asyncio
+
+    import pytest
+
+
+    async def _bump(state):
+        value = state["n"]
+        await asyncio.sleep(0)
+        state["n"] = value + 1
+
+
+    @pytest.mark.explore(strategy="systematic", deviation_bound=1)
+    async def test_collected_lost_update():
+        state = {"n": 0}
+        await asyncio.gather(_bump(state), _bump(state))
+        assert state["n"] == 2, "lost update"
+
+
+    @pytest.fixture
+    def start():
+        return 0
+
+
+    @pytest.mark.explore
+    async def test_with_fixture(start):
+        await asyncio.sleep(0)
+
+
+    def test_plain():
+        pass
+''')
+
+
+def _target(example: Any, *, fixed: bool = False) -> str:
+    fn = example.fixed if fixed else example.buggy
+    options = [f'target = "{fn.__module__}:{fn.__name__}"']
+    if example.max_steps != 20_000:
+        options.append(f"max_steps = {example.max_steps}")
+    if example.kind == "livelock":  # a random walk does not keep the pair in step
+        options.append('strategy = "systematic"')
+    return "{" + ", ".join(options) + "}"
+
+
+def make_project(root: Path, targets: Sequence[str], *, tests: bool = False) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    listed = "".join(f"    {t},\n" for t in targets)
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "nightly-demo"\n\n'
+        f"[tool.explorer]\ntargets = [\n{listed}]\n\n"
+        '[tool.pytest.ini_options]\nmarkers = ["explore: explored by the schedule explorer"]\n')
+    if tests:
+        (root / "tests").mkdir(exist_ok=True)
+        (root / "tests" / "test_marked_nightly.py").write_text(MARKED_TESTS)
+    return root
+
+
+def failures(summary: dict[str, Any], *, schedules: bool = True) -> list[tuple[Any, ...]]:
+    rows = [(f["scenario"], f["kind"], f["location"]) + ((f["schedule"],) if schedules else ())
+            for f in summary["failures"]]
+    return sorted(rows)
+
+
+def check_corpus(directory: Path) -> list[CorpusEntry]:
+    entries = list(Corpus(directory).entries())
+    assert all(isinstance(e, CorpusEntry) for e in entries), entries
+    assert not [p for p in directory.iterdir() if p.name.startswith(".")]
+    return [e for e in entries if isinstance(e, CorpusEntry)]
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+
+
+def check_html(path: Path) -> list[str]:
+    parser = _Collector()
+    parser.feed(path.read_text(encoding="utf-8"))
+    parser.close()
+    assert "script" not in parser.tags and "link" not in parser.tags
+    return parser.tags
+
+
+# --------------------------------------------------------------------------- units
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("90s", 90), ("10m", 600), ("2h", 7200), ("1h30m", 5400), ("45", 45), ("1.5m", 90),
+    ("250ms", 0.25), (" 2H ", 7200)])
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "10x", "0s", "m10", "-5s", "10m soon"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(TypeError, match="not a duration"):
+        parse_duration(text)
+
+
+def test_format_duration() -> None:
+    assert [format_duration(s) for s in (1.25, 90, 7260)] == ["1.2s", "1m30s", "2h01m"]
+
+
+def test_excerpt_keeps_both_ends_and_every_deviation() -> None:
+    steps = [{"index": i, "decision": [1, 2] if i == 700 else None} for i in range(2000)]
+    kept = [s["index"] for s in excerpt(steps)]
+    assert kept[:200] == list(range(200)) and kept[-200:] == list(range(1800, 2000))
+    assert 700 in kept and len(kept) == 401
+    assert excerpt(steps[:10]) == steps[:10]
+
+
+class _Recorder(strategies.Strategy):
+    """Records the decisions of every counted run of the strategy it wraps."""
+
+    def __init__(self, inner: strategies.Strategy) -> None:
+        self.inner = inner
+        self.runs: list[tuple[int, ...]] = []
+
+    def start_run(self) -> bool:
+        return self.inner.start_run()
+
+    def choose(self, count: int, view: Any) -> int:
+        return self.inner.choose(count, view)
+
+    def end_run(self, decisions: Sequence[int], failed: bool) -> None:
+        if self.inner.counts_as_schedule:
+            self.runs.append(tuple(decisions))
+        self.inner.end_run(decisions, failed)
+
+    @property
+    def counts_as_schedule(self) -> bool:
+        return self.inner.counts_as_schedule
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_systematic_partitions_are_disjoint_and_complete(count: int) -> None:
+    scenario = CORE[1].fixed  # double-spend, fixed: passes every schedule
+    whole = _Recorder(strategies.Systematic(3))
+    explore(scenario, strategy=whole, max_schedules=10_000)
+    parts = []
+    for index in range(count):
+        recorder = _Recorder(Observed(PartitionedSystematic(3, index, count)))
+        explore(scenario, strategy=recorder, max_schedules=10_000)
+        parts.append(recorder.runs)
+    assert sum(len(p) for p in parts) == len(whole.runs) == len(set(whole.runs))
+    assert set().union(*map(set, parts)) == set(whole.runs)
+    for index, runs in enumerate(parts):
+        firsts = {next((i for i, d in enumerate(r) if d), None) for r in runs}
+        assert all((f is None and index == 0) or (f is not None and f % count == index)
+                   for f in firsts)
+
+
+# --------------------------------------------------------------------------- the gallery
+
+
+def test_nightly_over_the_gallery_finds_every_bug(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    examples = all_examples()
+    project = make_project(tmp_path / "proj", [_target(e) for e in examples], tests=True)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("EXPLORER_PROGRESS", "0")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # for pytest's collection subprocess
+    start = time.perf_counter()
+    code = cli.main(["nightly", "--budget", "20s", "--seed", "0", "--output", "out"])
+    took = time.perf_counter() - start
+    out, err = capsys.readouterr()
+    assert code == cli.FAILURES, out + err
+    summary = json.loads((project / "out" / "summary.json").read_text())
+    found = {(f["scenario"], f["kind"]) for f in summary["failures"]}
+    expected = {(f"{e.buggy.__module__}.{e.buggy.__name__}", e.kind) for e in examples}
+    expected.add(("test_marked_nightly.test_collected_lost_update", "assertion"))
+    assert found == expected
+    assert any("skipped tests/test_marked_nightly.py::test_with_fixture" in p
+               and "takes arguments (start)" in p for p in summary["errors"])
+    assert summary["complete"] and summary["exit_code"] == 1
+    assert took < 20, "every slice of a buggy scenario ends at its first failure"
+    entries = check_corpus(project / "corpus")
+    assert {(e.scenario, e.kind) for e in entries} == expected  # one entry per bug
+    assert all(e.shrunk for e in entries)
+    markdown = (project / "out" / "summary.md").read_text()
+    assert "## Failures" in markdown and "double_spend" in markdown
+    assert check_html(project / "out" / "report.html").count("section") == len(expected)
+    assert "warning: skipped tests/test_marked_nightly.py::test_with_fixture" in err
+
+    # The next night re-verifies the corpus and adds nothing new.
+    code = cli.main(["nightly", "--budget", "5s", "--seed", "1", "--output", "out", "--json"])
+    out, _ = capsys.readouterr()
+    again = json.loads(out)
+    assert code == cli.FAILURES
+    assert {r["status"] for r in again["corpus"]} == {"fails"}
+    assert len(again["corpus"]) == len(expected)
+    assert not any(f["new"] for f in again["failures"])
+    assert len(check_corpus(project / "corpus")) == len(expected)
+
+
+def test_nothing_to_explore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'empty'\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["nightly", "--budget", "1m", "--no-collect"]) == cli.NOTHING
+    assert "nothing to explore" in capsys.readouterr().err
+
+
+def test_state_of_another_run_is_not_mixed_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    project = make_project(tmp_path, [_target(CORE[1])])
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("EXPLORER_PROGRESS", "0")
+    options = NightlyOptions(60.0, project / "out", project / "corpus", collect=False, seed=0)
+    run = prepare(options, load_config(project))  # planned, then "killed"
+    assert len(run.state["plan"]) == 2 and not run.state["results"]
+    code = cli.main(["nightly", "--budget", "2m", "--no-collect", "--seed", "0",
+                     "--output", "out"])
+    err = capsys.readouterr().err
+    assert code == cli.USAGE
+    assert "other arguments (budget differ)" in err and "--fresh" in err
+    code = cli.main(["nightly", "--budget", "1m", "--no-collect", "--seed", "0",
+                     "--output", "out"])
+    assert code == cli.FAILURES
+    assert "resuming the run in out: 0 of 2 slices already finished" in capsys.readouterr().err
+    assert cli.main(["nightly", "--budget", "2m", "--no-collect", "--seed", "0",
+                     "--output", "out", "--fresh"]) == cli.FAILURES
+
+
+# --------------------------------------------------------------------------- kill -9, Dask
+
+
+RESUME_TARGETS = [_target(CORE[1], fixed=True), _target(CORE[0]), _target(CORE[1]),
+                  _target(CORE[2], fixed=True), _target(CORE[2]), _target(CORE[3]),
+                  _target(CORE[10])]
+RESUME_ARGS = ["nightly", "--budget", "6s", "--seed", "7", "--no-collect", "--output", "out"]
+
+
+def _start(project: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "EXPLORER_PROGRESS": "0"}
+    return subprocess.Popen([sys.executable, "-m", "explorer.cli", *RESUME_ARGS],
+                            cwd=project, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[str]]:
+    """An uninterrupted run, started at once so it overlaps the interrupted one."""
+    project = make_project(tmp_path_factory.mktemp("baseline"), RESUME_TARGETS)
+    process = _start(project)
+    process.project = project  # type: ignore[attr-defined]
+    yield process
+    process.kill()
+    process.communicate()
+
+
+def _summary(process: subprocess.Popen[str]) -> dict[str, Any]:
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == cli.FAILURES, out + err
+    project: Path = process.project  # type: ignore[attr-defined]
+    check_corpus(project / "corpus")
+    return json.loads((project / "out" / "summary.json").read_text())  # type: ignore[no-any-return]
+
+
+def _state(project: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((project / "out" / "state.json").read_text())  # type: ignore[no-any-return]
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def test_killed_and_restarted_run_gives_the_same_results(
+        tmp_path: Path, baseline: subprocess.Popen[str]) -> None:
+    project = make_project(tmp_path, RESUME_TARGETS)
+    process = _start(project)
+    deadline = time.monotonic() + 60
+    state = None
+    while time.monotonic() < deadline:
+        state = _state(project)
+        if state and len(state["results"]) >= 3:
+            break
+        time.sleep(0.02)
+    assert state is not None and process.poll() is None, "finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    killed = _state(project)
+    assert killed is not None and "finished" not in killed  # whole, and unfinished
+    before = dict(killed["results"])
+    assert 3 <= len(before) < len(killed["plan"])
+    check_corpus(project / "corpus")
+
+    process = _start(project)
+    process.project = project  # type: ignore[attr-defined]
+    resumed = _summary(process)
+    final = _state(project)
+    assert final is not None and final["finished"]
+    for slice_id, result in before.items():  # finished slices were not run again
+        assert final["results"][slice_id] == result
+    assert {r["pid"] for r in final["results"].values()} == {
+        before[next(iter(before))]["pid"], process.pid}
+    assert resumed["complete"]
+    expected = _summary(baseline)
+    assert failures(resumed) == failures(expected)
+    assert len(failures(expected)) == 5
+
+
+def test_the_same_job_on_a_dask_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str],
+                                        baseline: subprocess.Popen[str]) -> None:
+    distributed = pytest.importorskip("distributed")
+    project = make_project(tmp_path, RESUME_TARGETS)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("EXPLORER_PROGRESS", "0")
+    with distributed.LocalCluster(processes=False, n_workers=2, threads_per_worker=1,
+                                  dashboard_address=None) as cluster:
+        args = [a if a != "6s" else "4s" for a in RESUME_ARGS]
+        code = cli.main([*args, "--cluster", cluster.scheduler_address, "--json"])
+    out, err = capsys.readouterr()
+    assert code == cli.FAILURES, err
+    summary = json.loads(out)
+    assert failures(summary, schedules=False) == failures(_summary(baseline), schedules=False)
+    check_corpus(project / "corpus")
+    strategies_used = [s for row in summary["scenarios"] for s in row["strategies"]]
+    assert any("jointly by 2 workers" in s["coverage"] for s in strategies_used)
+    assert any("2 workers (seeded 7, 8" in s["coverage"] for s in strategies_used)

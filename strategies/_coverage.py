@@ -37,7 +37,7 @@ from typing import Any
 
 from explorer._runtime import Candidate
 from strategies._base import Strategy
-from strategies._features import Site, describe, site, task_key
+from strategies._features import Site, describe, site, spawn_order, task_key, task_kind
 
 Pair = tuple[Site, Site]
 
@@ -55,11 +55,13 @@ class CoverageGuided(Strategy):
     name = "coverage"
 
     def __init__(self, seed: int | None = None, *, fresh: float = 0.25,
-                 stock_tails: float = 0.3) -> None:
+                 stock_tails: float = 0.3, walks: Sequence[str] = ("sites", "kinds")) -> None:
         self.seed = seed if seed is not None else random.getrandbits(32)
         self._rng = random.Random(self.seed)
         self.fresh = fresh
         self.stock_tails = stock_tails
+        self.walks = tuple(walks)
+        self._walk = self.walks[0]
         self.runs = 0
         self.mutants = 0
         self.pairs: set[Pair] = set()
@@ -80,6 +82,7 @@ class CoverageGuided(Strategy):
         self._prev_site = None
         self._new = False
         rng = self._rng
+        self._walk = self.walks[int(rng.random() * len(self.walks))]
         if not self.kept or rng.random() < self.fresh:
             self._plan = []
             self._stock_tail = False
@@ -102,7 +105,7 @@ class CoverageGuided(Strategy):
             choice = 0
             chosen = view.candidate(0)
         else:
-            choice, chosen = self._site_uniform(describe(count, view))
+            choice, chosen = self._walk_step(describe(count, view))
         self._observe(chosen)
         return choice
 
@@ -123,10 +126,24 @@ class CoverageGuided(Strategy):
 
     # ------------------------------------------------------------------ helpers
 
-    def _site_uniform(self, candidates: list[Candidate]) -> tuple[int, Candidate]:
-        first: dict[Site, int] = {}
-        for i, candidate in enumerate(candidates):
-            first.setdefault(site(candidate), i)
+    def _walk_step(self, candidates: list[Candidate]) -> tuple[int, Candidate]:
+        walk = self._walk
+        if walk == "uniform":
+            index = int(self._rng.random() * len(candidates))
+            return index, candidates[index]
+        first: dict[Any, int] = {}
+        if walk == "sites":
+            for i, candidate in enumerate(candidates):
+                first.setdefault(site(candidate), i)
+        else:  # "kinds": one kind uniformly, then its eldest ready task
+            eldest: dict[str, tuple[tuple[int, ...], int]] = {}
+            for i, candidate in enumerate(candidates):
+                key = task_key(candidate)
+                kind = task_kind(key)
+                order = spawn_order(key)
+                if kind not in eldest or order < eldest[kind][0]:
+                    eldest[kind] = (order, i)
+            first = {kind: i for kind, (_, i) in eldest.items()}
         choices = list(first.values())
         index = choices[int(self._rng.random() * len(choices))]
         return index, candidates[index]

@@ -38,6 +38,12 @@ def task_kind(key: str) -> str:
     return _INDEX.sub("", key)
 
 
+def spawn_order(key: str) -> tuple[int, ...]:
+    """The spawn indices along a task id: ``main/worker#3/fetch#1`` is ``(3, 1)``. Among
+    tasks of one kind, the smallest is the eldest."""
+    return tuple(int(m.group()[1:]) for m in _INDEX.finditer(key))
+
+
 Site = tuple[str, Any, str | None]
 
 

@@ -153,7 +153,7 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
     target = _unwrapped(fn)
     reproducing = getattr(target, REPRODUCE_ATTR, None)
     if reproducing is not None:
-        return _reproduce(fn, args, reproducing, runtime, max_steps)
+        return _reproduce(fn, args, reproducing, runtime, max_steps, raise_on_failure)
     pins: tuple[Schedule, ...] = getattr(target, PINS_ATTR, ())
     chosen = _strategies.make_strategy(strategy, seed=seed, deviation_bound=deviation_bound)
     rt = _runtime(runtime)
@@ -239,7 +239,8 @@ def _health(name: str, result: ExploreResult, points: int, longest: int,
 
 
 def _reproduce(fn: Callable[..., Any], args: tuple[Any, ...], schedule: Schedule,
-               runtime: str, max_steps: int) -> ExploreResult:
+               runtime: str, max_steps: int, raise_on_failure: bool) -> ExploreResult:
+    start = time.perf_counter()
     result = run(fn, *args, schedule=schedule, runtime=runtime, max_steps=max_steps)
     if not result.outcome.failed:
         raise DidNotReproduce(
@@ -247,8 +248,13 @@ def _reproduce(fn: Callable[..., Any], args: tuple[Any, ...], schedule: Schedule
             "fail: the bug is fixed or the code changed. Remove the decorator (or keep the "
             "schedule as a regression case with @explorer.pin)."
         )
-    raise ScheduleFailure(result.outcome, schedule, result.trace,
-                          scenario=scenario_name(fn), strategy={"name": "reproduce"})
+    failure = ScheduleFailure(result.outcome, schedule, result.trace,
+                              scenario=scenario_name(fn), strategy={"name": "reproduce"})
+    if raise_on_failure:
+        raise failure
+    return ExploreResult(1, False, failure, {"name": "reproduce"},
+                         f"only the schedule {schedule} (@explorer.reproduce)", 1,
+                         result.steps, time.perf_counter() - start)
 
 
 def _replay_record(rt: AsyncioRuntime, scenario: Scenario, decisions: list[int], *,

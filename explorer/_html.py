@@ -47,11 +47,11 @@ def _e(value: object) -> str:
 def render_report(summaries: Sequence[Mapping[str, Any]], *,
                   title: str = "Schedule exploration report") -> str:
     """One HTML page for the given summaries (usually one)."""
-    scenarios = [row for s in summaries for row in s.get("scenarios", [])]
-    corpus = [row for s in summaries for row in s.get("corpus", [])]
-    failures = [row for s in summaries for row in s.get("failures", [])]
-    details = [d for s in summaries for d in s.get("failure_details", [])]
-    errors = [e for s in summaries for e in s.get("errors", [])]
+    scenarios = merge_scenarios(row for s in summaries for row in s.get("scenarios", []))
+    corpus = list({str(row.get("path")): row for s in summaries
+                   for row in s.get("corpus", [])}.values())
+    failures, details = distinct_failures(summaries)
+    errors = list(dict.fromkeys(e for s in summaries for e in s.get("errors", [])))
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width,initial-scale=1">',
@@ -72,6 +72,51 @@ def render_report(summaries: Sequence[Mapping[str, Any]], *,
         parts.append(render_failure(detail, anchor=f"failure-{number}"))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def distinct_failures(summaries: Sequence[Mapping[str, Any]]
+                      ) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """Failure rows and their details, one per bug (scenario, kind and place) however many
+    shards found it, under whichever schedule."""
+    failures: list[Mapping[str, Any]] = []
+    details: list[Mapping[str, Any]] = []
+    seen: set[tuple[object, ...]] = set()
+    for summary in summaries:
+        for row, detail in zip(summary.get("failures", []),
+                               summary.get("failure_details", []), strict=False):
+            key = (row.get("scenario"), row.get("kind"), row.get("location"))
+            if key not in seen:
+                seen.add(key)
+                failures.append(row)
+                details.append(detail)
+    return failures, details
+
+
+_STATUS_RANK = {"error": 3, "failed": 2, "passed": 1}
+
+
+def merge_scenarios(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of the same target from several summaries (CI shards) added up."""
+    merged: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        target = str(row.get("target"))
+        if target not in merged:
+            merged[target] = {**row, "strategies": list(row.get("strategies", [])),
+                              "failures": list(row.get("failures", []))}
+            continue
+        into = merged[target]
+        for key in ("schedules", "distinct", "elapsed"):
+            into[key] = (into.get(key) or 0) + (row.get(key) or 0)
+        into["strategies"] += row.get("strategies", [])
+        known = {(f.get("kind"), f.get("location")) for f in into["failures"]}
+        into["failures"] += [f for f in row.get("failures", [])
+                             if (f.get("kind"), f.get("location")) not in known]
+        if _STATUS_RANK.get(str(row.get("status")), 0) > _STATUS_RANK.get(
+                str(into.get("status")), 0):
+            into["status"] = row.get("status")
+        if into.get("elapsed"):
+            into["rate"] = into["schedules"] / into["elapsed"]
+    return list(merged.values())
 
 
 def _headline(summaries: Sequence[Mapping[str, Any]], scenarios: Sequence[Any],

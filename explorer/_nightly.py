@@ -451,7 +451,7 @@ def excerpt(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _signature(failure: Mapping[str, Any]) -> tuple[str, str, str]:
     outcome = failure.get("outcome") or {}
     loc = outcome.get("location") or {}
-    where = f"{loc.get('file')}:{loc.get('line')}" if loc else "?"
+    where = f"{loc.get('file')}:{loc.get('line')}" if loc else ""
     return (str(outcome.get("kind", "?")), where, str(outcome.get("exc_type")))
 
 

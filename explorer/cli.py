@@ -137,6 +137,7 @@ class Bars:
         self.failures = 0
         self._progress: Any = None
         self._task: Any = None
+        self._overall: Any = None
 
     def __enter__(self) -> Bars:
         if self.enabled:
@@ -149,7 +150,7 @@ class Bars:
                 TextColumn("{task.description}", table_column=Column(
                     max_width=48, no_wrap=True, overflow="ellipsis")),
                 BarColumn(bar_width=24),
-                TextColumn("{task.completed:>9,.0f} schedules"), _rate_column(),
+                TextColumn("{task.completed:>9,.0f} {task.fields[unit]}"), _rate_column(),
                 TextColumn("{task.fields[failures]} failure(s)"), _left_column(),
                 console=Console(stderr=True, force_terminal=forced or None),
                 refresh_per_second=5)
@@ -161,15 +162,29 @@ class Bars:
             self._progress.stop()
 
     def start(self, description: str, *, total: int | None = None,
-              seconds: float | None = None) -> None:
+              seconds: float | None = None, keep: bool = True) -> None:
+        """A bar for the next piece of work; ``keep=False`` removes the previous one."""
         if self._progress is None:
             return
         if self._task is not None:
-            self._progress.update(self._task, visible=True)
-            self._progress.stop_task(self._task)
+            if keep:
+                self._progress.stop_task(self._task)
+            else:
+                self._progress.remove_task(self._task)
         deadline = time.monotonic() + seconds if seconds is not None else None
-        self._task = self._progress.add_task(description, total=total,
+        self._task = self._progress.add_task(description, total=total, unit="schedules",
                                              failures=self.failures, deadline=deadline)
+
+    def overall(self, description: str, *, total: int, done: int, seconds: float) -> None:
+        """A bar above the others for a whole job (the nightly run's slices)."""
+        if self._progress is not None:
+            self._overall = self._progress.add_task(
+                description, total=total, completed=done, failures=self.failures,
+                deadline=time.monotonic() + seconds, unit="slices")
+
+    def step_overall(self) -> None:
+        if self._progress is not None and self._overall is not None:
+            self._progress.update(self._overall, advance=1, failures=self.failures)
 
     def advance(self, schedules: int) -> None:
         if self._progress is not None and self._task is not None:
@@ -177,8 +192,9 @@ class Bars:
 
     def failed(self) -> None:
         self.failures += 1
-        if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, failures=self.failures)
+        for task in (self._task, self._overall):
+            if self._progress is not None and task is not None:
+                self._progress.update(task, failures=self.failures)
 
 
 def _rate_column() -> Any:
@@ -187,7 +203,10 @@ def _rate_column() -> Any:
 
     class RateColumn(ProgressColumn):
         def render(self, task: Any) -> Text:
-            speed = task.finished_speed or task.speed
+            if task.fields.get("unit") != "schedules":
+                return Text("")
+            elapsed = task.finished_time if task.finished else task.elapsed
+            speed = task.completed / elapsed if elapsed else None
             return Text(f"{speed:>8,.0f}/s" if speed else "       -/s")
 
     return RateColumn()
@@ -453,7 +472,7 @@ def _entry_row(item: CorpusEntry | CorpusError) -> dict[str, Any]:
         return {"path": str(item.path), "status": item.status, "detail": str(item)}
     loc = item.failure.get("location") or {}
     return {"path": str(item.path), "scenario": item.scenario, "kind": item.kind,
-            "location": f"{loc.get('file')}:{loc.get('line')}" if loc else None,
+            "location": f"{loc.get('file')}:{loc.get('line')}" if loc else "",
             "schedule": str(item.schedule), "deviations": item.schedule.deviation_count,
             "version": item.data.get("version")}
 
@@ -491,8 +510,8 @@ def corpus_list(corpus: CorpusOpt = None, as_json: JsonOpt = False) -> None:
         if "scenario" not in row:
             _out(f"{name}  {row['status'].upper()}: {row['detail']}")
         else:
-            _out(f"{name}  {row['scenario']}  {row['kind']} at {row['location']}  "
-                 f"{row['schedule']}")
+            where = f" at {row['location']}" if row["location"] else ""
+            _out(f"{name}  {row['scenario']}  {row['kind']}{where}  {row['schedule']}")
     _out(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'} in {store.directory}")
 
 
@@ -513,10 +532,15 @@ def corpus_show(
     found = loaded.found
     _out(f"{path}")
     _out(f"  scenario:   {loaded.scenario} ({loaded.runtime})")
-    _out(f"  failure:    {_entry_row(loaded)['kind']} at {_entry_row(loaded)['location']}"
+    where = _entry_row(loaded)["location"]
+    _out(f"  failure:    {loaded.kind}" + (f" at {where}" if where else "")
          + (f" ({failure.get('exc_type')})" if failure.get("exc_type") else ""))
     _out(f"  schedule:   {loaded.schedule} ({loaded.schedule.deviation_count} deviation(s))")
-    _out(f"  found:      by {found.get('strategy')} after {found.get('found_after')} "
+    how = dict(found.get("strategy") or {})
+    name = how.pop("name", "?")
+    params = ", ".join(f"{k} {v}" for k, v in sorted(how.items()) if v is not None)
+    _out(f"  found:      by {name}{f' ({params})' if params else ''} search after "
+         f"{found.get('found_after')} "
          f"schedule(s), explorer {found.get('explorer')}, Python {found.get('python')}")
     _out(f"  shrunk:     {'yes' if loaded.shrunk else 'no'}")
     _out(f"  replay:     explorer replay {loaded.scenario} '{loaded.schedule}'")
@@ -687,7 +711,7 @@ class _NightlyBars(NightlyProgress):
 
     def slice_started(self, number: int, total: int, label: str, seconds: float | None
                       ) -> None:
-        self.bars.start(f"[{number}/{total}] {label}", seconds=seconds)
+        self.bars.start(f"[{number}/{total}] {label}", seconds=seconds, keep=False)
 
     def schedules(self, count: int) -> None:
         self.bars.advance(count)
@@ -695,6 +719,7 @@ class _NightlyBars(NightlyProgress):
     def slice_finished(self, result: Mapping[str, Any]) -> None:
         if result.get("failure") and result.get("kind") == "explore":
             self.bars.failed()
+        self.bars.step_overall()
 
 
 @app.command("nightly")
@@ -752,6 +777,9 @@ def nightly_command(
         _err(f"warning: {problem}")
     with executor_for(workers=workers, cluster=cluster, shard=shard) as executor, \
             Bars() as bars:
+        spent = sum(float(r.get("elapsed", 0.0)) for r in run.state["results"].values())
+        bars.overall(f"nightly ({executor.describe()})", total=len(run.state["plan"]),
+                     done=run.finished_before, seconds=max(0.0, options.budget - spent))
         summary = execute(run, executor, _NightlyBars(bars))
     code = int(summary["exit_code"])
     if as_json:
@@ -759,7 +787,8 @@ def nightly_command(
         raise typer.Exit(code)
     for failure in summary["failures"]:
         saved = f"; saved {failure['corpus_path']}" if failure["corpus_path"] else ""
-        _out(f"FAIL  {failure['scenario']}: {failure['kind']} at {failure['location']} "
+        where = f" at {failure['location']}" if failure["location"] else ""
+        _out(f"FAIL  {failure['scenario']}: {failure['kind']}{where} "
              f"under {failure['schedule']} ({failure['source']}"
              f"{', new' if failure['new'] else ''}){saved}")
     for row in summary["scenarios"]:
@@ -786,7 +815,7 @@ def report_command(
     title: Annotated[str, typer.Option("--title")] = "Schedule exploration report",
 ) -> None:
     """Write one self-contained HTML report from nightly summaries or a corpus."""
-    from explorer._html import render_report
+    from explorer._html import distinct_failures, render_report
     from explorer._nightly import SUMMARY_FORMAT, write_atomically
 
     if not summaries and corpus is None:
@@ -806,8 +835,7 @@ def report_command(
     if corpus is not None:
         loaded.append(_corpus_summary(_config(), corpus))
     write_atomically(output, render_report(loaded, title=title))
-    failures = sum(len(s.get("failures", [])) for s in loaded)
-    _out(f"wrote {output} ({failures} failure(s))")
+    _out(f"wrote {output} ({len(distinct_failures(loaded)[0])} failure(s))")
 
 
 def _corpus_summary(config: ProjectConfig, directory: Path) -> dict[str, Any]:

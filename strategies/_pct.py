@@ -108,6 +108,8 @@ class PCT(Strategy):
             best = first_max([priority[k] for k in keys])
         self._point += 1
         chosen = candidates[best]
+        if chosen.task is None:  # a plain callback or a timer cannot poll
+            return best
         key = keys[best]
         if key != self._streak_key:
             self._streak_key = key

@@ -162,6 +162,8 @@ def test_reproduce_runs_exactly_that_schedule() -> None:
         explorer.explore(_reproduced, max_schedules=500)
     assert str(info.value.schedule) == "v1:0=1,1=1"
     assert info.value.strategy == {"name": "reproduce"}
+    quiet = explorer.explore(_reproduced, raise_on_failure=False)
+    assert quiet.failure is not None and quiet.schedules == 1
     with pytest.raises(explorer.DidNotReproduce, match=r"no longer makes .* fail"):
         explorer.explore(_no_longer_fails)
 

@@ -93,6 +93,13 @@ def test_failures_have_timeline_why_graph_and_replay() -> None:
     assert "distinct interleavings" in text and "123/s" in text
 
 
+def test_summaries_of_shards_are_merged() -> None:
+    summary = _summary(_failure(bank.double_spend))
+    page = Page(render_report([summary, summary]))
+    assert page.count("section", class_="failure") == 1  # found by both shards, shown once
+    assert "14" in page.all_text  # 7 schedules in each shard
+
+
 def test_all_text_is_escaped() -> None:
     evil = "<script>alert('x')</script>"
     detail = _failure(bank.double_spend)

@@ -25,6 +25,7 @@ from explorer._determinism import verify
 from explorer._errors import DidNotReproduce, HealthWarning, UsageError
 from explorer._failure import ScheduleFailure
 from explorer._outcome import Outcome
+from explorer._races import conflicts, happens_before
 from explorer._regressions import PINS_ATTR, REPRODUCE_ATTR
 from explorer._runtime import Chooser, RunRecord
 from explorer._schedule import Schedule
@@ -194,7 +195,7 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
             seen.add(tuple(record.decisions))
             if failed:
                 failure = _confirm(rt, scenario, name, record, schedules, chosen.describe(),
-                                   max_steps, timer_races, shrink)
+                                   max_steps, timer_races, shrink, footprints)
                 break
             if schedules == next_check:
                 next_check *= 2
@@ -271,7 +272,8 @@ def _replay_record(rt: AsyncioRuntime, scenario: Scenario, decisions: list[int],
 
 def _confirm(rt: AsyncioRuntime, scenario: Scenario, name: str, record: RunRecord,
              index: int, strategy: dict[str, Any], max_steps: int,
-             timer_races: bool, shrink: bool = False) -> ScheduleFailure:
+             timer_races: bool, shrink: bool = False,
+             footprints: str | None = None) -> ScheduleFailure:
     """Check that a failing run replays (traced, twice, identically), shrink it, and build
     the failure from a traced replay of the shrunk schedule."""
     def replay_of(decisions: list[int]) -> Callable[[], RunRecord]:
@@ -301,7 +303,25 @@ def _confirm(rt: AsyncioRuntime, scenario: Scenario, name: str, record: RunRecor
                 return failure(problem, shrunk, traced.trace if traced else None)
             assert traced is not None
             record = shrunk
-    return failure(traced.outcome, record, traced.trace, report)
+    found = failure(traced.outcome, record, traced.trace, report)
+    if footprints is not None:
+        _explain_races(rt, scenario, found, record.decisions, max_steps, timer_races,
+                       footprints)
+    return found
+
+
+def _explain_races(rt: AsyncioRuntime, scenario: Scenario, found: ScheduleFailure,
+                   decisions: list[int], max_steps: int, timer_races: bool,
+                   footprints: str) -> None:
+    """Replay the failing schedule recording named footprints; attach its races."""
+    fixed = _strategies.Fixed(decisions, strict=False)
+    fixed.start_run()
+    named = rt.run(scenario, fixed.choose, max_steps=max_steps, timer_races=timer_races,
+                   footprints=footprints, naming=True)
+    if named.footprints is None or named.decisions != decisions:
+        return
+    found.explain_races(conflicts(named.footprints, found.trace, named.names or {}),
+                        happens_before(named.footprints, found.trace))
 
 
 def _check_determinism(rt: AsyncioRuntime, scenario: Scenario, name: str,

@@ -40,7 +40,22 @@ class ScheduleFailure(ExplorerError, AssertionError):
         self.runtime = runtime
         self.shrink = shrink
         self.corpus_path: Path | None = None
+        self.conflicts: list[Any] = []
+        self.happens_before: Any = None
         super().__init__(self.render())
+
+    def explain_races(self, conflicts: list[Any], graph: Any) -> None:
+        """Attach the conflicting accesses of the run and its happens-before graph (a
+        ``networkx.DiGraph``); the message lists the conflicts."""
+        self.conflicts = list(conflicts)
+        self.happens_before = graph
+        self.args = (self.render(),)
+
+    def happens_before_dot(self) -> str:
+        """The happens-before graph in Graphviz DOT form ("" when it was not recorded)."""
+        from explorer._races import to_dot
+
+        return to_dot(self.happens_before) if self.happens_before is not None else ""
 
     def saved_to(self, path: Path) -> None:
         """Record that the failure was saved to the corpus (the message says where)."""
@@ -75,6 +90,11 @@ class ScheduleFailure(ExplorerError, AssertionError):
         if why:
             lines += ["Why: the deviations from the stock order that make it fail:",
                       *(f"  {line}" for line in why), ""]
+        if self.conflicts:
+            from explorer._races import render
+
+            lines += ["Conflicting accesses, in the order this schedule ran them:",
+                      *(f"  {line}" for line in render(self.conflicts)), ""]
         lines += [
             "Swimlanes (one column per task, * marks a deviation; the full trace is "
             "failure.trace):",
@@ -98,6 +118,7 @@ class ScheduleFailure(ExplorerError, AssertionError):
             "trace": self.trace.to_json(),
             "trace_hash": self.trace.hash(),
             "explanation": explain(self.trace),
+            "conflicts": [c.describe() for c in self.conflicts],
             "shrink": dataclasses.asdict(self.shrink) if self.shrink else None,
         }
 

@@ -30,12 +30,16 @@ _V = TypeVar("_V")
 # controlled loop happen on one thread at a time, so a module global is enough, and it
 # keeps the cost of an access that is not recorded to one comparison.
 current: set[Access] | None = None
+# While a failing run is replayed to explain it: every object accesses were recorded on.
+seen: dict[int, object] | None = None
 
 
 def record(obj: object, item: object, mode: str) -> None:
     """Add an access to the footprint of the running step, if footprints are recorded."""
     if current is not None:
         current.add((id(obj), item, mode))
+        if seen is not None:
+            seen[id(obj)] = obj
 
 
 def dependent(a: Iterable[Access], b: Iterable[Access]) -> bool:
@@ -77,8 +81,12 @@ def conflicts(a: Index, b: Index) -> bool:
 class SharedDict(MutableMapping[_K, _V]):
     """A dict whose reads and writes by key are recorded in step footprints."""
 
-    def __init__(self, data: MutableMapping[_K, _V] | None = None) -> None:
+    def __init__(self, data: MutableMapping[_K, _V] | None = None, *,
+                 name: str | None = None) -> None:
         self._data: MutableMapping[_K, _V] = data if data is not None else {}
+        self.name = name
+        if seen is not None:
+            seen[id(self)] = self
 
     def __getitem__(self, key: _K) -> _V:
         if current is not None:
@@ -113,10 +121,13 @@ class SharedDict(MutableMapping[_K, _V]):
 class SharedObject:
     """An object whose attribute reads and writes are recorded in step footprints."""
 
-    __slots__ = ("_target",)
+    __slots__ = ("__weakref__", "_name", "_target")
 
-    def __init__(self, target: object) -> None:
+    def __init__(self, target: object, *, name: str | None = None) -> None:
         object.__setattr__(self, "_target", target)
+        object.__setattr__(self, "_name", name)
+        if seen is not None:
+            seen[id(self)] = self
 
     def __getattr__(self, name: str) -> Any:
         record(self, name, "r")
@@ -134,17 +145,40 @@ class SharedObject:
         return f"shared({object.__getattribute__(self, '_target')!r})"
 
 
-def shared(obj: Any) -> Any:
+def shared(obj: Any, name: str | None = None) -> Any:
     """Declare ``obj`` as state shared between tasks, so reduction can see its accesses.
 
     A dict (or any mutable mapping) is wrapped so each key is its own location; any other
-    object so each attribute is. Use the returned object in place of the original::
+    object so each attribute is. Use the returned object in place of the original;
+    ``name`` is how race explanations call it::
 
-        balances = explorer.shared({"alice": 100, "bob": 50})
-        account = explorer.shared(Account())
+        balances = explorer.shared({"alice": 100, "bob": 50}, "balances")
+        account = explorer.shared(Account(), "account")
     """
     if isinstance(obj, (SharedDict, SharedObject)):
         return obj
     if isinstance(obj, MutableMapping):
-        return SharedDict(obj)
-    return SharedObject(obj)
+        return SharedDict(obj, name=name)
+    return SharedObject(obj, name=name)
+
+
+def describe_objects(objects: dict[int, object]) -> dict[int, str]:
+    """Readable names for recorded objects: declared names, else ``Type#n`` in order of
+    first access. Attributes of shared objects are marked with a leading dot."""
+    names: dict[int, str] = {}
+    counts: dict[str, int] = {}
+    for key, obj in objects.items():
+        prefix = ""
+        if isinstance(obj, SharedObject):
+            given = object.__getattribute__(obj, "_name")
+            kind = type(object.__getattribute__(obj, "_target")).__name__
+            prefix = "."
+        elif isinstance(obj, SharedDict):
+            given, kind = obj.name, "shared"
+        else:
+            given, kind = None, type(obj).__name__
+        if given is None:
+            counts[kind] = counts.get(kind, 0) + 1
+            given = f"{kind}#{counts[kind]}"
+        names[key] = prefix + given
+    return names

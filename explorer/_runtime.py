@@ -90,3 +90,4 @@ class RunRecord:
     stats: RunStats = field(default_factory=RunStats)
     trace: Any = None  # explorer._trace.Trace when the run was traced
     footprints: Any = None  # list of StepRecord when footprints were recorded
+    names: Any = None  # object id -> readable name, when footprints were named

@@ -138,3 +138,31 @@ def test_shared_wrappers_behave_like_what_they_wrap() -> None:
     assert shared(data) is data
     del data["a"]
     assert "a" not in data and len(data) == 1
+
+
+async def _overdraft() -> None:
+    balances = explorer.shared({"alice": 100, "bob": 0}, "balances")
+
+    async def pay(amount: int) -> None:
+        if balances["alice"] >= amount:
+            await asyncio.sleep(0)
+            balances["alice"] = balances["alice"] - amount
+            balances["bob"] = balances["bob"] + amount
+
+    await asyncio.gather(pay(80), pay(80))
+    assert balances["alice"] >= 0
+
+
+def test_failures_found_with_footprints_name_their_conflicting_accesses() -> None:
+    with pytest.raises(explorer.ScheduleFailure) as info:
+        explorer.explore(_overdraft, strategy=DPOR(declared=True))
+    failure = info.value
+    text = str(failure)
+    assert "Conflicting accesses, in the order this schedule ran them:" in text
+    assert "reads balances['alice'], then pay#" in text
+    assert "writes balances['alice']" in text
+    assert failure.to_json()["conflicts"]
+    dot = failure.happens_before_dot()
+    assert dot.startswith("digraph happens_before {")
+    assert "color=red" in dot
+    assert failure.happens_before.number_of_nodes() == len(failure.trace)

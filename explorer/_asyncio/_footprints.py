@@ -34,8 +34,10 @@ class StepRecord(NamedTuple):
 class FootprintRecorder:
     """Runs each handle with footprint recording on; collects :class:`StepRecord` s."""
 
-    def __init__(self, loop: ControlledLoop, *, declared: bool) -> None:
+    def __init__(self, loop: ControlledLoop, *, declared: bool, naming: bool = False) -> None:
         self.loop = loop
+        self.naming = naming
+        self.task_names: dict[int, str] = {}
         # Without the "declared" contract, a task's own code may touch anything.
         self._task_code: set[Access] = set() if declared else {UNKNOWN}
         self.steps: list[StepRecord] = []

@@ -26,6 +26,7 @@ from explorer._asyncio._tracer import Tracer
 from explorer._asyncio._tracking import track_holders
 from explorer._asyncio._waitfor import analyse
 from explorer._errors import EscapeError, UsageError
+from explorer._footprint import describe_objects
 from explorer._outcome import Outcome
 from explorer._runtime import Chooser, RunRecord, RunStats, display_task
 
@@ -78,12 +79,14 @@ class AsyncioRuntime:
 
     def run(self, scenario: Scenario, chooser: Chooser, *, max_steps: int,
             timer_races: bool = False, traced: bool = False,
-            footprints: str | None = None) -> RunRecord:
+            footprints: str | None = None, naming: bool = False) -> RunRecord:
         """Run ``scenario`` once under ``chooser``; the loop must be in a session.
 
         ``traced`` records a readable trace; ``footprints`` (``"declared"`` or
         ``"conservative"``, see :class:`strategies.DPOR`) records each step's footprint and
-        causes, for partial-order reduction. They are exclusive."""
+        causes, for partial-order reduction; with ``naming`` also readable names of the
+        objects they touched (``RunRecord.names``). ``traced`` and ``footprints`` are
+        exclusive."""
         loop = self.loop
         loop.reset()
         loop._timer_races = timer_races
@@ -91,8 +94,11 @@ class AsyncioRuntime:
         coro = _start(scenario)
         main = loop.create_main_task(coro)
         tracer = Tracer(loop) if traced else None
-        recorder = (FootprintRecorder(loop, declared=footprints == "declared")
+        recorder = (FootprintRecorder(loop, declared=footprints == "declared",
+                                      naming=naming)
                     if footprints and not traced else None)
+        if recorder is not None and naming:
+            footprint_module.seen = {}
         try:
             with ExitStack() as stack:
                 if tracer is not None:
@@ -107,11 +113,15 @@ class AsyncioRuntime:
             # of the run is unwound, so nothing leaks into the next run.
             loop._tracer = None
             footprint_module.current = None
+            objects, footprint_module.seen = footprint_module.seen, None
             stats = RunStats(loop.steps, loop.points, loop._now, len(loop.tasks))
             self._cleanup(main)
+        names = None
+        if recorder is not None and objects is not None:
+            names = {**describe_objects(objects), **recorder.task_names}
         return RunRecord(decisions, outcome, stats,
                          tracer.trace if tracer is not None else None,
-                         recorder.steps if recorder is not None else None)
+                         recorder.steps if recorder is not None else None, names)
 
     # ------------------------------------------------------------------ outcome
 

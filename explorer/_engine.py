@@ -128,7 +128,7 @@ def _check_positive(name: str, value: int | None) -> None:
 
 
 def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
-            strategy: str | _strategies.Strategy = "random",
+            strategy: str | _strategies.Strategy = "portfolio",
             max_schedules: int = DEFAULT_MAX_SCHEDULES, seed: int | None = None,
             max_steps: int = DEFAULT_MAX_STEPS, raise_on_failure: bool = True,
             deviation_bound: int | None = None, timer_races: bool = False,
@@ -136,6 +136,8 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
             corpus: str | os.PathLike[str] | None = None) -> ExploreResult:
     """Run ``fn(*args)`` once per schedule chosen by ``strategy`` until it fails or the
     budget (``max_schedules``, ``max_time`` seconds) or the strategy's space runs out.
+    The default strategy, ``"portfolio"``, rotates several search strategies across the
+    schedules, seeded by ``seed`` (see :mod:`strategies`).
 
     On failure raise :class:`ScheduleFailure` (or, with ``raise_on_failure=False``, return
     it in the result). ``deviation_bound`` limits the systematic strategy; ``timer_races``

@@ -6,7 +6,7 @@ pickled functions; each imports the scenario itself.
 
 How the work is split among ``n`` workers (worker ``k`` counts from 0):
 
-- **seeded samplers** (``random``, ``pct``, ``pos``, ``surw``, ``coverage``,
+- **seeded samplers** (``random``, ``pct``, ``pos``, ``surw``, ``coverage``, ``symmetric``,
   ``portfolio``): schedules come in chunks of :data:`CHUNK` runs (fewer when a schedule budget
   shared by ``n`` workers is smaller); chunk ``j`` is the strategy seeded ``seed + j``,
   and worker ``k`` runs chunks ``k, k + n, k + 2n, ...`` until the budget is spent.
@@ -59,7 +59,7 @@ from explorer._targets import Resolved, TargetRef, add_paths, resolve
 
 CHUNK: Final = 1000
 # Strategies built from a seed alone: split among workers by seed (see above).
-SEEDED: Final = frozenset({"random", "pct", "pos", "surw", "coverage", "portfolio"})
+SEEDED: Final = frozenset({"random", "pct", "pos", "surw", "coverage", "symmetric", "portfolio"})
 UNBOUNDED: Final = 10**12  # "no schedule budget": explore() wants a number
 _POLL: Final = 0.2  # seconds between progress reports and stop checks in a worker
 

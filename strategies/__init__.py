@@ -15,6 +15,9 @@
     Selectively uniform random walk: tasks weighted by their estimated remaining events.
 ``coverage``
     Coverage-guided fuzzing of schedules, on context-switch pairs of code sites.
+``symmetric``
+    A random walk over code sites and task kinds instead of tasks: identical tasks are
+    folded together, so its power does not fall with their number.
 ``portfolio``
     The default of :func:`explorer.explore`: rotates the strategies above across schedules.
 """
@@ -30,17 +33,19 @@ from strategies._portfolio import Portfolio
 from strategies._pos import POS
 from strategies._random import RandomWalk
 from strategies._surw import SURW
+from strategies._symmetric import SymmetricWalk
 from strategies._systematic import Systematic
 
 __all__ = ["DPOR", "PCT", "POS", "SURW", "CoverageGuided", "Fixed", "Portfolio", "RandomWalk",
-           "Strategy", "Systematic", "make_strategy", "names"]
+           "Strategy", "SymmetricWalk", "Systematic", "make_strategy", "names"]
 
 _BY_NAME: dict[str, type[Strategy]] = {"dpor": DPOR, "random": RandomWalk,
                                         "systematic": Systematic}
 # The seeded samplers, built from a name with a seed (None: drawn from the global random
 # module, as for "random").
-_SEEDED: dict[str, type[PCT | POS | SURW | CoverageGuided | Portfolio]] = {
+_SEEDED: dict[str, type[PCT | POS | SURW | CoverageGuided | SymmetricWalk | Portfolio]] = {
     "coverage": CoverageGuided, "pct": PCT, "portfolio": Portfolio, "pos": POS, "surw": SURW,
+    "symmetric": SymmetricWalk,
 }
 _BY_NAME.update(_SEEDED)
 

@@ -5,39 +5,48 @@ Roychoudhury, "Greybox Fuzzing for Concurrency Testing", ASPLOS 2024, which guid
 search by reads-from pairs): keep the schedules that showed the scheduler something new,
 and mutate them.
 
-The signal is *context-switch coverage*: an ordered pair (the site the previous step
-resumed from, the site the next step resumes from) for two consecutive scheduling-point
-steps of *different* tasks, where a site is the task's kind, its source location and the
-operation it waits on. A concurrency bug shows when a step of one task runs right after
-(or right before) a particular step of another, on shared state; the runtime does not see
-memory accesses, so which code point handed over to which other code point is the closest
-observable stand-in for a reads-from pair. Sites use task kinds, not task ids, so the
-signal is the same for symmetric tasks and does not grow with their number.
+**Signal: context-switch pairs.** An ordered pair (the site the previous step resumed
+from, the site the next step resumes from) for two consecutive scheduling-point steps of
+*different* tasks, where a site is the task's kind (its id without spawn indices), its
+source location and the operation it waits on. A concurrency bug shows when a step of one
+task runs right after a particular step of another, on shared state; the runtime does not
+see memory accesses, so which code point handed over to which other code point is the
+closest observable stand-in for a reads-from pair. Sites use task kinds, not task ids, so
+the signal is the same for symmetric tasks and does not grow with their number.
 
-Each run either walks afresh or mutates a kept schedule (a list of decisions): change one
-decision, insert one decision (shifting the rest), or keep a prefix and deviate once at its
-end. The least-mutated kept schedule is taken first. Past the end of the mutated decisions
-the run continues with the stock order (a mutation then adds exactly one deviation to a
-kept schedule) or with a *site-uniform* walk: choose uniformly among the distinct sites
-ready at the point, then the first ready task at that site. A site-uniform walk samples the
-coverage alphabet evenly — with twenty identical workers and one checker it picks the
-checker as often as "some worker", where a uniform walk over tasks picks it once in
-twenty-one steps.
+**Runs.** A run either walks afresh (with probability ``fresh``, and always while nothing
+is kept) or mutates a kept schedule, the least-mutated one first and the newest among
+equals (pairs found late are the rare ones):
 
-Guarantee: reproducible from ``seed``; not exhaustive. Use it for bugs that need a chain
-of unusual hand-overs, each of which is new coverage on the way.
+- *return and explore* (a fraction ``returns`` of the mutations): replay the kept
+  schedule up to one of the points where it found a new pair, then walk on from there —
+  the state right after an unusual hand-over is where the next one is likeliest;
+- *change* one decision (keeping the rest), or *insert* one decision (shifting the rest),
+  at a uniformly chosen point; past the kept decisions the run continues in the stock
+  order (``stock_tails`` of the time: exactly one deviation more than the kept schedule)
+  or walks.
+
+**Walks.** Each walking run takes one of the two walks of the ``symmetric`` strategy
+(:mod:`strategies._symmetric`): uniform over the distinct sites ready, or over the task
+kinds ready (then the eldest task of the kind). Both sample the coverage alphabet evenly
+rather than the task population.
+
+Guarantee: reproducible from ``seed``; every schedule keeps a non-zero probability (the
+sites walk can take any candidate); not exhaustive. Use it for bugs that need a chain of
+unusual hand-overs, and for programs with many identical tasks.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from explorer._runtime import Candidate
 from strategies._base import Strategy
-from strategies._features import Site, describe, site, spawn_order, task_key, task_kind
+from strategies._features import Site, describe, site, task_key
+from strategies._symmetric import MODES, walk_step
 
 Pair = tuple[Site, Site]
 
@@ -46,7 +55,15 @@ Pair = tuple[Site, Site]
 class _Kept:
     decisions: list[int]
     counts: list[int]
+    novel: list[int]  # scheduling points where this schedule found a new pair
     picks: int = 0
+
+
+@dataclass(slots=True)
+class _Plan:
+    decisions: list[int] = field(default_factory=list)
+    stock_tail: bool = False
+    walk: str = "sites"
 
 
 class CoverageGuided(Strategy):
@@ -54,64 +71,68 @@ class CoverageGuided(Strategy):
 
     name = "coverage"
 
-    def __init__(self, seed: int | None = None, *, fresh: float = 0.25,
-                 stock_tails: float = 0.3, walks: Sequence[str] = ("sites", "kinds")) -> None:
+    def __init__(self, seed: int | None = None, *, fresh: float = 0.3,
+                 stock_tails: float = 0.3, walks: Sequence[str] = MODES,
+                 returns: float = 0.5) -> None:
+        if not walks or any(w not in MODES for w in walks):
+            raise ValueError(f"walks must be a non-empty selection of {MODES}, got {walks!r}")
         self.seed = seed if seed is not None else random.getrandbits(32)
         self._rng = random.Random(self.seed)
         self.fresh = fresh
         self.stock_tails = stock_tails
+        self.returns = returns
         self.walks = tuple(walks)
-        self._walk = self.walks[0]
         self.runs = 0
         self.mutants = 0
         self.pairs: set[Pair] = set()
         self.kept: list[_Kept] = []
-        self._plan: list[int] = []
-        self._stock_tail = False
+        self._plan = _Plan()
         self._counts: list[int] = []
+        self._novel: list[int] = []
         self._prev_task: str | None = None
         self._prev_site: Site | None = None
-        self._new = False
 
     # ------------------------------------------------------------------ Strategy
 
     def start_run(self) -> bool:
         self.runs += 1
         self._counts = []
+        self._novel = []
         self._prev_task = None
         self._prev_site = None
-        self._new = False
         rng = self._rng
-        self._walk = self.walks[int(rng.random() * len(self.walks))]
+        walk = self.walks[int(rng.random() * len(self.walks))]
         if not self.kept or rng.random() < self.fresh:
-            self._plan = []
-            self._stock_tail = False
+            self._plan = _Plan(walk=walk)
             return True
         self.mutants += 1
-        least = min(k.picks for k in self.kept)
-        parent = rng.choice([k for k in self.kept if k.picks == least])
+        # The least-mutated kept schedule, the newest among equals: pairs found late are
+        # the deep ones, and they get their turns soon after they are found.
+        parent = min(reversed(self.kept), key=lambda k: k.picks)
         parent.picks += 1
-        self._plan = self._mutate(parent)
-        self._stock_tail = rng.random() < self.stock_tails
+        self._plan = self._mutate(parent, walk)
         return True
 
     def choose(self, count: int, view: Any) -> int:
         point = len(self._counts)
         self._counts.append(count)
-        if point < len(self._plan):
-            choice = self._plan[point] % count
+        plan = self._plan
+        if point < len(plan.decisions):
+            choice = plan.decisions[point] % count
             chosen = view.candidate(choice)
-        elif self._stock_tail:
+        elif plan.stock_tail:
             choice = 0
             chosen = view.candidate(0)
         else:
-            choice, chosen = self._walk_step(describe(count, view))
-        self._observe(chosen)
+            candidates = describe(count, view)
+            choice = walk_step(candidates, plan.walk, self._rng)
+            chosen = candidates[choice]
+        self._observe(chosen, point)
         return choice
 
     def end_run(self, decisions: Sequence[int], failed: bool) -> None:
-        if self._new:
-            self.kept.append(_Kept(list(decisions), list(self._counts)))
+        if self._novel:
+            self.kept.append(_Kept(list(decisions), list(self._counts), self._novel))
 
     def coverage(self) -> str:
         return (f"{self.runs} coverage-guided schedules (seed {self.seed}): "
@@ -126,29 +147,7 @@ class CoverageGuided(Strategy):
 
     # ------------------------------------------------------------------ helpers
 
-    def _walk_step(self, candidates: list[Candidate]) -> tuple[int, Candidate]:
-        walk = self._walk
-        if walk == "uniform":
-            index = int(self._rng.random() * len(candidates))
-            return index, candidates[index]
-        first: dict[Any, int] = {}
-        if walk == "sites":
-            for i, candidate in enumerate(candidates):
-                first.setdefault(site(candidate), i)
-        else:  # "kinds": one kind uniformly, then its eldest ready task
-            eldest: dict[str, tuple[tuple[int, ...], int]] = {}
-            for i, candidate in enumerate(candidates):
-                key = task_key(candidate)
-                kind = task_kind(key)
-                order = spawn_order(key)
-                if kind not in eldest or order < eldest[kind][0]:
-                    eldest[kind] = (order, i)
-            first = {kind: i for kind, (_, i) in eldest.items()}
-        choices = list(first.values())
-        index = choices[int(self._rng.random() * len(choices))]
-        return index, candidates[index]
-
-    def _observe(self, chosen: Candidate) -> None:
+    def _observe(self, chosen: Candidate, point: int) -> None:
         task = task_key(chosen)
         where = site(chosen)
         if self._prev_task is not None and task != self._prev_task:
@@ -156,21 +155,21 @@ class CoverageGuided(Strategy):
             pair = (self._prev_site, where)
             if pair not in self.pairs:
                 self.pairs.add(pair)
-                self._new = True
+                self._novel.append(point)
         self._prev_task = task
         self._prev_site = where
 
-    def _mutate(self, parent: _Kept) -> list[int]:
+    def _mutate(self, parent: _Kept, walk: str) -> _Plan:
         decisions, counts = parent.decisions, parent.counts
-        if not decisions:
-            return []
         rng = self._rng
+        if rng.random() < self.returns:  # return to a point of novelty, explore from there
+            point = parent.novel[int(rng.random() * len(parent.novel))]
+            return _Plan(decisions[:point + 1], walk=walk)
         at = int(rng.random() * len(decisions))
         options = counts[at]
         other = (decisions[at] + 1 + int(rng.random() * (options - 1))) % options
-        how = rng.random()
-        if how < 1 / 3:  # change one decision, keep the rest
-            return [*decisions[:at], other, *decisions[at + 1:]]
-        if how < 2 / 3:  # insert one decision, shift the rest
-            return [*decisions[:at], other, *decisions[at:]]
-        return [*decisions[:at], other]  # deviate once at the end of a prefix
+        if rng.random() < 0.5:  # change one decision, keep the rest
+            mutated = [*decisions[:at], other, *decisions[at + 1:]]
+        else:  # insert one decision, shift the rest
+            mutated = [*decisions[:at], other, *decisions[at:]]
+        return _Plan(mutated, stock_tail=rng.random() < self.stock_tails, walk=walk)

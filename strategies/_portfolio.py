@@ -7,17 +7,24 @@ a scenario hides. The portfolio runs its members in a fixed rotation, one schedu
 the search finds a bug at roughly the pace of the member best suited to it, slowed down by
 the number of turns per rotation — and no single weakness dominates.
 
-Members (one turn each per rotation unless listed twice):
+The rotation (:data:`ROTATION`, 13 turns) gives:
 
-- ``random`` — uniform random walk (shallow races);
-- ``pct`` at depths 1, 2 and 3, with per-task priorities;
-- ``pct`` at depths 2 and 3 with per-kind priorities (symmetric tasks folded together: the
-  deep ordering bugs of many identical tasks);
-- ``pos`` (partial order sampling), ``surw`` (selectively uniform random walk);
-- ``coverage`` (coverage-guided fuzzing of context-switch pairs);
-- ``systematic`` without a bound: every schedule with 0, 1, 2... deviations from the
-  stock order (bugs, such as livelocks, that need the stock order plus a few deviations;
-  its probe runs are not counted as schedules).
+- ``symmetric`` six turns: the walk over code sites and task kinds, the one member whose
+  chance per run does not fall with the number of identical tasks (many handlers, many
+  workers); it also finds shallow races about as fast as a random walk;
+- ``random``, ``pos``, ``surw`` and ``coverage`` one turn each;
+- ``pct`` at depth 3, once with per-task priorities (a task starved or delayed for long),
+  once with per-kind priorities (one kind of task overtaking all the others at one moment);
+- ``systematic`` without a bound, one turn: every schedule with 0, 1, 2... deviations from
+  the stock order, for bugs such as livelocks that need the stock order plus a couple of
+  deviations (its probe runs take a turn but are not counted as schedules).
+
+PCT at depths 1 and 2 is left out: depth 1 has no change points and only runs tasks one
+after another in priority order, which finds almost nothing the other members miss, and
+depth 2 found nothing on the gallery and the SCTBench ports that depth 3 did not find as
+fast. The shares were chosen on those programs (``python -m benchmarks.run --only
+sctbench``): the portfolio must not lose to the random walk by more than a factor of two
+on any of them, and must stay flat on the families with many identical tasks.
 
 Each member has its own seed, derived from the portfolio's, and learns only from its own
 runs, so member ``m``'s i-th run is the same schedule it would make as the i-th run of a
@@ -25,17 +32,20 @@ standalone search with that seed.
 
 Guarantee: reproducible from ``seed``. The portfolio samples; :meth:`coverage` says so,
 unless its systematic member ran out of schedules, which proves that every schedule of the
-scenario ran (then :attr:`exhausted` is true).
+scenario ran (then :attr:`exhausted` is true). Use it when you do not know what kind of bug
+to expect — which is almost always; pick a single strategy when you do.
 
-:meth:`describe` names the member that made the current run (so a failure records which
-strategy found it, with the portfolio's seed under ``"portfolio"``), and
-:meth:`statistics` counts the schedules each member made.
+:meth:`describe` describes the member that made the current run, so a failure records
+which strategy found it: ``{"name": "pct", "depth": 3, ..., "via": "portfolio", "member":
+"pct-d3", "seed": <the portfolio's seed>, "member_seed": <the member's>}``. ``seed`` stays
+the one to pass to :func:`explorer.explore` to repeat the search. :meth:`statistics` counts
+the schedules each member made.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from strategies._base import Strategy
@@ -45,23 +55,28 @@ from strategies._pct import PCT
 from strategies._pos import POS
 from strategies._random import RandomWalk
 from strategies._surw import SURW
+from strategies._symmetric import SymmetricWalk
 from strategies._systematic import Systematic
 
 Factory = Callable[[int], Strategy]
 
-MEMBERS: tuple[tuple[str, Factory], ...] = (
-    ("random", RandomWalk),
-    ("pct-kind-d2", lambda seed: PCT(2, seed, group="kind")),
-    ("pct-d1", lambda seed: PCT(1, seed)),
-    ("coverage", CoverageGuided),
-    ("pct-d2", lambda seed: PCT(2, seed)),
-    ("pos", POS),
-    ("pct-kind-d3", lambda seed: PCT(3, seed, group="kind")),
-    ("surw", SURW),
-    ("pct-d3", lambda seed: PCT(3, seed)),
-    ("systematic", lambda seed: Systematic()),
+MEMBERS: dict[str, Factory] = {
+    "random": RandomWalk,
+    "symmetric": SymmetricWalk,
+    "pos": POS,
+    "surw": SURW,
+    "pct-d3": lambda seed: PCT(3, seed),
+    "coverage": CoverageGuided,
+    "pct-kind-d3": lambda seed: PCT(3, seed, group="kind"),
+    "systematic": lambda seed: Systematic(),
+}
+"""The default members: label -> factory taking the member's seed."""
+
+ROTATION: tuple[str, ...] = (
+    "random", "symmetric", "pos", "symmetric", "surw", "symmetric", "pct-d3", "symmetric",
+    "coverage", "symmetric", "pct-kind-d3", "symmetric", "systematic",
 )
-"""The default members in rotation order: (label, factory taking the member's seed)."""
+"""One turn per entry, in this order, over and over (13 turns per rotation)."""
 
 
 class Portfolio(Strategy):
@@ -70,21 +85,26 @@ class Portfolio(Strategy):
     name = "portfolio"
 
     def __init__(self, seed: int | None = None,
-                 members: Sequence[tuple[str, Factory]] | None = None) -> None:
+                 members: Mapping[str, Factory] | None = None,
+                 rotation: Sequence[str] | None = None) -> None:
         self.seed = seed if seed is not None else random.getrandbits(32)
-        chosen = list(members) if members is not None else list(MEMBERS)
+        chosen = dict(members) if members is not None else dict(MEMBERS)
         if not chosen:
             raise ValueError("a portfolio needs at least one member")
-        labels = [label for label, _ in chosen]
-        if len(set(labels)) != len(labels):
-            raise ValueError(f"member labels must be unique, got {labels}")
-        self.labels = labels
-        self.members = [factory(derive_seed(self.seed, label)) for label, factory in chosen]
-        self.runs = dict.fromkeys(labels, 0)
-        self.probes = dict.fromkeys(labels, 0)
-        self._finished = [False] * len(self.members)
+        if rotation is None:
+            rotation = ROTATION if members is None else tuple(chosen)
+        unknown = sorted(set(rotation) - set(chosen))
+        if unknown or not rotation:
+            raise ValueError(f"the rotation must name members, got {list(rotation)!r}")
+        self.labels = [label for label in chosen if label in rotation]
+        self.members = {label: chosen[label](derive_seed(self.seed, label))
+                        for label in self.labels}
+        self.rotation = tuple(rotation)
+        self.runs = dict.fromkeys(self.labels, 0)
+        self.probes = dict.fromkeys(self.labels, 0)
+        self._finished: set[str] = set()
         self._turn = -1
-        self._current: int | None = None
+        self._current: str | None = None
         self._choose: Callable[[int, Any], int] = self._not_started
         self._whole_space = False
 
@@ -93,17 +113,18 @@ class Portfolio(Strategy):
     def start_run(self) -> bool:
         if self._whole_space:
             return False
-        for _ in range(len(self.members)):
-            self._turn = (self._turn + 1) % len(self.members)
-            index = self._turn
-            if self._finished[index]:
+        for _ in range(len(self.rotation)):
+            self._turn = (self._turn + 1) % len(self.rotation)
+            label = self.rotation[self._turn]
+            if label in self._finished:
                 continue
-            if self.members[index].start_run():
-                self._current = index
-                self._choose = self.members[index].choose
+            member = self.members[label]
+            if member.start_run():
+                self._current = label
+                self._choose = member.choose
                 return True
-            self._finished[index] = True
-            if self._proves_everything(self.members[index]):
+            self._finished.add(label)
+            if self._proves_everything(member):
                 self._whole_space = True
                 return False
         return False
@@ -113,7 +134,7 @@ class Portfolio(Strategy):
 
     def end_run(self, decisions: Sequence[int], failed: bool) -> None:
         member = self._member
-        label = self.labels[self._turn]
+        label = self.rotation[self._turn]
         if member.counts_as_schedule:
             self.runs[label] += 1
         else:
@@ -140,19 +161,21 @@ class Portfolio(Strategy):
                 f"{shares or 'none yet'}; not exhaustive")
 
     def describe(self) -> dict[str, Any]:
-        about = {"name": self.name, "seed": self.seed}
         if self._current is None:
-            return about
-        return {**self._member.describe(),
-                "portfolio": {**about, "member": self.labels[self._current]}}
+            return {"name": self.name, "seed": self.seed}
+        member = self._member.describe()
+        about = {**member, "seed": self.seed, "via": self.name, "member": self._current}
+        if "seed" in member:
+            about["member_seed"] = member["seed"]
+        return about
 
     def statistics(self) -> dict[str, Any]:
         stats: dict[str, Any] = {"schedules": {k: v for k, v in self.runs.items() if v}}
         probes = {k: v for k, v in self.probes.items() if v}
         if probes:
             stats["probes"] = probes
-        members = {label: member.statistics() for label, member
-                   in zip(self.labels, self.members, strict=True) if self.runs[label]}
+        members = {label: member.statistics() for label, member in self.members.items()
+                   if self.runs[label]}
         stats["members"] = {k: v for k, v in members.items() if v}
         return stats
 

@@ -36,7 +36,8 @@ def test_exception_hierarchy() -> None:
 
 
 def test_passing_exploration_result() -> None:
-    result = explorer.explore(counter.lost_update_fixed, max_schedules=50, seed=1)
+    result = explorer.explore(counter.lost_update_fixed, strategy="random", max_schedules=50,
+                              seed=1)
     assert result.schedules == 50
     assert result.failure is None
     assert result.ok

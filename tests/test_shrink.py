@@ -50,9 +50,9 @@ def test_deep_bug_needs_two_deviations_and_is_shrunk_to_two() -> None:
     assert minimum.deviations == 2
     for seed in range(5):
         with pytest.raises(explorer.ScheduleFailure) as raw:
-            explorer.explore(deep, seed=seed, shrink=False)
+            explorer.explore(deep, strategy="random", seed=seed, shrink=False)
         with pytest.raises(explorer.ScheduleFailure) as shrunk:
-            explorer.explore(deep, seed=seed)
+            explorer.explore(deep, strategy="random", seed=seed)
         failure = shrunk.value
         assert raw.value.deviations > 2
         assert failure.deviations == 2
@@ -71,8 +71,8 @@ def test_gallery_failures_shrink_to_the_minimum(example: Example) -> None:
     minimum = _minimum(example.buggy, example.max_steps)
     found = 0
     for seed in range(3):
-        result = explorer.explore(example.buggy, seed=seed, max_steps=example.max_steps,
-                                  raise_on_failure=False)
+        result = explorer.explore(example.buggy, strategy="random", seed=seed,
+                                  max_steps=example.max_steps, raise_on_failure=False)
         failure = result.failure
         if failure is None:
             continue

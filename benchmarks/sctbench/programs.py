@@ -4,17 +4,18 @@ SCTBench (Thomson, Donaldson and Betts, "Concurrency testing using schedule boun
 empirical study", PPoPP 2014; TOPC 2016) collects small pthread programs with one known
 concurrency bug each; its "CS" family comes from the ESBMC concurrency benchmarks. Each port
 below is written from the program's description: threads become tasks, mutexes become
-``asyncio.Lock``, and every access to shared state is preceded by ``await
-asyncio.sleep(0)``, so every shared access (and every lock acquisition) is a separate step the scheduler
-can reorder.
-Each buggy scenario ends in (or contains) the program's assertion, which fails only under
+``asyncio.Lock``, and every access to shared state, and every lock acquisition, is preceded
+by ``await asyncio.sleep(0)``, so each is a separate step the scheduler can reorder. Each
+buggy scenario ends in (or contains) the program's assertion, which fails only under
 the interleaving that exposes the bug; each ``*_fixed`` scenario removes the bug, and must
 pass under every schedule.
 
 ``reorder_N`` and ``twostage_N`` are parameterised by the number of tasks N: N - 1 tasks
-of the writing kind and one checking task (SCTBench's reorder_3, reorder_5 and reorder_10
-use this split; it is the hardest one for a random walk, since every extra writer is one
-more task that can close the window the checker has to hit).
+of the writing kind and one checking task. (SCTBench's variants split their threads between
+the two roles in different ways; one checker against N - 1 writers is the hardest split for
+a random walk, since every extra writer is one more task that can close the window the
+checker has to hit.) All tasks are started at once, with ``asyncio.gather``, as an asyncio
+program would; the C programs start their threads one by one.
 """
 
 from __future__ import annotations

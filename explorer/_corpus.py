@@ -16,19 +16,18 @@ Contract:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import platform
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from explorer._errors import ExplorerError, InvalidScheduleError
+from explorer._files import write_atomically
 from explorer._schedule import Schedule
 from explorer._trace import Trace
 
@@ -115,21 +114,6 @@ def _recorded_expectations(path: Path) -> object:
         return None
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _check_size(path: Path, size: int) -> None:
     if size > MAX_BYTES:
         raise CorpusError(path, f"is {size:,} bytes, more than the {MAX_BYTES:,} a corpus "
@@ -210,7 +194,7 @@ class Corpus:
             "expected": expected,
             "trace_hash": failure.trace.hash(),
         }
-        _write_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+        write_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
         return path
 
     def load(self, path: str | os.PathLike[str]) -> CorpusEntry:

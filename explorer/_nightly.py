@@ -28,7 +28,6 @@ import datetime as _dt
 import json
 import os
 import re
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,6 +37,7 @@ from typing import Any, Final
 
 from explorer._corpus import Corpus, CorpusEntry, CorpusError
 from explorer._errors import ExplorerError, UsageError
+from explorer._files import write_atomically
 from explorer._parallel import Executor, explore_target
 from explorer._regressions import replay_entry, resolve_scenario
 from explorer._targets import (
@@ -85,29 +85,6 @@ def format_duration(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Temp file in the same directory, flushed to disk, renamed over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; these are reports
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _now() -> str:

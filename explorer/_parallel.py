@@ -38,7 +38,7 @@ import time
 import uuid
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Final
@@ -212,120 +212,6 @@ class Observed(_strategies.Strategy):
         return self.inner.statistics()
 
 
-_Plan = tuple[tuple[int, int], ...]
-_Search = Generator[tuple[_Plan, bool], list[int], None]
-
-
-class PartitionedSystematic(_strategies.Strategy):
-    """The systematic search restricted to one worker's subtrees (see the module docstring).
-
-    With ``count == 1`` it makes exactly the runs of :class:`strategies.Systematic`.
-    """
-
-    name = "systematic"
-
-    def __init__(self, deviation_bound: int | None, index: int, count: int) -> None:
-        self.deviation_bound = deviation_bound
-        self.index = index
-        self.count = count
-        self._search = self._rounds()
-        self._plan: dict[int, int] = {}
-        self._probe = False
-        self._counts: list[int] = []
-        self._started = False
-        self._done = False
-        self.space_finished = False
-        self.completed_rounds = -1
-        self.schedules = 0
-        self.probes = 0
-
-    def start_run(self) -> bool:
-        if self._done:
-            return False
-        try:
-            if not self._started:
-                self._started = True
-                plan, probe = next(self._search)
-            else:
-                plan, probe = self._search.send(self._counts)
-        except StopIteration:
-            self._done = True
-            return False
-        self._plan = dict(plan)
-        self._probe = probe
-        self._counts = []
-        return True
-
-    def choose(self, count: int, view: Any) -> int:
-        counts = self._counts
-        choice = self._plan.get(len(counts), 0)
-        counts.append(count)
-        return choice if choice < count else 0
-
-    def end_run(self, decisions: Sequence[int], failed: bool) -> None:
-        if self._probe:
-            self.probes += 1
-        else:
-            self.schedules += 1
-
-    @property
-    def counts_as_schedule(self) -> bool:
-        return not self._probe
-
-    @property
-    def exhausted(self) -> bool:
-        return self._done
-
-    def coverage(self) -> str:
-        part = (f"the part of worker {self.index + 1}/{self.count} (first deviation at a "
-                f"scheduling point p with p % {self.count} == {self.index}) of ")
-        if self.space_finished:
-            return f"{part}all schedules ({self.schedules} schedules)"
-        if self.completed_rounds >= 0:
-            return (f"{part}all schedules with at most {self.completed_rounds} deviation(s) "
-                    f"({self.schedules} schedules)")
-        return f"{self.schedules} schedule(s); not even the first round completed"
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "deviation_bound": self.deviation_bound,
-                "partition": f"{self.index + 1}/{self.count}"}
-
-    def statistics(self) -> dict[str, Any]:
-        return {"completed_rounds": self.completed_rounds,
-                "space_finished": self.space_finished, "probes": self.probes}
-
-    def _rounds(self) -> _Search:
-        root_counts = yield ((), self.index != 0)  # the stock schedule is worker 0's
-        self.completed_rounds = 0
-        k = 1
-        while self.deviation_bound is None or k <= self.deviation_bound:
-            leaves = yield from self._extend((), root_counts, -1, k)
-            if leaves == 0:
-                # A k+1-deviation schedule with its first deviation at p exists only if a
-                # k-deviation one does (drop its last deviation): this part is finished.
-                self.space_finished = True
-                return
-            self.completed_rounds = k
-            k += 1
-
-    def _extend(self, plan: _Plan, counts: list[int], last: int, remaining: int
-                ) -> Generator[tuple[_Plan, bool], list[int], int]:
-        leaves = 0
-        for point in range(last + 1, len(counts)):
-            if not plan and point % self.count != self.index:
-                continue
-            for choice in range(1, counts[point]):
-                child = (*plan, (point, choice))
-                if remaining == 1:
-                    yield (child, False)
-                    leaves += 1
-                else:
-                    child_counts = yield (child, True)
-                    leaves += yield from self._extend(child, child_counts, point,
-                                                      remaining - 1)
-        return leaves
-
-
 # --------------------------------------------------------------------------- one worker
 
 
@@ -400,7 +286,7 @@ def _systematic_share(resolved: Resolved, settings: Settings, index: int, count:
                       tally: _Tally, deadline: float | None,
                       on_schedules: Callable[[int], None] | None,
                       should_stop: Callable[[], bool] | None) -> dict[str, Any]:
-    inner = PartitionedSystematic(settings.deviation_bound, index, count)
+    inner = _strategies.Systematic(settings.deviation_bound, partition=(index, count))
     strategy = Observed(inner, on_schedules=on_schedules, should_stop=should_stop)
     share = (UNBOUNDED if settings.max_schedules is None
              else max(1, math.ceil(settings.max_schedules / count)))

@@ -673,7 +673,7 @@ def corpus_migrate(
                                                             "rewritten.")] = False,
 ) -> None:
     """Rewrite entries of older format versions to the current one (atomically)."""
-    from explorer._nightly import write_atomically
+    from explorer._files import write_atomically
 
     store = Corpus(_corpus_dir(_config(), corpus))
     migrated = current = 0
@@ -815,8 +815,9 @@ def report_command(
     title: Annotated[str, typer.Option("--title")] = "Schedule exploration report",
 ) -> None:
     """Write one self-contained HTML report from nightly summaries or a corpus."""
+    from explorer._files import write_atomically
     from explorer._html import distinct_failures, render_report
-    from explorer._nightly import SUMMARY_FORMAT, write_atomically
+    from explorer._nightly import SUMMARY_FORMAT
 
     if not summaries and corpus is None:
         raise CliError("give summary.json files or --corpus DIR to report on")

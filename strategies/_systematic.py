@@ -28,17 +28,26 @@ class Systematic(Strategy):
 
     name = "systematic"
 
-    def __init__(self, deviation_bound: int | None = None) -> None:
+    def __init__(self, deviation_bound: int | None = None, *,
+                 partition: tuple[int, int] = (0, 1)) -> None:
         if deviation_bound is not None and deviation_bound < 0:
             raise ValueError(f"deviation_bound must be >= 0 or None, got {deviation_bound}")
+        index, count = partition
+        if not 0 <= index < count:
+            raise ValueError(f"partition must be (index, count) with 0 <= index < count, "
+                             f"got {partition}")
         self.deviation_bound = deviation_bound
+        # Worker ``index`` of ``count`` runs the schedules whose first deviation is at a
+        # scheduling point p with p % count == index (the stock schedule is worker 0's):
+        # disjoint subtrees, together the whole search.
+        self.index, self.count = index, count
         self._search = self._rounds()
         self._plan: dict[int, int] = {}
         self._probe = False
         self._counts: list[int] = []
         self._started = False
         self._done = False
-        self._space_finished = False
+        self.space_finished = False
         self.completed_rounds = -1
         self.schedules = 0
         self.probes = 0
@@ -83,26 +92,42 @@ class Systematic(Strategy):
         return self._done
 
     def coverage(self) -> str:
-        if self._space_finished:
+        part = ""
+        if self.count > 1:
+            part = (f"the part of worker {self.index + 1}/{self.count} (first deviation at a "
+                    f"scheduling point p with p % {self.count} == {self.index}) of ")
+        if self.space_finished:
+            if part:
+                return f"{part}all schedules ({self.schedules} schedules)"
             return f"all {self.schedules} schedules (the whole space)"
         if self.completed_rounds >= 0:
-            return (f"all schedules with at most {self.completed_rounds} deviation(s) "
+            return (f"{part}all schedules with at most {self.completed_rounds} deviation(s) "
                     f"({self.schedules} schedules)")
         return f"{self.schedules} schedule(s); not even the stock schedule's round completed"
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "deviation_bound": self.deviation_bound}
+        described: dict[str, Any] = {"name": self.name,
+                                     "deviation_bound": self.deviation_bound}
+        if self.count > 1:
+            described["partition"] = f"{self.index + 1}/{self.count}"
+        return described
+
+    def statistics(self) -> dict[str, Any]:
+        return {"completed_rounds": self.completed_rounds,
+                "space_finished": self.space_finished, "probes": self.probes}
 
     # ------------------------------------------------------------------ search
 
     def _rounds(self) -> _Search:
-        root_counts = yield ((), False)
+        root_counts = yield ((), self.index != 0)  # the stock schedule is worker 0's
         self.completed_rounds = 0
         k = 1
         while self.deviation_bound is None or k <= self.deviation_bound:
             leaves = yield from self._extend((), root_counts, -1, k)
             if leaves == 0:
-                self._space_finished = True
+                # A schedule with k + 1 deviations, first one at p, exists only if one with
+                # k does (drop its last deviation): nothing is left, in this part either.
+                self.space_finished = True
                 return
             self.completed_rounds = k
             k += 1
@@ -115,6 +140,8 @@ class Systematic(Strategy):
         """
         leaves = 0
         for point in range(last + 1, len(counts)):
+            if not plan and point % self.count != self.index:
+                continue  # another worker's subtree
             for choice in range(1, counts[point]):
                 child = (*plan, (point, choice))
                 if remaining == 1:

@@ -29,8 +29,9 @@ from explorer._nightly import (
     parse_duration,
     prepare,
 )
-from explorer._parallel import Observed, PartitionedSystematic
+from explorer._parallel import Observed
 from explorer._targets import load_config
+from strategies import Systematic
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -179,7 +180,7 @@ def test_systematic_partitions_are_disjoint_and_complete(count: int) -> None:
     explore(scenario, strategy=whole, max_schedules=10_000)
     parts = []
     for index in range(count):
-        recorder = _Recorder(Observed(PartitionedSystematic(3, index, count)))
+        recorder = _Recorder(Observed(Systematic(3, partition=(index, count))))
         explore(scenario, strategy=recorder, max_schedules=10_000)
         parts.append(recorder.runs)
     assert sum(len(p) for p in parts) == len(whole.runs) == len(set(whole.runs))

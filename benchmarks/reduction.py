@@ -4,12 +4,14 @@ footprints costs per run."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
 import explorer
+from benchmarks import scenarios
 from explorer._asyncio._runner import AsyncioRuntime
 from strategies import DPOR, Fixed
 
@@ -30,21 +32,7 @@ def disjoint_writers(n: int) -> Callable[[], Any]:
 
 
 def locked_counter(tasks: int, increments: int) -> Callable[[], Any]:
-    async def scenario() -> None:
-        lock = asyncio.Lock()
-        state = explorer.shared({"n": 0})
-
-        async def worker() -> None:
-            for _ in range(increments):
-                async with lock:
-                    value = state["n"]
-                    await asyncio.sleep(0)
-                    state["n"] = value + 1
-
-        await asyncio.gather(*(worker() for _ in range(tasks)))
-        assert state["n"] == tasks * increments
-
-    return scenario
+    return functools.partial(scenarios.locked_counter, tasks, increments, declared=True)
 
 
 def lastzero(n: int) -> Callable[[], Any]:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import MutableMapping
+
+import explorer
 
 
-async def locked_counter(tasks: int = 3, increments: int = 3) -> None:
+async def locked_counter(tasks: int = 3, increments: int = 3, *,
+                         declared: bool = False) -> None:
     """``tasks`` workers each increment a shared counter ``increments`` times; each
-    increment holds a lock across an ``await asyncio.sleep(0)``."""
+    increment holds a lock across an ``await asyncio.sleep(0)``. ``declared`` makes the
+    counter an ``explorer.shared`` dict, for partial-order reduction."""
     lock = asyncio.Lock()
-    state = {"n": 0}
+    state: MutableMapping[str, int] = explorer.shared({"n": 0}) if declared else {"n": 0}
 
     async def worker() -> None:
         for _ in range(increments):

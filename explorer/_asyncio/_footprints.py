@@ -42,7 +42,6 @@ class FootprintRecorder:
         self._task_code: set[Access] = set() if declared else {UNKNOWN}
         self.steps: list[StepRecord] = []
         self._origin: dict[int, int] = {}
-        self._keep: list[object] = []  # handles stay alive, so their ids stay unique
         self._points = 0
         self._point: int | None = None
         self._current: int | None = None
@@ -58,7 +57,6 @@ class FootprintRecorder:
     def scheduled_timer(self, timer: asyncio.TimerHandle) -> None:
         if self._current is not None:
             self._origin[id(timer)] = self._current
-            self._keep.append(timer)
 
     def run(self, handle: asyncio.Handle, step_no: int) -> None:
         # Hot in reduction runs: plain locals, no helper calls on the common path.
@@ -83,16 +81,15 @@ class FootprintRecorder:
         self._current = None
         if task is not None and task.done():
             footprint.add((id(task), None, "w"))
+        # Which step scheduled each handle. Keyed by id: every handle that can run is
+        # entered here when it is created, so an id reused by a later handle is overwritten
+        # before it is looked up.
         origin = self._origin
         grown = len(ready) - before
         if grown == 1:  # the common case: the task scheduled its own next step
-            new = ready[-1]
-            origin[id(new)] = index
-            self._keep.append(new)
+            origin[id(ready[-1])] = index
         elif grown > 1:
-            added = list(itertools.islice(ready, before, None))
-            self._keep.extend(added)
-            origin.update(dict.fromkeys(map(id, added), index))
+            origin.update(dict.fromkeys(map(id, itertools.islice(ready, before, None)), index))
         self.steps.append(_new_record(StepRecord, (process, footprint,
                                                    origin.get(id(handle)), self._point)))
         self._point = None
@@ -126,16 +123,45 @@ def _sync(original: Callable[..., Any], mode: str) -> Callable[..., Any]:
     return wrapper
 
 
-def _async(original: Callable[..., Any], mode: str) -> Callable[..., Any]:
-    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        record(self, None, mode)
+def _async(original: Callable[..., Any], mode: str,
+           ready: Callable[[Any], bool] | None = None) -> Callable[..., Any]:
+    """Wrap an awaitable operation: recorded where it starts and where it completes.
+
+    ``ready(self)`` says the operation will complete without waiting; then it starts and
+    completes in the same step, one record is enough, and the original coroutine is
+    returned as it is (no extra coroutine on the common path).
+    """
+    async def waiting(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return await original(self, *args, **kwargs)
         finally:
             record(self, None, mode)  # in the step where the operation completes
 
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        record(self, None, mode)
+        if ready is not None and ready(self):
+            return original(self, *args, **kwargs)
+        return waiting(self, *args, **kwargs)
+
     wrapper.__qualname__ = original.__qualname__
     return wrapper
+
+
+# Checked on private state rather than through locked()/empty(), which are wrapped too.
+def _lock_free(lock: Any) -> bool:
+    return not lock._locked and not lock._waiters
+
+
+def _permit_free(semaphore: Any) -> bool:
+    return semaphore._value > 0 and not semaphore._waiters
+
+
+def _has_item(queue: Any) -> bool:
+    return bool(queue._queue) and not queue._getters
+
+
+def _has_room(queue: Any) -> bool:
+    return (queue._maxsize <= 0 or len(queue._queue) < queue._maxsize) and not queue._putters
 
 
 _PRIMITIVES: dict[type, dict[str, str]] = {
@@ -150,6 +176,14 @@ _PRIMITIVES: dict[type, dict[str, str]] = {
     asyncio.Barrier: {"wait": "w", "reset": "w", "abort": "w"},
 }
 
+_READY: dict[tuple[type, str], Callable[[Any], bool]] = {
+    (asyncio.Lock, "acquire"): _lock_free,
+    (asyncio.Semaphore, "acquire"): _permit_free,
+    (asyncio.Event, "wait"): lambda event: event._value,
+    (asyncio.Queue, "get"): _has_item,
+    (asyncio.Queue, "put"): _has_room,
+}
+
 
 @contextmanager
 def recording_primitives() -> Iterator[None]:
@@ -162,8 +196,10 @@ def recording_primitives() -> Iterator[None]:
                 if original is None:
                     continue
                 saved.append((cls, name, original))
-                wrap = _async if asyncio.iscoroutinefunction(original) else _sync
-                setattr(cls, name, wrap(original, mode))
+                if asyncio.iscoroutinefunction(original):
+                    setattr(cls, name, _async(original, mode, _READY.get((cls, name))))
+                else:
+                    setattr(cls, name, _sync(original, mode))
         yield
     finally:
         for cls, name, original in reversed(saved):

@@ -53,6 +53,20 @@ def self_test() -> None:
     _require(hasattr(events, "_get_running_loop") and hasattr(events, "_set_running_loop"),
              "asyncio.events._get_running_loop/_set_running_loop are missing")
     _check_task_callbacks()
+    _check_primitives()
+
+
+def _check_primitives() -> None:
+    """Footprint recording reads a few private fields of the primitives to tell whether an
+    operation will wait."""
+    for primitive, fields in ((asyncio.Lock(), ("_locked", "_waiters")),
+                              (asyncio.Semaphore(), ("_value", "_waiters")),
+                              (asyncio.Event(), ("_value",)),
+                              (asyncio.Queue(), ("_queue", "_getters", "_putters",
+                                                 "_maxsize"))):
+        for field in fields:
+            _require(hasattr(primitive, field),
+                     f"asyncio.{type(primitive).__name__}.{field} is missing")
 
 
 @functools.cache

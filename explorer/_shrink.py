@@ -7,7 +7,8 @@ same exception type (:meth:`Outcome.signature`).
 
 Passes, all deterministic:
 
-1. drop each deviation in turn (later decisions that no longer fit fall back to default);
+1. drop each deviation in turn (later decisions that no longer fit fall back to default),
+   within a quarter of the budget;
 2. search every schedule with fewer deviations, in order of increasing deviations, for one
    that fails the same way — when this search completes, the deviation count is proven
    minimal;
@@ -106,11 +107,17 @@ class Shrinker:
     # ------------------------------------------------------------------ passes
 
     def _drop_deviations(self, best: RunRecord) -> RunRecord:
+        """Drop deviations one at a time, within a quarter of the run budget: a schedule
+        with very many deviations (a livelock found by PCT has thousands) must leave the
+        search for fewer deviations, which finds small minima directly, enough runs."""
+        allowance = self.runs + self._max_runs // 4
         improved = True
-        while improved:
+        while improved and self.runs < allowance:
             improved = False
             positions = [i for i, d in enumerate(best.decisions) if d]
             for position in positions:
+                if self.runs >= allowance:
+                    break
                 trial = list(best.decisions[: position + 1])
                 trial[position] = 0
                 trial += best.decisions[position + 1:]

@@ -101,3 +101,17 @@ def test_shrinking_can_be_turned_off() -> None:
         explorer.explore(deep, seed=0, shrink=False)
     assert info.value.shrink is None
     assert "Shrinking:" not in str(info.value)
+
+
+def test_a_livelock_with_thousands_of_deviations_shrinks_to_the_minimum() -> None:
+    from examples import livelock
+
+    minimum = _minimum(livelock.polite_pair, 2000)
+    result = explorer.explore(livelock.polite_pair, strategy="pct", seed=0, max_steps=2000,
+                              max_schedules=2000, raise_on_failure=False)
+    failure = result.failure
+    assert failure is not None and failure.kind == "livelock"
+    assert failure.shrink is not None
+    assert failure.shrink.original_deviations > 1000
+    assert failure.deviations == minimum.deviations == 2
+    assert failure.shrink.proven_minimal

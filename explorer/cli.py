@@ -38,6 +38,7 @@ from explorer._nightly import StateMismatch
 from explorer._schedule import Schedule
 from explorer._targets import (
     ProjectConfig,
+    Resolved,
     TargetError,
     TargetRef,
     add_paths,
@@ -376,12 +377,9 @@ def replay_command(
     max_steps: MaxStepsOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Replay one SCHEDULE of TARGET exactly (strict: stop where the code has drifted)."""
-    from explorer._engine import DEFAULT_MAX_STEPS, run
+    from explorer._engine import run
 
-    _config()
-    resolved = resolve(parse_target(target))
-    sched = _schedule(schedule)
-    steps = max_steps or int(resolved.options.get("max_steps", DEFAULT_MAX_STEPS))
+    resolved, sched, steps = _target_schedule(target, schedule, max_steps)
     try:
         result = run(resolved.fn, schedule=sched, strict=not tolerant, max_steps=steps)
     except ReplayDivergence as err:
@@ -415,6 +413,17 @@ def replay_command(
     raise typer.Exit(FAILURES)
 
 
+def _target_schedule(target: str, schedule: str, max_steps: int | None
+                     ) -> tuple[Resolved, Schedule, int]:
+    """The resolved scenario, the parsed schedule and the step bound of replay/shrink."""
+    from explorer._engine import DEFAULT_MAX_STEPS
+
+    _config()
+    resolved = resolve(parse_target(target))
+    steps = max_steps or int(resolved.options.get("max_steps", DEFAULT_MAX_STEPS))
+    return resolved, _schedule(schedule), steps
+
+
 @app.command("shrink")
 def shrink_command(
     target: Annotated[str, typer.Argument(help="The scenario (any target form).")],
@@ -427,12 +436,9 @@ def shrink_command(
 ) -> None:
     """Shrink a failing SCHEDULE of TARGET to the fewest deviations that fail the same way."""
     import strategies
-    from explorer._engine import DEFAULT_MAX_STEPS, explore, run
+    from explorer._engine import explore, run
 
-    _config()
-    resolved = resolve(parse_target(target))
-    sched = _schedule(schedule)
-    steps = max_steps or int(resolved.options.get("max_steps", DEFAULT_MAX_STEPS))
+    resolved, sched, steps = _target_schedule(target, schedule, max_steps)
     try:
         first = run(resolved.fn, schedule=sched, max_steps=steps)
     except ReplayDivergence as err:

@@ -108,9 +108,10 @@ def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'explorer' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"explorer.{module}"), name)
-    globals()[name] = value
-    return value
+    # Not cached on the package: a name always comes from the module now in sys.modules,
+    # so a test harness that unloads modules between runs (pytester) never mixes classes
+    # of two imports of the same module.
+    return getattr(importlib.import_module(f"explorer.{module}"), name)
 
 
 def __dir__() -> list[str]:

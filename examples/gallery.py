@@ -37,6 +37,7 @@ class Example:
     kind: str
     bound: int = 2
     max_steps: int = 20_000
+    runtime: str = "asyncio"
 
     @property
     def module(self) -> str:
@@ -81,5 +82,13 @@ def web_examples() -> list[Example]:
     return list(EXAMPLES)
 
 
+def trio_examples() -> list[Example]:
+    """The core hazards in trio form (run with ``runtime="trio"``)."""
+    from examples.trio import EXAMPLES
+
+    return list(EXAMPLES)
+
+
 def all_examples() -> list[Example]:
+    """Every asyncio example (core and web); the trio forms are in :func:`trio_examples`."""
     return CORE + web_examples()

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import strategies as _strategies
-from explorer._asyncio._runner import AsyncioRuntime, Scenario
 from explorer._corpus import Corpus
 from explorer._determinism import verify
 from explorer._errors import DidNotReproduce, HealthWarning, UsageError
@@ -27,14 +26,14 @@ from explorer._failure import ScheduleFailure
 from explorer._outcome import Outcome
 from explorer._races import conflicts, happens_before
 from explorer._regressions import PINS_ATTR, REPRODUCE_ATTR
-from explorer._runtime import Chooser, RunRecord
+from explorer._runtime import Chooser, RunRecord, Runtime, Scenario
 from explorer._schedule import Schedule
 from explorer._shrink import Shrinker, ShrinkReport
 from explorer._trace import Trace
 
 DEFAULT_MAX_SCHEDULES = 1000
 DEFAULT_MAX_STEPS = 20_000
-RUNTIMES = ("asyncio",)
+RUNTIMES = ("asyncio", "trio")
 
 
 @dataclass(slots=True)
@@ -116,10 +115,16 @@ def _bind(fn: Any, args: tuple[Any, ...]) -> Scenario:
     return scenario
 
 
-def _runtime(name: str) -> AsyncioRuntime:
-    if name != "asyncio":
-        raise UsageError(f"unknown runtime {name!r}; available runtimes: {', '.join(RUNTIMES)}")
-    return AsyncioRuntime()
+def _runtime(name: str) -> Runtime:
+    if name == "asyncio":
+        from explorer._asyncio._runner import AsyncioRuntime
+
+        return AsyncioRuntime()
+    if name == "trio":
+        from explorer._trio._runner import TrioRuntime
+
+        return TrioRuntime()
+    raise UsageError(f"unknown runtime {name!r}; available runtimes: {', '.join(RUNTIMES)}")
 
 
 def _check_positive(name: str, value: int | None) -> None:
@@ -176,7 +181,7 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
             steps += traced.stats.steps
             if traced.outcome.failed:
                 failure = ScheduleFailure(traced.outcome, pin, traced.trace, scenario=name,
-                                          found_after=schedules,
+                                          found_after=schedules, runtime=rt.name,
                                           strategy={"name": "pinned"})
                 break
         while failure is None and schedules < max_schedules and chosen.start_run():
@@ -252,7 +257,8 @@ def _reproduce(fn: Callable[..., Any], args: tuple[Any, ...], schedule: Schedule
             "schedule as a regression case with @explorer.pin)."
         )
     failure = ScheduleFailure(result.outcome, schedule, result.trace,
-                              scenario=scenario_name(fn), strategy={"name": "reproduce"})
+                              scenario=scenario_name(fn), strategy={"name": "reproduce"},
+                              runtime=runtime)
     if raise_on_failure:
         raise failure
     return ExploreResult(1, False, failure, {"name": "reproduce"},
@@ -260,7 +266,7 @@ def _reproduce(fn: Callable[..., Any], args: tuple[Any, ...], schedule: Schedule
                          result.steps, time.perf_counter() - start)
 
 
-def _replay_record(rt: AsyncioRuntime, scenario: Scenario, decisions: list[int], *,
+def _replay_record(rt: Runtime, scenario: Scenario, decisions: list[int], *,
                    max_steps: int, timer_races: bool, traced: bool, strict: bool = True,
                    expected: Mapping[int, str] | None = None
                    ) -> tuple[RunRecord, _strategies.Fixed]:
@@ -272,7 +278,7 @@ def _replay_record(rt: AsyncioRuntime, scenario: Scenario, decisions: list[int],
     return record, fixed
 
 
-def _confirm(rt: AsyncioRuntime, scenario: Scenario, name: str, record: RunRecord,
+def _confirm(rt: Runtime, scenario: Scenario, name: str, record: RunRecord,
              index: int, strategy: dict[str, Any], max_steps: int,
              timer_races: bool, shrink: bool = False,
              footprints: str | None = None) -> ScheduleFailure:
@@ -287,7 +293,7 @@ def _confirm(rt: AsyncioRuntime, scenario: Scenario, name: str, record: RunRecor
         return ScheduleFailure(outcome, Schedule.from_decisions(rec.decisions,
                                                                 timers=timer_races),
                                trace, scenario=name, found_after=index, strategy=strategy,
-                               shrink=report)
+                               shrink=report, runtime=rt.name)
 
     traced, problem = verify(record, replay_of(record.decisions))
     if problem is not None:
@@ -312,7 +318,7 @@ def _confirm(rt: AsyncioRuntime, scenario: Scenario, name: str, record: RunRecor
     return found
 
 
-def _explain_races(rt: AsyncioRuntime, scenario: Scenario, found: ScheduleFailure,
+def _explain_races(rt: Runtime, scenario: Scenario, found: ScheduleFailure,
                    decisions: list[int], max_steps: int, timer_races: bool,
                    footprints: str) -> None:
     """Replay the failing schedule recording named footprints; attach its races."""
@@ -326,7 +332,7 @@ def _explain_races(rt: AsyncioRuntime, scenario: Scenario, found: ScheduleFailur
                         happens_before(named.footprints, found.trace))
 
 
-def _check_determinism(rt: AsyncioRuntime, scenario: Scenario, name: str,
+def _check_determinism(rt: Runtime, scenario: Scenario, name: str,
                        record: RunRecord, index: int, strategy: dict[str, Any],
                        max_steps: int, timer_races: bool) -> ScheduleFailure | None:
     """Replay a passing run traced, twice: both must match it and each other."""
@@ -338,7 +344,7 @@ def _check_determinism(rt: AsyncioRuntime, scenario: Scenario, name: str,
     return ScheduleFailure(problem, Schedule.from_decisions(record.decisions,
                                                             timers=timer_races),
                            traced.trace if traced is not None else None, scenario=name,
-                           found_after=index, strategy=strategy)
+                           found_after=index, strategy=strategy, runtime=rt.name)
 
 
 def run(fn: Callable[..., Any], *args: Any,
@@ -368,7 +374,7 @@ def run(fn: Callable[..., Any], *args: Any,
                      record.decisions, fixed.divergences)
 
 
-def _run_strategy(rt: AsyncioRuntime, scenario: Scenario, strategy: _strategies.Strategy,
+def _run_strategy(rt: Runtime, scenario: Scenario, strategy: _strategies.Strategy,
                   max_steps: int) -> RunResult:
     if not strategy.start_run():
         raise UsageError(
@@ -401,5 +407,5 @@ def replay(fn: Callable[..., Any], schedule: Schedule | str | _strategies.Strate
         how = schedule.describe() if isinstance(schedule, _strategies.Strategy) else \
             {"name": "replay"}
         raise ScheduleFailure(result.outcome, result.schedule, result.trace,
-                              scenario=scenario_name(fn), strategy=how)
+                              scenario=scenario_name(fn), strategy=how, runtime=runtime)
     return result

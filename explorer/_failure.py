@@ -68,7 +68,8 @@ class ScheduleFailure(ExplorerError, AssertionError):
 
     def replay_line(self) -> str:
         name = self.scenario.rsplit(".", 1)[-1]
-        return f"explorer.replay({name}, {str(self.schedule)!r})"
+        runtime = f", runtime={self.runtime!r}" if self.runtime != "asyncio" else ""
+        return f"explorer.replay({name}, {str(self.schedule)!r}{runtime})"
 
     def render(self) -> str:
         """The full message: what failed, where, the trace, the schedule and replay line."""

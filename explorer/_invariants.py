@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from asyncio import events
+import sys
 from collections.abc import Callable
+from typing import Any
 
 from explorer._asyncio._inspect import caller_location
 from explorer._asyncio._loop import ControlledLoop
@@ -22,13 +24,28 @@ def always(predicate: Callable[[], object], message: str | None = None) -> None:
             f"explorer.always() takes a zero-argument callable, got "
             f"{type(predicate).__name__}; write explorer.always(lambda: balance >= 0, ...)"
         )
-    loop = events._get_running_loop()
-    if not isinstance(loop, ControlledLoop):
-        raise UsageError(
-            "explorer.always() was called outside a controlled run; call it inside the "
-            "scenario passed to explorer.explore(), explorer.replay() or explorer.run()"
-        )
     text = message or getattr(predicate, "__qualname__", None) or repr(predicate)
-    loop.add_invariant(predicate, text, caller_location(2))
+    loop = events._get_running_loop()
+    if isinstance(loop, ControlledLoop):
+        loop.add_invariant(predicate, text, caller_location(2))
+    else:
+        scheduler = _trio_scheduler()
+        if scheduler is None:
+            raise UsageError(
+                "explorer.always() was called outside a controlled run; call it inside "
+                "the scenario passed to explorer.explore(), explorer.replay() or "
+                "explorer.run()"
+            )
+        scheduler.invariants.append((predicate, text, caller_location(2)))
+        scheduler.slow = True
     if not predicate():
         raise AssertionError(f"invariant does not hold when registered: {text}")
+
+
+def _trio_scheduler() -> Any:
+    """The scheduler of the controlled trio run in progress, if trio is in use at all."""
+    if "explorer._trio._patches" not in sys.modules:
+        return None
+    from explorer._trio._patches import active
+
+    return active()

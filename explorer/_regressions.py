@@ -110,7 +110,8 @@ def replay_entry(entry: CorpusEntry, fn: Callable[..., Any], *,
                             f"passes now: the {entry.kind} it recorded is fixed; delete "
                             f"{entry.path} or keep the schedule with @explorer.pin", entry)
     failure = ScheduleFailure(result.outcome, entry.schedule, result.trace,
-                              scenario=scenario_name(fn), strategy={"name": "corpus"})
+                              scenario=scenario_name(fn), strategy={"name": "corpus"},
+                              runtime=entry.runtime)
     same = result.outcome.signature() == entry.signature()
     saved = entry.failure.get("location") or {}
     detail = ("still fails as saved" if same else

@@ -9,7 +9,8 @@ runtime never knows which strategy is behind it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -91,3 +92,20 @@ class RunRecord:
     trace: Any = None  # explorer._trace.Trace when the run was traced
     footprints: Any = None  # list of StepRecord when footprints were recorded
     names: Any = None  # object id -> readable name, when footprints were named
+
+
+Scenario = Callable[[], Coroutine[Any, Any, Any]]
+"""A scenario bound to its arguments: each call returns a fresh coroutine."""
+
+
+class Runtime(Protocol):
+    """What the engine needs from a runtime (the asyncio loop, trio): run a scenario once
+    from scratch under a chooser, inside a session that installs what runs need."""
+
+    name: str
+
+    def session(self, *, footprints: bool = False) -> AbstractContextManager[Any]: ...
+
+    def run(self, scenario: Scenario, chooser: Chooser, *, max_steps: int,
+            timer_races: bool = False, traced: bool = False,
+            footprints: str | None = None, naming: bool = False) -> RunRecord: ...

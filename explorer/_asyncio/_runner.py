@@ -25,7 +25,14 @@ from explorer._asyncio._selftest import self_test
 from explorer._asyncio._tracer import Tracer
 from explorer._asyncio._tracking import track_holders
 from explorer._asyncio._waitfor import analyse
-from explorer._errors import EscapeError, UsageError
+from explorer._classify import (
+    escape_outcome,
+    exception_outcome,
+    invariant_outcome,
+    livelock_outcome,
+    qualname,
+)
+from explorer._errors import UsageError
 from explorer._footprint import describe_objects
 from explorer._outcome import Outcome
 from explorer._runtime import Chooser, RunRecord, RunStats, display_task
@@ -129,7 +136,7 @@ class AsyncioRuntime:
                   max_steps: int) -> Outcome:
         loop = self.loop
         if loop._escapes:
-            return _escape_outcome(loop._escapes[0])
+            return escape_outcome(loop._escapes[0])
         if status == _loop.ABORTED:
             return self._aborted(tracer)
         if status == _loop.DEADLOCK:
@@ -141,7 +148,7 @@ class AsyncioRuntime:
                            exc_type="asyncio.CancelledError")
         exc = main.exception()
         if exc is not None:
-            return _exception_outcome(exc)
+            return exception_outcome(exc)
         return self._after_return(main)
 
     def _after_return(self, main: asyncio.Task[Any]) -> Outcome:
@@ -163,7 +170,7 @@ class AsyncioRuntime:
                 continue
             exc = task._exception  # type: ignore[attr-defined,unused-ignore]
             if exc is not None and task._log_traceback:
-                out = _exception_outcome(exc)
+                out = exception_outcome(exc)
                 return Outcome(out.kind, f"task {display_task(loop.task_id(task))} raised "
                                f"and nobody retrieved it: {out.message}", out.location,
                                out.exc_type, exception=exc)
@@ -181,9 +188,7 @@ class AsyncioRuntime:
                 end = last.end or last.start
                 where = f" after step {last.index} ({last.task} at " \
                         f"{end.short if end else '?'})"
-            detail = f" (the predicate raised {type(exc).__name__}: {exc})" if exc else ""
-            return Outcome(oc.ASSERTION, f"invariant violated{where}: {message}{detail}",
-                           site, "explorer.always", exception=exc)
+            return invariant_outcome(message, exc, site, where)
         return _callback_outcome(loop._callback_errors[-1])
 
     def _deadlock(self, tracer: Tracer | None) -> Outcome:
@@ -206,13 +211,7 @@ class AsyncioRuntime:
         else:
             running = sorted({display_task(loop.task_id(t)) for t in loop.tasks
                               if not t.done()})
-        return Outcome(
-            oc.LIVELOCK,
-            f"step bound exceeded: {max_steps} steps ran without the scenario finishing; "
-            f"tasks still running: {', '.join(running) or '(none)'} (raise max_steps if "
-            "the scenario is just long)",
-            details={"tasks": running, "max_steps": max_steps},
-        )
+        return livelock_outcome(running, max_steps)
 
     # ------------------------------------------------------------------ cleanup
 
@@ -261,50 +260,10 @@ def _start(scenario: Scenario) -> Coroutine[Any, Any, Any]:
     return coro
 
 
-def _exception_outcome(exc: BaseException) -> Outcome:
-    leaf = _first_leaf(exc)
-    kind = oc.ASSERTION if isinstance(leaf, AssertionError) else oc.EXCEPTION
-    if isinstance(leaf, EscapeError):
-        return _escape_outcome(leaf)
-    text = str(leaf) or "(no message)"
-    return Outcome(kind, f"{type(leaf).__name__}: {text}", traceback_location(leaf),
-                   _qualname(type(leaf)), exception=exc)
-
-
-def _escape_outcome(err: EscapeError) -> Outcome:
-    loc = getattr(err, "location", None) or traceback_location(err)
-    return Outcome(oc.ESCAPE, str(err), loc, _qualname(EscapeError), exception=err)
-
-
 def _callback_outcome(context: dict[str, Any]) -> Outcome:
     exc = context.get("exception")
     message = context.get("message", "a callback failed")
     if exc is None:
         return Outcome(oc.EXCEPTION, str(message))
     return Outcome(oc.EXCEPTION, f"{message}: {type(exc).__name__}: {exc}",
-                   traceback_location(exc), _qualname(type(exc)), exception=exc)
-
-
-def _first_leaf(exc: BaseException) -> BaseException:
-    """The first assertion in an exception group, else its first leaf exception."""
-    if isinstance(exc, BaseExceptionGroup):
-        leaves = list(_leaves(exc))
-        for leaf in leaves:
-            if isinstance(leaf, AssertionError):
-                return leaf
-        return leaves[0] if leaves else exc
-    return exc
-
-
-def _leaves(group: BaseExceptionGroup[Any]) -> Iterator[BaseException]:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            yield from _leaves(exc)
-        else:
-            yield exc
-
-
-def _qualname(cls: type) -> str:
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
-
+                   traceback_location(exc), qualname(type(exc)), exception=exc)

@@ -1,0 +1,70 @@
+"""Turning how a run ended into an :class:`~explorer._outcome.Outcome`, for every runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from explorer import _outcome as oc
+from explorer._asyncio._inspect import traceback_location
+from explorer._errors import EscapeError
+from explorer._outcome import Outcome
+from explorer._runtime import Location
+
+
+def exception_outcome(exc: BaseException) -> Outcome:
+    leaf = _first_leaf(exc)
+    kind = oc.ASSERTION if isinstance(leaf, AssertionError) else oc.EXCEPTION
+    if isinstance(leaf, EscapeError):
+        return escape_outcome(leaf)
+    text = str(leaf) or "(no message)"
+    return Outcome(kind, f"{type(leaf).__name__}: {text}", traceback_location(leaf),
+                   qualname(type(leaf)), exception=exc)
+
+
+def escape_outcome(err: EscapeError) -> Outcome:
+    loc = getattr(err, "location", None) or traceback_location(err)
+    return Outcome(oc.ESCAPE, str(err), loc, qualname(EscapeError), exception=err)
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    """The first assertion in an exception group, else its first leaf exception."""
+    if isinstance(exc, BaseExceptionGroup):
+        leaves = list(_leaves(exc))
+        for leaf in leaves:
+            if isinstance(leaf, AssertionError):
+                return leaf
+        return leaves[0] if leaves else exc
+    return exc
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+def qualname(cls: type) -> str:
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def invariant_outcome(message: str, exc: BaseException | None, site: Location | None,
+                      where: str) -> Outcome:
+    """An ``explorer.always`` invariant broke; ``where`` says after which step."""
+    detail = f" (the predicate raised {type(exc).__name__}: {exc})" if exc else ""
+    return Outcome(oc.ASSERTION, f"invariant violated{where}: {message}{detail}",
+                   site, "explorer.always", exception=exc)
+
+
+def livelock_outcome(running: list[str], max_steps: int) -> Outcome:
+    """The step bound ran out with ``running`` tasks still going."""
+    return Outcome(
+        oc.LIVELOCK,
+        f"step bound exceeded: {max_steps} steps ran without the scenario finishing; "
+        f"tasks still running: {', '.join(running) or '(none)'} (raise max_steps if "
+        "the scenario is just long)",
+        details={"tasks": running, "max_steps": max_steps},
+    )

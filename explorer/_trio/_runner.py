@@ -1,0 +1,233 @@
+"""The trio runtime: runs a scenario once, from scratch, under trio's own run loop.
+
+:meth:`TrioRuntime.run` does what ``trio.run`` does — set up a ``Runner`` and drive the
+``unrolled_run`` generator — with the run queue replaced by a
+:class:`~explorer._trio._scheduler.Scheduler` and the clock by a
+:class:`~explorer._trio._clock.VirtualClock`. Between passes of trio's loop the driver
+decides what happens when no task is runnable: time jumps to the next deadline; with no
+deadline, no I/O and no idle waiter left, the run is deadlocked. A stopped run (deadlock,
+step bound, broken invariant, refused schedule) is cancelled from its root nursery and
+unwound by trio itself, so every ``finally`` block of the scenario runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import trio
+from sniffio import thread_local as sniffio_library
+from trio._core import _run as trio_run
+
+from explorer import _outcome as oc
+from explorer._classify import (
+    escape_outcome,
+    exception_outcome,
+    invariant_outcome,
+    livelock_outcome,
+)
+from explorer._errors import EscapeError, UsageError
+from explorer._outcome import Outcome
+from explorer._runtime import Chooser, RunRecord, RunStats, display_task
+from explorer._trio import _patches as patches
+from explorer._trio import _scheduler as sched
+from explorer._trio._clock import VirtualClock
+from explorer._trio._inspect import Names, describe, waiting_on
+from explorer._trio._scheduler import Scheduler
+from explorer._trio._selftest import self_test
+from explorer._trio._tracer import TrioTracer
+from explorer._trio._waitfor import analyse
+
+Scenario = Callable[[], Coroutine[Any, Any, Any]]
+
+
+class _Spawns(trio.abc.Instrument):
+    """Names each task when trio spawns it (the only instrument hook used)."""
+
+    def __init__(self, names: Names) -> None:
+        self.names = names
+
+    def task_spawned(self, task: trio.lowlevel.Task) -> None:
+        parent = getattr(trio_run.GLOBAL_RUN_CONTEXT, "task", None)
+        self.names.spawned(task, parent)
+
+
+class TrioRuntime:
+    """Runs scenarios under trio's run loop with every task step chosen by a chooser."""
+
+    name = "trio"
+
+    def __init__(self) -> None:
+        self_test()
+
+    @contextmanager
+    def session(self, *, footprints: bool = False) -> Iterator[TrioRuntime]:
+        """Install the session's patches (inline worker threads, refused real I/O)."""
+        if footprints:
+            raise UsageError(
+                "the dpor strategy needs step footprints, which the trio runtime does not "
+                "record yet; use the default portfolio, systematic (with deviation_bound) "
+                "or another search strategy with runtime='trio'"
+            )
+        if trio_run.in_trio_run() if hasattr(trio_run, "in_trio_run") else \
+                hasattr(trio_run.GLOBAL_RUN_CONTEXT, "runner"):
+            raise UsageError(
+                "the explorer was called from inside a running trio program; explore, "
+                "replay and run are entry points: call them from a plain (synchronous) "
+                "test, not from inside trio.run or a trio test function"
+            )
+        with patches.installed():
+            yield self
+
+    def run(self, scenario: Scenario, chooser: Chooser, *, max_steps: int,
+            timer_races: bool = False, traced: bool = False,
+            footprints: str | None = None, naming: bool = False) -> RunRecord:
+        """Run ``scenario`` once under ``chooser``; see :meth:`AsyncioRuntime.run`."""
+        if footprints is not None:
+            raise UsageError("the trio runtime does not record footprints yet")
+        coro = _start(scenario)
+        names = Names()
+        clock = VirtualClock()
+        scheduler = Scheduler(chooser, max_steps, timer_races, clock,
+                              lambda task: describe(task, names))
+        tracer = None
+        if traced:
+            tracer = scheduler.tracer = TrioTracer(scheduler, names)
+            scheduler.woken = {}
+            scheduler.slow = True
+        runner = trio_run.setup_runner(clock, [_Spawns(names)], False, True)
+        runner.runq = scheduler  # type: ignore[assignment]  # a deque stand-in
+        scheduler.runner = runner
+        outcome: Outcome | None = None
+        previous_library, sniffio_library.name = sniffio_library.name, "trio"
+        patches._active.append(scheduler)
+        try:
+            gen = trio_run.unrolled_run(runner, lambda: coro, ())
+            outcome = self._drive(gen, runner, scheduler, names)
+        finally:
+            patches._active.pop()
+            sniffio_library.name = previous_library
+        if scheduler.error is not None:
+            raise scheduler.error
+        if tracer is not None:
+            tracer.finish_step()
+        if outcome is None:
+            outcome = self._classify(runner, scheduler, names, tracer, max_steps)
+        stats = RunStats(scheduler.steps, scheduler.points, clock.now, len(names.tasks))
+        return RunRecord(scheduler.decisions, outcome, stats,
+                         tracer.trace if tracer is not None else None)
+
+    # ------------------------------------------------------------------ driving
+
+    def _drive(self, gen: Any, runner: Any, scheduler: Scheduler,
+               names: Names) -> Outcome | None:
+        """Drive trio's loop to its end; return an outcome decided while it ran."""
+        outcome: Outcome | None = None
+        events: Any = None  # the first send into a fresh generator must be None
+        get_events = runner.io_manager.get_events
+        while True:
+            try:
+                gen.send(events)
+            except StopIteration:
+                return outcome
+            events = []
+            if scheduler.hard_stop:
+                _abandon(gen, runner)
+                return outcome
+            if scheduler:
+                continue
+            # Nothing is runnable: ready I/O (trio's own wake-up socket), an idle waiter
+            # (wait_all_tasks_blocked), or the next deadline can still move the run on.
+            events = get_events(0)
+            if events or runner.waiting_for_idle:
+                continue
+            deadline = runner.deadlines.next_deadline()
+            if deadline != float("inf"):
+                scheduler.clock.advance_to(deadline)
+                continue
+            if scheduler.cleanup:  # a task shields itself from the cleanup forever
+                _abandon(gen, runner)
+                return outcome
+            if scheduler.tracer is not None:
+                scheduler.tracer.finish_step()
+            outcome = self._stuck(runner, scheduler, names)
+            scheduler.stop(sched.DEADLOCK)
+
+    def _stuck(self, runner: Any, scheduler: Scheduler, names: Names) -> Outcome:
+        """No task can move: a deadlock, or a task waiting for real I/O."""
+        blocked = [t for t in runner.tasks if not t._ki_protected]
+        for task in blocked:
+            op, res = waiting_on(task)
+            if op in ("wait_readable", "wait_writable"):
+                err = EscapeError(
+                    f"task {display_task(names.task_id(task))} waits for real I/O "
+                    f"({op} on {res!r}), which the controlled trio run refuses: use "
+                    "in-memory streams (trio.testing.memory_stream_pair) or channels")
+                return escape_outcome(err)
+        report = analyse(blocked, names)
+        blame = report.blame
+        headline = "deadlock: no task can make progress and no deadline is pending"
+        if report.cycle:
+            headline = "deadlock: tasks wait on each other in a cycle"
+        elif report.orphans:
+            headline = "deadlock (lost wake-up): a task waits for something nothing will do"
+        return Outcome(oc.DEADLOCK, f"{headline}\n{report.explain()}",
+                       blame.location if blame else None, details=report.to_json())
+
+    # ------------------------------------------------------------------ outcome
+
+    def _classify(self, runner: Any, scheduler: Scheduler, names: Names,
+                  tracer: TrioTracer | None, max_steps: int) -> Outcome:
+        if scheduler.escapes:
+            first = scheduler.escapes[0]
+            assert isinstance(first, EscapeError)
+            return escape_outcome(first)
+        if scheduler.status == sched.STEP_BOUND:
+            running = sorted({display_task(names.task_id(t))
+                              for t in scheduler.still_running})
+            return livelock_outcome(running, max_steps)
+        if scheduler.status == sched.ABORTED and scheduler.invariant_failure is not None:
+            message, exc, site = scheduler.invariant_failure
+            where = ""
+            if tracer is not None and tracer.trace.steps:
+                last = tracer.trace.steps[-1]
+                end = last.end or last.start
+                where = f" after step {last.index} ({last.task} at " \
+                        f"{end.short if end else '?'})"
+            return invariant_outcome(message, exc, site, where)
+        if tracer is None and scheduler.invariants and not scheduler.invariants_hold():
+            return self._classify(runner, _aborted(scheduler), names, tracer, max_steps)
+        result = runner.main_task_outcome
+        error = getattr(result, "error", None)
+        if error is not None:
+            return exception_outcome(error)
+        return oc.PASSED
+
+
+def _aborted(scheduler: Scheduler) -> Scheduler:
+    scheduler.status = sched.ABORTED
+    return scheduler
+
+
+def _start(scenario: Scenario) -> Coroutine[Any, Any, Any]:
+    coro = scenario()
+    if not isinstance(coro, Coroutine):
+        raise UsageError(
+            f"the scenario returned {type(coro).__name__}, not a coroutine; pass an async "
+            "function (defined with 'async def'), for example explore(main, "
+            "runtime='trio') with 'async def main(): ...'"
+        )
+    return coro
+
+
+def _abandon(gen: Any, runner: Any) -> None:
+    """Stop a run whose tasks will not unwind: close trio's loop and every coroutine."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gen.close()
+        for task in list(runner.tasks):
+            with contextlib.suppress(BaseException):
+                task.coro.close()

@@ -1,0 +1,229 @@
+"""The controlled run queue: one task per pass of trio's run loop, chosen by the strategy.
+
+On every pass, trio's run loop takes ``batch = list(runner.runq)``, calls
+``runner.runq.clear()`` and runs one step of each task in the batch. :class:`Scheduler`
+stands in for ``Runner.runq``: iterating it makes one scheduling decision and yields only
+the chosen task, which it removes; ``clear`` does nothing, so every other runnable task
+waits for the next pass. Each pass therefore runs exactly one task step, from one
+checkpoint to the next, in the order the chooser picks.
+
+Candidate order is the order in which tasks became runnable, except that the tasks made
+runnable by one step (or by one deadline expiry) are ordered by creation among themselves.
+trio wakes several tasks at once by iterating sets of tasks and cancel scopes, whose order
+follows memory addresses; ordering each such group by creation keeps the candidate list,
+and so the meaning of a schedule, identical in every run.
+
+System tasks (trio's init and entry-queue tasks, and anything spawned with
+``trio.lowlevel.spawn_system_task``) are never candidates: a runnable system task runs
+first, without a decision.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Final
+
+from trio._core._run import GLOBAL_RUN_CONTEXT
+
+from explorer._runtime import Candidate, Chooser, Location
+
+if TYPE_CHECKING:
+    from trio.lowlevel import Task
+
+    from explorer._trio._clock import VirtualClock
+    from explorer._trio._tracer import TrioTracer
+
+RUNNING: Final = 0
+DONE: Final = 1
+DEADLOCK: Final = 2
+STEP_BOUND: Final = 3
+ABORTED: Final = 4
+
+CLEANUP_STEPS: Final = 100_000
+
+Invariant = tuple[Callable[[], object], str, "Location | None"]
+_EMPTY: Final[tuple[()]] = ()
+
+
+def _creation(task: Task) -> int:
+    return task._counter
+
+
+class Scheduler:
+    """trio's run queue during a controlled run; also the chooser's view of candidates."""
+
+    __slots__ = (
+        "chooser",
+        "cleanup",
+        "cleanup_steps",
+        "clock",
+        "decisions",
+        "describe",
+        "error",
+        "escapes",
+        "hard_stop",
+        "invariant_failure",
+        "invariants",
+        "items",
+        "max_steps",
+        "points",
+        "runner",
+        "slow",
+        "stable",
+        "status",
+        "steps",
+        "still_running",
+        "system",
+        "timer_races",
+        "tracer",
+        "woken",
+    )
+
+    def __init__(self, chooser: Chooser, max_steps: int, timer_races: bool,
+                 clock: VirtualClock, describe: Callable[[Task], Candidate]) -> None:
+        self.items: list[Task] = []
+        self.system: list[Task] = []
+        self.stable = 0
+        self.chooser = chooser
+        self.decisions: list[int] = []
+        self.steps = 0
+        self.points = 0
+        self.max_steps = max_steps
+        self.timer_races = timer_races
+        self.clock = clock
+        self.runner: Any = None
+        self.status = RUNNING
+        self.slow = False
+        self.cleanup = False
+        self.cleanup_steps = 0
+        self.hard_stop = False
+        self.error: BaseException | None = None
+        self.tracer: TrioTracer | None = None
+        self.invariants: list[Invariant] = []
+        self.invariant_failure: tuple[str, BaseException | None, Location | None] | None \
+            = None
+        self.describe = describe
+        self.woken: dict[Task, str] | None = None
+        self.still_running: list[Task] = []
+        self.escapes: list[BaseException] = []
+
+    # ------------------------------------------------------------ the deque trio sees
+
+    def append(self, task: Task) -> None:
+        if task._ki_protected:  # a system task
+            self.system.append(task)
+            return
+        self.items.append(task)
+        woken = self.woken
+        if woken is not None:  # traced: remember whether the task yielded or was woken
+            running = getattr(GLOBAL_RUN_CONTEXT, "task", None)
+            woken[task] = "step" if running is task else "wakeup"
+
+    def __len__(self) -> int:
+        return len(self.items) + len(self.system)
+
+    def __bool__(self) -> bool:
+        return bool(self.items) or bool(self.system)
+
+    def clear(self) -> None:
+        """trio clears the queue after taking its batch; the chosen task is gone already."""
+
+    def __iter__(self) -> Iterator[Task]:
+        if self.system:
+            return iter((self.system.pop(0),))
+        items = self.items
+        if not items:
+            return iter(_EMPTY)
+        task = self._pick_slow(items) if self.slow else self._pick(items)
+        return iter(_EMPTY) if task is None else iter((task,))
+
+    # ------------------------------------------------------------ decisions
+
+    def _pick(self, items: list[Task]) -> Task | None:
+        self.steps += 1
+        if self.steps > self.max_steps:
+            self.stop(STEP_BOUND)
+            return items.pop(0)
+        n = len(items)
+        if n - self.stable > 1:
+            items[self.stable:] = sorted(items[self.stable:], key=_creation)
+        count = n + 1 if self.timer_races and self._timer_pending() else n
+        index = 0
+        if count > 1:
+            self.points += 1
+            try:
+                index = self.chooser(count, self)
+            except BaseException as exc:  # noqa: BLE001 - re-raised once the run unwound
+                self.error = exc
+                self.stop(ABORTED)
+                return items.pop(0)
+            self.decisions.append(index)
+            if index == n:
+                self.stable = n
+                self.clock.advance_to(self.runner.deadlines.next_deadline())
+                return None
+        self.stable = n - 1
+        return items.pop(index)
+
+    def _pick_slow(self, items: list[Task]) -> Task | None:
+        """The same decision, plus tracing, invariants, or the cleanup after a stop."""
+        if self.cleanup:
+            self.cleanup_steps += 1
+            if self.cleanup_steps > CLEANUP_STEPS:
+                self.hard_stop = True
+            return items.pop(0)
+        tracer = self.tracer
+        if tracer is not None:
+            tracer.finish_step()
+        if self.invariants and not self.invariants_hold():
+            self.stop(ABORTED)
+            return items.pop(0)
+        before = len(self.decisions)
+        count = len(items) + (1 if self.timer_races and self._timer_pending() else 0)
+        task = self._pick(items)
+        if tracer is not None and not self.cleanup:
+            decision = (self.decisions[-1], count) if len(self.decisions) > before else None
+            if task is None:
+                tracer.timer_fired(decision)
+            else:
+                tracer.start_step(task, decision)
+        return task
+
+    def _timer_pending(self) -> bool:
+        return not math.isinf(self.runner.deadlines.next_deadline())
+
+    def candidate(self, index: int) -> Candidate:
+        """PointView: describe candidate ``index`` at the current scheduling point."""
+        items = self.items
+        if index >= len(items):
+            return Candidate(None, "timer", None, "fire timer", None)
+        return self.describe(items[index])
+
+    # ------------------------------------------------------------ stopping a run
+
+    def invariants_hold(self) -> bool:
+        for predicate, message, where in self.invariants:
+            try:
+                ok = predicate()
+            except Exception as exc:  # noqa: BLE001 - a predicate that raises has failed
+                self.invariant_failure = (message, exc, where)
+                return False
+            if not ok:
+                self.invariant_failure = (message, None, where)
+                return False
+        return True
+
+    def stop(self, status: int) -> None:
+        """End the controlled part of the run: cancel everything and let it unwind."""
+        if self.status == RUNNING:
+            self.status = status
+        if self.cleanup:
+            return
+        self.cleanup = self.slow = True
+        runner = self.runner
+        self.still_running = [t for t in runner.tasks if not t._ki_protected]
+        main = runner.main_task
+        nursery = main.parent_nursery if main is not None else None
+        if nursery is not None:
+            nursery.cancel_scope.cancel()

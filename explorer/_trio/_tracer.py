@@ -1,0 +1,106 @@
+"""Recording a traced trio run: one :class:`~explorer._trace.Step` per task step.
+
+The scheduler calls :meth:`TrioTracer.start_step` when it hands a task to trio and
+:meth:`TrioTracer.finish_step` at the next pass of trio's loop (or when the run ends),
+when the task has reached its next checkpoint or finished.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from trio.lowlevel import Task
+
+from explorer._runtime import Location, display_task
+from explorer._trace import Step, Trace
+from explorer._trio._inspect import Names, task_location, waiting_on
+
+if TYPE_CHECKING:
+    from explorer._trio._scheduler import Scheduler
+
+
+class TrioTracer:
+    """Builds the trace of one run from the scheduler's start/finish calls."""
+
+    def __init__(self, scheduler: Scheduler, names: Names) -> None:
+        self.scheduler = scheduler
+        self.names = names
+        self.trace = Trace()
+        self._open: tuple[Task, str, Location | None, tuple[int, int] | None,
+                          str | None, Location | None, int] | None = None
+
+    def _preempted(self, decision: tuple[int, int] | None) -> tuple[str | None,
+                                                                      Location | None]:
+        if decision is None or decision[0] == 0:
+            return None, None
+        stock = self.scheduler.candidate(0)
+        who = display_task(stock.task, stock.kind) if stock.task else stock.operation
+        return who, stock.location
+
+    def start_step(self, task: Task, decision: tuple[int, int] | None) -> None:
+        woken = self.scheduler.woken
+        kind = "start" if not task._schedule_points else \
+            (woken.pop(task, "step") if woken is not None else "step")
+        # The stock choice was the head of the queue before this task was taken out.
+        who, where = self._preempted_before(task, decision)
+        self._open = (task, kind, task_location(task), decision, who, where,
+                      _pending_errors(task))
+
+    def _preempted_before(self, task: Task, decision: tuple[int, int] | None
+                          ) -> tuple[str | None, Location | None]:
+        if decision is None or decision[0] == 0 or decision[0] >= decision[1]:
+            return None, None
+        head = self.scheduler.items[0] if self.scheduler.items else None
+        if head is None or head is task:
+            return None, None
+        stock = self.scheduler.describe(head)
+        return display_task(stock.task, stock.kind), stock.location
+
+    def timer_fired(self, decision: tuple[int, int] | None) -> None:
+        who, where = self._preempted(decision)
+        self.trace.steps.append(Step(len(self.trace.steps), "clock", "timer", None, None,
+                                     "fire timer", None, decision,
+                                     self.scheduler.clock.now, None, who, where))
+
+    def finish_step(self) -> None:
+        opened, self._open = self._open, None
+        if opened is None:
+            return
+        task, kind, start, decision, who, where, errors_before = opened
+        end: Location | None = None
+        op: str | None = None
+        resource: str | None = None
+        result: str | None = None
+        if task.coro.cr_frame is None:
+            result = _result(task, errors_before, self.scheduler.runner)
+        else:
+            end = task_location(task)
+            op, res = waiting_on(task)
+            resource = self.names.resource(res) if res is not None else None
+        self.trace.steps.append(Step(len(self.trace.steps),
+                                     display_task(self.names.task_id(task)), kind, start,
+                                     end, op, resource, decision, self.scheduler.clock.now,
+                                     result, who, where))
+
+
+def _pending_errors(task: Task) -> int:
+    nursery = task.parent_nursery
+    return len(getattr(nursery, "_pending_excs", ())) if nursery is not None else 0
+
+
+def _result(task: Task, errors_before: int, runner: Any) -> str:
+    """How a finished task ended: its nursery collected an error, or it returned."""
+    error: BaseException | None = None
+    if task is runner.main_task:
+        error = getattr(runner.main_task_outcome, "error", None)
+    else:
+        nursery = task.parent_nursery
+        pending = getattr(nursery, "_pending_excs", [])
+        if len(pending) > errors_before:
+            error = pending[-1]
+    if error is None:
+        return "returned"
+    import trio
+
+    return "cancelled" if isinstance(error, trio.Cancelled) else \
+        f"raised {type(error).__name__}"

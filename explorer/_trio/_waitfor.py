@@ -1,0 +1,56 @@
+"""Deadlock analysis for trio: the wait-for graph of the blocked tasks.
+
+The graph has the same shape as the asyncio runtime's (see
+:mod:`explorer._asyncio._waitfor`): ``task -> resource`` for a wait, ``resource -> task``
+for a holder (locks, conditions, capacity limiters) or for a child a nursery waits on.
+trio records lock owners itself, so holders are known in every run, traced or not.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from trio.lowlevel import Task
+
+from explorer._asyncio._waitfor import DeadlockReport, Wait, _find_cycle, _is_orphan
+from explorer._trio._inspect import Names, holders, is_holdable, task_location, waiting_on
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+
+def analyse(blocked: list[Task], names: Names) -> DeadlockReport:
+    """Build the wait-for graph of ``blocked``, the user tasks of a run that cannot move."""
+    import networkx as nx  # only when a deadlock is analysed: it is slow to import
+
+    graph: nx.DiGraph[str] = nx.DiGraph()
+    waits: list[Wait] = []
+    for task in sorted(blocked, key=names.task_id):
+        tid = names.task_id(task)
+        op, res = waiting_on(task)
+        name = names.resource(res) if res is not None else None
+        children = _children(res)
+        wait = Wait(tid, op, name, task_location(task), is_holdable(res),
+                    res is not None and children is None)
+        waits.append(wait)
+        graph.add_node(tid, kind="task")
+        if res is None or name is None:
+            continue
+        graph.add_node(name, kind="resource", label=name)
+        graph.add_edge(tid, name, label=op or "waits")
+        for child in children or ():
+            graph.add_edge(name, names.task_id(child), label="completes")
+        for owner in holders(res):
+            graph.add_edge(name, names.task_id(owner), label="held by")
+    cycle = _find_cycle(graph)
+    orphans = [w for w in waits if w.resource is not None and _is_orphan(graph, w)]
+    return DeadlockReport(graph, waits, cycle, orphans, True)
+
+
+def _children(resource: object) -> list[Task] | None:
+    """The unfinished child tasks a nursery waits on; None for anything else."""
+    if type(resource).__name__ != "Nursery":
+        return None
+    found = getattr(resource, "child_tasks", ())
+    return sorted((t for t in found if isinstance(t, Task)),
+                  key=lambda t: t._counter)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 yield_ = functools.partial(asyncio.sleep, 0)
 """A scheduling point before a shared access."""
@@ -34,6 +34,11 @@ class Shared:
 
     def __init__(self, **values: Any) -> None:
         self.__dict__.update(values)
+
+    if TYPE_CHECKING:  # the variables are dynamic: tell the type checker, change nothing
+        def __getattr__(self, name: str) -> Any: ...
+
+        def __setattr__(self, name: str, value: Any) -> None: ...
 
 
 # --------------------------------------------------------------------------- account

@@ -13,27 +13,14 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import explorer
-from benchmarks.sctbench import DEEP, PROGRAMS, SIZES, Program, by_name
+from benchmarks.sctbench import DEEP, PROGRAMS, SIZES, Program, by_name, published
 
 STRATEGIES = ("random", "pct", "pos", "surw", "coverage", "symmetric", "portfolio")
-
-PUBLISHED_SOURCES = (
-    "PCT: Burckhardt et al., \"A Randomized Scheduler with Probabilistic Guarantees of "
-    "Finding Bugs\", ASPLOS 2010",
-    "POS: Yuan, Yang and Gu, \"Partial Order Aware Concurrency Sampling\", CAV 2018",
-    "SURW: Zhao, Wolff, Mathur and Roychoudhury, \"Selectively Uniform Concurrency "
-    "Testing\", ASPLOS 2025",
-    "RFF: Wolff, Shi, Duck, Mathur and Roychoudhury, \"Greybox Fuzzing for Concurrency "
-    "Testing\", ASPLOS 2024",
-)
-PUBLISHED: dict[str, str] = {}
-"""Published schedules-to-first-bug numbers by program; none were found in the material
-available when this section was written (see the note under the table)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +68,7 @@ def run(seeds: int, cap: int, workers: int = 2,
     # The slowest jobs first, so the workers finish together.
     jobs.sort(key=lambda j: (j[1] == "random", -by_name(j[0]).tasks))
     cells: dict[tuple[str, str], Cell] = {}
+    results: Iterator[tuple[str, str, Cell]]
     if workers <= 1:
         results = map(measure, jobs)
     else:
@@ -108,14 +96,14 @@ def section(seeds: int, cap: int, workers: int = 2) -> list[str]:
         "programs (`benchmarks/sctbench/programs.py`); reorder_N and twostage_N have N tasks, "
         "N - 1 writers and one checker. Command: `python -m benchmarks.run --only sctbench`.",
         "",
-        "| program | tasks | " + " | ".join(STRATEGIES) + " | published |",
-        "|---|---:|" + "---:|" * len(STRATEGIES) + "---|",
+        "| program | tasks | " + " | ".join((*STRATEGIES, *published.COLUMNS)) + " |",
+        "|---|---:|" + "---:|" * (len(STRATEGIES) + len(published.COLUMNS)),
     ]
     for program in PROGRAMS:
         row = [cells[program.name, s].text() for s in STRATEGIES]
-        lines.append(f"| {program.name} | {program.tasks} | " + " | ".join(row)
-                     + f" | {PUBLISHED.get(program.name, 'n/a')} |")
-    lines += ["", *_verdict(cells, cap), "", *_note()]
+        row += published.cells(program.name)
+        lines.append(f"| {program.name} | {program.tasks} | " + " | ".join(row) + " |")
+    lines += ["", *_verdict(cells, cap), "", *published.notes()]
     return lines
 
 
@@ -151,16 +139,3 @@ def _verdict(cells: dict[tuple[str, str], Cell], cap: int) -> list[str]:
         lines.append(f"{family}_N for N = {', '.join(map(str, SIZES))}: portfolio median "
                      f"{' / '.join(medians)}, random walk {' / '.join(randoms)}.")
     return lines
-
-
-def _note() -> list[str]:
-    return [
-        "Published numbers: none are given (n/a). The papers that evaluate on SCTBench "
-        "report them for the C programs, where every lock operation and thread creation is "
-        "a scheduling point and threads start one by one, so they would not compare "
-        "directly with these asyncio ports; and no per-program schedules-to-first-bug "
-        "figures were found in the material available when this section was written. "
-        "Sources for the algorithms:",
-        "",
-        *(f"- {source}" for source in PUBLISHED_SOURCES),
-    ]

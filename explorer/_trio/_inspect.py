@@ -95,7 +95,8 @@ def waiting_on(task: Task) -> tuple[str | None, object | None]:
     for i, frame in enumerate(frames):
         if is_user_file(frame.f_code.co_filename):
             start = i + 1
-    for frame in frames[start:]:
+    below = frames[start:]
+    for i, frame in enumerate(below):
         name = frame.f_code.co_name
         if name in _SLEEPS:
             return name, None
@@ -106,6 +107,12 @@ def waiting_on(task: Task) -> tuple[str | None, object | None]:
             continue
         if type(owner).__name__ == "NurseryManager":
             return "nursery exit", getattr(owner, "_nursery", owner)
+        # ``async with lock`` enters __aenter__, which awaits acquire on the same object:
+        # name the deepest method of that object (Lock.acquire, Channel.receive).
+        for deeper in below[i + 1:]:
+            if deeper.f_locals.get("self") is not owner:
+                break
+            name = deeper.f_code.co_name
         return f"{_public_type(owner)}.{name}", owner
     return None, None
 

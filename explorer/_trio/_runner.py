@@ -12,7 +12,10 @@ unwound by trio itself, so every ``finally`` block of the scenario runs.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import gc
+import sys
 import warnings
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -223,11 +226,32 @@ def _start(scenario: Scenario) -> Coroutine[Any, Any, Any]:
     return coro
 
 
+_QUARANTINE: list[tuple[Any, Any, list[Any]]] = []
+
+
 def _abandon(gen: Any, runner: Any) -> None:
-    """Stop a run whose tasks will not unwind: close trio's loop and every coroutine."""
+    """Stop a run whose tasks will not unwind (one swallows every cancellation, or waits
+    forever under a shield).
+
+    trio cannot finish such a run, and closing its coroutines by force trips trio's own
+    consistency checks. So its resources are released (trio's ``Runner.close``), the
+    thread is marked as no longer running trio, and the run's objects are kept, never
+    finalised, until the interpreter exits. Only such runs are kept; each costs its
+    tasks' memory."""
+    if not _QUARANTINE:
+        atexit.register(_release_quarantine)
+    _QUARANTINE.append((gen, runner, list(runner.tasks)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        gen.close()
-        for task in list(runner.tasks):
-            with contextlib.suppress(BaseException):
-                task.coro.close()
+        with contextlib.suppress(Exception):
+            runner.close()
+    trio_run.GLOBAL_RUN_CONTEXT.__dict__.clear()
+
+
+def _release_quarantine() -> None:
+    """At exit, drop the abandoned runs without reporting their unwinding errors."""
+    sys.unraisablehook = lambda _unraisable: None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _QUARANTINE.clear()
+        gc.collect()

@@ -40,7 +40,7 @@ DEADLOCK: Final = 2
 STEP_BOUND: Final = 3
 ABORTED: Final = 4
 
-CLEANUP_STEPS: Final = 100_000
+CLEANUP_STEPS: Final = 10_000
 
 Invariant = tuple[Callable[[], object], str, "Location | None"]
 _EMPTY: Final[tuple[()]] = ()

@@ -1,0 +1,591 @@
+"""trio under the explorer: the gallery's trio forms, determinism, soundness of trio's own
+primitives, virtual time, deadlock analysis, escapes and misuse."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import trio
+import trio.testing
+from hypothesis import given, settings
+
+import explorer
+from examples.gallery import Example, trio_examples
+from examples.trio import bank, counter, signal, transfer
+from explorer._trio import _selftest
+from strategies.hypothesis import schedules
+from tests.conftest import ROOT
+
+EXAMPLES = trio_examples()
+
+
+def _explore(fn: Callable[[], Awaitable[Any]], **kwargs: Any) -> explorer.ExploreResult:
+    kwargs.setdefault("raise_on_failure", False)
+    return explorer.explore(fn, runtime="trio", **kwargs)
+
+
+# ---------------------------------------------------------------- the gallery, trio form
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.name)
+def test_bug_is_found_shrunk_and_replayed_exactly(example: Example) -> None:
+    result = _explore(example.buggy, strategy="systematic", deviation_bound=example.bound)
+    failure = result.failure
+    assert failure is not None and failure.kind == example.kind
+    assert failure.runtime == "trio" and "runtime='trio'" in failure.replay_line()
+    assert failure.shrink is not None and failure.shrink.proven_minimal
+    assert failure.deviations <= example.bound
+    with pytest.raises(explorer.ScheduleFailure) as replayed:
+        explorer.replay(example.buggy, str(failure.schedule), runtime="trio")
+    assert replayed.value.trace.hash() == failure.trace.hash()
+    assert replayed.value.outcome.signature() == failure.outcome.signature()
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.name)
+def test_bug_is_found_by_the_default_strategy(example: Example) -> None:
+    for seed in range(3):
+        result = _explore(example.buggy, seed=seed, max_schedules=500)
+        assert result.failure is not None and result.failure.kind == example.kind
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.name)
+def test_fix_passes_a_bounded_systematic_search(example: Example) -> None:
+    result = _explore(example.fixed, strategy="systematic", deviation_bound=example.bound,
+                      max_schedules=50_000)
+    assert result.ok and result.exhausted, result.failure
+    assert result.schedules > 1
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.name)
+def test_fix_passes_a_random_search(example: Example) -> None:
+    assert _explore(example.fixed, strategy="random", seed=1, max_schedules=300).ok
+
+
+def test_deadlock_report_names_the_cycle_and_the_holders() -> None:
+    failure = _explore(transfer.abba, strategy="systematic").failure
+    assert failure is not None
+    message = failure.outcome.message
+    assert "tasks wait on each other in a cycle" in message
+    assert "Lock.acquire" in message and "held by" in message
+    assert failure.outcome.location is not None
+    assert failure.outcome.location.short.startswith("transfer.py:")
+    graph = failure.outcome.details
+    assert len(graph["cycle"]) == 2 and graph["waits"]
+
+
+def test_lost_wakeup_is_reported_as_such() -> None:
+    failure = _explore(signal.lost_wakeup, strategy="systematic").failure
+    assert failure is not None and failure.kind == "deadlock"
+    assert "lost wake-up" in failure.outcome.message
+    assert "Event.wait" in failure.outcome.message
+
+
+# ---------------------------------------------------------------- determinism
+
+CASES = [
+    ("examples.trio.bank", "double_spend", "v1:0=1,1=1"),
+    ("examples.trio.counter", "lost_update", "v1:1=1,3=2"),
+    ("examples.trio.transfer", "abba", "v1:0=1"),
+    ("examples.trio.signal", "lost_wakeup_fixed", "v1:2=1,4=2"),
+]
+
+_CHILD = """
+import importlib, json, sys
+sys.path.insert(0, {root!r})
+import explorer
+out = []
+for module, name, schedule in json.loads(sys.argv[1]):
+    fn = getattr(importlib.import_module(module), name)
+    result = explorer.run(fn, schedule=schedule, runtime="trio", strict=False)
+    out.append([result.trace.hash(), result.outcome.kind, str(result.schedule)])
+print(json.dumps(out))
+"""
+
+
+def _in_process() -> list[list[str]]:
+    import importlib
+
+    out = []
+    for module, name, schedule in CASES:
+        fn = getattr(importlib.import_module(module), name)
+        result = explorer.run(fn, schedule=schedule, runtime="trio", strict=False)
+        out.append([result.trace.hash(), result.outcome.kind, str(result.schedule)])
+    return out
+
+
+def test_same_schedule_same_trace_in_process() -> None:
+    first = _in_process()
+    assert first == _in_process()
+    assert len({row[0] for row in first}) == len(first)
+
+
+@pytest.mark.parametrize("hashseed", ["0", "12345"])
+def test_same_schedule_same_trace_in_a_fresh_process(hashseed: str) -> None:
+    env = {**os.environ, "PYTHONHASHSEED": hashseed}
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD.format(root=str(ROOT)),
+         json.dumps([list(c) for c in CASES])],
+        capture_output=True, text=True, check=True, cwd=ROOT, env=env,
+    )
+    assert json.loads(proc.stdout) == _in_process()
+
+
+def test_cancelling_many_tasks_at_once_gives_a_stable_candidate_order() -> None:
+    # trio wakes the tasks of a cancelled scope by iterating a set ordered by address;
+    # the candidates must still come in the same order in every run.
+    async def scenario() -> None:
+        order: list[int] = []
+
+        async def sleeper(i: int) -> None:
+            try:
+                await trio.sleep_forever()
+            finally:
+                order.append(i)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(6):
+                nursery.start_soon(sleeper, i)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+
+    hashes = {explorer.run(scenario, schedule="v1:6=3,7=2", runtime="trio",
+                           strict=False).trace.hash() for _ in range(5)}
+    assert len(hashes) == 1
+
+
+def test_random_search_is_reproducible_from_its_seed() -> None:
+    def schedule(seed: int) -> str:
+        failure = _explore(counter.lost_update, strategy="random", seed=seed,
+                           shrink=False).failure
+        assert failure is not None
+        return str(failure.schedule)
+
+    assert schedule(7) == schedule(7)
+
+
+# ---------------------------------------------------------------- soundness
+
+
+async def _locked_counter() -> None:
+    lock, state = trio.Lock(), {"n": 0}
+
+    async def inc() -> None:
+        for _ in range(2):
+            async with lock:
+                value = state["n"]
+                await trio.lowlevel.checkpoint()
+                state["n"] = value + 1
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(inc)
+    assert state["n"] == 6
+
+
+async def _fifo_lock_and_semaphore() -> None:
+    lock, sem = trio.StrictFIFOLock(), trio.Semaphore(2)
+    inside = {"now": 0, "max": 0}
+    order: list[int] = []
+
+    async def job(i: int) -> None:
+        async with sem:
+            inside["now"] += 1
+            inside["max"] = max(inside["max"], inside["now"])
+            await trio.sleep(0)
+            inside["now"] -= 1
+        async with lock:
+            order.append(i)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(4):
+            nursery.start_soon(job, i)
+    assert inside["max"] <= 2 and sorted(order) == [0, 1, 2, 3]
+
+
+async def _capacity_limiter() -> None:
+    limiter = trio.CapacityLimiter(1)
+    busy = {"now": 0}
+
+    async def job() -> None:
+        async with limiter:
+            busy["now"] += 1
+            assert busy["now"] == 1
+            await trio.sleep(0)
+            busy["now"] -= 1
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(job)
+
+
+async def _event_and_condition() -> None:
+    ready, cond = trio.Event(), trio.Condition()
+    state = {"items": 0}
+
+    async def producer() -> None:
+        await ready.wait()
+        for _ in range(2):
+            async with cond:
+                state["items"] += 1
+                cond.notify()
+            await trio.sleep(0)
+
+    async def consumer() -> None:
+        async with cond:
+            while state["items"] == 0:
+                await cond.wait()
+            state["items"] -= 1
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consumer)
+        nursery.start_soon(consumer)
+        nursery.start_soon(producer)
+        ready.set()
+    assert state["items"] == 0
+
+
+async def _memory_channels() -> None:
+    send, receive = trio.open_memory_channel[int](1)
+    got: list[int] = []
+
+    async def producer(channel: trio.MemorySendChannel[int], base: int) -> None:
+        async with channel:
+            for i in range(2):
+                await channel.send(base + i)
+
+    async def consumer(channel: trio.MemoryReceiveChannel[int]) -> None:
+        async with channel:
+            async for value in channel:
+                got.append(value)
+
+    async with trio.open_nursery() as nursery:
+        async with send, receive:
+            nursery.start_soon(producer, send.clone(), 0)
+            nursery.start_soon(producer, send.clone(), 10)
+            nursery.start_soon(consumer, receive.clone())
+            nursery.start_soon(consumer, receive.clone())
+    assert sorted(got) == [0, 1, 10, 11]
+
+
+async def _cancel_scopes_and_timeouts() -> None:
+    done: list[str] = []
+
+    async def slow() -> None:
+        with trio.move_on_after(5):
+            await trio.sleep(10)
+            done.append("never")
+        done.append("moved on")
+
+    async def shielded(scope: trio.CancelScope) -> None:
+        with scope:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(1)
+                done.append("shielded")
+            await trio.sleep_forever()
+
+    async def deadline() -> None:
+        with pytest.raises(trio.TooSlowError):
+            with trio.fail_after(2):
+                await trio.sleep_forever()
+        done.append("failed after")
+
+    outer = trio.CancelScope()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(slow)
+        nursery.start_soon(shielded, outer)
+        nursery.start_soon(deadline)
+        await trio.sleep(0)
+        outer.cancel()
+    assert sorted(done) == ["failed after", "moved on", "shielded"]
+    assert trio.current_time() == 5
+
+
+async def _nursery_start_and_errors() -> None:
+    async def server(task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        await trio.lowlevel.checkpoint()
+        task_status.started(42)
+        await trio.sleep_forever()
+
+    async def failing() -> None:
+        await trio.lowlevel.checkpoint()
+        raise KeyError("boom")
+
+    async def client(port: int) -> None:
+        await trio.sleep(0)
+        assert port == 42
+
+    with pytest.raises(ExceptionGroup) as caught:
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(server)
+            nursery.start_soon(client, port)
+            nursery.start_soon(failing)
+    assert caught.group_contains(KeyError)
+
+
+async def _anyio_on_trio() -> None:
+    lock, event = anyio.Lock(), anyio.Event()
+    state = {"n": 0}
+    send, receive = anyio.create_memory_object_stream[int](1)
+
+    async def worker() -> None:
+        async with lock:
+            value = state["n"]
+            await anyio.sleep(0)
+            state["n"] = value + 1
+        await send.send(await anyio.to_thread.run_sync(lambda: 1))
+
+    async with send, receive, anyio.create_task_group() as tg:
+        tg.start_soon(worker)
+        tg.start_soon(worker)
+        assert await receive.receive() + await receive.receive() == 2
+        event.set()
+    await event.wait()
+    with anyio.move_on_after(1):
+        await anyio.sleep(5)
+    assert state["n"] == 2
+
+
+async def _wait_all_tasks_blocked_and_to_thread() -> None:
+    seen: list[int] = []
+
+    async def waiter() -> None:
+        seen.append(await trio.to_thread.run_sync(lambda: 7))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter)
+        nursery.start_soon(waiter)
+        await trio.testing.wait_all_tasks_blocked()
+        assert seen == [7, 7]
+
+
+SOUND = [_locked_counter, _fifo_lock_and_semaphore, _capacity_limiter,
+         _event_and_condition, _memory_channels, _cancel_scopes_and_timeouts,
+         _nursery_start_and_errors, _anyio_on_trio, _wait_all_tasks_blocked_and_to_thread]
+
+
+@pytest.mark.parametrize("scenario", SOUND, ids=lambda f: f.__name__.strip("_"))
+def test_trio_primitives_pass_every_explored_schedule(scenario: Callable[[], Any]) -> None:
+    systematic = _explore(scenario, strategy="systematic", deviation_bound=2,
+                          max_schedules=3000)
+    assert systematic.ok, systematic.failure
+    assert _explore(scenario, strategy="random", seed=3, max_schedules=200).ok
+    assert _explore(scenario, seed=5, max_schedules=200).ok
+
+
+# ---------------------------------------------------------------- time and timers
+
+
+def test_time_is_virtual() -> None:
+    async def scenario() -> None:
+        await trio.sleep(3600)
+        assert trio.current_time() == 3600
+
+    result = explorer.run(scenario, runtime="trio")
+    assert result.passed
+
+
+def test_timer_races_find_a_timeout_that_fires_before_ready_work() -> None:
+    async def scenario() -> None:
+        done: list[int] = []
+
+        async def work() -> None:
+            await trio.lowlevel.checkpoint()
+            done.append(1)
+
+        with trio.move_on_after(1):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(work)
+        assert done, "the timeout cancelled work that was ready to run"
+
+    assert _explore(scenario, strategy="systematic").ok
+    failure = _explore(scenario, strategy="systematic", timer_races=True).failure
+    assert failure is not None and failure.kind == "assertion"
+    assert failure.schedule.timers
+    assert any(step.task == "clock" for step in failure.trace)
+
+
+# ---------------------------------------------------------------- outcomes and escapes
+
+
+def test_livelock_is_bounded_and_names_the_running_tasks() -> None:
+    async def scenario() -> None:
+        async def spin() -> None:
+            while True:
+                await trio.sleep(0)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(spin)
+
+    failure = _explore(scenario, max_steps=300, strategy="systematic").failure
+    assert failure is not None and failure.kind == "livelock"
+    assert "spin#1" in failure.outcome.message
+
+
+def test_a_task_that_ignores_cancellation_does_not_hang_the_explorer() -> None:
+    async def scenario() -> None:
+        async def stubborn() -> None:
+            while True:
+                try:
+                    await trio.sleep(0)
+                except trio.Cancelled:
+                    pass
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stubborn)
+
+    failure = _explore(scenario, max_steps=200, strategy="systematic").failure
+    assert failure is not None and failure.kind == "livelock"
+    assert explorer.run(_locked_counter, runtime="trio").passed  # nothing leaked
+
+
+def test_system_tasks_are_never_candidates() -> None:
+    async def scenario() -> None:
+        async def background() -> None:
+            for _ in range(3):
+                await trio.lowlevel.checkpoint()
+
+        trio.lowlevel.spawn_system_task(background)
+        for _ in range(3):
+            await trio.lowlevel.checkpoint()
+
+    result = explorer.run(scenario, runtime="trio")
+    assert result.passed and result.decisions == []
+    assert {step.task for step in result.trace} == {"main"}
+
+
+def test_invariants_are_checked_after_every_step() -> None:
+    async def scenario() -> None:
+        state = {"balance": 100}
+        explorer.always(lambda: state["balance"] >= 0, "the balance never goes negative")
+
+        async def spend() -> None:
+            if state["balance"] >= 80:
+                await trio.sleep(0)
+                state["balance"] -= 80
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(spend)
+            nursery.start_soon(spend)
+
+    failure = _explore(scenario, strategy="systematic").failure
+    assert failure is not None and failure.kind == "assertion"
+    assert "the balance never goes negative" in failure.outcome.message
+    assert "after step" in failure.outcome.message
+
+
+@pytest.mark.parametrize("what", ["time.sleep", "thread", "socket", "dns"])
+def test_real_blocking_and_io_are_refused_as_escapes(what: str) -> None:
+    async def scenario() -> None:
+        if what == "time.sleep":
+            time.sleep(0.5)
+        elif what == "thread":
+            threading.Thread(target=print).start()
+        elif what == "socket":
+            a, b = socket.socketpair()
+            with a, b:
+                await trio.lowlevel.wait_readable(a)
+        else:
+            await trio.socket.getaddrinfo("example.com", 80)
+
+    failure = _explore(scenario, strategy="systematic").failure
+    assert failure is not None and failure.kind == "escape"
+    assert "refuses" in failure.outcome.message
+
+
+def test_outside_a_controlled_run_the_patched_functions_behave_as_usual() -> None:
+    async def main() -> int:
+        return await trio.to_thread.run_sync(lambda: 5)
+
+    explorer.run(counter.lost_update_fixed, runtime="trio")
+    assert trio.run(main) == 5
+
+
+# ---------------------------------------------------------------- replay, corpus, hypothesis
+
+
+def test_a_schedule_that_no_longer_fits_is_refused_and_the_next_run_is_clean() -> None:
+    with pytest.raises(explorer.ReplayDivergence, match="only 3 candidate"):
+        explorer.replay(counter.lost_update_fixed, "v1:0=9", runtime="trio")
+    assert explorer.run(counter.lost_update_fixed, runtime="trio").passed
+
+
+def test_failures_are_saved_to_and_replayed_from_the_corpus(tmp_path: Path) -> None:
+    failure = _explore(bank.double_spend, corpus=tmp_path, seed=0).failure
+    assert failure is not None and failure.corpus_path is not None
+    saved = json.loads(failure.corpus_path.read_text())
+    assert saved["runtime"] == "trio"
+    [replayed] = explorer.replay_corpus(tmp_path)
+    assert replayed.status == "fails" and replayed.same
+
+
+def test_hypothesis_drawn_schedules_drive_trio_runs() -> None:
+    found: list[str] = []
+
+    @settings(max_examples=200, database=None, deadline=None)
+    @given(schedule=schedules())
+    def check(schedule: Any) -> None:
+        result = explorer.run(bank.double_spend, schedule=schedule, runtime="trio")
+        if not result.passed:
+            found.append(str(result.schedule))
+        assert result.passed
+
+    with pytest.raises(AssertionError):
+        check()
+    assert found
+
+
+# ---------------------------------------------------------------- misuse and self-test
+
+
+def test_dpor_is_refused_with_a_clear_message() -> None:
+    with pytest.raises(explorer.UsageError, match="footprints"):
+        explorer.explore(counter.lost_update, runtime="trio", strategy="dpor")
+
+
+def test_an_unknown_runtime_lists_the_available_ones() -> None:
+    with pytest.raises(explorer.UsageError, match="asyncio, trio"):
+        explorer.explore(counter.lost_update, runtime="curio")
+
+
+def test_calling_the_explorer_from_inside_trio_is_refused() -> None:
+    async def main() -> None:
+        explorer.explore(counter.lost_update, runtime="trio")
+
+    with pytest.raises(explorer.UsageError, match="inside a running trio program"):
+        trio.run(main)
+
+
+def test_a_scenario_that_returns_no_coroutine_is_refused() -> None:
+    with pytest.raises(explorer.UsageError, match="not a coroutine"):
+        explorer.run(lambda: 3, runtime="trio")
+
+
+def test_self_test_names_the_trio_version_when_an_internal_changes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import inspect
+
+    real = inspect.getsource
+    monkeypatch.setattr(inspect, "getsource", lambda obj: real(obj).replace(
+        "batch = list(runner.runq)", "batch = sorted(runner.runq)"))
+    with pytest.raises(explorer.RuntimeSelfTestError) as caught:
+        _selftest.self_test.__wrapped__()
+    message = str(caught.value)
+    assert trio.__version__ in message and "list(runner.runq)" in message
+    assert _selftest.SUPPORTED in message
+
+
+def test_the_self_test_passes_on_the_installed_trio() -> None:
+    _selftest.self_test.__wrapped__()
+    assert math.isfinite(len(trio.__version__))

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 import explorer
-from examples.gallery import Example, all_examples
+from examples.gallery import Example, all_examples, trio_examples
 
 # Shown in full by default: one of each family of hazard.
 FEATURED = ("double-spend", "auth-bypass", "lock-order-deadlock", "lost-wakeup",
@@ -23,17 +23,19 @@ def rule(title: str) -> str:
 
 def check(example: Example, verbose: bool) -> tuple[bool, str]:
     """Explore the buggy and the fixed version; return (as expected, one-line verdict)."""
-    stock = explorer.run(example.buggy, max_steps=example.max_steps).outcome.kind
+    runtime = example.runtime
+    stock = explorer.run(example.buggy, max_steps=example.max_steps,
+                         runtime=runtime).outcome.kind
     found = explorer.explore(example.buggy, strategy="systematic",
                              deviation_bound=example.bound, max_steps=example.max_steps,
-                             max_schedules=20_000, raise_on_failure=False)
+                             max_schedules=20_000, raise_on_failure=False, runtime=runtime)
     proof = explorer.explore(example.fixed, strategy="systematic",
                              deviation_bound=example.bound, max_steps=example.max_steps,
-                             max_schedules=20_000, raise_on_failure=False)
+                             max_schedules=20_000, raise_on_failure=False, runtime=runtime)
     failure = found.failure
     if verbose:
         print(rule(f"{example.name}: {example.hazard}"))
-        print(f"stock asyncio order: {stock}")
+        print(f"stock {example.runtime} order: {stock}")
         if failure is not None:
             print(f"found after {found.schedules} schedule(s):\n\n{failure}")
         verdict = "passes" if proof.failure is None else "FAILS"
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--all", action="store_true", help="print every failure in full")
     args = parser.parse_args(argv)
-    examples = all_examples()
+    examples = all_examples() + trio_examples()
     verdicts = []
     for example in examples:
         verdicts.append((example, *check(example, args.all or example.name in FEATURED)))

@@ -3,6 +3,7 @@ primitives, virtual time, deadlock analysis, escapes and misuse."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -270,12 +271,11 @@ async def _memory_channels() -> None:
             async for value in channel:
                 got.append(value)
 
-    async with trio.open_nursery() as nursery:
-        async with send, receive:
-            nursery.start_soon(producer, send.clone(), 0)
-            nursery.start_soon(producer, send.clone(), 10)
-            nursery.start_soon(consumer, receive.clone())
-            nursery.start_soon(consumer, receive.clone())
+    async with trio.open_nursery() as nursery, send, receive:
+        nursery.start_soon(producer, send.clone(), 0)
+        nursery.start_soon(producer, send.clone(), 10)
+        nursery.start_soon(consumer, receive.clone())
+        nursery.start_soon(consumer, receive.clone())
     assert sorted(got) == [0, 1, 10, 11]
 
 
@@ -326,11 +326,14 @@ async def _nursery_start_and_errors() -> None:
         await trio.sleep(0)
         assert port == 42
 
-    with pytest.raises(ExceptionGroup) as caught:
+    async def serve_and_fail() -> None:
         async with trio.open_nursery() as nursery:
             port = await nursery.start(server)
             nursery.start_soon(client, port)
             nursery.start_soon(failing)
+
+    with pytest.raises(ExceptionGroup) as caught:
+        await serve_and_fail()
     assert caught.group_contains(KeyError)
 
 
@@ -437,10 +440,8 @@ def test_a_task_that_ignores_cancellation_does_not_hang_the_explorer() -> None:
     async def scenario() -> None:
         async def stubborn() -> None:
             while True:
-                try:
+                with contextlib.suppress(trio.Cancelled):
                     await trio.sleep(0)
-                except trio.Cancelled:
-                    pass
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(stubborn)

@@ -73,8 +73,8 @@ async def _scenario(pass_on_cancel: bool) -> None:
         signal.notify_one()
 
     async def give_up() -> None:
-        await trio.sleep(0)
-        await trio.sleep(0)
+        for _ in range(4):  # the client waits a little, then disconnects
+            await trio.sleep(0)
         impatient.cancel()  # the impatient client disconnects
 
     async with trio.open_nursery() as nursery:

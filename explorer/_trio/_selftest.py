@@ -20,7 +20,7 @@ import trio
 
 from explorer._errors import RuntimeSelfTestError
 
-SUPPORTED = "trio 0.30 to 0.35"
+SUPPORTED = "trio 0.28 to 0.35"
 
 
 def _require(condition: bool, what: str) -> None:
@@ -28,7 +28,7 @@ def _require(condition: bool, what: str) -> None:
         raise RuntimeSelfTestError(
             f"trio {trio.__version__} changed an internal the explorer's trio runtime "
             f"relies on: {what}. The explorer supports {SUPPORTED}; install a supported "
-            "version (pip install 'trio<=0.35') or report this with your trio version."
+            "version (pip install 'trio>=0.28,<=0.35') or report this with your trio version."
         )
 
 

@@ -23,10 +23,13 @@ _P = ParamSpec("_P")
 
 #: The settings an explored test accepts, with the ``explore()`` option each one sets.
 SETTINGS: Final = ("strategy", "max_schedules", "seed", "deviation_bound", "max_steps",
-                   "timer_races", "shrink", "max_time")
+                   "timer_races", "shrink", "max_time", "runtime")
 
 #: Set on the function :func:`explored` returns, so the pytest plugin can recognise it.
 EXPLORED_ATTR: Final = "__explorer_explored__"
+#: The settings given to :func:`explored`, kept on the function it returns, so the command
+#: line explores an ``@explored`` test the same way (under the same runtime, for one).
+SETTINGS_ATTR: Final = "__explorer_settings__"
 
 
 class BoundTest:
@@ -66,13 +69,21 @@ class BoundTest:
 
 
 def check_settings(settings: Mapping[str, Any], where: str) -> None:
-    """Raise :class:`~explorer.UsageError` naming ``where`` for an unknown setting."""
+    """Raise :class:`~explorer.UsageError` naming ``where`` for an unknown setting, or an
+    unknown ``runtime``."""
     unknown = sorted(set(settings) - set(SETTINGS))
     if unknown:
         from explorer._errors import UsageError
 
         raise UsageError(f"{where}: unknown explorer setting(s) {', '.join(unknown)}; the "
                          f"settings are {', '.join(SETTINGS)}")
+    if "runtime" in settings:
+        from explorer._engine import RUNTIMES
+        from explorer._errors import UsageError
+
+        if settings["runtime"] not in RUNTIMES:
+            raise UsageError(f"{where}: unknown runtime {settings['runtime']!r}; available "
+                             f"runtimes: {', '.join(RUNTIMES)}")
 
 
 def explored(**settings: Any) -> Callable[[Callable[_P, Coroutine[Any, Any, Any]]],
@@ -84,7 +95,8 @@ def explored(**settings: Any) -> Callable[[Callable[_P, Coroutine[Any, Any, Any]
     arguments, **settings)``, which raises :class:`~explorer.ScheduleFailure` on failure.
     Fixture values are created once and shared by every schedule: keep the state the
     scenario races on inside the test body. Settings are the ``explore()`` options named
-    in :data:`SETTINGS`; mistakes are reported when the test runs.
+    in :data:`SETTINGS` (``runtime="trio"`` for a trio test); mistakes are reported when the
+    test runs.
     """
 
     def decorate(fn: Callable[_P, Coroutine[Any, Any, Any]]) -> Callable[_P, None]:
@@ -105,6 +117,7 @@ def explored(**settings: Any) -> Callable[[Callable[_P, Coroutine[Any, Any, Any]
             explore(BoundTest(fn, args, kwargs, attributes=explored_test), **settings)
 
         setattr(explored_test, EXPLORED_ATTR, True)
+        setattr(explored_test, SETTINGS_ATTR, dict(settings))
         return explored_test
 
     return decorate

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from asyncio import events
 import sys
+from asyncio import events
 from collections.abc import Callable
 from typing import Any
 

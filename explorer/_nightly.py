@@ -342,6 +342,7 @@ def _verify(item: Mapping[str, Any], corpus: Corpus,
         return {**out, "status": status, "detail": str(err),
                 "elapsed": time.perf_counter() - start}
     out["scenario"] = entry.scenario
+    out["runtime"] = entry.runtime  # replay_entry replays under the runtime it recorded
     out["schedule"] = str(entry.schedule)
     out["saved"] = entry.failure
     try:
@@ -375,7 +376,7 @@ def _explore(item: Mapping[str, Any], run: NightlyRun, executor: Executor, corpu
     try:
         result = explore_target(ref, overrides, executor, on_schedules=on_schedules,
                                 unbounded=True)
-    except TargetError as err:
+    except (TargetError, UsageError) as err:  # UsageError: a bad option (a runtime, ...)
         return {"target": ref.spec, "status": "error", "error": str(err), "failure": None,
                 "elapsed": time.perf_counter() - start, "schedules": 0}
     except Exception as exc:  # noqa: BLE001 - recorded in the summary; the night goes on
@@ -399,12 +400,13 @@ def _explore(item: Mapping[str, Any], run: NightlyRun, executor: Executor, corpu
 
 
 def known_entry(corpus: Corpus, failure: Any) -> Path | None:
-    """An entry of the corpus that records the same failure (same scenario, kind, line and
-    exception type), under this schedule or another: the nightly job keeps one per bug."""
+    """An entry of the corpus that records the same failure (same scenario, runtime, kind,
+    line and exception type), under this schedule or another: the nightly job keeps one per
+    bug."""
     signature = tuple(failure.outcome.signature())
     for item in corpus.entries():
         if isinstance(item, CorpusEntry) and item.scenario == failure.scenario and \
-                tuple(item.signature()) == signature:
+                item.runtime == failure.runtime and tuple(item.signature()) == signature:
             return item.path
     return None
 
@@ -434,7 +436,8 @@ def _signature(failure: Mapping[str, Any]) -> tuple[str, str, str]:
 
 def _failure_row(scenario: str, failure: Mapping[str, Any], source: str) -> dict[str, Any]:
     kind, where, _ = _signature(failure)
-    return {"scenario": scenario, "kind": kind, "location": where,
+    return {"scenario": scenario, "runtime": failure.get("runtime", "asyncio"),
+            "kind": kind, "location": where,
             "schedule": failure.get("schedule"), "deviations": failure.get("deviations"),
             "corpus_path": failure.get("corpus_path"), "new": bool(failure.get("new_in_corpus")),
             "source": source, "replay": failure.get("replay")}
@@ -454,10 +457,12 @@ def summarize(state: Mapping[str, Any]) -> dict[str, Any]:
             continue
         target = TargetRef.from_json(item["target"]).spec
         row = scenarios.setdefault(target, {
-            "target": target, "scenario": result.get("scenario"), "schedules": 0,
+            "target": target, "scenario": result.get("scenario"),
+            "runtime": result.get("runtime", "asyncio"), "schedules": 0,
             "elapsed": 0.0, "distinct": 0, "strategies": [], "failures": [],
             "status": "passed"})
         row["scenario"] = row["scenario"] or result.get("scenario")
+        row["runtime"] = result.get("runtime", row["runtime"])
         row["schedules"] += int(result.get("schedules", 0))
         row["elapsed"] += float(result.get("elapsed", 0.0))
         row["distinct"] += int(result.get("distinct", 0))
@@ -486,7 +491,8 @@ def summarize(state: Mapping[str, Any]) -> dict[str, Any]:
         if result is None or item["kind"] != "verify":
             continue
         corpus_rows.append({k: result.get(k) for k in
-                            ("path", "scenario", "schedule", "status", "detail", "same")})
+                            ("path", "scenario", "runtime", "schedule", "status", "detail",
+                             "same")})
         failure = result.get("failure")
         if result.get("status") == "fails" and failure:
             key = (str(result.get("scenario")), _signature(failure))

@@ -1,8 +1,8 @@
 """Running one exploration in several places: worker processes, a Dask cluster, CI shards.
 
 Invariant: workers never duplicate each other's schedules, and they receive only names
-and numbers (a :class:`~explorer._targets.TargetRef` and :class:`Settings` as JSON), never
-pickled functions; each imports the scenario itself.
+and numbers (a :class:`~explorer._targets.TargetRef` and :class:`Settings` as JSON, the
+runtime included), never pickled functions; each imports the scenario itself.
 
 How the work is split among ``n`` workers (worker ``k`` counts from 0):
 
@@ -47,6 +47,7 @@ import strategies as _strategies
 from explorer._engine import (
     DEFAULT_MAX_SCHEDULES,
     DEFAULT_MAX_STEPS,
+    RUNTIMES,
     ExploreResult,
     explore,
     run,
@@ -80,11 +81,15 @@ class Settings:
     timer_races: bool = False
     max_time: float | None = None
     shrink: bool = True
+    runtime: str = "asyncio"
 
     def __post_init__(self) -> None:
         if self.strategy not in _strategies.names():
             raise UsageError(f"unknown strategy {self.strategy!r}; use one of: "
                              f"{', '.join(_strategies.names())}")
+        if self.runtime not in RUNTIMES:
+            raise UsageError(f"unknown runtime {self.runtime!r}; available runtimes: "
+                             f"{', '.join(RUNTIMES)}")
         for name in ("max_schedules", "max_steps"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -235,9 +240,10 @@ def _explore(resolved: Resolved, settings: Settings, strategy: _strategies.Strat
              tally: _Tally, *, max_schedules: int, max_time: float | None) -> ExploreResult:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = explore(resolved.fn, strategy=strategy, max_schedules=max_schedules,
-                         max_steps=settings.max_steps, timer_races=settings.timer_races,
-                         max_time=max_time, shrink=settings.shrink, raise_on_failure=False)
+        result = explore(resolved.fn, runtime=settings.runtime, strategy=strategy,
+                         max_schedules=max_schedules, max_steps=settings.max_steps,
+                         timer_races=settings.timer_races, max_time=max_time,
+                         shrink=settings.shrink, raise_on_failure=False)
     tally.add(result)
     tally.warnings += [str(w.message) for w in caught]
     return result
@@ -398,6 +404,7 @@ class JobResult:
             failure["corpus_path"] = self.corpus_path
             failure["new_in_corpus"] = self.new_in_corpus
         return {"target": self.target, "scenario": self.scenario,
+                "runtime": self.settings.runtime,
                 "status": "failed" if self.failure else "passed",
                 "schedules": self.schedules, "probes": self.probes, "steps": self.steps,
                 "distinct": self.distinct, "elapsed": round(self.elapsed, 6),
@@ -465,7 +472,8 @@ def rebuild_failure(resolved: Resolved, settings: Settings, data: Mapping[str, A
     """Replay a worker's failing schedule here, traced, to rebuild the whole failure."""
     schedule = Schedule.parse(data["schedule"])
     with _EXPLORE_LOCK:
-        result = run(resolved.fn, schedule=schedule, max_steps=settings.max_steps)
+        result = run(resolved.fn, schedule=schedule, runtime=settings.runtime,
+                     max_steps=settings.max_steps)
     if tuple(result.outcome.signature()) != tuple(data["signature"]):
         raise ExplorerError(
             f"a worker found {resolved.name} failing ({data['kind']}) under {schedule}, but "
@@ -474,7 +482,8 @@ def rebuild_failure(resolved: Resolved, settings: Settings, data: Mapping[str, A
     shrink = ShrinkReport(**data["shrink"]) if data.get("shrink") else None
     return ScheduleFailure(result.outcome, schedule, result.trace, scenario=resolved.name,
                            found_after=int(data["found_after"]),
-                           strategy=dict(data["strategy"]), shrink=shrink)
+                           strategy=dict(data["strategy"]), runtime=settings.runtime,
+                           shrink=shrink)
 
 
 # --------------------------------------------------------------------------- executors

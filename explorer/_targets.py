@@ -16,8 +16,11 @@ A file is imported the way pytest's default ``prepend`` import mode does: its di
 ``sys.path`` and the module gets its dotted name from there, so a scenario explored from
 the command line has the same name as when pytest runs it, and corpus entries match.
 
-Options for a target come from its ``@pytest.mark.explore(...)`` marker or its entry in
-``[tool.explorer] targets`` of ``pyproject.toml``; command-line flags override both.
+Options for a target come from its ``@pytest.mark.explore(...)`` marker (or the settings of
+its ``@explored(...)`` decorator) or its entry in ``[tool.explorer] targets`` of
+``pyproject.toml``; command-line flags override both. One option is the ``runtime``
+(``"asyncio"`` or ``"trio"``): a test marked with pytest-trio's ``@pytest.mark.trio`` (or in
+a module marked so) defaults to ``"trio"``, as under the pytest plugin.
 """
 
 from __future__ import annotations
@@ -36,9 +39,11 @@ from typing import Any, Final
 from explorer._errors import ExplorerError
 
 MARKER: Final = "explore"
+TRIO_MARKER: Final = "trio"  # pytest-trio's: makes runtime="trio" the default
 OPTION_TYPES: Final[dict[str, type | tuple[type, ...]]] = {
     "strategy": str, "max_schedules": int, "seed": int, "max_steps": int,
     "deviation_bound": int, "timer_races": bool, "max_time": (int, float), "shrink": bool,
+    "runtime": str,
 }
 
 
@@ -180,12 +185,16 @@ def _lookup(ref: TargetRef, obj: Any, attr: str) -> Any:
 def resolve(ref: TargetRef) -> Resolved:
     """Import the target and check it is a scenario: an async function taking no arguments."""
     from explorer._engine import scenario_name
+    from explorer._explored import EXPLORED_ATTR, SETTINGS_ATTR
 
     add_paths(ref.paths)
     fn = _lookup(ref, _import(ref, ref.module), ref.attr) if ref.attr else _resolve_dotted(ref)
-    if getattr(fn, "__explorer_explored__", False) and callable(getattr(fn, "__wrapped__",
-                                                                        None)):
-        fn = fn.__wrapped__  # an @explored test: explore the async function it wraps
+    explored: dict[str, Any] = {}
+    if getattr(fn, EXPLORED_ATTR, False) and callable(getattr(fn, "__wrapped__", None)):
+        # An @explored test: explore the async function it wraps, with its settings.
+        explored = {k: v for k, v in dict(getattr(fn, SETTINGS_ATTR, None) or {}).items()
+                    if _fits(k, v)}
+        fn = fn.__wrapped__
     if not callable(fn):
         raise TargetError(f"target {ref.spec!r} is a {type(fn).__name__}, not an async "
                           "function")
@@ -200,7 +209,8 @@ def resolve(ref: TargetRef) -> Resolved:
         raise TargetError(f"target {ref.spec!r} takes arguments ({', '.join(required)}); a "
                           "command-line target must take none: wrap it in a scenario "
                           "function without arguments (fixtures need pytest)")
-    return Resolved(ref, fn, scenario_name(fn), {**marker_options(fn), **ref.options})
+    return Resolved(ref, fn, scenario_name(fn),
+                    {**explored, **marker_options(fn), **ref.options})
 
 
 def _resolve_dotted(ref: TargetRef) -> Any:
@@ -218,14 +228,21 @@ def _resolve_dotted(ref: TargetRef) -> Any:
 
 def marker_options(fn: Any) -> dict[str, Any]:
     """Explore options from ``@pytest.mark.explore(...)``: the module's marker, overridden
-    by the function's (the closest marker wins, as in the pytest plugin)."""
+    by the function's (the closest marker wins, as in the pytest plugin). Without a
+    ``runtime`` among them, a ``@pytest.mark.trio`` on the function or its module makes it
+    ``"trio"``."""
     module = sys.modules.get(getattr(fn, "__module__", "") or "")
     options: dict[str, Any] = {}
+    trio = False
     for owner in (module, fn):
         for mark in _marks(owner):
-            if getattr(mark, "name", None) == MARKER:
+            name = getattr(mark, "name", None)
+            if name == MARKER:
                 options.update({k: v for k, v in getattr(mark, "kwargs", {}).items()
                                 if _fits(k, v)})
+            trio = trio or name == TRIO_MARKER
+    if trio:
+        options.setdefault("runtime", "trio")
     return options
 
 
@@ -330,6 +347,14 @@ def _config_target(source: Path, root: Path, item: Any,
                 raise TargetError(f"{source}: [tool.explorer] targets: unknown or mistyped "
                                   f"option {key} = {value!r} for {spec!r}; options are "
                                   f"{', '.join(OPTION_TYPES)}")
+        runtime = options.get("runtime")
+        if runtime is not None:
+            from explorer._engine import RUNTIMES
+
+            if runtime not in RUNTIMES:
+                raise TargetError(f"{source}: [tool.explorer] targets: unknown runtime "
+                                  f"{runtime!r} for {spec!r}; available runtimes: "
+                                  f"{', '.join(RUNTIMES)}")
     else:
         spec = item
     if not isinstance(spec, str):

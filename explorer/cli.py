@@ -239,11 +239,21 @@ def _warnings_to_stderr(collected: list[str]) -> Iterator[None]:
     collected += [str(w.message) for w in caught]
 
 
-def _schedule(text: str) -> Schedule:
+def _schedule(text: str) -> tuple[Schedule, str | None]:
+    """The schedule, and the runtime it was recorded under when ``text`` is a corpus entry."""
     path = Path(text)
     if text.endswith(".json") and path.is_file():
-        return Corpus(path.parent).load(path).schedule
-    return Schedule.parse(text)
+        entry = Corpus(path.parent).load(path)
+        return entry.schedule, entry.runtime
+    return Schedule.parse(text), None
+
+
+def _check_runtime(runtime: str | None, source: str = "--runtime") -> None:
+    from explorer._engine import RUNTIMES
+
+    if runtime is not None and runtime not in RUNTIMES:
+        raise CliError(f"{source}: unknown runtime {runtime!r}; available runtimes: "
+                       f"{', '.join(RUNTIMES)}")
 
 
 # --------------------------------------------------------------------------- explore
@@ -271,6 +281,9 @@ ClusterOpt = Annotated[str | None, typer.Option(
     "--cluster", help="Run on the Dask scheduler at this address (tcp://host:8786).")]
 ShardOpt = Annotated[str | None, typer.Option(
     "--shard", help="Run only shard i of n (1-based, as in a CI matrix): --shard 2/4.")]
+RuntimeOpt = Annotated[str | None, typer.Option(
+    "--runtime", help="asyncio or trio (default: the target's runtime setting; trio for a "
+    "test marked trio; else asyncio).", show_default=False)]
 
 
 @app.command("explore")
@@ -291,6 +304,7 @@ def explore_command(
     corpus: CorpusOpt = None,
     no_save: Annotated[bool, typer.Option("--no-save", help="Do not save failures in the "
                                                             "corpus.")] = False,
+    runtime: RuntimeOpt = None,
     workers: WorkersOpt = None, cluster: ClusterOpt = None, shard: ShardOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -299,6 +313,7 @@ def explore_command(
     from explorer._nightly import parse_duration
     from explorer._parallel import executor_for, explore_target
 
+    _check_runtime(runtime)
     config = _config()
     refs = _targets(config, targets)
     if not refs:
@@ -308,7 +323,8 @@ def explore_command(
     seconds = parse_duration(max_time) if max_time else None
     overrides = {"strategy": strategy, "max_schedules": max_schedules, "seed": seed,
                  "max_steps": max_steps, "deviation_bound": deviation_bound,
-                 "timer_races": timer_races, "shrink": shrink, "max_time": seconds}
+                 "timer_races": timer_races, "shrink": shrink, "max_time": seconds,
+                 "runtime": runtime}
     store = None if no_save else Corpus(_corpus_dir(config, corpus))
     results = []
     with executor_for(workers=workers, cluster=cluster, shard=shard) as executor, \
@@ -348,15 +364,17 @@ def _print_result(result: Any) -> None:
     for warning in result.warnings:
         _err(f"warning: {warning}")
     took = f"{result.schedules:,} schedules in {result.elapsed:.2f}s ({result.rate:,.0f}/s)"
+    runtime = result.settings.runtime
+    target = result.target + (f" ({runtime})" if runtime != "asyncio" else "")
     if result.failure is None:
-        _out(f"ok    {result.target}: {took}; covered {result.coverage}")
+        _out(f"ok    {target}: {took}; covered {result.coverage}")
         return
     failure = result.failure
     where = f" at {failure.location.short}" if failure.location else ""
     saved = (f"; saved {result.corpus_path}" + ("" if result.new_in_corpus else
                                                 " (already in the corpus)")
              if result.corpus_path else "")
-    _out(f"FAIL  {result.target}: {failure.kind}{where} after {took}{saved}")
+    _out(f"FAIL  {target}: {failure.kind}{where} after {took}{saved}")
     _out("")
     _out(str(failure))
     _out("")
@@ -374,19 +392,22 @@ def replay_command(
     tolerant: Annotated[bool, typer.Option(
         "--tolerant", help="Where the schedule no longer fits, continue with the default "
         "choice instead of stopping.")] = False,
-    max_steps: MaxStepsOpt = None, as_json: JsonOpt = False,
+    max_steps: MaxStepsOpt = None, runtime: RuntimeOpt = None, as_json: JsonOpt = False,
 ) -> None:
-    """Replay one SCHEDULE of TARGET exactly (strict: stop where the code has drifted)."""
+    """Replay one SCHEDULE of TARGET exactly (strict: stop where the code has drifted).
+
+    A corpus entry replays under the runtime it recorded."""
     from explorer._engine import run
 
-    resolved, sched, steps = _target_schedule(target, schedule, max_steps)
+    resolved, sched, steps, chosen = _target_schedule(target, schedule, max_steps, runtime)
     try:
-        result = run(resolved.fn, schedule=sched, strict=not tolerant, max_steps=steps)
+        result = run(resolved.fn, schedule=sched, runtime=chosen, strict=not tolerant,
+                     max_steps=steps)
     except ReplayDivergence as err:
         if as_json:
             _json({"command": "replay", "status": "diverged", "detail": str(err),
                    "point": err.point, "expected": err.expected, "available": err.available,
-                   "exit_code": NOT_REPRODUCED})
+                   "runtime": chosen, "exit_code": NOT_REPRODUCED})
             raise typer.Exit(NOT_REPRODUCED) from None
         raise CliError(f"did not reproduce: {err}", NOT_REPRODUCED) from None
     drift = [f"at scheduling point {p} the schedule asked for candidate {c}, but "
@@ -396,16 +417,18 @@ def replay_command(
                    "fixed or the code changed")
         if as_json:
             _json({"command": "replay", "status": "passed", "detail": message,
-                   "divergences": drift, "exit_code": NOT_REPRODUCED})
+                   "divergences": drift, "runtime": chosen, "exit_code": NOT_REPRODUCED})
             raise typer.Exit(NOT_REPRODUCED)
         for line in drift:
             _err(f"warning: {line}")
         raise CliError(message, NOT_REPRODUCED)
     failure = ScheduleFailure(result.outcome, result.schedule, result.trace,
-                              scenario=resolved.name, strategy={"name": "replay"})
+                              scenario=resolved.name, strategy={"name": "replay"},
+                              runtime=chosen)
     if as_json:
         _json({"command": "replay", "status": "fails", "divergences": drift,
-               "failure": failure.to_json(), "message": str(failure), "exit_code": FAILURES})
+               "runtime": chosen, "failure": failure.to_json(), "message": str(failure),
+               "exit_code": FAILURES})
     else:
         for line in drift:
             _err(f"warning: {line}")
@@ -413,15 +436,28 @@ def replay_command(
     raise typer.Exit(FAILURES)
 
 
-def _target_schedule(target: str, schedule: str, max_steps: int | None
-                     ) -> tuple[Resolved, Schedule, int]:
-    """The resolved scenario, the parsed schedule and the step bound of replay/shrink."""
+def _target_schedule(target: str, schedule: str, max_steps: int | None,
+                     runtime: str | None) -> tuple[Resolved, Schedule, int, str]:
+    """The resolved scenario, the parsed schedule, the step bound and the runtime of
+    replay/shrink.
+
+    The runtime is ``--runtime``, else the one a corpus entry recorded, else the target's
+    (its marker's ``runtime``, or trio for a test marked trio), else asyncio. A corpus
+    entry replays only under its own runtime.
+    """
     from explorer._engine import DEFAULT_MAX_STEPS
 
+    _check_runtime(runtime)
     _config()
     resolved = resolve(parse_target(target))
     steps = max_steps or int(resolved.options.get("max_steps", DEFAULT_MAX_STEPS))
-    return resolved, _schedule(schedule), steps
+    sched, recorded = _schedule(schedule)
+    if recorded is not None and runtime is not None and runtime != recorded:
+        raise CliError(f"{schedule} was recorded under the {recorded} runtime, and a corpus "
+                       f"entry replays only under its own; drop --runtime {runtime}")
+    chosen = runtime or recorded or str(resolved.options.get("runtime", "asyncio"))
+    _check_runtime(chosen, schedule if recorded else f"target {target!r}")
+    return resolved, sched, steps, chosen
 
 
 @app.command("shrink")
@@ -432,15 +468,18 @@ def shrink_command(
     max_steps: MaxStepsOpt = None,
     corpus: Annotated[Path | None, typer.Option(
         "--corpus", help="Also save the shrunk failure into this corpus directory.")] = None,
+    runtime: RuntimeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Shrink a failing SCHEDULE of TARGET to the fewest deviations that fail the same way."""
+    """Shrink a failing SCHEDULE of TARGET to the fewest deviations that fail the same way.
+
+    A corpus entry is shrunk under the runtime it recorded."""
     import strategies
     from explorer._engine import explore, run
 
-    resolved, sched, steps = _target_schedule(target, schedule, max_steps)
+    resolved, sched, steps, chosen = _target_schedule(target, schedule, max_steps, runtime)
     try:
-        first = run(resolved.fn, schedule=sched, max_steps=steps)
+        first = run(resolved.fn, schedule=sched, runtime=chosen, max_steps=steps)
     except ReplayDivergence as err:
         raise CliError(f"did not reproduce: {err}", NOT_REPRODUCED) from None
     if not first.outcome.failed:
@@ -448,7 +487,8 @@ def shrink_command(
                        "is nothing to shrink", NOT_REPRODUCED)
     collected: list[str] = []
     with _warnings_to_stderr(collected):
-        result = explore(resolved.fn, strategy=strategies.Fixed(sched.decisions()),
+        result = explore(resolved.fn, runtime=chosen,
+                         strategy=strategies.Fixed(sched.decisions()),
                          max_schedules=1, max_steps=steps, timer_races=sched.timers,
                          raise_on_failure=False, shrink=True,
                          corpus=str(corpus) if corpus else None)
@@ -459,7 +499,7 @@ def shrink_command(
                        NOT_REPRODUCED)
     if as_json:
         _json({"command": "shrink", "original": str(sched), "shrunk": str(failure.schedule),
-               "failure": failure.to_json(), "message": str(failure),
+               "runtime": chosen, "failure": failure.to_json(), "message": str(failure),
                "corpus_path": str(failure.corpus_path) if failure.corpus_path else None,
                "exit_code": FAILURES})
     else:
@@ -477,7 +517,8 @@ def _entry_row(item: CorpusEntry | CorpusError) -> dict[str, Any]:
     if isinstance(item, CorpusError):
         return {"path": str(item.path), "status": item.status, "detail": str(item)}
     loc = item.failure.get("location") or {}
-    return {"path": str(item.path), "scenario": item.scenario, "kind": item.kind,
+    return {"path": str(item.path), "scenario": item.scenario, "runtime": item.runtime,
+            "kind": item.kind,
             "location": f"{loc.get('file')}:{loc.get('line')}" if loc else "",
             "schedule": str(item.schedule), "deviations": item.schedule.deviation_count,
             "version": item.data.get("version")}
@@ -517,7 +558,8 @@ def corpus_list(corpus: CorpusOpt = None, as_json: JsonOpt = False) -> None:
             _out(f"{name}  {row['status'].upper()}: {row['detail']}")
         else:
             where = f" at {row['location']}" if row["location"] else ""
-            _out(f"{name}  {row['scenario']}  {row['kind']}{where}  {row['schedule']}")
+            _out(f"{name}  {row['scenario']} ({row['runtime']})  {row['kind']}{where}  "
+                 f"{row['schedule']}")
     _out(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'} in {store.directory}")
 
 
@@ -549,7 +591,8 @@ def corpus_show(
          f"{found.get('found_after')} "
          f"schedule(s), explorer {found.get('explorer')}, Python {found.get('python')}")
     _out(f"  shrunk:     {'yes' if loaded.shrunk else 'no'}")
-    _out(f"  replay:     explorer replay {loaded.scenario} '{loaded.schedule}'")
+    runtime = f" --runtime {loaded.runtime}" if loaded.runtime != "asyncio" else ""
+    _out(f"  replay:     explorer replay {loaded.scenario} '{loaded.schedule}'{runtime}")
     _out("")
     for line in str(failure.get("message", "")).splitlines():
         _out(f"  {line}")
@@ -583,7 +626,8 @@ def corpus_verify(
     if as_json:
         _json({"command": "corpus verify", "exit_code": code, "entries": [
             {"path": str(r.path), "status": r.status, "detail": r.detail, "same": r.same,
-             "scenario": r.entry.scenario if r.entry else None} for r in reports]})
+             "scenario": r.entry.scenario if r.entry else None,
+             "runtime": r.entry.runtime if r.entry else None} for r in reports]})
     else:
         width = max(len(s) for s in _STATUS_ORDER)
         for report in reports:

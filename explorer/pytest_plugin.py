@@ -10,12 +10,18 @@ values bound (fixtures are created once per test item and shared by every schedu
 saved corpus entries become test items of their own, named ``test_x[corpus v1:...]`` and
 run just before it. Settings, lowest precedence first: the engine's defaults, the profile,
 the ini file, ``@pytest.mark.explore(...)`` (the closest marker wins), the command line.
+The runtime is the marker's ``runtime`` setting; without one, a test that pytest-trio's
+``trio`` mark reaches (on the test, its class or its module) runs under ``"trio"``, any
+other under ``"asyncio"``.
 
 Async test plugins (pytest-asyncio, pytest-trio, anyio) decide at collection time which
 tests are theirs by looking for coroutine functions. The plugin takes an explored test over
 as soon as it is collected: the item becomes a plain :class:`pytest.Function` whose
 function is a synchronous stand-in and their runner markers are removed, so no other
-plugin runs it on a real event loop.
+plugin runs it on a real event loop. A ``trio`` mark on a class or module cannot be removed
+for one test; the stand-in carries pytest-trio's "already wrapped" flag instead, so
+pytest-trio leaves it as it is. Without pytest-trio, the plugin registers the ``trio``
+marker itself, so that ``--strict-markers`` accepts explored trio tests.
 """
 
 from __future__ import annotations
@@ -44,9 +50,15 @@ PROFILES: Final[Mapping[str, Mapping[str, Any]]] = {
 
 #: Marks by which async-test plugins claim a test; an explored test must not carry them.
 FOREIGN_RUNNER_MARKS: Final = frozenset({"asyncio", "trio"})
+#: pytest-trio's mark: with ``@pytest.mark.explore`` it makes ``runtime="trio"`` the default.
+TRIO_MARK: Final = "trio"
+#: pytest-trio runs a test marked ``trio`` through a wrapper it builds, unless the test
+#: function carries this attribute (the wrapper itself does, so it is never wrapped twice).
+TRIO_WRAPPED_ATTR: Final = "_trio_test_runner_wrapped"
 
 _ORIGINAL = pytest.StashKey["Callable[..., Any]"]()  # the async test function
 _PARAMS = pytest.StashKey[str]()  # "[id]" of a parametrized test, else ""
+_TRIO = pytest.StashKey[bool]()  # a trio mark reached the test when it was taken over
 _ENTRY = pytest.StashKey["CorpusEntry"]()
 _OPTIONS = pytest.StashKey["_Options"]()
 _LEDGER = pytest.StashKey["_Ledger"]()
@@ -105,14 +117,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("explore_profile", "settings profile for explored tests", default="")
 
 
+@pytest.hookimpl(trylast=True)  # after other plugins registered their markers
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "explore(**settings): run this async test once per schedule with the schedule "
         "explorer; settings: strategy, max_schedules, seed, deviation_bound, max_steps, "
-        "timer_races, shrink, max_time")
+        "timer_races, shrink, max_time, runtime ('asyncio' or 'trio'; default 'trio' for a "
+        "test marked trio)")
+    if not _registered(config, TRIO_MARK):
+        # pytest-trio is not installed (or is disabled): without this, --strict-markers
+        # (or filterwarnings = error) rejects @pytest.mark.trio on an explored trio test.
+        config.addinivalue_line(
+            "markers",
+            "trio: a trio test (registered by the explorer because no plugin did: only tests "
+            "also marked explore run, under the explorer's trio runtime; install pytest-trio "
+            "for the others)")
     config.stash[_OPTIONS] = _read_options(config)
     config.stash[_LEDGER] = _Ledger()
+
+
+def _registered(config: pytest.Config, name: str) -> bool:
+    """Whether a plugin or the ini file registered the marker ``name``."""
+    return any(str(line).split(":", 1)[0].split("(", 1)[0].strip() == name
+               for line in config.getini("markers"))
 
 
 def _read_options(config: pytest.Config) -> _Options:
@@ -205,6 +233,8 @@ def _take_over(item: pytest.Function) -> pytest.Function:
             keywords={params.id: True} if params is not None and params.id else None)
     else:
         item.obj = stand_in
+    # Before the test's own trio mark is dropped; a class's or module's mark stays.
+    item.stash[_TRIO] = item.get_closest_marker(TRIO_MARK) is not None
     _drop_foreign_marks(item)
     cell.append(item)
     item.stash[_ORIGINAL] = original
@@ -224,6 +254,9 @@ def _stand_in(original: Callable[..., Any], cell: list[pytest.Function]) -> Call
         __tracebackhide__ = True
         _run(cell[0], kwargs)
 
+    # A trio mark of the test's class or module makes pytest-trio wrap the test function
+    # in its own runner (which fails on a plain function); this says it is wrapped already.
+    setattr(explored_test, TRIO_WRAPPED_ATTR, True)
     return explored_test
 
 
@@ -281,6 +314,7 @@ def _corpus_item(item: pytest.Function, entry: CorpusEntry) -> pytest.Function:
     cell.append(sibling)
     sibling.stash[_ORIGINAL] = original
     sibling.stash[_PARAMS] = item.stash[_PARAMS]
+    sibling.stash[_TRIO] = item.stash.get(_TRIO, False)
     sibling.stash[_ENTRY] = entry
     return sibling
 
@@ -366,6 +400,9 @@ def _settings(item: pytest.Function, options: _Options) -> dict[str, Any]:
         check_settings(marked, f"@pytest.mark.explore on {item.nodeid}")
     except UsageError as err:
         pytest.fail(str(err), pytrace=False)
+    if "runtime" not in marked and (item.stash.get(_TRIO, False)
+                                    or item.get_closest_marker(TRIO_MARK) is not None):
+        marked["runtime"] = "trio"  # pytest-trio's mark: a trio test
     return {**PROFILES[options.profile], **options.ini, **marked, **options.cli}
 
 
@@ -394,9 +431,17 @@ def _explore(item: pytest.Function, test: BoundTest) -> None:
 
 
 def _replay(item: pytest.Function, test: BoundTest, entry: CorpusEntry) -> None:
-    from explorer._regressions import DIVERGED, FIXED, replay_entry
+    from explorer._regressions import DIVERGED, FIXED, CorpusReplay, replay_entry
 
-    report = replay_entry(entry, test)
+    runtime = _settings(item, item.config.stash[_OPTIONS]).get("runtime", "asyncio")
+    if entry.runtime != runtime:
+        # The entry replays under the runtime it recorded; a test that now runs under
+        # another one is other code as far as the entry is concerned.
+        report = CorpusReplay(entry.path, DIVERGED,
+                              f"it was recorded under the {entry.runtime} runtime, but the "
+                              f"test now runs under {runtime}", entry)
+    else:
+        report = replay_entry(entry, test)
     ledger = item.config.stash[_LEDGER]
     if report.status == FIXED:
         ledger.fixed.append(f"{item.nodeid} {report.detail}")

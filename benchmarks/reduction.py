@@ -1,5 +1,9 @@
-"""Partial-order reduction: schedules explored with and without it, and what recording
-footprints costs per run."""
+"""Partial-order reduction: schedules explored with and without it, the number of
+equivalence classes they fall into (by brute force), and what recording footprints costs
+per run.
+
+:func:`canonical_class` and :func:`all_runs` are also what the tests compare DPOR with.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import asyncio
 import functools
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import explorer
@@ -16,11 +20,124 @@ from explorer._asyncio._runner import AsyncioRuntime
 from strategies import DPOR, Fixed
 
 CAP = 50_000
+CLASSES_CAP = 5_000  # schedules a brute-force class count may take
+
+
+# ---------------------------------------------------------------- equivalence classes
+
+def _conflicting_pairs(steps: Sequence[Any]) -> set[tuple[int, int]]:
+    """Pairs ``(i, j)``, ``i < j``, of steps whose recorded accesses conflict (the same
+    object and item, or the whole object, at least one writing; the unknown access
+    ``(0, None, "w")`` conflicts with any step that touches something)."""
+    by_object: dict[int, list[tuple[int, object, str]]] = {}
+    unknown: list[int] = []
+    touching: list[int] = []
+    for j, step in enumerate(steps):
+        if step.footprint:
+            touching.append(j)
+        for obj, item, mode in step.footprint:
+            if obj == 0:
+                unknown.append(j)
+            else:
+                by_object.setdefault(obj, []).append((j, item, mode))
+    pairs: set[tuple[int, int]] = set()
+    for accesses in by_object.values():
+        for a, (i, item, mode) in enumerate(accesses):
+            for j, other_item, other_mode in accesses[a + 1:]:
+                if i != j and (mode == "w" or other_mode == "w") and (
+                        item is None or other_item is None or item == other_item):
+                    pairs.add((i, j))
+    for u in unknown:
+        pairs.update((min(u, k), max(u, k)) for k in touching if k != u)
+    return pairs
+
+
+def _enabler(steps: Sequence[Any], names: list[Hashable], k: int | None) -> Hashable:
+    """The name of the event that enabled another. Callbacks that only read shared state
+    (gather's completion callbacks of children that succeeded) commute, and whichever of
+    them runs last completes the gather and wakes its waiter: which one it was is not
+    part of the class."""
+    if k is None:
+        return None
+    step = steps[k]
+    if step.process == "loop" and any(mode == "r" for _obj, _item, mode in step.footprint):
+        return ("a commuting callback",)
+    return names[k]
+
+
+def canonical_class(steps: Sequence[Any]) -> Hashable:
+    """A canonical form of a run's equivalence class (its Mazurkiewicz trace), from its
+    step records (process, footprint, enabler, point).
+
+    Independent of :mod:`strategies._dpor`: events are named without positions — a task's
+    n-th step ``(task, n)``, a plain callback ``("callback", <name of the step that queued
+    it>, k)`` for the k-th one that step queued — and the form is the set of events, who
+    enabled each, and the order of every pair of conflicting events (other than two steps
+    of one task, which program order fixes). Two runs have the same form exactly when one
+    is the other with adjacent independent steps swapped.
+    """
+    names: list[Hashable] = []
+    per_task: dict[str, int] = {}
+    queued: dict[int | None, int] = {}
+    for step in steps:
+        if step.process == "loop":
+            k = queued.get(step.enabler, 0)
+            queued[step.enabler] = k + 1
+            parent = names[step.enabler] if step.enabler is not None else None
+            names.append(("callback", parent, k))
+        else:
+            n = per_task.get(step.process, 0)
+            per_task[step.process] = n + 1
+            names.append((step.process, n))
+    enabled_by = frozenset(
+        (names[j], _enabler(steps, names, step.enabler)) for j, step in enumerate(steps))
+    ordered = frozenset(
+        (names[i], names[j]) for i, j in _conflicting_pairs(steps)
+        if steps[i].process != steps[j].process or steps[i].process == "loop")
+    return frozenset(names), enabled_by, ordered
+
+
+def all_runs(scenario: Callable[[], Any], *, cap: int = CLASSES_CAP,
+             max_steps: int = 10_000) -> list[list[Any]] | None:
+    """The step records of every schedule of ``scenario``, failing ones included, by
+    depth-first enumeration of the decisions at every scheduling point (footprints under
+    the ``declared`` contract); ``None`` when there are more than ``cap`` schedules."""
+    runtime = AsyncioRuntime()
+    runs: list[list[Any]] = []
+    todo: list[list[int]] = [[]]
+    with runtime.session(footprints=True):
+        while todo:
+            if len(runs) >= cap:
+                return None
+            prefix = todo.pop()
+            counts: list[int] = []
+
+            def choose(count: int, view: Any, prefix: list[int] = prefix,
+                       counts: list[int] = counts) -> int:
+                k = len(counts)
+                counts.append(count)
+                return prefix[k] if k < len(prefix) else 0
+
+            record = runtime.run(scenario, choose, max_steps=max_steps, footprints="declared")
+            runs.append(list(record.footprints))
+            for k in range(len(prefix), len(counts)):
+                todo.extend([*record.decisions[:k], other] for other in range(1, counts[k]))
+    return runs
+
+
+def equivalence_classes(scenario: Callable[[], Any], *,
+                        cap: int = CLASSES_CAP) -> set[Hashable] | None:
+    """The canonical classes (:func:`canonical_class`) of all schedules of ``scenario``,
+    by brute force; ``None`` when there are more than ``cap`` schedules."""
+    runs = all_runs(scenario, cap=cap)
+    return None if runs is None else {canonical_class(steps) for steps in runs}
 
 
 def disjoint_writers(n: int) -> Callable[[], Any]:
+    """n tasks each update their own key of a declared dict (the keys exist beforehand:
+    adding new keys would also change the dict's iteration order, which they share)."""
     async def scenario() -> None:
-        data = explorer.shared({})
+        data = explorer.shared(dict.fromkeys(range(n), 0))
 
         async def writer(key: int) -> None:
             await asyncio.sleep(0)
@@ -72,26 +189,41 @@ def sigma(n: int) -> Callable[[], Any]:
 
 
 PROGRAMS: list[tuple[str, Callable[[], Any]]] = [
-    *((f"disjoint keys, {n} tasks", disjoint_writers(n)) for n in (2, 4, 8)),
-    *((f"locked counter {t} x {i}", locked_counter(t, i)) for t, i in ((2, 2), (3, 1), (3, 2))),
-    *((f"lastzero {n}", lastzero(n)) for n in (2, 3)),
+    *((f"disjoint keys, {n} tasks", disjoint_writers(n)) for n in (2, 4, 6)),
+    *((f"locked counter {t} x {i}", locked_counter(t, i))
+      for t, i in ((2, 2), (3, 1), (3, 2), (3, 3))),
+    *((f"lastzero {n}", lastzero(n)) for n in (2, 3, 4)),
     *((f"sigma {n}", sigma(n)) for n in (2, 4, 6)),
 ]
 
 
-def _count(scenario: Callable[[], Any], strategy: Any) -> str:
-    result = explorer.explore(scenario, strategy=strategy, max_schedules=CAP,
+def _brute_force(scenario: Callable[[], Any]) -> tuple[str, str]:
+    """Every schedule (what systematic search runs to cover the program) and the
+    equivalence classes among them, or ``> CAP`` when there are too many."""
+    runs = all_runs(scenario, cap=CAP)
+    if runs is None:
+        return f"> {CAP:,}", "?"
+    return f"{len(runs):,}", f"{len({canonical_class(steps) for steps in runs}):,}"
+
+
+def _dpor(scenario: Callable[[], Any]) -> str:
+    result = explorer.explore(scenario, strategy=DPOR(declared=True), max_schedules=CAP,
                               raise_on_failure=False)
-    return f"{result.schedules:,}" + ("" if result.exhausted else " (cap, not done)")
+    text = f"{result.schedules:,}" + ("" if result.exhausted else " (cap, not done)")
+    blocked = result.statistics.get("sleep_blocked", 0)
+    return text + (f" (+{blocked:,} blocked)" if blocked else "")
 
 
 def per_run_cost(rounds: int = 5, runs: int = 1000) -> tuple[float, float]:
-    """Microseconds per run of the 3 x 3 locked counter, footprints off and on."""
+    """Microseconds per run of the 3 x 3 locked counter, footprints off and on (stock
+    schedule, ``DPOR(declared=True)``'s recording): medians of ``rounds`` rounds of
+    ``runs`` runs each way, in one process. Rounds alternate which side goes first, so a
+    fixed order does not bias the ratio."""
     scenario = locked_counter(3, 3)
     runtime = AsyncioRuntime()
     timings: dict[bool, list[float]] = {False: [], True: []}
-    for _ in range(rounds):
-        for on in (False, True):
+    for round_ in range(rounds):
+        for on in ((False, True) if round_ % 2 == 0 else (True, False)):
             with runtime.session(footprints=on):
                 start = time.perf_counter()
                 for _ in range(runs):
@@ -107,16 +239,118 @@ def section() -> list[str]:
     lines = [
         "## Partial-order reduction",
         "",
-        f"Schedules run to cover each program completely (cap {CAP:,}): naive systematic "
-        "search, and DPOR with declared shared state (`strategies.DPOR(declared=True)`).",
+        f"Schedules run to cover each program completely (cap {CAP:,}): every schedule "
+        "(what naive systematic search runs), the equivalence classes among them (each "
+        "schedule's canonical Mazurkiewicz trace, by brute force), and DPOR with declared "
+        "shared state (`strategies.DPOR(declared=True)`: source sets and sleep sets). "
+        "\"blocked\" runs are sleep-set-blocked runs, repeats of a class that are not "
+        "counted as schedules. Disjoint keys and sigma join their writers with `gather`, "
+        "whose completion callbacks conflict, so the order in which the writers finish "
+        "makes n! classes.",
         "",
-        "| program | systematic | dpor (declared) |",
-        "|---|---:|---:|",
+        "| program | all schedules | classes | dpor (declared) |",
+        "|---|---:|---:|---:|",
     ]
     for name, scenario in PROGRAMS:
-        lines.append(f"| {name} | {_count(scenario, 'systematic')} | "
-                     f"{_count(scenario, DPOR(declared=True))} |")
+        schedules, classes = _brute_force(scenario)
+        lines.append(f"| {name} | {schedules} | {classes} | {_dpor(scenario)} |")
     off, on = per_run_cost()
     lines += ["", f"Footprint recording on the 3 x 3 locked counter: {off:.0f} us per run "
                   f"off, {on:.0f} us on (**{on / off:.2f}x**)."]
+    return lines
+
+
+# ---------------------------------------------------------------- automatic footprints
+
+class _Cell:
+    def __init__(self) -> None:
+        self.value = 0
+
+
+def _auto_disjoint_attributes(n: int) -> Callable[[], Any]:
+    """n tasks each update an attribute of their own object, twice, across awaits."""
+    async def scenario() -> None:
+        cells = [_Cell() for _ in range(n)]
+
+        async def worker(cell: _Cell) -> None:
+            await asyncio.sleep(0)
+            cell.value = cell.value + 1
+            await asyncio.sleep(0)
+            cell.value += 1
+
+        await asyncio.gather(*(worker(cell) for cell in cells))
+
+    return scenario
+
+
+def _auto_disjoint_keys(n: int) -> Callable[[], Any]:
+    """n tasks each update their own key of one plain dict (its keys made up front)."""
+    async def scenario() -> None:
+        data = dict.fromkeys(range(n), 0)
+
+        async def worker(key: int) -> None:
+            await asyncio.sleep(0)
+            data[key] = data[key] + 1
+            await asyncio.sleep(0)
+            data[key] += 1
+
+        await asyncio.gather(*(worker(key) for key in range(n)))
+
+    return scenario
+
+
+def automatic_footprints_section(rounds: int = 5, runs: int = 1000) -> list[str]:
+    """Python 3.12+: what ``DPOR(footprints="auto")`` costs per run (the 3 x 3 locked
+    counter with footprints off, declared and automatic; median of ``rounds`` alternating
+    rounds of ``runs`` runs, in this process) and what it saves (schedules to cover small
+    programs with undeclared shared state, conservative mode against automatic)."""
+    import platform
+    import sys
+
+    lines = ["## Automatic footprints (Python 3.12+)", ""]
+    if sys.version_info < (3, 12):
+        return [*lines, f"Skipped: needs sys.monitoring (Python 3.12+); this is "
+                        f"{platform.python_version()}."]
+    runtime = AsyncioRuntime()
+    modes = {"off": (False, None), "declared": (True, "declared"), "auto": (False, "auto")}
+    timings: dict[str, list[float]] = {mode: [] for mode in modes}
+    for _ in range(rounds):
+        for mode, (declared, footprints) in modes.items():
+            scenario = functools.partial(scenarios.locked_counter, 3, 3, declared=declared)
+            with runtime.session(footprints=footprints is not None):
+                start = time.perf_counter()
+                for _ in range(runs):
+                    fixed = Fixed([])
+                    fixed.start_run()
+                    runtime.run(scenario, fixed.choose, max_steps=10_000,
+                                footprints=footprints)
+                timings[mode].append((time.perf_counter() - start) / runs * 1e6)
+    off, declared_cost, auto = (statistics.median(timings[mode]) for mode in modes)
+    lines += [
+        f"Per run, 3 x 3 locked counter, CPython {platform.python_version()} (median of "
+        f"{rounds} rounds of {runs:,} runs): footprints off {off:.0f} us; declared "
+        f"(`explorer.shared` dict) {declared_cost:.0f} us (**{declared_cost / off:.2f}x**); "
+        f"automatic (plain dict) {auto:.0f} us (**{auto / off:.2f}x**, "
+        f"{auto / declared_cost:.2f}x declared).",
+        "",
+        "Schedules to cover each program completely (cap "
+        f"{CAP:,}), its shared state undeclared:",
+        "",
+        "| program | dpor (conservative) | dpor (auto) |",
+        "|---|---:|---:|",
+    ]
+    programs: list[tuple[str, Callable[[], Any]]] = [
+        *((f"disjoint attributes, {n} tasks", _auto_disjoint_attributes(n)) for n in (2, 3, 4)),
+        *((f"disjoint dict keys, {n} tasks", _auto_disjoint_keys(n)) for n in (2, 3, 4)),
+        *((f"locked counter {t} x {i} (plain dict)",
+           functools.partial(scenarios.locked_counter, t, i)) for t, i in ((2, 2), (3, 2))),
+    ]
+    for name, scenario in programs:
+        counts = []
+        for strategy in (DPOR(), DPOR(footprints="auto")):
+            result = explorer.explore(scenario, strategy=strategy, max_schedules=CAP,
+                                      raise_on_failure=False)
+            counts.append(f"{result.schedules:,}" + ("" if result.exhausted
+                                                     else " (cap, not done)"))
+        lines.append(f"| {name} | {counts[0]} | {counts[1]} |")
     return lines

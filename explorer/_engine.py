@@ -328,7 +328,15 @@ def _explain_races(rt: Runtime, scenario: Scenario, found: ScheduleFailure,
                    footprints=footprints, naming=True)
     if named.footprints is None or named.decisions != decisions:
         return
-    found.explain_races(conflicts(named.footprints, found.trace, named.names or {}),
+    from explorer._deciding import deciding
+
+    def rerun(chooser: Chooser) -> RunRecord:  # a reversed race, replayed
+        return rt.run(scenario, chooser, max_steps=max_steps, timer_races=timer_races,
+                      footprints=footprints)
+
+    names = named.names or {}
+    found.explain_races(deciding(conflicts(named.footprints, found.trace, names),
+                                 named.footprints, found.trace, names, found.outcome, rerun),
                         happens_before(named.footprints, found.trace))
 
 

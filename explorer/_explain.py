@@ -86,7 +86,11 @@ def swimlanes(trace: Trace, *, width: int = 18) -> str:
     files = Counter(loc.filename for s in trace.steps for loc in (s.start, s.end) if loc)
     home = files.most_common(1)[0][0] if files else ""
     columns = [t if len(t) <= width else t[: width - 1] + "…" for t in tasks]
-    header = "step   " + " ".join(f"{c:<{width}}" for c in columns) + " loop"
+    others = {s.task for s in trace.steps if s.task in ("loop", "clock")}
+    # Callbacks and timer firings share the last column ("loop"; "clock" when only the
+    # clock appears, as under trio); without either, there is no such column.
+    tail = " loop" if "loop" in others else (" clock" if others else "")
+    header = "step   " + " ".join(f"{c:<{width}}" for c in columns) + tail
     lines = [f"(lines in {os.path.basename(home)} unless named)" if home else "", header]
     for step in trace.steps:
         mark = "*" if step.deviated else " "

@@ -45,11 +45,19 @@ class ScheduleFailure(ExplorerError, AssertionError):
         super().__init__(self.render())
 
     def explain_races(self, conflicts: list[Any], graph: Any) -> None:
-        """Attach the conflicting accesses of the run and its happens-before graph (a
-        ``networkx.DiGraph``); the message lists the conflicts."""
+        """Attach the conflicting accesses of the run (:class:`explorer._races.Conflict`,
+        each possibly judged by a reversed replay) and its happens-before graph (a
+        ``networkx.DiGraph``); the message lists the pairs whose order decided the
+        failure first, then the others."""
         self.conflicts = list(conflicts)
         self.happens_before = graph
         self.args = (self.render(),)
+
+    @property
+    def deciding(self) -> list[Any]:
+        """The conflicting pairs whose order decided the failure: run the other way round
+        (replayed), the failure went away or changed."""
+        return [c for c in self.conflicts if c.decides]
 
     def happens_before_dot(self) -> str:
         """The happens-before graph in Graphviz DOT form ("" when it was not recorded)."""
@@ -94,8 +102,7 @@ class ScheduleFailure(ExplorerError, AssertionError):
         if self.conflicts:
             from explorer._races import render
 
-            lines += ["Conflicting accesses, in the order this schedule ran them:",
-                      *(f"  {line}" for line in render(self.conflicts)), ""]
+            lines += [*render(self.conflicts), ""]
         lines += [
             "Swimlanes (one column per task, * marks a deviation; the full trace is "
             "failure.trace):",
@@ -120,6 +127,8 @@ class ScheduleFailure(ExplorerError, AssertionError):
             "trace_hash": self.trace.hash(),
             "explanation": explain(self.trace),
             "conflicts": [c.describe() for c in self.conflicts],
+            "deciding": [c.describe() for c in self.deciding],
+            "races": [c.to_json() for c in self.conflicts],
             "shrink": dataclasses.asdict(self.shrink) if self.shrink else None,
         }
 

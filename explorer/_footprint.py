@@ -16,7 +16,7 @@ objects behave like the objects they wrap, at the cost of one check per access.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, MutableMapping
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 Access = tuple[int, object, str]
 UNKNOWN: Final[Access] = (0, None, "w")
@@ -78,6 +78,17 @@ def conflicts(a: Index, b: Index) -> bool:
     return False
 
 
+class _InsertionOrder:
+    """The item that adding or removing a key writes: the dict's iteration order. Two
+    tasks adding different keys do not commute when anything iterates the dict later."""
+
+    def __repr__(self) -> str:
+        return "<insertion order>"
+
+
+INSERTION_ORDER: Final = _InsertionOrder()
+
+
 class SharedDict(MutableMapping[_K, _V]):
     """A dict whose reads and writes by key are recorded in step footprints."""
 
@@ -96,10 +107,13 @@ class SharedDict(MutableMapping[_K, _V]):
     def __setitem__(self, key: _K, value: _V) -> None:
         if current is not None:
             current.add((id(self), key, "w"))
+            if key not in self._data:  # a new key also changes the iteration order
+                current.add((id(self), INSERTION_ORDER, "w"))
         self._data[key] = value
 
     def __delitem__(self, key: _K) -> None:
         record(self, key, "w")
+        record(self, INSERTION_ORDER, "w")
         del self._data[key]
 
     def __contains__(self, key: object) -> bool:
@@ -162,6 +176,18 @@ def shared(obj: Any, name: str | None = None) -> Any:
     return SharedObject(obj, name=name)
 
 
+class Label(NamedTuple):
+    """How race explanations name an object recorded by automatic footprints
+    (:mod:`explorer._monitoring`): ``name`` (numbered per name, ``Account#1``, unless
+    ``numbered`` is false), and whether its items are attributes (``Account#1.balance``)
+    rather than keys. ``target`` keeps the object alive while the run is explained."""
+
+    name: str
+    attributes: bool
+    target: object
+    numbered: bool = True
+
+
 def describe_objects(objects: dict[int, object]) -> dict[int, str]:
     """Readable names for recorded objects: declared names, else ``Type#n`` in order of
     first access. Attributes of shared objects are marked with a leading dot."""
@@ -175,6 +201,10 @@ def describe_objects(objects: dict[int, object]) -> dict[int, str]:
             prefix = "."
         elif isinstance(obj, SharedDict):
             given, kind = obj.name, "shared"
+        elif isinstance(obj, Label):
+            kind = obj.name
+            given = None if obj.numbered else obj.name
+            prefix = "." if obj.attributes else ""
         else:
             given, kind = None, type(obj).__name__
         if given is None:

@@ -3,45 +3,74 @@
 Available when the failure was found by a strategy that records footprints (``dpor``): the
 failing schedule is replayed once more with footprints on, and every pair of steps of
 different tasks that touched the same location (one writing) with nothing else ordering
-them is listed, in the order they ran — the accesses whose order the schedule decided.
+them is listed, in the order they ran. :mod:`explorer._deciding` then replays each pair
+reversed to tell the pairs whose order decided the failure from those that merely
+conflicted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from explorer._footprint import UNKNOWN
+from explorer._footprint import INSERTION_ORDER, UNKNOWN
 from explorer._runtime import display_task
 from explorer._trace import Step, Trace
 
 if TYPE_CHECKING:
     import networkx as nx
 
+    from strategies._dpor import RunAnalysis
+
 _MAX_LINES = 12
+
+
+def _where(step: Step) -> str:
+    start, end = step.start, step.end
+    if start is None:
+        return step.task
+    if end is None or end == start:
+        return f"{step.task} (from {start.short})"
+    return f"{step.task} (from {start.short} to {end.short})"
 
 
 @dataclass(frozen=True)
 class Conflict:
-    """Two steps of different tasks whose accesses conflict, ``first`` ran first."""
+    """Two steps of different tasks whose accesses conflict, ``first`` ran first.
+
+    ``first_access``/``second_access`` say what each step did to the shared location
+    (``None`` when it is not recorded: undeclared task code). ``pair`` is the steps'
+    indices in the run's step records. ``decides`` is ``True`` when running the pair the
+    other way round made the failure go away or change, ``False`` when the run still
+    failed the same way, ``None`` when that was not checked; ``reversed`` says what the
+    reversed run did.
+    """
 
     first: Step
     second: Step
-    first_access: str
-    second_access: str
+    first_access: str | None
+    second_access: str | None
+    pair: tuple[int, int] = (-1, -1)
+    decides: bool | None = None
+    reversed: str = ""
+
+    def judged(self, decides: bool, reversed_: str) -> Conflict:
+        """This conflict with the verdict of its reversed replay."""
+        return dataclasses.replace(self, decides=decides, reversed=reversed_)
 
     def describe(self) -> str:
-        def where(step: Step) -> str:
-            start, end = step.start, step.end
-            if start is None:
-                return step.task
-            if end is None or end == start:
-                return f"{step.task} (from {start.short})"
-            return f"{step.task} (from {start.short} to {end.short})"
-
-        return (f"{where(self.first)} {self.first_access}, then {where(self.second)} "
+        if self.first_access is None or self.second_access is None:
+            return (f"{_where(self.first)}, then {_where(self.second)} (what their code "
+                    "touches is not declared)")
+        return (f"{_where(self.first)} {self.first_access}, then {_where(self.second)} "
                 f"{self.second_access}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"first": self.first.index, "second": self.second.index,
+                "description": self.describe(), "decides": self.decides,
+                "reversed": self.reversed or None}
 
 
 def _verb(mode: str) -> str:
@@ -52,6 +81,8 @@ def _location(names: dict[int, str], obj: int, item: object) -> str:
     name = names.get(obj, "an object")
     if item is None:
         return name
+    if item is INSERTION_ORDER:
+        return f"the key order of {name}"
     if name.startswith("."):  # an attribute of a shared object
         return f"{name[1:]}.{item}"
     return f"{name}[{item!r}]"
@@ -70,18 +101,30 @@ def _access_pairs(a: set[Any], b: set[Any], names: dict[int, str]) -> tuple[str,
     return None
 
 
-def conflicts(records: Sequence[Any], trace: Trace, names: dict[int, str]) -> list[Conflict]:
-    """The races of a run (see :func:`strategies._dpor.races`) with readable accesses."""
-    from strategies._dpor import races
+def describe_pair(records: Sequence[Any], i: int, j: int,
+                  names: dict[int, str]) -> tuple[str | None, str | None]:
+    """What steps ``i`` and ``j`` did to a location both touched (one writing), readably;
+    ``(None, None)`` when no recorded access of theirs conflicts by name."""
+    pair = _access_pairs(records[i].footprint, records[j].footprint, names)
+    return pair if pair is not None else (None, None)
+
+
+def conflicts(records: Sequence[Any], trace: Trace, names: dict[int, str], *,
+              analysis: RunAnalysis | None = None) -> list[Conflict]:
+    """The races of a run (see :class:`strategies._dpor.RunAnalysis`) whose accesses are
+    recorded, readably, in the order the run ran them."""
+    from strategies._dpor import RunAnalysis
 
     steps = [s for s in trace.steps if s.kind != "timer"]
     if len(steps) != len(records):
         return []
+    if analysis is None:
+        analysis = RunAnalysis(records)
     found = []
-    for i, j in races(records):
+    for i, j in analysis.races:
         pair = _access_pairs(records[i].footprint, records[j].footprint, names)
         if pair is not None:
-            found.append(Conflict(steps[i], steps[j], *pair))
+            found.append(Conflict(steps[i], steps[j], *pair, pair=(i, j)))
     return found
 
 
@@ -125,7 +168,37 @@ def to_dot(graph: nx.DiGraph[int]) -> str:
 
 
 def render(found: list[Conflict]) -> list[str]:
-    lines = [c.describe() for c in found[:_MAX_LINES]]
+    """The lines a failure message shows for its races: those whose order decided it,
+    then the others that conflicted, at most a dozen each."""
+    deciding = [c for c in found if c.decides]
+    others = [c for c in found if not c.decides]
+    checked = any(c.decides is not None for c in found)
+    lines: list[str] = []
+    if deciding:
+        lines.append("Decided by (run the other way round, the failure goes away or "
+                     "changes):")
+        lines += _listed(deciding, checked)
+    elif checked:
+        lines.append("Decided by: no single pair (each one reversed still fails the same "
+                     "way).")
+    if others:
+        lines.append("Also conflicting (reversed, it still fails the same way):" if checked
+                     else "Conflicting accesses, in the order this schedule ran them:")
+        lines += _listed(others, checked)
+    return lines
+
+
+def _listed(found: list[Conflict], checked: bool) -> list[str]:
+    lines = []
+    for c in found[:_MAX_LINES]:
+        text = c.describe()
+        if c.decides:
+            text += f"; reversed, the run {c.reversed}"
+        elif checked and c.decides is None:
+            text += " (not replayed)"
+        elif checked and c.reversed == "could not be reversed":
+            text += " (could not be reversed)"
+        lines.append(f"  {text}")
     if len(found) > _MAX_LINES:
-        lines.append(f"... and {len(found) - _MAX_LINES} more")
+        lines.append(f"  ... and {len(found) - _MAX_LINES} more")
     return lines

@@ -1,11 +1,28 @@
 """``dpor``: systematic search with dynamic partial-order reduction.
 
 Two schedules that differ only in the order of *independent* steps (steps whose footprints
-do not conflict) end the same way, so exploring one of them is enough. The search runs a
-schedule, finds the *races* in it — pairs of dependent steps of different tasks with no
-other causal path between them — and for each race schedules one more run that reverses
-it (Flanagan and Godefroid's DPOR, POPL 2005, over backtrack sets). Steps of one task are
-ordered; a task's step happens after the step that scheduled it.
+do not conflict) end the same way: they are one *equivalence class* (a Mazurkiewicz trace),
+and running one schedule of each class is enough. The search runs a schedule, finds the
+*races* in it — pairs of dependent steps of different processes with no other causal path
+between them — and, for each race, makes sure a later run reverses it.
+
+The algorithm is source-set DPOR with sleep sets (Abdulla, Aronis, Jonsson and Sagonas,
+"Source Sets: A Foundation for Optimal Dynamic Partial Order Reduction", JACM 2017):
+
+- *Source sets.* For a race ``(e, e')`` the run that reverses it starts, at the point where
+  ``e`` ran, with the steps after ``e`` that do not depend on it followed by ``e'``. Any
+  process whose step can go first in that sequence (an *initial*) will do, so a branch is
+  added only when no initial is already scheduled at that point.
+- *Sleep sets.* Once every run from a point that starts with process ``p`` has been
+  explored, later siblings put ``p`` to sleep and keep it asleep until a step dependent on
+  ``p``'s pending step runs; a sleeping process is never chosen. A run in which every
+  enabled process is asleep (*sleep-set blocked*) repeats an explored class: it is not
+  counted as a schedule (the engine counts it as a probe) and the search goes on.
+
+Steps of one process are ordered; a step happens after the step that scheduled it. Plain
+callbacks run in the order they were queued (only the first queued one is a candidate),
+so two steps of different processes that queue conflicting callbacks are dependent: their
+order decides the callbacks' order.
 
 Footprints: what a step touches is known for asyncio's primitives, task completion and
 cancellation, asyncio's own callbacks, and state declared with ``explorer.shared``. What a
@@ -15,51 +32,315 @@ reduction beyond the ordering of plain callbacks. ``DPOR(declared=True)`` is the
 that every piece of state tasks share is an asyncio primitive or declared with
 ``explorer.shared``; then independent steps are recognised and the reduction is large.
 
-Guarantee: when :attr:`DPOR.exhausted` is true, every equivalence class of schedules (all
-interleavings up to reordering of independent steps) has been run, under that model.
+Guarantee: when :attr:`DPOR.exhausted` is true and no branch was skipped, at least one
+schedule of every equivalence class (all interleavings up to reordering of independent
+steps) has been run, under that model.
 
-With ``deviation_bound``, branches whose schedule would deviate from the stock order more
-than that are skipped, and the coverage says so.
+``deviation_bound``: branches whose schedule would deviate from the stock order more than
+that are skipped, and the coverage then says so instead of claiming every class. A process
+goes to sleep only once its subtree was explored with nothing skipped, so the bound never
+lets a sleep set hide a class that the bounded search did not run.
+
+While a run goes, the strategy reads the footprints recorded so far (see
+:func:`recorded_steps`) to choose awake processes; after the run, :meth:`DPOR.observe`
+recomputes the sleep sets exactly, with every step's footprint known, and that exact
+computation alone decides what is skipped and what counts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from explorer._footprint import UNKNOWN, conflicts, index
+from explorer._footprint import Access, Index, conflicts, index
 from strategies._base import Strategy
+
+CLOCK = "clock"
+"""The process of the "fire the next timer now" candidate (``timer_races``): it has no step
+record, so it is dependent on everything and never put to sleep."""
+
+FOOTPRINT_MODES = ("conservative", "declared", "auto")
+"""What :class:`DPOR` takes a task's own code to touch (its ``footprints`` argument)."""
+
+LOOP = "loop"
+"""The process of plain callbacks, which run in the order they were queued."""
+
+MAIN = "main"
+"""The scenario's main task: the run ends with its last step, which therefore decides
+whether every step still pending runs at all."""
+
+Footprint = tuple[Index, Index]
+"""What a step touches, for dependence: its own accesses grouped by object, and the accesses
+of the plain callbacks it queued."""
+
+
+_ANY: Index = {0: [(None, "w")]}  # touches anything (UNKNOWN, by object)
+
+
+def step_footprints(steps: Sequence[Any], *, pending: bool = False) -> list[Footprint]:
+    """For each step record (``process``, ``footprint``, ``enabler``, ``point``) its
+    :data:`Footprint`: own accesses, and the merged accesses of the callbacks it queued
+    (callbacks are the ``loop`` steps it is the enabler of).
+
+    ``pending``: the run ended with a callback still queued. Who queued it, and what it
+    would touch, is not recorded, so every step may have queued something that conflicts.
+    """
+    own = [index(step.footprint) for step in steps]
+    if pending:
+        return [(fp, dict(_ANY)) for fp in own]
+    queued: list[Index] = [{} for _ in steps]
+    for position, step in enumerate(steps):
+        if step.process != LOOP or step.enabler is None:
+            continue
+        merged = queued[step.enabler]
+        for obj, accesses in own[position].items():
+            merged.setdefault(obj, []).extend(accesses)
+    return list(zip(own, queued, strict=True))
+
+
+def dependent(a: Footprint, b: Footprint) -> bool:
+    """True when two steps of different processes do not commute: their own accesses
+    conflict, or the callbacks they queued do (so their order decides the callbacks')."""
+    return conflicts(a[0], b[0]) or conflicts(a[1], b[1])
+
+
+class _Layer:
+    """Which steps of each process touched each object, for one half of the footprints:
+    finds, for a new step, the latest dependent step of every other process."""
+
+    __slots__ = ("fps", "nonempty", "touched", "unknown")
+
+    def __init__(self, fps: list[Index]) -> None:
+        self.fps = fps
+        self.touched: dict[int, dict[str, list[int]]] = {}
+        self.unknown: dict[str, int] = {}  # process -> its latest step that may touch anything
+        self.nonempty: dict[str, int] = {}  # process -> its latest step that touches something
+
+    def latest(self, j: int, me: str, found: dict[str, int]) -> None:
+        mine = self.fps[j]
+        if not mine:
+            return
+        # A step that touches anything depends on the latest step of each process that
+        # touches something; any step depends on those that touch anything.
+        candidates = self.nonempty if 0 in mine else self.unknown
+        for process, i in candidates.items():
+            if process != me and i > found.get(process, -1):
+                found[process] = i
+        if 0 in mine:
+            return
+        fps = self.fps
+        for obj in mine:
+            for process, seen in self.touched.get(obj, {}).items():
+                if process == me:
+                    continue
+                for i in reversed(seen):
+                    if i <= found.get(process, -1):
+                        break
+                    if conflicts(fps[i], mine):
+                        found[process] = i
+                        break
+
+    def add(self, j: int, me: str) -> None:
+        mine = self.fps[j]
+        if not mine:
+            return
+        self.nonempty[me] = j
+        if 0 in mine:
+            self.unknown[me] = j
+        for obj in mine:
+            self.touched.setdefault(obj, {}).setdefault(me, []).append(j)
+
+
+class RunAnalysis:
+    """The happens-before relation and the races of one run, from its step records.
+
+    ``before[j]`` is a bitset of the steps that happen before step ``j`` (program order,
+    the step that scheduled it, and dependent earlier steps, transitively); ``races`` are
+    the pairs ``(i, j)``, ``i < j``, of dependent steps of different processes with no other
+    happens-before path from ``i`` to ``j``, sorted. The main task's last step ends the run
+    (what is still pending never runs), so it depends on every other process's last step.
+    ``pending`` says the run ended with a plain callback still queued (see
+    :func:`step_footprints`).
+
+    Only the latest dependent step of each other process can race with ``j``: earlier ones
+    are ordered before that one by program order. So each step is compared with at most one
+    step per process and object, which keeps long runs near linear in steps.
+    """
+
+    def __init__(self, steps: Sequence[Any], *, pending: bool = False) -> None:
+        self.steps = steps
+        self.footprints = step_footprints(steps, pending=pending)
+        self.before: list[int] = []
+        self.races: list[tuple[int, int]] = []
+        self._analyse()
+
+    def _analyse(self) -> None:
+        steps, before, found = self.steps, self.before, self.races
+        layers = (_Layer([fp[0] for fp in self.footprints]),
+                  _Layer([fp[1] for fp in self.footprints]))
+        last: dict[str, int] = {}
+        end = len(steps) - 1 if steps and steps[-1].process == MAIN else -1
+        for j, step in enumerate(steps):
+            me = step.process
+            # Causal predecessors (program order, the step that scheduled this one) can never
+            # be reordered with it; dependent ones can, unless another path orders them.
+            ordered = 0
+            if me in last:
+                k = last[me]
+                ordered |= before[k] | (1 << k)
+            if step.enabler is not None:
+                k = step.enabler
+                ordered |= before[k] | (1 << k)
+            latest: dict[str, int] = {}
+            for layer in layers:
+                layer.latest(j, me, latest)
+            if j == end:  # the step that ends the run depends on every other process
+                latest.update((p, i) for p, i in last.items() if p != me)
+            closure = {k: before[k] | (1 << k) for k in latest.values()}
+            for i in closure:
+                others = ordered
+                for k, bits in closure.items():
+                    if k != i:
+                        others |= bits
+                if not (others >> i) & 1:
+                    found.append((i, j))
+            for bits in closure.values():
+                ordered |= bits
+            before.append(ordered)
+            last[me] = j
+            for layer in layers:
+                layer.add(j, me)
+        found.sort()
+
+    def reversal(self, i: int, j: int) -> list[int]:
+        """The steps that reverse race ``(i, j)`` when run in place of ``i``: those after
+        ``i`` that do not happen after it, in their order, then ``j``
+        (``notdep(i).j`` in the source-set paper)."""
+        bit = 1 << i
+        before = self.before
+        return [k for k in range(i + 1, j) if not before[k] & bit] + [j]
+
+    def initials(self, sequence: Sequence[int]) -> list[str]:
+        """Processes whose first step in ``sequence`` has no happens-before predecessor in
+        it: each could run first in a schedule equivalent to ``sequence``."""
+        mask = 0
+        for k in sequence:
+            mask |= 1 << k
+        out: list[str] = []
+        for k in sequence:
+            process = self.steps[k].process
+            if process not in out and not self.before[k] & mask:
+                out.append(process)
+        return out
+
+
+def races(steps: Sequence[Any]) -> list[tuple[int, int]]:
+    """Pairs ``(i, j)``, ``i < j``, of dependent steps of different processes with no
+    other happens-before path from ``i`` to ``j`` (see :class:`RunAnalysis`)."""
+    return RunAnalysis(steps).races
+
+
+def recorded_steps(view: Any) -> list[Any] | None:
+    """The step records of the current run so far, when the runtime records footprints
+    and lets a chooser see them; ``None`` otherwise.
+
+    A runtime offers them as ``view.recorded_steps()``. The asyncio runtime does not yet,
+    so its footprint recorder (the loop's step hook, which keeps them in ``steps``) is read
+    directly; a traced run's hook has no ``steps`` and gives ``None``. While the run goes,
+    the records may be plain ``(process, footprint, enabler, point)`` tuples.
+    """
+    getter = getattr(view, "recorded_steps", None)
+    if callable(getter):
+        steps = getter()
+        return steps if isinstance(steps, list) else None
+    steps = getattr(getattr(view, "_tracer", None), "steps", None)
+    return steps if isinstance(steps, list) else None
+
+
+Shape = tuple[bool, frozenset[tuple[object, str]]]
+"""A step's own accesses without their objects (``(touches anything, {(item, mode)})``):
+object ids differ from run to run, so this is what a run can compare with a sleeping
+process's step recorded in an earlier run. Used only to guide choices."""
+
+
+def shape(footprint: Iterable[Access]) -> Shape:
+    """The :data:`Shape` of a recorded footprint."""
+    accesses = frozenset((item, mode) for obj, item, mode in footprint if obj != 0)
+    return (any(obj == 0 for obj, _, _ in footprint), accesses)
+
+
+def _may_wake(sleeper: Shape, footprint: Iterable[Access]) -> bool:
+    """Whether a step with ``footprint`` may be dependent on a step of ``sleeper``'s shape
+    (the same item, one of them writing, on some object)."""
+    unknown, accesses = sleeper
+    touched = False
+    for obj, item, mode in footprint:
+        touched = True
+        if unknown or obj == 0:
+            return True
+        for other_item, other_mode in accesses:
+            if (mode == "w" or other_mode == "w") and (
+                    item is None or other_item is None or item == other_item):
+                return True
+    return touched and unknown
 
 
 @dataclass
 class _Point:
-    enabled: list[str]
+    """One scheduling point of the current branch of the search tree."""
+
+    enabled: list[str]  # the candidates' processes, in candidate order
     chosen: str
-    backtrack: set[str] = field(default_factory=set)
-    done: set[str] = field(default_factory=set)
+    backtrack: set[str]  # processes to explore here
+    done: set[str]  # processes explored (or being explored) here, or skipped by the bound
+    sleep: dict[str, Shape] = field(default_factory=dict)  # asleep on entry
+    shapes: dict[str, Shape] = field(default_factory=dict)  # each explored process's step
+    complete: set[str] = field(default_factory=set)  # subtree explored with nothing skipped
+    skips: int = 0  # DPOR.pruned when the current choice started
 
 
 class DPOR(Strategy):
-    """Dynamic partial-order reduction over the processes (tasks) of the scenario."""
+    """Dynamic partial-order reduction (source sets and sleep sets) over the processes
+    (tasks, and the callback queue) of the scenario."""
 
     name = "dpor"
 
-    def __init__(self, deviation_bound: int | None = None, *, declared: bool = False) -> None:
+    def __init__(self, deviation_bound: int | None = None, *, declared: bool = False,
+                 footprints: str | None = None) -> None:
         if deviation_bound is not None and deviation_bound < 0:
             raise ValueError(f"deviation_bound must be >= 0 or None, got {deviation_bound}")
         self.deviation_bound = deviation_bound
         self.declared = declared
-        # Tells the engine to record footprints, and which model to use for task code.
-        self.wants_footprints = "declared" if declared else "conservative"
+        # Tells the engine to record footprints, and which model to use for task code:
+        # "conservative", "declared", or "auto" (recorded by sys.monitoring, 3.12+).
+        self.wants_footprints = footprints or ("declared" if declared else "conservative")
+        if self.wants_footprints not in FOOTPRINT_MODES or (
+                declared and footprints not in (None, "declared")):
+            raise ValueError(f"footprints must be one of {', '.join(FOOTPRINT_MODES)} "
+                             f"(and 'declared' with declared=True), got {footprints!r}")
+        if self.wants_footprints == "auto":
+            from explorer._monitoring import require_auto
+
+            require_auto()  # a UsageError before Python 3.12
         self._stack: list[_Point] = []
         self._prefix = 0
         self._k = 0
         self._started = False
         self._finished = False
+        # Per run: deviations so far, the sleep set as known while the run goes (None once
+        # unknown), how many recorded steps it has absorbed, and whether the run turned
+        # out to repeat an explored class.
+        self._deviations = 0
+        self._online: dict[str, Shape] | None = {}
+        self._absorbed = 0
+        self._redundant = False
+        self._keep: int | None = None
         self.schedules = 0
         self.races = 0
         self.pruned = 0
+        self.blocked = 0
         self.mismatches = 0
 
     # ------------------------------------------------------------------ Strategy
@@ -68,19 +349,31 @@ class DPOR(Strategy):
         if self._finished:
             return False
         self._k = 0
+        self._deviations = 0
+        self._online = {}
+        self._absorbed = 0
+        self._redundant = False
+        self._keep = None
         if not self._started:
             self._started = True
             self._prefix = 0
             return True
         while self._stack:
             top = self._stack[-1]
+            depth = len(self._stack) - 1
+            # Everything below top.chosen has been explored: it may now put later siblings'
+            # processes to sleep, unless the bound skipped part of its subtree.
+            if self.pruned == top.skips:
+                top.complete.add(top.chosen)
             for process in top.enabled:
-                if process in top.backtrack and process not in top.done:
+                if (process in top.backtrack and process not in top.done
+                        and process not in top.sleep):
                     top.done.add(process)
-                    if self._too_deviant(len(self._stack) - 1, process):
+                    if self._too_deviant(depth, process):
                         self.pruned += 1
                         continue
                     top.chosen = process
+                    top.skips = self.pruned
                     self._prefix = len(self._stack)
                     return True
             self._stack.pop()
@@ -94,31 +387,77 @@ class DPOR(Strategy):
         if k < self._prefix:
             point = self._stack[k]
             if point.chosen in processes:
-                return processes.index(point.chosen)
-            self.mismatches += 1  # the run did not repeat; keep going with the default
-            return 0
-        self._stack.append(_Point(processes, processes[0], {processes[0]}, {processes[0]}))
-        return 0
+                choice = processes.index(point.chosen)
+            else:
+                self.mismatches += 1  # the run did not repeat; keep going with the default
+                self._online = None
+                choice = 0
+            if k == self._prefix - 1 and self._online is not None:
+                self._begin_sleep(point, view)
+        else:
+            sleep = self._absorb(view)
+            awake = [i for i, process in enumerate(processes) if process not in sleep]
+            choice = 0
+            if awake and (awake[0] == 0 or self._within_bound(self._deviations + 1)):
+                choice = awake[0]
+            # Otherwise every candidate is asleep, or the awake ones are beyond the bound:
+            # the run repeats an explored class from here, which observe() confirms.
+            chosen = processes[choice]
+            self._stack.append(_Point(processes, chosen, {chosen}, {chosen}, dict(sleep),
+                                      skips=self.pruned))
+        self._deviations += choice != 0
+        if processes[choice] == CLOCK and self._online is not None:
+            self._online = {}
+        return choice
 
     def observe(self, steps: Sequence[Any]) -> None:
-        """Learn the run's races from its step records (process, footprint, enabler,
-        point) and add the reversing choices to the backtrack sets."""
-        for i, j in races(steps):
+        """Learn from the run's step records (process, footprint, enabler, point): compute
+        its exact sleep sets, note whether it repeated an explored class, and add the
+        branches that reverse its races."""
+        stack = self._stack
+        last = steps[-1] if steps else None
+        # Did the run end (its main task's last step) with a callback still queued?
+        pending = (last is not None and last.process == MAIN and last.point is not None
+                   and last.point < len(stack) and LOOP in stack[last.point].enabled)
+        analysis = RunAnalysis(steps, pending=pending)
+        cutoff = self._sleep_sets(steps, analysis.footprints)
+        deviations = [0]
+        for point in stack:
+            deviations.append(deviations[-1] + (point.enabled.index(point.chosen) != 0))
+        for i, j in analysis.races:
+            if j >= cutoff:
+                continue
             self.races += 1
-            point = steps[i].point
-            if point is None or point >= len(self._stack):
+            at = steps[i].point
+            if at is None or at >= len(stack):
                 continue  # no alternative existed when step i ran
-            frame = self._stack[point]
-            wanted = steps[j].process
-            if wanted in frame.enabled:
-                frame.backtrack.add(wanted)
-            else:
+            frame = stack[at]
+            initials = analysis.initials(analysis.reversal(i, j))
+            options = [p for p in frame.enabled if p in initials]
+            if not options:  # outside the model (a timer not yet due): be conservative
                 frame.backtrack.update(frame.enabled)
+                continue
+            # Already covered: an initial is asleep here (its runs were all explored), or
+            # one is scheduled here and not beyond the bound.
+            within = [p for p in options if self._fits(deviations[at], frame, p)]
+            if any(p in frame.sleep for p in options) or any(p in frame.backtrack
+                                                             for p in within):
+                continue
+            # Any initial will do; the later step's own process reverses the race most
+            # directly (which matters only for what a deviation bound lets through).
+            later = steps[j].process
+            frame.backtrack.add(later if later in within else
+                                within[0] if within else options[0])
 
     def end_run(self, decisions: Sequence[int], failed: bool) -> None:
-        self.schedules += 1
-        # Anything past the points this run reached belongs to an earlier, longer run.
-        del self._stack[max(self._k, self._prefix):]
+        if self._redundant:
+            self.blocked += 1
+        else:
+            self.schedules += 1
+        # Anything past the points this run reached belongs to an earlier, longer run;
+        # past a sleep-set-blocked step, to nothing worth exploring.
+        keep = max(self._k, self._prefix) if self._keep is None else self._keep
+        del self._stack[keep:]
 
     @property
     def exhausted(self) -> bool:
@@ -126,95 +465,142 @@ class DPOR(Strategy):
 
     @property
     def counts_as_schedule(self) -> bool:
-        return True
+        """False for a sleep-set-blocked run: it repeats an explored equivalence class."""
+        return not self._redundant
 
     def coverage(self) -> str:
-        if self._finished and not self.pruned:
+        blocked = (f", {self.blocked} sleep-set-blocked run(s) not counted"
+                   if self.blocked else "")
+        if not self._finished:
+            return (f"{self.schedules} schedules of a partial-order-reduced search{blocked}; "
+                    "not finished")
+        if self.mismatches:
+            return (f"a partial-order-reduced search of {self.schedules} schedules, but the "
+                    f"scenario did not repeat a schedule {self.mismatches} time(s), so its "
+                    "classes are not proved covered")
+        if not self.pruned:
             return (f"all interleavings up to reordering of independent steps "
-                    f"({self.schedules} schedules, {self.races} races reversed)")
-        if self._finished:
-            return (f"every equivalence class reachable within {self.deviation_bound} "
-                    f"deviation(s) ({self.schedules} schedules; {self.pruned} branches "
-                    "beyond the bound skipped)")
-        return f"{self.schedules} schedules of a partial-order-reduced search; not finished"
+                    f"({self.schedules} schedules, {self.races} races reversed{blocked})")
+        return (f"a partial-order-reduced search within {self.deviation_bound} deviation(s) "
+                f"({self.schedules} schedules{blocked}; {self.pruned} branches beyond the "
+                "bound skipped, so equivalence classes reached only through them were not "
+                "run)")
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "deviation_bound": self.deviation_bound,
                 "declared": self.declared}
 
     def statistics(self) -> dict[str, Any]:
-        return {"races": self.races, "pruned": self.pruned, "mismatches": self.mismatches}
+        return {"races": self.races, "pruned": self.pruned, "sleep_blocked": self.blocked,
+                "mismatches": self.mismatches}
 
-    # ------------------------------------------------------------------ helpers
+    # ------------------------------------------------------------------ sleep sets
+
+    def _begin_sleep(self, point: _Point, view: Any) -> None:
+        """At the branch point of this run: what is asleep once its new choice has run,
+        before that choice's own step is absorbed."""
+        steps = recorded_steps(view)
+        if steps is None:
+            self._online = None
+            return
+        self._online = {**point.sleep, **{p: point.shapes[p] for p in point.complete
+                                          if p != point.chosen and p in point.shapes}}
+        self._absorbed = len(steps)
+
+    def _absorb(self, view: Any) -> dict[str, Shape]:
+        """The sleep set now, as far as the steps recorded so far tell: a guess (by item
+        and mode, not object) that only guides choices; :meth:`_sleep_sets` decides."""
+        online = self._online
+        if online is None:
+            return {}
+        steps = recorded_steps(view)
+        if steps is None:
+            self._online = None
+            return {}
+        # While the run goes, records may still be plain (process, footprint, enabler,
+        # point) tuples: read them by position.
+        for record in steps[self._absorbed:]:
+            if record[0] in online:  # a sleeping process ran: the run is blocked
+                self._online = None
+                return {}
+            if online:
+                footprint = record[1]
+                online = {p: s for p, s in online.items() if not _may_wake(s, footprint)}
+        self._absorbed = len(steps)
+        self._online = online
+        return online
+
+    def _sleep_sets(self, steps: Sequence[Any], footprints: list[Footprint]) -> int:
+        """Compute the sleep set on entry to every point of the run exactly; if a sleeping
+        process ran, mark the run redundant, cut the branch there and return the index of
+        that step (races at or after it are not explored); else ``len(steps)``.
+
+        Everything is compared within this run: a sleeping process's pending step is its
+        next step in this run. It wakes when a step of another process dependent on that
+        step runs first (a step that changed what it does would be dependent on it too,
+        since the step reads what decided it); it *blocks* the run if it runs still
+        asleep. A process with no further step in this run is not put to sleep."""
+        stack = self._stack
+        where: dict[str, list[int]] = {}
+        for position, record in enumerate(steps):
+            where.setdefault(record.process, []).append(position)
+        sleeping: dict[str, int] = {}  # process -> position of its pending step
+        upcoming = 0  # the next scheduling point
+        for position, record in enumerate(steps):
+            at = record.point
+            if at is not None:
+                if at >= len(stack):
+                    break
+                while upcoming < at:  # a decision without a step of its own (the clock)
+                    stack[upcoming].sleep = {p: shape(steps[m].footprint)
+                                             for p, m in sleeping.items()}
+                    sleeping = {}
+                    upcoming += 1
+                frame = stack[at]
+                upcoming = at + 1
+                frame.sleep = {p: shape(steps[m].footprint) for p, m in sleeping.items()}
+                if record.process in sleeping:
+                    # Every candidate here is asleep, or the awake ones were beyond the
+                    # bound (or misjudged) when the run chose: explore the first awake one
+                    # from here instead (or count it skipped).
+                    awake = [p for p in frame.enabled if p not in sleeping]
+                    if awake:
+                        frame.backtrack.add(awake[0])
+                    return self._blocked(position, at + 1)
+                frame.shapes.setdefault(record.process, shape(record.footprint))
+                for p in frame.complete:
+                    if p != record.process and p not in sleeping:
+                        mine = where.get(p, [])
+                        after = bisect_right(mine, position)
+                        if after < len(mine):
+                            sleeping[p] = mine[after]
+            elif record.process in sleeping:
+                return self._blocked(position, upcoming)
+            if sleeping:
+                mine_fp = footprints[position]
+                sleeping = {p: m for p, m in sleeping.items()
+                            if not dependent(footprints[m], mine_fp)
+                            and steps[m].enabler != position}
+        return len(steps)
+
+    def _blocked(self, position: int, keep: int) -> int:
+        self._redundant = True
+        self._keep = keep
+        return position
+
+    # ------------------------------------------------------------------ bound
+
+    def _within_bound(self, deviations: int) -> bool:
+        return self.deviation_bound is None or deviations <= self.deviation_bound
+
+    def _fits(self, before: int, frame: _Point, process: str) -> bool:
+        """Whether choosing ``process`` at ``frame``, after ``before`` deviations, stays
+        within the bound."""
+        return self._within_bound(before + (frame.enabled.index(process) != 0))
 
     def _too_deviant(self, depth: int, process: str) -> bool:
         if self.deviation_bound is None:
             return False
-        deviations = sum(1 for p in self._stack[:depth] if p.enabled.index(p.chosen) != 0)
-        deviations += self._stack[depth].enabled.index(process) != 0
-        return deviations > self.deviation_bound
+        before = sum(1 for p in self._stack[:depth] if p.enabled.index(p.chosen) != 0)
+        return not self._fits(before, self._stack[depth], process)
 
-
-def races(steps: Sequence[Any]) -> list[tuple[int, int]]:
-    """Pairs ``(i, j)``, ``i < j``, of dependent steps of different processes with no
-    other happens-before path from ``i`` to ``j``.
-
-    Only the latest step of each other process that conflicts with ``j`` can race with
-    it: earlier ones are ordered before that one by program order. So each step is
-    compared with at most one step per process, which keeps long runs linear in steps.
-    """
-    found: list[tuple[int, int]] = []
-    before: list[int] = []  # bitset of the steps that happen before each step
-    last: dict[str, int] = {}
-    last_nonempty: dict[str, int] = {}
-    touched: dict[int, dict[str, list[int]]] = {}  # object -> process -> steps
-    unknown: dict[str, int] = {}  # process -> its latest step that may touch anything
-    indexed = [index(step.footprint) for step in steps]
-    for j, step in enumerate(steps):
-        me = step.process
-        mine = indexed[j]
-        # Causal predecessors (program order, the step that scheduled this one) can never
-        # be reordered with it; conflicting ones can, unless another path orders them.
-        causal: set[int] = set()
-        if me in last:
-            causal.add(last[me])
-        if step.enabler is not None:
-            causal.add(step.enabler)
-        latest: dict[str, int] = {}
-        if UNKNOWN in step.footprint:
-            latest = {p: i for p, i in last_nonempty.items() if p != me}
-        elif mine:
-            latest = {p: i for p, i in unknown.items() if p != me}
-            for obj in mine:
-                for process, seen in touched.get(obj, {}).items():
-                    if process == me:
-                        continue
-                    for i in reversed(seen):
-                        if i <= latest.get(process, -1):
-                            break
-                        if conflicts(indexed[i], mine):
-                            latest[process] = i
-                            break
-        ordered = 0
-        for k in causal:
-            ordered |= before[k] | (1 << k)
-        closure = {k: before[k] | (1 << k) for k in latest.values()}
-        for i in closure:
-            others = ordered
-            for k, bits in closure.items():
-                if k != i:
-                    others |= bits
-            if not (others >> i) & 1:
-                found.append((i, j))
-        for bits in closure.values():
-            ordered |= bits
-        before.append(ordered)
-        last[me] = j
-        if mine:
-            last_nonempty[me] = j
-        if UNKNOWN in step.footprint:
-            unknown[me] = j
-        for obj in mine:
-            touched.setdefault(obj, {}).setdefault(me, []).append(j)
-    found.sort()
-    return found

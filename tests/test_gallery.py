@@ -12,7 +12,7 @@ import pytest
 
 import examples
 import explorer
-from examples.gallery import Example, all_examples
+from examples.gallery import Example, all_examples, trio_examples
 
 EXAMPLES = all_examples()
 
@@ -99,7 +99,7 @@ def test_every_example_pair_is_in_the_gallery(name: str) -> None:
         if (exc.name or "").partition(".")[0] in OPTIONAL:
             pytest.skip(f"optional dependency {exc.name} is not installed")
         raise
-    registered = {(example.buggy, example.fixed) for example in EXAMPLES}
+    registered = {(example.buggy, example.fixed) for example in EXAMPLES + trio_examples()}
     missing = [f"{buggy.__name__}/{fixed.__name__}" for buggy, fixed in _pairs(module)
                if (buggy, fixed) not in registered]
     assert not missing, f"{name} defines scenario pairs missing from the gallery: {missing}"
@@ -118,6 +118,6 @@ def test_demo_finds_every_race_and_verifies_every_fix(capsys: pytest.CaptureFixt
 
     assert demo.main([]) == 0
     out = capsys.readouterr().out
-    total = len(all_examples())
+    total = len(all_examples()) + len(trio_examples())
     assert f"{total} of {total} races found and their fixes verified." in out
     assert "Why: the deviations from the stock order that make it fail:" in out

@@ -4,6 +4,7 @@ primitives, virtual time, deadlock analysis, escapes and misuse."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -23,6 +24,7 @@ import trio.testing
 from hypothesis import given, settings
 
 import explorer
+import strategies
 from examples.gallery import Example, trio_examples
 from examples.trio import bank, counter, signal, transfer
 from explorer._trio import _selftest
@@ -550,9 +552,146 @@ def test_hypothesis_drawn_schedules_drive_trio_runs() -> None:
 # ---------------------------------------------------------------- misuse and self-test
 
 
-def test_dpor_is_refused_with_a_clear_message() -> None:
-    with pytest.raises(explorer.UsageError, match="footprints"):
-        explorer.explore(counter.lost_update, runtime="trio", strategy="dpor")
+async def _disjoint_keys(n: int) -> None:
+    table = explorer.shared(dict.fromkeys(range(n)), "table")
+
+    async def write(i: int) -> None:
+        await trio.sleep(0)
+        table[i] = i
+        await trio.sleep(0)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(n):
+            nursery.start_soon(write, i)
+    assert len(table) == n
+
+
+async def _shared_increments() -> None:
+    counter = explorer.shared({"n": 0}, "counter")
+
+    async def increment() -> None:
+        value = counter["n"]
+        await trio.sleep(0)
+        counter["n"] = value + 1
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(increment)
+        nursery.start_soon(increment)
+    assert counter["n"] == 2, f"lost update: {counter['n']}"
+
+
+@pytest.mark.parametrize("n", [2, 4, 6])
+def test_dpor_explores_one_schedule_for_disjoint_keys(n: int) -> None:
+    result = _explore(functools.partial(_disjoint_keys, n),
+                      strategy=strategies.DPOR(declared=True), max_schedules=10_000)
+    assert result.ok and result.exhausted and result.schedules == 1
+    assert "all interleavings up to reordering of independent steps" in result.coverage
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.name)
+def test_dpor_finds_the_gallery_bugs_and_proves_the_fixes(example: Example) -> None:
+    found = _explore(example.buggy, strategy="dpor", deviation_bound=example.bound)
+    assert found.failure is not None and found.failure.kind == example.kind
+    proof = _explore(example.fixed, strategy="dpor", deviation_bound=example.bound,
+                     max_schedules=50_000)
+    assert proof.ok and proof.exhausted
+
+
+def test_dpor_on_trio_primitives_is_sound_and_reduces() -> None:
+    declared = _explore(_locked_counter, strategy=strategies.DPOR(declared=True),
+                        max_schedules=50_000)
+    systematic = _explore(_locked_counter, strategy="systematic", max_schedules=50_000)
+    assert declared.ok and declared.exhausted and systematic.exhausted
+    assert declared.schedules < systematic.schedules
+    for scenario in SOUND:
+        assert _explore(scenario, strategy="dpor", deviation_bound=2,
+                        max_schedules=3000).ok
+
+
+def _final_states(program: Callable[[list[tuple[Any, ...]]], Any],
+                  strategy: Any) -> set[tuple[Any, ...]]:
+    finals: list[tuple[Any, ...]] = []
+    result = _explore(functools.partial(program, finals), strategy=strategy,
+                      max_schedules=200_000)
+    assert result.ok and result.exhausted
+    return set(finals)
+
+
+async def _primitives_order(finals: list[tuple[Any, ...]]) -> None:
+    log = explorer.shared({"order": ()}, "log")
+    lock, ready, sem = trio.Lock(), trio.Event(), trio.Semaphore(1)
+    send, receive = trio.open_memory_channel[int](0)
+
+    async def writer(i: int) -> None:
+        async with lock:
+            log["order"] = (*log["order"], f"w{i}")
+        if i == 0:
+            ready.set()
+        async with sem:
+            log["order"] = (*log["order"], f"s{i}")
+
+    async def reader() -> None:
+        await ready.wait()
+        log["order"] = (*log["order"], "r")
+        await send.send(1)
+
+    async def taker() -> None:
+        value = await receive.receive()
+        log["order"] = (*log["order"], f"t{value}")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer, 0)
+        nursery.start_soon(writer, 1)
+        nursery.start_soon(reader)
+        nursery.start_soon(taker)
+    finals.append(log["order"])
+
+
+async def _cancel_race(finals: list[tuple[Any, ...]]) -> None:
+    log = explorer.shared({"order": ()}, "log")
+    scope = trio.CancelScope()
+
+    async def worker() -> None:
+        with scope:
+            for step in range(2):
+                await trio.sleep(0)
+                log["order"] = (*log["order"], f"step{step}")
+        log["order"] = (*log["order"], "cancelled" if scope.cancelled_caught else "done")
+
+    async def canceller() -> None:
+        await trio.sleep(0)
+        scope.cancel()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(worker)
+        nursery.start_soon(canceller)
+    finals.append(log["order"])
+
+
+@pytest.mark.parametrize("program", [_primitives_order, _cancel_race],
+                         ids=["primitives", "cancellation"])
+def test_dpor_reaches_every_final_state_that_exhaustive_search_reaches(
+        program: Callable[[list[tuple[Any, ...]]], Any]) -> None:
+    everything = _final_states(program, "systematic")
+    reduced = _final_states(program, strategies.DPOR(declared=True))
+    assert len(everything) > 1
+    assert reduced == everything
+
+
+def test_a_failure_found_with_footprints_names_the_deciding_accesses() -> None:
+    failure = _explore(_shared_increments, strategy=strategies.DPOR(declared=True)).failure
+    assert failure is not None and failure.conflicts
+    deciding = [c for c in failure.conflicts if c.decides]
+    assert deciding
+    accesses = {deciding[0].first_access, deciding[0].second_access}
+    assert accesses == {"reads counter['n']", "writes counter['n']"}
+    assert "digraph" in failure.happens_before_dot()
+
+
+def test_dpor_with_timer_races_is_refused() -> None:
+    with pytest.raises(explorer.UsageError, match="timer_races"):
+        explorer.explore(counter.lost_update, runtime="trio", strategy="dpor",
+                         timer_races=True)
 
 
 def test_an_unknown_runtime_lists_the_available_ones() -> None:

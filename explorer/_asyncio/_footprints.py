@@ -1,17 +1,20 @@
 """Recording step footprints on the controlled loop, for partial-order reduction.
 
-While a reduction strategy explores, every step is run through :class:`FootprintRecorder`
-(in the loop's tracer slot, so the untraced hot path is unchanged), and asyncio's
+While a reduction strategy explores, :meth:`ControlledLoop.drive` records every step it
+runs into the :class:`FootprintRecorder` in the loop's tracer slot: the per-step work is
+inlined there, behind the one check the untraced hot path already makes. asyncio's
 primitives are wrapped so each operation adds an access to the running step's footprint.
-The recorder also notes which step scheduled each handle: that step happens before it.
+Each handle also carries the index of the step that scheduled it (its ``_cause`` slot):
+that step happens before it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections.abc import Callable, Iterator
+import inspect
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from types import CodeType, FunctionType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from explorer import _footprint
@@ -32,89 +35,133 @@ class StepRecord(NamedTuple):
 
 
 class FootprintRecorder:
-    """Runs each handle with footprint recording on; collects :class:`StepRecord` s."""
+    """What :meth:`ControlledLoop.drive` records for each step: :class:`StepRecord` s.
+
+    The loop fills ``steps`` itself (see the recording branch of ``drive``) and keeps the
+    rest of this state in locals while it drives. ``steps`` holds StepRecords once the loop
+    stops driving; meanwhile the latest are plain ``(process, footprint, enabler, point)``
+    tuples.
+    """
+
+    __slots__ = ("conservative", "foreign_causes", "loop", "naming", "point", "points",
+                 "steps", "task_names")
 
     def __init__(self, loop: ControlledLoop, *, declared: bool, naming: bool = False) -> None:
         self.loop = loop
         self.naming = naming
         self.task_names: dict[int, str] = {}
         # Without the "declared" contract, a task's own code may touch anything.
-        self._task_code: set[Access] = set() if declared else {UNKNOWN}
+        self.conservative = not declared
         self.steps: list[StepRecord] = []
-        self._origin: dict[int, int] = {}
-        self._points = 0
-        self._point: int | None = None
-        self._current: int | None = None
-        from explorer._asyncio._loop import _TaskHandle
-
-        self._task_handle = _TaskHandle
-        self._ready = loop._ready
-
-    def decision(self, chosen: int, count: int, fires_timer: bool) -> None:
-        self._point = self._points
-        self._points += 1
+        # Decisions made so far (the next point's index), and the point the next step
+        # to run belongs to (set at a decision, cleared by the step that follows it).
+        self.points = 0
+        self.point: int | None = None
+        # Causes of handles whose type has no ``_cause`` slot (foreign handles): by id.
+        self.foreign_causes: dict[int, int | None] = {}
 
     def scheduled_timer(self, timer: asyncio.TimerHandle) -> None:
-        if self._current is not None:
-            self._origin[id(timer)] = self._current
-
-    def run(self, handle: asyncio.Handle, step_no: int) -> None:
-        # Hot in reduction runs: plain locals, no helper calls on the common path.
-        index = len(self.steps)
-        if type(handle) is self._task_handle:
-            task = handle._callback.__self__  # type: ignore[attr-defined]
-            process = task._explorer_id
-            footprint: set[Access] = set(self._task_code) if self._task_code else set()
-            args = handle._args
-            if args and isinstance(args[0], asyncio.Future):  # a wake-up reads its future
-                footprint.add((id(args[0]), None, "r"))
-        else:
-            task = None
-            process = "loop"
-            footprint = _callback_footprint(handle)
-        ready = self._ready
-        before = len(ready)
-        _footprint.current = footprint
-        self._current = index
-        handle._run()
-        _footprint.current = None
-        self._current = None
-        if task is not None and task.done():
-            footprint.add((id(task), None, "w"))
-        # Which step scheduled each handle. Keyed by id: every handle that can run is
-        # entered here when it is created, so an id reused by a later handle is overwritten
-        # before it is looked up.
-        origin = self._origin
-        grown = len(ready) - before
-        if grown == 1:  # the common case: the task scheduled its own next step
-            origin[id(ready[-1])] = index
-        elif grown > 1:
-            origin.update(dict.fromkeys(map(id, itertools.islice(ready, before, None)), index))
-        self.steps.append(_new_record(StepRecord, (process, footprint,
-                                                   origin.get(id(handle)), self._point)))
-        self._point = None
+        # Inside a step (and only there) a footprint is being recorded; the step running
+        # is the next one to be appended to ``steps``.
+        step = len(self.steps) if _footprint.current is not None else None
+        set_cause(timer, step, self.foreign_causes)
 
 
-_new_record = tuple.__new__  # skips NamedTuple's Python-level __new__ on this hot path
+def set_cause(handle: object, step: int | None, foreign: dict[int, int | None]) -> None:
+    """Note that step ``step`` (``None``: no step) scheduled ``handle``."""
+    try:
+        handle._cause = step  # type: ignore[attr-defined]
+    except AttributeError:  # not one of the loop's handle types: keyed by id instead
+        foreign[id(handle)] = step
 
 
-def _callback_footprint(handle: asyncio.Handle) -> set[Access]:
+def cause_of(handle: object, foreign: dict[int, int | None]) -> int | None:
+    """The step that scheduled ``handle``, when its ``_cause`` slot is unset or missing."""
+    if hasattr(type(handle), "_cause"):  # one of the loop's: scheduled outside any step
+        return None
+    return foreign.get(id(handle))
+
+
+def callback_footprint(handle: asyncio.Handle) -> set[Access]:
     """asyncio's own callbacks touch the future they complete and their owner; a callback
     from anywhere else could touch anything."""
     callback = handle._callback  # type: ignore[attr-defined]
-    owner = getattr(callback, "__self__", None)
-    if asyncio.isfuture(owner):
-        return {(id(owner), None, "w")}
-    module = getattr(callback, "__module__", None) or ""
-    if not module.startswith("asyncio"):
+    if type(callback) is FunctionType:  # no __self__ (getattr would raise and catch)
+        if callback.__code__ is _GATHER_DONE:
+            return _gather_footprint(callback, handle._args)
+        owner = None
+        module: str | None = callback.__module__
+    else:
+        owner = getattr(callback, "__self__", None)
+        if owner is not None and (isinstance(owner, _Future) or asyncio.isfuture(owner)):
+            return {(id(owner), None, "w")}
+        module = getattr(callback, "__module__", None)
+    if not (module or "").startswith("asyncio"):
         return {UNKNOWN}
     accesses: set[Access] = {(id(owner if owner is not None else callback), None, "w")}
-    accesses |= {(id(arg), None, "w") for arg in handle._args
-                 if asyncio.isfuture(arg)}
+    for arg in handle._args:
+        if isinstance(arg, _Future) or asyncio.isfuture(arg):
+            accesses.add((id(arg), None, "w"))
     return accesses
 
 
+def _gather_footprint(callback: Callable[..., Any], args: Sequence[Any]) -> set[Access]:
+    """gather's completion callback for one child. Children that succeeded commute (each
+    counts itself done; the results are assembled in argument order, whichever finishes
+    last), so their callbacks only read gather's state. A failed or cancelled child
+    decides which exception gather raises: its callback writes that state."""
+    child = args[0] if args else None
+    if not isinstance(child, _Future):
+        return {UNKNOWN}
+    # _exception is read directly: exception() would mark the error retrieved.
+    failed = child.cancelled() or child._exception is not None
+    return {(id(callback), None, "w" if failed else "r"), (id(child), None, "w")}
+
+
+def _gather_done_code() -> CodeType | None:
+    """The code object of the completion callback that asyncio.gather defines."""
+    for const in asyncio.tasks.gather.__code__.co_consts:
+        if isinstance(const, CodeType) and const.co_name == "_done_callback":
+            return const
+    return None
+
+
+# asyncio's futures and tasks: checked before asyncio.isfuture(), a Python-level call that
+# also accepts duck-typed futures.
+_Future = asyncio.Future
+_state = _footprint.__dict__  # where record() finds the running step's footprint
+_GATHER_DONE = _gather_done_code()
+
+
+# The wrappers below run for every primitive operation while footprints are recorded.
+# Those of operations that take no argument but ``self`` (most of them) take exactly that:
+# packing and unpacking ``*args, **kwargs`` was most of what such a wrapper cost.
+
+def _only_self(function: Callable[..., Any]) -> bool:
+    """True when ``function`` takes no argument but ``self``."""
+    code = getattr(function, "__code__", None)
+    return (code is not None and code.co_argcount == 1 and not code.co_kwonlyargcount
+            and not code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS))
+
+
 def _sync(original: Callable[..., Any], mode: str) -> Callable[..., Any]:
+    """Wrap a plain operation: recorded in the step that calls it."""
+    if not _only_self(original):
+        return _sync_with_arguments(original, mode)
+
+    def wrapper(self: Any) -> Any:
+        current = _state["current"]  # record(self, None, mode), inlined: this is hot
+        if current is not None:
+            current.add((id(self), None, mode))
+            if _state["seen"] is not None:
+                record(self, None, mode)
+        return original(self)
+
+    wrapper.__qualname__ = original.__qualname__
+    return wrapper
+
+
+def _sync_with_arguments(original: Callable[..., Any], mode: str) -> Callable[..., Any]:
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         record(self, None, mode)
         return original(self, *args, **kwargs)
@@ -131,11 +178,36 @@ def _async(original: Callable[..., Any], mode: str,
     completes in the same step, one record is enough, and the original coroutine is
     returned as it is (no extra coroutine on the common path).
     """
+    if not _only_self(original):
+        return _async_with_arguments(original, mode, ready)
+
+    async def waiting(self: Any) -> Any:
+        try:
+            return await original(self)
+        finally:
+            record(self, None, mode)  # in the step where the operation completes
+
+    def wrapper(self: Any) -> Any:
+        current = _state["current"]  # record(self, None, mode), inlined: this is hot
+        if current is not None:
+            current.add((id(self), None, mode))
+            if _state["seen"] is not None:
+                record(self, None, mode)
+        if ready is not None and ready(self):
+            return original(self)
+        return waiting(self)
+
+    wrapper.__qualname__ = original.__qualname__
+    return wrapper
+
+
+def _async_with_arguments(original: Callable[..., Any], mode: str,
+                          ready: Callable[[Any], bool] | None) -> Callable[..., Any]:
     async def waiting(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return await original(self, *args, **kwargs)
         finally:
-            record(self, None, mode)  # in the step where the operation completes
+            record(self, None, mode)
 
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         record(self, None, mode)

@@ -20,17 +20,25 @@ import weakref
 from asyncio import events
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from contextvars import Context, copy_context
+from itertools import repeat
 from types import MethodType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, TypeVarTuple, Unpack
 
+from explorer import _footprint
+from explorer._asyncio._footprints import (
+    FootprintRecorder,
+    StepRecord,
+    callback_footprint,
+    cause_of,
+    set_cause,
+)
 from explorer._asyncio._inspect import caller_location, describe_candidate
 from explorer._asyncio._selftest import task_callback_types
 from explorer._errors import EscapeError
-from explorer._footprint import record
+from explorer._footprint import UNKNOWN, Access, record
 from explorer._runtime import Candidate, Location
 
 if TYPE_CHECKING:
-    from explorer._asyncio._footprints import FootprintRecorder
     from explorer._asyncio._tracer import Tracer
     from explorer._runtime import Chooser
 
@@ -76,9 +84,13 @@ class _Abort(BaseException):
 
 
 class _Handle(events.Handle):
-    """A ready callback that tells its loop when it is cancelled, so candidates stay live."""
+    """A ready callback that tells its loop when it is cancelled, so candidates stay live.
 
-    __slots__ = ()
+    ``_cause`` is set only while footprints are recorded: the index of the step that
+    scheduled the handle (unset for handles scheduled outside any recorded step).
+    """
+
+    __slots__ = ("_cause",)
     # Slots of events.Handle that the typeshed stubs do not declare.
     _loop: Any
     _context: Context
@@ -100,6 +112,8 @@ class _TaskHandle(_Handle):
 
 
 _new_handle = object.__new__
+_new_record = tuple.__new__  # a StepRecord without NamedTuple's Python-level __new__
+_Future = asyncio.Future
 
 
 class _Task(asyncio.Task):  # type: ignore[type-arg]
@@ -111,8 +125,11 @@ class _Task(asyncio.Task):  # type: ignore[type-arg]
     not give the same trace. A hash fixed by creation order makes it deterministic.
     """
 
+    # Slots: read on every recorded step and every hash, cheaper than the instance dict.
+    __slots__ = ("_explorer_hash", "_explorer_id", "_explorer_read")
     _explorer_hash: int
     _explorer_id: str
+    _explorer_read: Access  # the access "this step reads its task", made once
 
     def __hash__(self) -> int:
         return self._explorer_hash
@@ -126,6 +143,7 @@ def _new_task(coro: Any, loop: ControlledLoop, sequence: int, name: str,
               context: Context | None) -> _Task:
     task = _new_future(_Task)
     task._explorer_hash = sequence  # before Task.__init__, which already hashes the task
+    task._explorer_read = (id(task), None, "r")
     _task_init(task, coro, loop=loop, name=name, context=context)
     return task
 
@@ -137,7 +155,7 @@ _task_init = asyncio.Task.__init__
 class _TimerHandle(events.TimerHandle):
     """A timer that tells its loop when it is cancelled (it may already be in ``_ready``)."""
 
-    __slots__ = ()
+    __slots__ = ("_cause",)  # as in _Handle
     _loop: Any
     _scheduled: bool
 
@@ -217,6 +235,10 @@ class ControlledLoop(asyncio.BaseEventLoop):
         """Run ready work until ``main`` is done; return why it stopped.
 
         This is the per-step hot path: keep it free of anything not needed on every step.
+        With no tracer, a step costs one check beyond running it. With a
+        :class:`FootprintRecorder` in the tracer slot, the recording is done inline here
+        (a step is a few microseconds; a method call per step would be a good part of
+        what recording costs).
         """
         ready = self._ready
         scheduled = self._scheduled
@@ -226,6 +248,26 @@ class ControlledLoop(asyncio.BaseEventLoop):
         timer_races = self._timer_races
         steps = self.steps
         points = self.points
+        # A readable trace is recorded by the tracer's methods, footprints inline below.
+        traced = tracer if not isinstance(tracer, FootprintRecorder) else None
+        recorder = tracer if isinstance(tracer, FootprintRecorder) else None
+        if recorder is not None:  # its state lives in locals while driving
+            # Steps are appended as plain tuples and made StepRecords when driving ends.
+            records: list[Any] = recorder.steps
+            add_record = records.append
+            index = start = len(records)  # the index of the next step
+            foreign = recorder.foreign_causes
+            # Without the "declared" contract, a task's own code may touch anything.
+            conservative = recorder.conservative
+            is_future = _Future
+            point = recorder.point
+            point_base = recorder.points - points
+            # _footprint.current, the running step's footprint, is set through the
+            # module's dict: the same binding, without a setattr call.
+            footprint_vars = _footprint.__dict__
+            if not records:  # what is queued now was scheduled outside any step
+                for handle in ready:
+                    set_cause(handle, None, foreign)
         # Handles left in the current stock iteration: expired timers join the ready queue
         # only at iteration boundaries, exactly as in BaseEventLoop._run_once.
         batch = 0
@@ -251,9 +293,12 @@ class ControlledLoop(asyncio.BaseEventLoop):
                         self._eligible = eligible
                         i = choose(m + extra, self)
                         append(i)
-                        points += 1
                         if tracer is not None:
-                            tracer.decision(i, m + extra, i == m)
+                            if traced is not None:
+                                traced.decision(i, m + extra, i == m)
+                            else:
+                                point = points + point_base  # the next step's point
+                        points += 1
                         if i == m:
                             self._fire_next_timer()
                             batch = 0
@@ -280,8 +325,60 @@ class ControlledLoop(asyncio.BaseEventLoop):
                     return STEP_BOUND
                 if tracer is None:
                     handle._run()
+                elif traced is not None:
+                    traced.run(handle, steps)
                 else:
-                    tracer.run(handle, steps)
+                    # The step's footprint: what its task's code may touch (everything,
+                    # unless declared), the future a wake-up reads, what the primitives
+                    # and shared objects it uses add while it runs, and its task if the
+                    # step finishes it.
+                    footprint: set[Access]
+                    if type(handle) is _TaskHandle:
+                        task = handle._callback.__self__  # type: ignore[attr-defined]
+                        args = handle._args
+                        # Declared, every step reads its own task: a cancel() before
+                        # it changes what it does (it raises CancelledError instead).
+                        # Conservative, the task's code may touch anything.
+                        own = UNKNOWN if conservative else task._explorer_read
+                        if args and isinstance(args[0], is_future):  # a wake-up reads it
+                            footprint = {(id(args[0]), None, "r"), own}
+                        else:
+                            footprint = {own}
+                        footprint_vars["current"] = footprint
+                        handle._run()
+                        footprint_vars["current"] = None
+                        if task.done():
+                            footprint.add((id(task), None, "w"))
+                        process = task._explorer_id
+                    else:
+                        footprint = callback_footprint(handle)
+                        footprint_vars["current"] = footprint
+                        handle._run()
+                        footprint_vars["current"] = None
+                        process = "loop"
+                    # This step happens before every handle it scheduled. While it ran,
+                    # call_soon only appended to the ready queue, which held n - 1
+                    # handles when it started: the new ones are those past that.
+                    after = len(ready)
+                    if after == n:  # the common case: one, such as the task's next step
+                        try:
+                            ready[-1]._cause = index
+                        except AttributeError:
+                            set_cause(ready[-1], index, foreign)
+                    elif after > n:
+                        for i in range(n - 1, after):
+                            queued = ready[i]
+                            try:
+                                queued._cause = index
+                            except AttributeError:
+                                set_cause(queued, index, foreign)
+                    try:
+                        enabler = handle._cause
+                    except AttributeError:
+                        enabler = cause_of(handle, foreign)
+                    add_record((process, footprint, enabler, point))
+                    index += 1
+                    point = None
                 if invariants:
                     self._check_invariants()
             return DONE
@@ -290,6 +387,11 @@ class ControlledLoop(asyncio.BaseEventLoop):
         finally:
             self.steps = steps
             self.points = points
+            if recorder is not None:
+                _footprint.current = None
+                records[start:] = map(_new_record, repeat(StepRecord), records[start:])
+                recorder.point = point
+                recorder.points = points + point_base
 
     def _eligible_indices(self) -> list[int]:
         """Indices of the candidates: every task handle, and the first plain callback."""
@@ -370,6 +472,15 @@ class ControlledLoop(asyncio.BaseEventLoop):
 
     def candidate(self, index: int) -> Candidate:
         return describe_candidate(self, index)
+
+    def recorded_steps(self) -> list[Any] | None:
+        """The step records of this run so far while footprints are recorded, else None.
+
+        While the loop drives, records are plain ``(process, footprint, enabler, point)``
+        tuples (they become :class:`StepRecord` s when driving stops): read them by
+        position."""
+        tracer = self._tracer
+        return tracer.steps if isinstance(tracer, FootprintRecorder) else None
 
     def process(self, index: int) -> str:
         """Who candidate ``index`` belongs to, cheaply: a task id, ``loop`` for a plain
@@ -455,6 +566,7 @@ class ControlledLoop(asyncio.BaseEventLoop):
         else:
             task = _new_task(coro, self, len(self.tasks), str(name or task_id), context)
         task._explorer_id = task_id  # type: ignore[attr-defined]  # user task classes too
+        task._explorer_read = (id(task), None, "r")  # type: ignore[attr-defined]
         self.tasks.append(task)
         return task
 

@@ -78,6 +78,7 @@ class AsyncioRuntime:
             with patches.installed(loop), ExitStack() as stack:
                 if footprints:
                     stack.enter_context(recording_primitives())
+                    stack.callback(_stop_automatic_footprints)
                 yield self
         finally:
             loop.close()
@@ -89,11 +90,11 @@ class AsyncioRuntime:
             footprints: str | None = None, naming: bool = False) -> RunRecord:
         """Run ``scenario`` once under ``chooser``; the loop must be in a session.
 
-        ``traced`` records a readable trace; ``footprints`` (``"declared"`` or
-        ``"conservative"``, see :class:`strategies.DPOR`) records each step's footprint and
-        causes, for partial-order reduction; with ``naming`` also readable names of the
-        objects they touched (``RunRecord.names``). ``traced`` and ``footprints`` are
-        exclusive."""
+        ``traced`` records a readable trace; ``footprints`` (``"declared"``,
+        ``"conservative"`` or ``"auto"``, see :class:`strategies.DPOR`) records each step's
+        footprint and causes, for partial-order reduction; with ``naming`` also readable
+        names of the objects they touched (``RunRecord.names``). ``traced`` and
+        ``footprints`` are exclusive."""
         loop = self.loop
         loop.reset()
         loop._timer_races = timer_races
@@ -101,7 +102,10 @@ class AsyncioRuntime:
         coro = _start(scenario)
         main = loop.create_main_task(coro)
         tracer = Tracer(loop) if traced else None
-        recorder = (FootprintRecorder(loop, declared=footprints == "declared",
+        # "auto": user code's own accesses are recorded (Python 3.12+); if that cannot
+        # start, task code counts as touching everything, as in "conservative".
+        automatic = footprints == "auto" and not traced and _start_automatic_footprints()
+        recorder = (FootprintRecorder(loop, declared=footprints == "declared" or automatic,
                                       naming=naming)
                     if footprints and not traced else None)
         if recorder is not None and naming:
@@ -237,6 +241,18 @@ class AsyncioRuntime:
                 task._log_traceback = False  # reported already
         loop._ready.clear()
         loop._scheduled.clear()
+
+
+def _start_automatic_footprints() -> bool:
+    from explorer import _monitoring
+
+    return _monitoring.activate()
+
+
+def _stop_automatic_footprints() -> None:
+    monitoring = sys.modules.get("explorer._monitoring")
+    if monitoring is not None:
+        monitoring.deactivate()
 
 
 class _AllDone:

@@ -18,13 +18,14 @@ import gc
 import sys
 import warnings
 from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import trio
 from sniffio import thread_local as sniffio_library
 from trio._core import _run as trio_run
 
+from explorer import _footprint as footprint_module
 from explorer import _outcome as oc
 from explorer._classify import (
     escape_outcome,
@@ -33,11 +34,13 @@ from explorer._classify import (
     livelock_outcome,
 )
 from explorer._errors import EscapeError, UsageError
+from explorer._footprint import describe_objects
 from explorer._outcome import Outcome
 from explorer._runtime import Chooser, RunRecord, RunStats, display_task
 from explorer._trio import _patches as patches
 from explorer._trio import _scheduler as sched
 from explorer._trio._clock import VirtualClock
+from explorer._trio._footprints import CANCELLATION, recording_primitives
 from explorer._trio._inspect import Names, describe, waiting_on
 from explorer._trio._scheduler import Scheduler
 from explorer._trio._selftest import self_test
@@ -68,13 +71,8 @@ class TrioRuntime:
 
     @contextmanager
     def session(self, *, footprints: bool = False) -> Iterator[TrioRuntime]:
-        """Install the session's patches (inline worker threads, refused real I/O)."""
-        if footprints:
-            raise UsageError(
-                "the dpor strategy needs step footprints, which the trio runtime does not "
-                "record yet; use the default portfolio, systematic (with deviation_bound) "
-                "or another search strategy with runtime='trio'"
-            )
+        """Install the session's patches (inline worker threads, refused real I/O) and,
+        with ``footprints``, the wrappers that record what trio's primitives touch."""
         if trio_run.in_trio_run() if hasattr(trio_run, "in_trio_run") else \
                 hasattr(trio_run.GLOBAL_RUN_CONTEXT, "runner"):
             raise UsageError(
@@ -82,15 +80,21 @@ class TrioRuntime:
                 "replay and run are entry points: call them from a plain (synchronous) "
                 "test, not from inside trio.run or a trio test function"
             )
-        with patches.installed():
+        with patches.installed(), ExitStack() as stack:
+            if footprints:
+                stack.enter_context(recording_primitives())
             yield self
 
     def run(self, scenario: Scenario, chooser: Chooser, *, max_steps: int,
             timer_races: bool = False, traced: bool = False,
             footprints: str | None = None, naming: bool = False) -> RunRecord:
         """Run ``scenario`` once under ``chooser``; see :meth:`AsyncioRuntime.run`."""
-        if footprints is not None:
-            raise UsageError("the trio runtime does not record footprints yet")
+        if footprints is not None and timer_races:
+            raise UsageError(
+                "the dpor strategy cannot be combined with timer_races=True under trio; "
+                "use a search strategy (the default portfolio, random, pct...) with "
+                "timer_races, or dpor without it"
+            )
         coro = _start(scenario)
         names = Names()
         clock = VirtualClock()
@@ -101,6 +105,13 @@ class TrioRuntime:
             tracer = scheduler.tracer = TrioTracer(scheduler, names)
             scheduler.woken = {}
             scheduler.slow = True
+        elif footprints is not None:
+            scheduler.records = []
+            scheduler.conservative = footprints != "declared"
+            scheduler.process_of = names.task_id
+            scheduler.slow = True
+            if naming:
+                footprint_module.seen = {}
         runner = trio_run.setup_runner(clock, [_Spawns(names)], False, True)
         runner.runq = scheduler  # type: ignore[assignment]  # a deque stand-in
         scheduler.runner = runner
@@ -113,6 +124,8 @@ class TrioRuntime:
         finally:
             patches._active.pop()
             sniffio_library.name = previous_library
+            footprint_module.current = None
+            objects, footprint_module.seen = footprint_module.seen, None
         if scheduler.error is not None:
             raise scheduler.error
         if tracer is not None:
@@ -121,7 +134,8 @@ class TrioRuntime:
             outcome = self._classify(runner, scheduler, names, tracer, max_steps)
         stats = RunStats(scheduler.steps, scheduler.points, clock.now, len(names.tasks))
         return RunRecord(scheduler.decisions, outcome, stats,
-                         tracer.trace if tracer is not None else None)
+                         tracer.trace if tracer is not None else None,
+                         scheduler.records, _object_names(objects, names))
 
     # ------------------------------------------------------------------ driving
 
@@ -137,6 +151,8 @@ class TrioRuntime:
             except StopIteration:
                 return outcome
             events = []
+            if scheduler.records is not None:
+                scheduler.end_step()
             if scheduler.hard_stop:
                 _abandon(gen, runner)
                 return outcome
@@ -213,6 +229,19 @@ class TrioRuntime:
 def _aborted(scheduler: Scheduler) -> Scheduler:
     scheduler.status = sched.ABORTED
     return scheduler
+
+
+def _object_names(objects: dict[int, object] | None, names: Names) -> dict[int, str] | None:
+    """Readable names of the objects a named run recorded accesses on."""
+    if objects is None:
+        return None
+    described = describe_objects(objects)
+    for key, obj in objects.items():
+        if obj is CANCELLATION:
+            described[key] = "cancellation"
+        elif type(obj).__module__.startswith("trio"):
+            described[key] = names.resource(obj)
+    return described
 
 
 def _start(scenario: Scenario) -> Coroutine[Any, Any, Any]:

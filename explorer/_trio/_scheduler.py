@@ -26,7 +26,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from trio._core._run import GLOBAL_RUN_CONTEXT
 
+from explorer import _footprint
+from explorer._asyncio._footprints import StepRecord
+from explorer._footprint import UNKNOWN
 from explorer._runtime import Candidate, Chooser, Location
+from explorer._trio._footprints import CANCEL_READ
 
 if TYPE_CHECKING:
     from trio.lowlevel import Task
@@ -54,10 +58,12 @@ class Scheduler:
     """trio's run queue during a controlled run; also the chooser's view of candidates."""
 
     __slots__ = (
+        "causes",
         "chooser",
         "cleanup",
         "cleanup_steps",
         "clock",
+        "conservative",
         "decisions",
         "describe",
         "error",
@@ -68,7 +74,10 @@ class Scheduler:
         "items",
         "max_steps",
         "points",
+        "process_of",
+        "records",
         "runner",
+        "running",
         "slow",
         "stable",
         "status",
@@ -107,10 +116,19 @@ class Scheduler:
         self.woken: dict[Task, str] | None = None
         self.still_running: list[Task] = []
         self.escapes: list[BaseException] = []
+        # Footprint recording (partial-order reduction): step records, the step that made
+        # each queued task runnable, the step running now, and the task-id function.
+        self.records: list[StepRecord] | None = None
+        self.causes: dict[Task, int | None] = {}
+        self.running: int | None = None
+        self.conservative = True
+        self.process_of: Callable[[Task], str] | None = None
 
     # ------------------------------------------------------------ the deque trio sees
 
     def append(self, task: Task) -> None:
+        if self.records is not None:
+            self.causes[task] = self.running
         if task._ki_protected:  # a system task
             self.system.append(task)
             return
@@ -131,7 +149,10 @@ class Scheduler:
 
     def __iter__(self) -> Iterator[Task]:
         if self.system:
-            return iter((self.system.pop(0),))
+            system = self.system.pop(0)
+            if self.records is not None and not self.cleanup:
+                self._system_step(system)
+            return iter((system,))
         items = self.items
         if not items:
             return iter(_EMPTY)
@@ -182,6 +203,8 @@ class Scheduler:
         before = len(self.decisions)
         count = len(items) + (1 if self.timer_races and self._timer_pending() else 0)
         task = self._pick(items)
+        if self.records is not None and task is not None and not self.cleanup:
+            self._record(task, before if len(self.decisions) > before else None)
         if tracer is not None and not self.cleanup:
             decision = (self.decisions[-1], count) if len(self.decisions) > before else None
             if task is None:
@@ -189,6 +212,49 @@ class Scheduler:
             else:
                 tracer.start_step(task, decision)
         return task
+
+    def _record(self, task: Task, point: int | None) -> None:
+        """Start the record of the step ``task`` is about to run."""
+        records = self.records
+        assert records is not None and self.process_of is not None
+        footprint = {UNKNOWN} if self.conservative else {CANCEL_READ}
+        self.running = len(records)
+        records.append(StepRecord(self.process_of(task), footprint,
+                                  self.causes.pop(task, None), point))
+        _footprint.current = footprint
+
+    def _system_step(self, task: Task) -> None:
+        """A system task's step is not a step of its own in the records (traces do not
+        show it either): trio's init task only opens and closes the root nurseries, and
+        any other system step is folded into the user step before it, which then counts
+        as touching anything, so reduction stays sound."""
+        records = self.records
+        assert records is not None
+        self.causes.pop(task, None)
+        if task is self.runner.init_task or not records:
+            self.running = None
+            _footprint.current = None
+            return
+        footprint = records[-1].footprint
+        footprint.add(UNKNOWN)
+        self.running = len(records) - 1
+        _footprint.current = footprint
+
+    def end_step(self) -> None:
+        """The running step reached its next checkpoint (trio's loop came back to us)."""
+        self.running = None
+        _footprint.current = None
+
+    def process(self, index: int) -> str:
+        """PointView for reduction strategies: the process (task id) of a candidate."""
+        items = self.items
+        if index >= len(items):
+            return "clock"
+        assert self.process_of is not None
+        return self.process_of(items[index])
+
+    def recorded_steps(self) -> list[StepRecord] | None:
+        return self.records
 
     def _timer_pending(self) -> bool:
         return not math.isinf(self.runner.deadlines.next_deadline())

@@ -1,0 +1,137 @@
+"""Step footprints under trio, for partial-order reduction (the ``dpor`` strategy).
+
+While a reduction strategy explores a trio scenario, the scheduler records one
+``StepRecord`` per step (see :mod:`explorer._asyncio._footprints` for the format): the
+task's id, what the step touched, the step that made the task runnable, and the scheduling
+point the step was chosen at. What a step touched:
+
+- *conservative* (the default): a task step may touch anything (``UNKNOWN``);
+- *declared*: trio's primitives, wrapped for the session by :func:`recording_primitives`
+  (each operation on a ``Lock``, ``StrictFIFOLock``, ``Semaphore``, ``CapacityLimiter``,
+  ``Event``, ``Condition``, memory channel or ``ParkingLot`` writes, or for
+  ``Event.wait``/``is_set`` reads, that object in the step where it starts), state
+  declared with :func:`explorer.shared`, and cancellation:
+  every task step reads it, and a step that cancels a scope writes it, because a
+  cancellation can be delivered at any checkpoint of any task.
+
+System task steps count as touching anything, except trio's init task, which only opens
+and closes the run's root nurseries.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+
+import trio
+import trio.lowlevel
+
+from explorer import _footprint
+
+_READS: Final = frozenset({"wait", "is_set"})
+
+
+class _Cancellation:
+    """The pseudo-object cancellation accesses are recorded on."""
+
+    def __repr__(self) -> str:
+        return "cancellation"
+
+
+CANCELLATION: Final = _Cancellation()
+CANCEL_READ: Final[_footprint.Access] = (id(CANCELLATION), None, "r")
+
+
+def _targets() -> list[tuple[type, tuple[str, ...], Callable[[Any], object]]]:
+    """The primitive classes, their operations, and the object an operation touches."""
+    from trio._channel import MemoryReceiveChannel, MemorySendChannel
+
+    def itself(obj: Any) -> object:
+        return obj
+
+    def channel_state(channel: Any) -> object:
+        return getattr(channel, "_state", channel)
+
+    return [
+        (trio.Lock, ("acquire", "acquire_nowait", "release"), itself),
+        (trio.StrictFIFOLock, ("acquire", "acquire_nowait", "release"), itself),
+        (trio.Semaphore, ("acquire", "acquire_nowait", "release"), itself),
+        (trio.CapacityLimiter, ("acquire", "acquire_nowait", "acquire_on_behalf_of",
+                                "acquire_on_behalf_of_nowait", "release",
+                                "release_on_behalf_of"), itself),
+        (trio.Event, ("set", "wait", "is_set"), itself),
+        (trio.Condition, ("acquire", "acquire_nowait", "release", "wait", "notify",
+                          "notify_all"), itself),
+        (MemorySendChannel, ("send", "send_nowait", "close", "aclose", "clone"),
+         channel_state),
+        (MemoryReceiveChannel, ("receive", "receive_nowait", "close", "aclose", "clone"),
+         channel_state),
+        (trio.lowlevel.ParkingLot, ("park", "unpark", "unpark_all", "repark",
+                                    "repark_all"), itself),
+    ]
+
+
+def _defining(cls: type, name: str) -> type:
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return klass
+    raise AttributeError(f"{cls.__name__}.{name}")
+
+
+def _wrapped(real: Callable[..., Any], mode: str,
+             target: Callable[[Any], object]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(real):
+        @functools.wraps(real)
+        async def operation(self: Any, *args: Any, **kwargs: Any) -> Any:
+            # Only the step where the operation starts touches the object. If it blocks,
+            # whatever completes it (a release, a set, a send, a cancellation) does so
+            # in another task's step, which reschedules this task: that step happens
+            # before the one that resumes here, so the order is already known.
+            _footprint.record(target(self), None, mode)
+            return await real(self, *args, **kwargs)
+
+        return operation
+
+    @functools.wraps(real)
+    def sync_operation(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _footprint.record(target(self), None, mode)
+        return real(self, *args, **kwargs)
+
+    return sync_operation
+
+
+def _cancelling(real: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(real)
+    def cancel(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _footprint.record(CANCELLATION, None, "w")
+        return real(self, *args, **kwargs)
+
+    return cancel
+
+
+@contextmanager
+def recording_primitives() -> Iterator[None]:
+    """Wrap trio's primitives for the session so each operation is recorded."""
+    saved: list[tuple[type, str, Any]] = []
+    done: set[tuple[type, str]] = set()
+    try:
+        for cls, names, target in _targets():
+            for name in names:
+                owner = _defining(cls, name)
+                if (owner, name) in done:
+                    continue
+                done.add((owner, name))
+                real = owner.__dict__[name]
+                mode = "r" if name in _READS else "w"
+                saved.append((owner, name, real))
+                setattr(owner, name, _wrapped(real, mode, target))
+        scope = trio.CancelScope
+        saved.append((scope, "_cancel", scope.__dict__["_cancel"]))
+        scope._cancel = _cancelling(scope.__dict__["_cancel"])  # type: ignore[method-assign]
+        yield
+    finally:
+        for owner, name, real in reversed(saved):
+            setattr(owner, name, real)

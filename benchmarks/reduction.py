@@ -244,9 +244,9 @@ def section() -> list[str]:
         "schedule's canonical Mazurkiewicz trace, by brute force), and DPOR with declared "
         "shared state (`strategies.DPOR(declared=True)`: source sets and sleep sets). "
         "\"blocked\" runs are sleep-set-blocked runs, repeats of a class that are not "
-        "counted as schedules. Disjoint keys and sigma join their writers with `gather`, "
-        "whose completion callbacks conflict, so the order in which the writers finish "
-        "makes n! classes.",
+        "counted as schedules. Disjoint keys and sigma update existing keys and join "
+        "their writers with `gather`, whose completion callbacks commute for children "
+        "that succeed: one class whatever the number of writers.",
         "",
         "| program | all schedules | classes | dpor (declared) |",
         "|---|---:|---:|---:|",

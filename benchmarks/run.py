@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "proof"):
         sections.append(proof_section(args, examples))
     if args.only in (None, "reduction"):
-        sections.append(reduction.section())
+        sections.append([*reduction.section(), "", *reduction.automatic_footprints_section()])
     if args.only in (None, "sctbench"):
         sections.append(sctbench.section(args.seeds, args.cap))
     header = ["# Benchmarks", "",

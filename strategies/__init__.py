@@ -20,6 +20,10 @@
     folded together, so its power does not fall with their number.
 ``portfolio``
     The default of :func:`explorer.explore`: rotates the strategies above across schedules.
+``dpor``, ``dpor-declared``, ``dpor-auto``
+    Dynamic partial-order reduction: one schedule per class of equivalent interleavings,
+    with task code treated as touching anything, as promised to touch only declared shared
+    state, or with its accesses recorded automatically (Python 3.12+); see :class:`DPOR`.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ from strategies._systematic import Systematic
 __all__ = ["DPOR", "PCT", "POS", "SURW", "CoverageGuided", "Fixed", "Portfolio", "RandomWalk",
            "Strategy", "SymmetricWalk", "Systematic", "make_strategy", "names"]
 
-_BY_NAME: dict[str, type[Strategy]] = {"dpor": DPOR, "random": RandomWalk,
+_BY_NAME: dict[str, type[Strategy]] = {"dpor": DPOR, "dpor-declared": DPOR,
+                                        "dpor-auto": DPOR, "random": RandomWalk,
                                         "systematic": Systematic}
 # The seeded samplers, built from a name with a seed (None: drawn from the global random
 # module, as for "random").
@@ -68,6 +73,8 @@ def make_strategy(spec: str | Strategy, *, seed: int | None = None,
         return _SEEDED[spec](seed=seed)
     if spec == "dpor":
         return DPOR(deviation_bound)
+    if spec in ("dpor-declared", "dpor-auto"):
+        return DPOR(deviation_bound, footprints=spec.partition("-")[2])
     from explorer._errors import UsageError
 
     raise UsageError(

@@ -488,7 +488,8 @@ class DPOR(Strategy):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "deviation_bound": self.deviation_bound,
-                "declared": self.declared}
+                "declared": self.wants_footprints == "declared",
+                "footprints": self.wants_footprints}
 
     def statistics(self) -> dict[str, Any]:
         return {"races": self.races, "pruned": self.pruned, "sleep_blocked": self.blocked,

@@ -456,3 +456,15 @@ def test_a_cancel_before_a_task_step_is_explored() -> None:
                             max_schedules=100_000).exhausted
     assert explorer.explore(_cancel_race(reduced), strategy=DPOR(declared=True)).exhausted
     assert set(reduced) == set(everything) and len(set(everything)) > 1
+
+
+def test_the_footprint_modes_have_names() -> None:
+    from strategies import make_strategy, names
+
+    assert {"dpor", "dpor-declared", "dpor-auto"} <= set(names())
+    declared = make_strategy("dpor-declared", deviation_bound=2)
+    assert isinstance(declared, DPOR) and declared.wants_footprints == "declared"
+    assert declared.describe()["footprints"] == "declared"
+    result = explorer.explore(_disjoint_writers(4), strategy="dpor-declared")
+    assert result.schedules == 1 and result.strategy["footprints"] == "declared"
+    assert make_strategy("dpor").describe()["footprints"] == "conservative"

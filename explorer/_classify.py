@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from explorer import _outcome as oc
 from explorer._asyncio._inspect import traceback_location
 from explorer._errors import EscapeError
 from explorer._outcome import Outcome
 from explorer._runtime import Location
+
+if TYPE_CHECKING:
+    from explorer._asyncio._waitfor import DeadlockReport
+
+Invariant = tuple[Callable[[], object], str, "Location | None"]
+BrokenInvariant = tuple[str, "BaseException | None", "Location | None"]
 
 
 def exception_outcome(exc: BaseException) -> Outcome:
@@ -68,3 +74,29 @@ def livelock_outcome(running: list[str], max_steps: int) -> Outcome:
         "the scenario is just long)",
         details={"tasks": running, "max_steps": max_steps},
     )
+
+
+def deadlock_outcome(report: DeadlockReport, nothing_pending: str) -> Outcome:
+    """A deadlock, headed by its kind (a cycle, a lost wake-up, or ``nothing_pending``:
+    what the runtime would have waited for, a timer or a deadline)."""
+    blame = report.blame
+    headline = f"deadlock: no task can make progress and no {nothing_pending} is pending"
+    if report.cycle:
+        headline = "deadlock: tasks wait on each other in a cycle"
+    elif report.orphans:
+        headline = "deadlock (lost wake-up): a task waits for something nothing will do"
+    return Outcome(oc.DEADLOCK, f"{headline}\n{report.explain()}",
+                   blame.location if blame else None, details=report.to_json())
+
+
+def broken_invariant(invariants: Sequence[Invariant]) -> BrokenInvariant | None:
+    """The first invariant that does not hold now (a predicate that raises does not hold),
+    as ``(message, exception or None, where it was registered)``; None if all hold."""
+    for predicate, message, where in invariants:
+        try:
+            ok = predicate()
+        except Exception as exc:  # noqa: BLE001 - a predicate that raises has failed
+            return (message, exc, where)
+        if not ok:
+            return (message, None, where)
+    return None

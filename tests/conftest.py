@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # the examples package lives at the repository root
     sys.path.insert(0, str(ROOT))
+
+
+def cli_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                request: pytest.FixtureRequest, prefix: str, source: str
+                ) -> tuple[Path, str]:
+    """A project directory with a scenario module written from ``source`` and named after
+    the test (module names are process-wide, so each test gets its own); made the working
+    directory, with progress output off."""
+    name = prefix + re.sub(r"\W", "_", request.node.name)
+    (tmp_path / f"{name}.py").write_text(source)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EXPLORER_PROGRESS", "0")
+    return tmp_path, name
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the ``explorer`` command in-process: (exit code, stdout, stderr)."""
+    from explorer import cli
+
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err

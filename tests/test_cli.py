@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import explorer
 from explorer import cli
 from explorer._corpus import Corpus
 from explorer._targets import TargetError, parse_target
+from tests.conftest import cli_project, run_cli
 
 SCENARIOS = textwrap.dedent('''
     import asyncio
@@ -67,18 +67,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.Fix
             ) -> tuple[Path, str]:
     """A project directory with a scenario module named after the test (module names are
     process-wide, so each test gets its own)."""
-    name = "cli_" + re.sub(r"\W", "_", request.node.name)
-    (tmp_path / f"{name}.py").write_text(SCENARIOS)
-    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("EXPLORER_PROGRESS", "0")
-    return tmp_path, name
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = cli.main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
+    return cli_project(tmp_path, monkeypatch, request, "cli_", SCENARIOS)
 
 
 def one_line_error(err: str) -> str:

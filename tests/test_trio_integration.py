@@ -18,6 +18,7 @@ import pytest
 
 from explorer import cli
 from explorer._corpus import Corpus, CorpusEntry
+from tests.conftest import cli_project, run_cli
 
 pytest_plugins = ["pytester"]
 
@@ -380,18 +381,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.Fix
             ) -> tuple[Path, str]:
     """A project with a trio scenario module named after the test (module names are
     process-wide, so each test gets its own)."""
-    name = "trio_cli_" + re.sub(r"\W", "_", request.node.name)
-    (tmp_path / f"{name}.py").write_text(SCENARIOS)
-    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("EXPLORER_PROGRESS", "0")
-    return tmp_path, name
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = cli.main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
+    return cli_project(tmp_path, monkeypatch, request, "trio_cli_", SCENARIOS)
 
 
 def _json_out(out: str) -> Any:

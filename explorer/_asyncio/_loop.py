@@ -34,6 +34,7 @@ from explorer._asyncio._footprints import (
 )
 from explorer._asyncio._inspect import caller_location, describe_candidate
 from explorer._asyncio._selftest import task_callback_types
+from explorer._classify import broken_invariant
 from explorer._errors import EscapeError
 from explorer._footprint import UNKNOWN, Access, record
 from explorer._runtime import Candidate, Location
@@ -453,15 +454,10 @@ class ControlledLoop(asyncio.BaseEventLoop):
         return removed
 
     def _check_invariants(self) -> None:
-        for predicate, message, where in self._invariants:
-            try:
-                ok = predicate()
-            except Exception as exc:  # noqa: BLE001 - a predicate that raises has failed
-                self._invariant_failure = (message, exc, where)
-                raise _Abort from None
-            if not ok:
-                self._invariant_failure = (message, None, where)
-                raise _Abort
+        broken = broken_invariant(self._invariants)
+        if broken is not None:
+            self._invariant_failure = broken
+            raise _Abort
 
     def add_invariant(self, predicate: Callable[[], object], message: str,
                       where: Location | None) -> None:

@@ -26,6 +26,7 @@ from explorer._asyncio._tracer import Tracer
 from explorer._asyncio._tracking import track_holders
 from explorer._asyncio._waitfor import analyse
 from explorer._classify import (
+    deadlock_outcome,
     escape_outcome,
     exception_outcome,
     invariant_outcome,
@@ -197,14 +198,7 @@ class AsyncioRuntime:
 
     def _deadlock(self, tracer: Tracer | None) -> Outcome:
         report = analyse(self.loop, tracer.holders if tracer is not None else None)
-        blame = report.blame
-        headline = "deadlock: no task can make progress and no timer is pending"
-        if report.cycle:
-            headline = "deadlock: tasks wait on each other in a cycle"
-        elif report.orphans:
-            headline = "deadlock (lost wake-up): a task waits for something nothing will do"
-        return Outcome(oc.DEADLOCK, f"{headline}\n{report.explain()}",
-                       blame.location if blame else None, details=report.to_json())
+        return deadlock_outcome(report, "timer")
 
     def _livelock(self, tracer: Tracer | None, max_steps: int) -> Outcome:
         loop = self.loop

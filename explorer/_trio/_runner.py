@@ -28,6 +28,7 @@ from trio._core import _run as trio_run
 from explorer import _footprint as footprint_module
 from explorer import _outcome as oc
 from explorer._classify import (
+    deadlock_outcome,
     escape_outcome,
     exception_outcome,
     invariant_outcome,
@@ -186,15 +187,7 @@ class TrioRuntime:
                     f"({op} on {res!r}), which the controlled trio run refuses: use "
                     "in-memory streams (trio.testing.memory_stream_pair) or channels")
                 return escape_outcome(err)
-        report = analyse(blocked, names)
-        blame = report.blame
-        headline = "deadlock: no task can make progress and no deadline is pending"
-        if report.cycle:
-            headline = "deadlock: tasks wait on each other in a cycle"
-        elif report.orphans:
-            headline = "deadlock (lost wake-up): a task waits for something nothing will do"
-        return Outcome(oc.DEADLOCK, f"{headline}\n{report.explain()}",
-                       blame.location if blame else None, details=report.to_json())
+        return deadlock_outcome(analyse(blocked, names), "deadline")
 
     # ------------------------------------------------------------------ outcome
 

@@ -28,6 +28,7 @@ from trio._core._run import GLOBAL_RUN_CONTEXT
 
 from explorer import _footprint
 from explorer._asyncio._footprints import StepRecord
+from explorer._classify import broken_invariant
 from explorer._footprint import UNKNOWN
 from explorer._runtime import Candidate, Chooser, Location
 from explorer._trio._footprints import CANCEL_READ
@@ -269,16 +270,8 @@ class Scheduler:
     # ------------------------------------------------------------ stopping a run
 
     def invariants_hold(self) -> bool:
-        for predicate, message, where in self.invariants:
-            try:
-                ok = predicate()
-            except Exception as exc:  # noqa: BLE001 - a predicate that raises has failed
-                self.invariant_failure = (message, exc, where)
-                return False
-            if not ok:
-                self.invariant_failure = (message, None, where)
-                return False
-        return True
+        self.invariant_failure = broken_invariant(self.invariants)
+        return self.invariant_failure is None
 
     def stop(self, status: int) -> None:
         """End the controlled part of the run: cancel everything and let it unwind."""

@@ -13,6 +13,7 @@ from explorer._runtime import Location
 
 if TYPE_CHECKING:
     from explorer._asyncio._waitfor import DeadlockReport
+    from explorer._trace import Trace
 
 Invariant = tuple[Callable[[], object], str, "Location | None"]
 BrokenInvariant = tuple[str, "BaseException | None", "Location | None"]
@@ -57,9 +58,14 @@ def qualname(cls: type) -> str:
     return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
-def invariant_outcome(message: str, exc: BaseException | None, site: Location | None,
-                      where: str) -> Outcome:
-    """An ``explorer.always`` invariant broke; ``where`` says after which step."""
+def invariant_outcome(broken: BrokenInvariant, trace: Trace | None) -> Outcome:
+    """An ``explorer.always`` invariant broke; a traced run says after which step."""
+    message, exc, site = broken
+    where = ""
+    if trace is not None and trace.steps:
+        last = trace.steps[-1]
+        end = last.end or last.start
+        where = f" after step {last.index} ({last.task} at {end.short if end else '?'})"
     detail = f" (the predicate raised {type(exc).__name__}: {exc})" if exc else ""
     return Outcome(oc.ASSERTION, f"invariant violated{where}: {message}{detail}",
                    site, "explorer.always", exception=exc)

@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 import explorer
-from benchmarks.reduction import all_runs, canonical_class, lastzero, locked_counter, sigma
+from benchmarks.reduction import (
+    all_runs,
+    canonical_class,
+    disjoint_writers,
+    lastzero,
+    locked_counter,
+    sigma,
+)
 from examples.gallery import Example, all_examples
 from explorer._asyncio._runner import AsyncioRuntime
 from explorer._footprint import UNKNOWN, SharedDict, dependent, shared
@@ -35,16 +42,7 @@ def _disjoint_writers(n: int) -> Callable[[], Any]:
 
 
 def _one_write_each(n: int) -> Callable[[], Any]:
-    async def scenario() -> None:
-        data = explorer.shared(dict.fromkeys(range(n), 0))
-
-        async def writer(key: int) -> None:
-            await asyncio.sleep(0)
-            data[key] = key
-
-        await asyncio.gather(*(writer(k) for k in range(n)))
-
-    return scenario
+    return disjoint_writers(n)  # each writer updates its key once
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 8])

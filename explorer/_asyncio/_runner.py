@@ -186,14 +186,8 @@ class AsyncioRuntime:
     def _aborted(self, tracer: Tracer | None) -> Outcome:
         loop = self.loop
         if loop._invariant_failure is not None:
-            message, exc, site = loop._invariant_failure
-            where = ""
-            if tracer is not None and tracer.trace.steps:
-                last = tracer.trace.steps[-1]
-                end = last.end or last.start
-                where = f" after step {last.index} ({last.task} at " \
-                        f"{end.short if end else '?'})"
-            return invariant_outcome(message, exc, site, where)
+            return invariant_outcome(loop._invariant_failure,
+                                     tracer.trace if tracer is not None else None)
         return _callback_outcome(loop._callback_errors[-1])
 
     def _deadlock(self, tracer: Tracer | None) -> Outcome:

@@ -202,14 +202,8 @@ class TrioRuntime:
                               for t in scheduler.still_running})
             return livelock_outcome(running, max_steps)
         if scheduler.status == sched.ABORTED and scheduler.invariant_failure is not None:
-            message, exc, site = scheduler.invariant_failure
-            where = ""
-            if tracer is not None and tracer.trace.steps:
-                last = tracer.trace.steps[-1]
-                end = last.end or last.start
-                where = f" after step {last.index} ({last.task} at " \
-                        f"{end.short if end else '?'})"
-            return invariant_outcome(message, exc, site, where)
+            return invariant_outcome(scheduler.invariant_failure,
+                                     tracer.trace if tracer is not None else None)
         if tracer is None and scheduler.invariants and not scheduler.invariants_hold():
             return self._classify(runner, _aborted(scheduler), names, tracer, max_steps)
         result = runner.main_task_outcome

@@ -254,8 +254,12 @@ def prepare(options: NightlyOptions, config: ProjectConfig, *, fresh: bool = Fal
     if fresh:
         with contextlib.suppress(FileNotFoundError):
             state_path.unlink()
-    for stale in options.output.glob(f".{STATE_NAME}.*.tmp"):
-        stale.unlink()  # a temp file left by a killed write; the state itself is whole
+    # Temp files left by a write that was killed (the file written is whole: it was
+    # replaced atomically or not at all); a run of the job owns both directories.
+    for stale in [*options.output.glob(f".{STATE_NAME}.*.tmp"),
+                  *options.corpus.glob(".*.json.*.tmp")]:
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
     state = load_state(state_path)
     if state is not None and state.get("finished"):
         state = None  # that run completed: this is a new one

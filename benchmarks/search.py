@@ -55,9 +55,11 @@ class Proof:
     seconds: float
 
 
-def prove(example: Example, cap: int) -> Proof:
-    result = explorer.explore(example.fixed, strategy="systematic",
+def prove(example: Example, cap: int, strategy: str = "systematic") -> Proof:
+    """Explore the fixed version of ``example`` within its deviation bound."""
+    result = explorer.explore(example.fixed, strategy=strategy,
                               deviation_bound=example.bound, max_schedules=cap,
-                              max_steps=example.max_steps, raise_on_failure=False)
+                              max_steps=example.max_steps, raise_on_failure=False,
+                              runtime=example.runtime)
     return Proof(example.name, example.bound, result.schedules, result.exhausted,
                  result.failure is None, result.elapsed)

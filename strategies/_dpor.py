@@ -110,11 +110,15 @@ class _Layer:
     """Which steps of each process touched each object, for one half of the footprints:
     finds, for a new step, the latest dependent step of every other process."""
 
-    __slots__ = ("fps", "nonempty", "touched", "unknown")
+    __slots__ = ("fps", "nonempty", "touched", "unknown", "written")
 
     def __init__(self, fps: list[Index]) -> None:
         self.fps = fps
         self.touched: dict[int, dict[str, list[int]]] = {}
+        # The same, for the steps that write the object: a step that only reads an object
+        # can conflict there only with those, so runs that read the same state again and
+        # again (a spinning task) do not make every later step scan all of its reads.
+        self.written: dict[int, dict[str, list[int]]] = {}
         self.unknown: dict[str, int] = {}  # process -> its latest step that may touch anything
         self.nonempty: dict[str, int] = {}  # process -> its latest step that touches something
 
@@ -131,8 +135,9 @@ class _Layer:
         if 0 in mine:
             return
         fps = self.fps
-        for obj in mine:
-            for process, seen in self.touched.get(obj, {}).items():
+        for obj, accesses in mine.items():
+            pool = self.touched if _writes(accesses) else self.written
+            for process, seen in pool.get(obj, {}).items():
                 if process == me:
                     continue
                 for i in reversed(seen):
@@ -149,8 +154,14 @@ class _Layer:
         self.nonempty[me] = j
         if 0 in mine:
             self.unknown[me] = j
-        for obj in mine:
+        for obj, accesses in mine.items():
             self.touched.setdefault(obj, {}).setdefault(me, []).append(j)
+            if _writes(accesses):
+                self.written.setdefault(obj, {}).setdefault(me, []).append(j)
+
+
+def _writes(accesses: list[tuple[object, str]]) -> bool:
+    return any(mode == "w" for _item, mode in accesses)
 
 
 class RunAnalysis:

@@ -729,3 +729,20 @@ def test_self_test_names_the_trio_version_when_an_internal_changes(
 def test_the_self_test_passes_on_the_installed_trio() -> None:
     _selftest.self_test.__wrapped__()
     assert math.isfinite(len(trio.__version__))
+
+
+def test_an_invariant_broken_by_the_last_step_is_an_assertion_traced_or_not() -> None:
+    async def scenario() -> None:
+        state = {"v": 0}
+        explorer.always(lambda: state["v"] == 0, "v stays 0")
+
+        async def other() -> None:
+            await trio.sleep(0)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(other)
+        state["v"] = 1  # the main task's very last step breaks it
+
+    failure = _explore(scenario, strategy="systematic").failure
+    assert failure is not None and failure.kind == "assertion"
+    assert "v stays 0" in failure.outcome.message

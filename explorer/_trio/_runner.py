@@ -204,18 +204,16 @@ class TrioRuntime:
         if scheduler.status == sched.ABORTED and scheduler.invariant_failure is not None:
             return invariant_outcome(scheduler.invariant_failure,
                                      tracer.trace if tracer is not None else None)
-        if tracer is None and scheduler.invariants and not scheduler.invariants_hold():
-            return self._classify(runner, _aborted(scheduler), names, tracer, max_steps)
+        # The invariants after the last step (the others were checked before each pick).
+        if scheduler.invariants and not scheduler.invariants_hold():
+            assert scheduler.invariant_failure is not None
+            return invariant_outcome(scheduler.invariant_failure,
+                                     tracer.trace if tracer is not None else None)
         result = runner.main_task_outcome
         error = getattr(result, "error", None)
         if error is not None:
             return exception_outcome(error)
         return oc.PASSED
-
-
-def _aborted(scheduler: Scheduler) -> Scheduler:
-    scheduler.status = sched.ABORTED
-    return scheduler
 
 
 def _object_names(objects: dict[int, object] | None, names: Names) -> dict[int, str] | None:

@@ -28,9 +28,9 @@ from trio._core._run import GLOBAL_RUN_CONTEXT
 
 from explorer import _footprint
 from explorer._asyncio._footprints import StepRecord
-from explorer._classify import broken_invariant
+from explorer._classify import BrokenInvariant, Invariant, broken_invariant
 from explorer._footprint import UNKNOWN
-from explorer._runtime import Candidate, Chooser, Location
+from explorer._runtime import Candidate, Chooser
 from explorer._trio._footprints import CANCEL_READ
 
 if TYPE_CHECKING:
@@ -47,7 +47,6 @@ ABORTED: Final = 4
 
 CLEANUP_STEPS: Final = 10_000
 
-Invariant = tuple[Callable[[], object], str, "Location | None"]
 _EMPTY: Final[tuple[()]] = ()
 
 
@@ -111,8 +110,7 @@ class Scheduler:
         self.error: BaseException | None = None
         self.tracer: TrioTracer | None = None
         self.invariants: list[Invariant] = []
-        self.invariant_failure: tuple[str, BaseException | None, Location | None] | None \
-            = None
+        self.invariant_failure: BrokenInvariant | None = None
         self.describe = describe
         self.woken: dict[Task, str] | None = None
         self.still_running: list[Task] = []

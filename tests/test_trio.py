@@ -746,3 +746,14 @@ def test_an_invariant_broken_by_the_last_step_is_an_assertion_traced_or_not() ->
     failure = _explore(scenario, strategy="systematic").failure
     assert failure is not None and failure.kind == "assertion"
     assert "v stays 0" in failure.outcome.message
+
+
+def test_self_test_names_a_primitive_operation_that_is_gone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from explorer._trio import _footprints
+
+    real = _footprints._targets
+    monkeypatch.setattr(_footprints, "_targets", lambda: [
+        *real(), (trio.Lock, ("acquire_eventually",), lambda lock: lock)])
+    with pytest.raises(explorer.RuntimeSelfTestError, match=r"Lock\.acquire_eventually"):
+        _selftest.self_test.__wrapped__()

@@ -128,9 +128,13 @@ def recording_primitives() -> Iterator[None]:
                 mode = "r" if name in _READS else "w"
                 saved.append((owner, name, real))
                 setattr(owner, name, _wrapped(real, mode, target))
+        # Every cancellation goes through CancelScope._cancel in the trio releases that
+        # have it (it carries the reason), else through CancelScope.cancel.
         scope = trio.CancelScope
-        saved.append((scope, "_cancel", scope.__dict__["_cancel"]))
-        scope._cancel = _cancelling(scope.__dict__["_cancel"])  # type: ignore[method-assign]
+        name = "_cancel" if "_cancel" in scope.__dict__ else "cancel"
+        real_cancel = scope.__dict__[name]
+        saved.append((scope, name, real_cancel))
+        setattr(scope, name, _cancelling(real_cancel))
         yield
     finally:
         for owner, name, real in reversed(saved):

@@ -3,8 +3,9 @@
 The runtime replaces ``Runner.runq`` and drives ``unrolled_run`` itself, so it depends on
 how trio's loop takes its batch (``list(runner.runq)`` then ``runner.runq.clear()``), on
 ``setup_runner``, on a few Task fields (``_counter``, ``_ki_protected``,
-``_schedule_points``) and on the ``Deadlines`` and ``GLOBAL_RUN_CONTEXT`` objects. All of
-them are private: each is checked once per process, at first use, and a change raises
+``_schedule_points``), on the ``Deadlines`` and ``GLOBAL_RUN_CONTEXT`` objects, and on the
+primitive operations partial-order reduction records. Most of them are private: each is
+checked once per process, at first use, and a change raises
 :class:`~explorer.RuntimeSelfTestError` naming it and the trio version instead of letting
 runs misbehave silently. A last check runs a two-task program and compares the order of
 its steps with the decisions made.
@@ -57,7 +58,25 @@ def self_test() -> None:
                  "waiting_for_idle", "io_manager"):
         _require(name in fields, f"trio's Runner has no field {name}")
     _require(hasattr(_run.Deadlines, "next_deadline"), "Deadlines.next_deadline is missing")
+    _check_primitives()
     _check_scheduling()
+
+
+def _check_primitives() -> None:
+    """Every primitive operation that partial-order reduction records must exist."""
+    from explorer._trio._footprints import _defining, _targets
+
+    try:
+        targets = _targets()
+    except ImportError as exc:
+        _require(False, f"a primitive's module moved: {exc}")
+        return
+    for cls, names, _target in targets:
+        for name in names:
+            try:
+                _defining(cls, name)
+            except AttributeError:
+                _require(False, f"{cls.__name__}.{name} is missing")
 
 
 def _fields(cls: type) -> Any:

@@ -64,6 +64,7 @@ class Scheduler:
         "cleanup_steps",
         "clock",
         "conservative",
+        "count",
         "decisions",
         "describe",
         "error",
@@ -98,6 +99,7 @@ class Scheduler:
         self.decisions: list[int] = []
         self.steps = 0
         self.points = 0
+        self.count = 0  # candidates at the latest pick (the traced path reads it)
         self.max_steps = max_steps
         self.timer_races = timer_races
         self.clock = clock
@@ -168,7 +170,7 @@ class Scheduler:
         n = len(items)
         if n - self.stable > 1:
             items[self.stable:] = sorted(items[self.stable:], key=_creation)
-        count = n + 1 if self.timer_races and self._timer_pending() else n
+        count = self.count = n + 1 if self.timer_races and self._timer_pending() else n
         index = 0
         if count > 1:
             self.points += 1
@@ -200,12 +202,12 @@ class Scheduler:
             self.stop(ABORTED)
             return items.pop(0)
         before = len(self.decisions)
-        count = len(items) + (1 if self.timer_races and self._timer_pending() else 0)
         task = self._pick(items)
         if self.records is not None and task is not None and not self.cleanup:
             self._record(task, before if len(self.decisions) > before else None)
         if tracer is not None and not self.cleanup:
-            decision = (self.decisions[-1], count) if len(self.decisions) > before else None
+            decision = (self.decisions[-1], self.count) if len(self.decisions) > before \
+                else None
             if task is None:
                 tracer.timer_fired(decision)
             else:

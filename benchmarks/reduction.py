@@ -17,7 +17,7 @@ from typing import Any
 import explorer
 from benchmarks import scenarios
 from explorer._asyncio._runner import AsyncioRuntime
-from strategies import DPOR, Fixed
+from explorer.strategies import DPOR, Fixed
 
 CAP = 50_000
 CLASSES_CAP = 5_000  # schedules a brute-force class count may take
@@ -69,7 +69,7 @@ def canonical_class(steps: Sequence[Any]) -> Hashable:
     """A canonical form of a run's equivalence class (its Mazurkiewicz trace), from its
     step records (process, footprint, enabler, point).
 
-    Independent of :mod:`strategies._dpor`: events are named without positions — a task's
+    Independent of :mod:`explorer.strategies._dpor`: events are named without positions — a task's
     n-th step ``(task, n)``, a plain callback ``("callback", <name of the step that queued
     it>, k)`` for the k-th one that step queued — and the form is the set of events, who
     enabled each, and the order of every pair of conflicting events (other than two steps
@@ -242,7 +242,7 @@ def section() -> list[str]:
         f"Schedules run to cover each program completely (cap {CAP:,}): every schedule "
         "(what naive systematic search runs), the equivalence classes among them (each "
         "schedule's canonical Mazurkiewicz trace, by brute force), and DPOR with declared "
-        "shared state (`strategies.DPOR(declared=True)`: source sets and sleep sets). "
+        "shared state (`explorer.strategies.DPOR(declared=True)`: source sets and sleep sets). "
         "\"blocked\" runs are sleep-set-blocked runs, repeats of a class that are not "
         "counted as schedules. Disjoint keys and sigma update existing keys and join "
         "their writers with `gather`, whose completion callbacks commute for children "

@@ -1,7 +1,7 @@
 """Which races decided a failure: each race of the failing run, reversed and replayed.
 
 A race of a run is a pair of steps of different tasks whose accesses conflict, with
-nothing else ordering them (see :class:`strategies._dpor.RunAnalysis`). Reversing race
+nothing else ordering them (see :class:`explorer.strategies._dpor.RunAnalysis`). Reversing race
 ``(a, b)`` means running, where ``a`` ran, the steps after ``a`` that do not depend on it
 followed by ``b`` — the branch dynamic partial-order reduction would explore for that race
 — and then ``a`` and everything else in its original order. The race *decided* the
@@ -23,7 +23,7 @@ from explorer._outcome import Outcome
 from explorer._races import Conflict, describe_pair
 from explorer._runtime import Chooser, RunRecord
 from explorer._trace import Trace
-from strategies._dpor import CLOCK, RunAnalysis, dependent, recorded_steps
+from explorer.strategies._dpor import CLOCK, RunAnalysis, dependent, recorded_steps
 
 MAX_REPLAYS = 32
 STEP_BUDGET = 200_000

@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import strategies as _strategies
+import explorer.strategies as _strategies
 from explorer._corpus import Corpus
 from explorer._determinism import verify
 from explorer._errors import DidNotReproduce, HealthWarning, UsageError
@@ -142,7 +142,7 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
     """Run ``fn(*args)`` once per schedule chosen by ``strategy`` until it fails or the
     budget (``max_schedules``, ``max_time`` seconds) or the strategy's space runs out.
     The default strategy, ``"portfolio"``, rotates several search strategies across the
-    schedules, seeded by ``seed`` (see :mod:`strategies`).
+    schedules, seeded by ``seed`` (see :mod:`explorer.strategies`).
 
     On failure raise :class:`ScheduleFailure` (or, with ``raise_on_failure=False``, return
     it in the result). ``deviation_bound`` limits the systematic strategy; ``timer_races``
@@ -363,7 +363,7 @@ def run(fn: Callable[..., Any], *args: Any,
     and return its outcome without raising for a failing run.
 
     ``schedule`` may also be a strategy that decides as the run goes, such as a schedule
-    drawn from :func:`strategies.hypothesis.schedules`. ``expected`` maps scheduling points
+    drawn from :func:`explorer.strategies.hypothesis.schedules`. ``expected`` maps scheduling points
     to the task the schedule should pick there (corpus entries record it); a strict replay
     that finds other work there raises :class:`~explorer.ReplayDivergence`.
     """
@@ -406,7 +406,7 @@ def replay(fn: Callable[..., Any], schedule: Schedule | str | _strategies.Strate
     Strict by default: when the code has drifted so that the schedule no longer fits,
     raise :class:`~explorer.ReplayDivergence` saying where. Returns the passing result
     otherwise (for example when the bug has been fixed). A schedule drawn from
-    :func:`strategies.hypothesis.schedules` is accepted too, so a ``@given`` test fails
+    :func:`explorer.strategies.hypothesis.schedules` is accepted too, so a ``@given`` test fails
     with the readable failure.
     """
     result = run(fn, *args, schedule=schedule, runtime=runtime, max_steps=max_steps,

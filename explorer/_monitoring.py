@@ -1,6 +1,6 @@
 """Automatic footprints (Python 3.12+): what user code reads and writes, for reduction.
 
-``strategies.DPOR(footprints="auto")`` records, for every step, the attribute, item,
+``explorer.strategies.DPOR(footprints="auto")`` records, for every step, the attribute, item,
 global and closure-variable accesses of the scenario's own code, with ``sys.monitoring``
 (PEP 669), so that steps touching different state are recognised as independent without
 declaring anything with :func:`explorer.shared`.
@@ -86,7 +86,7 @@ def require_auto() -> None:
             f"footprints='auto' records what each step reads and writes with "
             f"sys.monitoring, which needs Python 3.12 or later; this is Python {version}. "
             "On this version, either declare the state tasks share with "
-            "explorer.shared(...) and use strategies.DPOR(declared=True), or use the "
+            "explorer.shared(...) and use explorer.strategies.DPOR(declared=True), or use the "
             "conservative default (strategy='dpor', where every task step counts as "
             "touching everything)"
         )
@@ -646,7 +646,7 @@ def _directories() -> tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]:
     global _places
     if _places is None:
         import explorer
-        import strategies
+        from explorer import strategies
 
         trusted = {os.path.dirname(_norm(module.__file__ or ""))
                    for module in (explorer, strategies, asyncio)}

@@ -43,7 +43,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Final
 
-import strategies as _strategies
+import explorer.strategies as _strategies
 from explorer._engine import (
     DEFAULT_MAX_SCHEDULES,
     DEFAULT_MAX_STEPS,

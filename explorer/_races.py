@@ -22,7 +22,7 @@ from explorer._trace import Step, Trace
 if TYPE_CHECKING:
     import networkx as nx
 
-    from strategies._dpor import RunAnalysis
+    from explorer.strategies._dpor import RunAnalysis
 
 _MAX_LINES = 12
 
@@ -111,9 +111,9 @@ def describe_pair(records: Sequence[Any], i: int, j: int,
 
 def conflicts(records: Sequence[Any], trace: Trace, names: dict[int, str], *,
               analysis: RunAnalysis | None = None) -> list[Conflict]:
-    """The races of a run (see :class:`strategies._dpor.RunAnalysis`) whose accesses are
+    """The races of a run (see :class:`explorer.strategies._dpor.RunAnalysis`) whose accesses are
     recorded, readably, in the order the run ran them."""
-    from strategies._dpor import RunAnalysis
+    from explorer.strategies._dpor import RunAnalysis
 
     steps = [s for s in trace.steps if s.kind != "timer"]
     if len(steps) != len(records):
@@ -132,7 +132,7 @@ def happens_before(records: Sequence[Any], trace: Trace) -> nx.DiGraph[int]:
     """Steps as nodes; edges for program order, scheduling and ordered conflicts."""
     import networkx as nx
 
-    from strategies._dpor import races
+    from explorer.strategies._dpor import races
 
     steps = [s for s in trace.steps if s.kind != "timer"]
     graph: nx.DiGraph[int] = nx.DiGraph()

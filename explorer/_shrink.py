@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import strategies as _strategies
+import explorer.strategies as _strategies
 from explorer._runtime import Chooser, RunRecord
 from explorer._schedule import count_deviations
 

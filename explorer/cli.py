@@ -474,7 +474,7 @@ def shrink_command(
     """Shrink a failing SCHEDULE of TARGET to the fewest deviations that fail the same way.
 
     A corpus entry is shrunk under the runtime it recorded."""
-    import strategies
+    from explorer import strategies
     from explorer._engine import explore, run
 
     resolved, sched, steps, chosen = _target_schedule(target, schedule, max_steps, runtime)
@@ -796,7 +796,7 @@ def nightly_command(
 
     Saves new failures (shrunk) into the corpus, re-verifies existing entries, and writes
     summary.json, summary.md and report.html into --output."""
-    import strategies as _strategies
+    import explorer.strategies as _strategies
     from explorer._nightly import (
         NightlyOptions,
         execute,

@@ -172,7 +172,7 @@ def _read_options(config: pytest.Config) -> _Options:
 
 
 def _check_strategy(name: str, source: str) -> str:
-    from strategies import names  # only when a strategy is named: it imports the engine
+    from explorer.strategies import names  # only when a strategy is named: it imports the engine
 
     if name not in names():
         raise pytest.UsageError(f"{source}: unknown strategy {name!r}; use one of: "

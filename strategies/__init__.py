@@ -28,17 +28,17 @@
 
 from __future__ import annotations
 
-from strategies._base import Strategy
-from strategies._coverage import CoverageGuided
-from strategies._dpor import DPOR
-from strategies._fixed import Fixed
-from strategies._pct import PCT
-from strategies._portfolio import Portfolio
-from strategies._pos import POS
-from strategies._random import RandomWalk
-from strategies._surw import SURW
-from strategies._symmetric import SymmetricWalk
-from strategies._systematic import Systematic
+from explorer.strategies._base import Strategy
+from explorer.strategies._coverage import CoverageGuided
+from explorer.strategies._dpor import DPOR
+from explorer.strategies._fixed import Fixed
+from explorer.strategies._pct import PCT
+from explorer.strategies._portfolio import Portfolio
+from explorer.strategies._pos import POS
+from explorer.strategies._random import RandomWalk
+from explorer.strategies._surw import SURW
+from explorer.strategies._symmetric import SymmetricWalk
+from explorer.strategies._systematic import Systematic
 
 __all__ = ["DPOR", "PCT", "POS", "SURW", "CoverageGuided", "Fixed", "Portfolio", "RandomWalk",
            "Strategy", "SymmetricWalk", "Systematic", "make_strategy", "names"]

@@ -27,7 +27,7 @@ equals (pairs found late are the rare ones):
   or walks.
 
 **Walks.** Each walking run takes one of the two walks of the ``symmetric`` strategy
-(:mod:`strategies._symmetric`): uniform over the distinct sites ready, or over the task
+(:mod:`explorer.strategies._symmetric`): uniform over the distinct sites ready, or over the task
 kinds ready (then the eldest task of the kind). Both sample the coverage alphabet evenly
 rather than the task population.
 
@@ -44,9 +44,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from explorer._runtime import Candidate
-from strategies._base import Strategy
-from strategies._features import Site, describe, site, task_key
-from strategies._symmetric import MODES, walk_step
+from explorer.strategies._base import Strategy
+from explorer.strategies._features import Site, describe, site, task_key
+from explorer.strategies._symmetric import MODES, walk_step
 
 Pair = tuple[Site, Site]
 

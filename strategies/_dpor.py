@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from explorer._footprint import Access, Index, conflicts, index
-from strategies._base import Strategy
+from explorer.strategies._base import Strategy
 
 CLOCK = "clock"
 """The process of the "fire the next timer now" candidate (``timer_races``): it has no step

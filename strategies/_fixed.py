@@ -7,7 +7,7 @@ from typing import Any
 
 from explorer._errors import ReplayDivergence
 from explorer._runtime import display_task
-from strategies._base import Strategy
+from explorer.strategies._base import Strategy
 
 
 class Fixed(Strategy):

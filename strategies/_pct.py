@@ -43,8 +43,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from strategies._base import Strategy
-from strategies._features import describe, first_max, task_key, task_kind
+from explorer.strategies._base import Strategy
+from explorer.strategies._features import describe, first_max, task_key, task_kind
 
 GROUPS = ("task", "kind")
 

@@ -48,15 +48,15 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from strategies._base import Strategy
-from strategies._coverage import CoverageGuided
-from strategies._features import derive_seed
-from strategies._pct import PCT
-from strategies._pos import POS
-from strategies._random import RandomWalk
-from strategies._surw import SURW
-from strategies._symmetric import SymmetricWalk
-from strategies._systematic import Systematic
+from explorer.strategies._base import Strategy
+from explorer.strategies._coverage import CoverageGuided
+from explorer.strategies._features import derive_seed
+from explorer.strategies._pct import PCT
+from explorer.strategies._pos import POS
+from explorer.strategies._random import RandomWalk
+from explorer.strategies._surw import SURW
+from explorer.strategies._symmetric import SymmetricWalk
+from explorer.strategies._systematic import Systematic
 
 Factory = Callable[[int], Strategy]
 

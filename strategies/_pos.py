@@ -26,8 +26,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from strategies._base import Strategy
-from strategies._features import describe, first_max, task_key
+from explorer.strategies._base import Strategy
+from explorer.strategies._features import describe, first_max, task_key
 
 
 class POS(Strategy):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from strategies._base import Strategy
+from explorer.strategies._base import Strategy
 
 
 class RandomWalk(Strategy):

@@ -34,8 +34,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from strategies._base import Strategy
-from strategies._features import describe, task_key
+from explorer.strategies._base import Strategy
+from explorer.strategies._features import describe, task_key
 
 
 class SURW(Strategy):

@@ -33,8 +33,8 @@ import random
 from typing import Any
 
 from explorer._runtime import Candidate
-from strategies._base import Strategy
-from strategies._features import Site, describe, site, spawn_order, task_key, task_kind
+from explorer.strategies._base import Strategy
+from explorer.strategies._features import Site, describe, site, spawn_order, task_key, task_kind
 
 MODES = ("sites", "kinds")
 

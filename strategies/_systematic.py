@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from typing import Any
 
-from strategies._base import Strategy
+from explorer.strategies._base import Strategy
 
 Plan = tuple[tuple[int, int], ...]
 # yields (plan, is_probe); receives the candidate counts seen by that run

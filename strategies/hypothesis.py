@@ -7,7 +7,7 @@ Hypothesis shrinks each decision towards 0 — the stock order — which removes
 and its example database and failure reproduction cover the schedule too::
 
     from hypothesis import given, strategies as st
-    from strategies.hypothesis import schedules
+    from explorer.strategies.hypothesis import schedules
 
     @given(amounts=st.lists(st.integers(1, 100), min_size=2, max_size=3),
            schedule=schedules())
@@ -24,7 +24,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from explorer._schedule import Schedule
-from strategies._base import Strategy
+from explorer.strategies._base import Strategy
 
 __all__ = ["DrawnSchedule", "schedules"]
 

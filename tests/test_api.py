@@ -9,8 +9,8 @@ import inspect
 import pytest
 
 import explorer
-import strategies
 from examples import bank, counter
+from explorer import strategies
 
 
 def test_all_is_complete() -> None:

@@ -21,7 +21,7 @@ import pytest
 
 import explorer
 from examples.gallery import Example, all_examples
-from strategies import DPOR
+from explorer.strategies import DPOR
 
 needs_monitoring = pytest.mark.skipif(
     sys.version_info < (3, 12),
@@ -685,7 +685,7 @@ def test_as_few_schedules_as_with_declared_state() -> None:
 def test_step_footprints_hold_the_accesses_of_user_code() -> None:
     from explorer._asyncio._runner import AsyncioRuntime
     from explorer._footprint import UNKNOWN
-    from strategies import Fixed
+    from explorer.strategies import Fixed
 
     counter = Counter()
     data = {"k": 0}

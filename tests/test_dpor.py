@@ -21,8 +21,8 @@ from benchmarks.reduction import (
 from examples.gallery import Example, all_examples
 from explorer._asyncio._runner import AsyncioRuntime
 from explorer._footprint import UNKNOWN, SharedDict, dependent, shared
-from strategies import DPOR
-from strategies._dpor import races
+from explorer.strategies import DPOR
+from explorer.strategies._dpor import races
 
 
 def _disjoint_writers(n: int) -> Callable[[], Any]:
@@ -457,7 +457,7 @@ def test_a_cancel_before_a_task_step_is_explored() -> None:
 
 
 def test_the_footprint_modes_have_names() -> None:
-    from strategies import make_strategy, names
+    from explorer.strategies import make_strategy, names
 
     assert {"dpor", "dpor-declared", "dpor-auto"} <= set(names())
     declared = make_strategy("dpor-declared", deviation_bound=2)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import explorer
 from examples import bank
-from strategies.hypothesis import DrawnSchedule, schedules
+from explorer.strategies.hypothesis import DrawnSchedule, schedules
 
 
 async def withdraw_all(amounts: list[int]) -> None:

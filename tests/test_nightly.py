@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
-import strategies
 from examples.gallery import CORE, all_examples
-from explorer import cli
+from explorer import cli, strategies
 from explorer._corpus import Corpus, CorpusEntry
 from explorer._engine import explore
 from explorer._nightly import (
@@ -31,7 +30,7 @@ from explorer._nightly import (
 )
 from explorer._parallel import Observed
 from explorer._targets import load_config
-from strategies import Systematic
+from explorer.strategies import Systematic
 
 ROOT = Path(__file__).resolve().parent.parent
 

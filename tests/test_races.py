@@ -12,8 +12,8 @@ import explorer
 from examples import bank, counter
 from explorer._asyncio._footprints import StepRecord
 from explorer._deciding import Guided, reversed_order
-from strategies import DPOR
-from strategies._dpor import RunAnalysis
+from explorer.strategies import DPOR
+from explorer.strategies._dpor import RunAnalysis
 
 
 class Account:

@@ -17,12 +17,11 @@ from typing import Any
 import pytest
 
 import explorer
-import strategies
 from benchmarks.sctbench import PROGRAMS, Program, by_name
 from examples.gallery import Example, all_examples
-from explorer import Candidate, Location
-from strategies import PCT, POS, SURW, CoverageGuided, Portfolio, SymmetricWalk
-from strategies._features import spawn_order, task_kind
+from explorer import Candidate, Location, strategies
+from explorer.strategies import PCT, POS, SURW, CoverageGuided, Portfolio, SymmetricWalk
+from explorer.strategies._features import spawn_order, task_kind
 
 EXAMPLES = all_examples()
 CAP = 2000

@@ -10,7 +10,7 @@ import pytest
 
 import explorer
 from explorer._schedule import count_deviations
-from strategies import RandomWalk, Strategy, Systematic
+from explorer.strategies import RandomWalk, Strategy, Systematic
 
 
 async def _three_tasks() -> None:

@@ -24,11 +24,11 @@ import trio.testing
 from hypothesis import given, settings
 
 import explorer
-import strategies
 from examples.gallery import Example, trio_examples
 from examples.trio import bank, counter, signal, transfer
+from explorer import strategies
 from explorer._trio import _selftest
-from strategies.hypothesis import schedules
+from explorer.strategies.hypothesis import schedules
 from tests.conftest import ROOT
 
 EXAMPLES = trio_examples()

@@ -7,6 +7,7 @@ and explain deadlocks. None of it is on the untraced hot path.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import inspect
 import os
 import site
@@ -21,7 +22,16 @@ if TYPE_CHECKING:
     from explorer._asyncio._loop import ControlledLoop
 
 _HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_STRATEGIES = os.path.join(os.path.dirname(_HERE), "strategies")
+
+def _strategies_dir() -> str:
+    # strategies/ sits beside explorer/ in a checkout and inside it when installed from a
+    # wheel (it is installed as explorer.strategies); ask the import system where it is.
+    spec = importlib.util.find_spec("explorer.strategies")
+    locations = spec.submodule_search_locations if spec is not None else None
+    return next(iter(locations)) if locations else os.path.join(_HERE, "strategies")
+
+
+_STRATEGIES = _strategies_dir()
 
 
 def _library_prefixes() -> tuple[str, ...]:

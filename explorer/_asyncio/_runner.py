@@ -92,7 +92,7 @@ class AsyncioRuntime:
         """Run ``scenario`` once under ``chooser``; the loop must be in a session.
 
         ``traced`` records a readable trace; ``footprints`` (``"declared"``,
-        ``"conservative"`` or ``"auto"``, see :class:`strategies.DPOR`) records each step's
+        ``"conservative"`` or ``"auto"``, see :class:`explorer.strategies.DPOR`) records each step's
         footprint and causes, for partial-order reduction; with ``naming`` also readable
         names of the objects they touched (``RunRecord.names``). ``traced`` and
         ``footprints`` are exclusive."""

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from explorer._explored import explored
     from explorer._failure import ScheduleFailure
     from explorer._footprint import shared
+    from explorer._interrupts import ExplorationInterrupted
     from explorer._invariants import always
     from explorer._outcome import FAILURE_KINDS, Outcome
     from explorer._regressions import (
@@ -57,6 +58,7 @@ _WHERE: dict[str, str] = {
     "ScheduleFailure": "_failure",
     "shared": "_footprint",
     "always": "_invariants",
+    "ExplorationInterrupted": "_interrupts",
     "FAILURE_KINDS": "_outcome", "Outcome": "_outcome",
     "CorpusReplay": "_regressions", "pin": "_regressions", "replay_corpus": "_regressions",
     "replay_entry": "_regressions", "reproduce": "_regressions",
@@ -76,6 +78,7 @@ __all__ = [
     "CorpusReplay",
     "DidNotReproduce",
     "EscapeError",
+    "ExplorationInterrupted",
     "explore",
     "explored",
     "ExplorerError",

@@ -9,11 +9,12 @@ from explorer import _outcome as oc
 from explorer._asyncio._inspect import traceback_location
 from explorer._errors import EscapeError
 from explorer._outcome import Outcome
-from explorer._runtime import Location
+from explorer._runtime import Location, display_task
 
 if TYPE_CHECKING:
     from explorer._asyncio._waitfor import DeadlockReport
     from explorer._trace import Trace
+    from explorer._watchdog import Hang
 
 Invariant = tuple[Callable[[], object], str, "Location | None"]
 BrokenInvariant = tuple[str, "BaseException | None", "Location | None"]
@@ -72,13 +73,35 @@ def invariant_outcome(broken: BrokenInvariant, trace: Trace | None) -> Outcome:
 
 
 def livelock_outcome(running: list[str], max_steps: int) -> Outcome:
-    """The step bound ran out with ``running`` tasks still going."""
+    """The step bound ran out with ``running`` tasks still going: ``max_steps`` steps in
+    stock order after the schedule's last deviation (a fair schedule: every ready task ran
+    in turn, as the real loop runs them), and the scenario had not finished."""
     return Outcome(
         oc.LIVELOCK,
-        f"step bound exceeded: {max_steps} steps ran without the scenario finishing; "
+        f"step bound exceeded: {max_steps} steps ran in stock order after the schedule's "
+        "last deviation (a fair schedule: every ready task ran in turn) without the "
+        "scenario finishing; "
         f"tasks still running: {', '.join(running) or '(none)'} (raise max_steps if "
         "the scenario is just long)",
         details={"tasks": running, "max_steps": max_steps},
+    )
+
+
+def hang_outcome(hang: Hang | None, limit: float) -> Outcome:
+    """The run went on past its real-time limit (``run_timeout``) and was stopped."""
+    task = f"task {display_task(hang.task, 'step')}" if hang and hang.task else \
+        "the scenario"
+    where = f"line {hang.location}" if hang and hang.location else "its code"
+    return Outcome(
+        oc.HANG,
+        f"hang: the run took more than run_timeout={limit:g}s of real time and was "
+        f"stopped while {task} was executing {where} without reaching an await; a task "
+        "that never awaits blocks every other task. Make long loops await (for example "
+        "await asyncio.sleep(0) or trio.lowlevel.checkpoint()), keep CPU-bound work out "
+        "of the scenario, or raise run_timeout if the scenario is just slow",
+        hang.location if hang else None,
+        details={"task": hang.task if hang else None, "run_timeout": limit,
+                 "stack": [loc.to_json() for loc in hang.stack] if hang else []},
     )
 
 

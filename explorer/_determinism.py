@@ -18,10 +18,26 @@ from explorer._trace import Trace
 
 Replay = Callable[[], RunRecord]
 
-_ADVICE = ("The scenario depends on something the schedule does not control: state kept "
-           "between runs (module globals, caches), real randomness, wall-clock time, "
-           "object ids or threads. Create all state inside the scenario and seed any "
-           "randomness.")
+# The code did not change between these runs, so the advice for drifted code (a tolerant
+# replay) would hide the problem: say what makes a run nondeterministic, and how to look.
+_ADVICE = (
+    "The same schedule must give the same run; this scenario depends on something the "
+    "schedule does not control. Usual causes:\n"
+    "  - unseeded randomness (random, uuid4, secrets): use a random.Random(seed) created "
+    "inside the scenario;\n"
+    "  - wall-clock reads (time.time(), datetime.now(), time.monotonic()): use the loop's "
+    "clock (loop.time(), trio.current_time()), which is virtual;\n"
+    "  - iteration over a set, or a dict built from one, of objects hashed by address "
+    "(default __hash__, id()), whose order changes from run to run (of strings: from "
+    "process to process, unless PYTHONHASHSEED is set): sort by a stable key;\n"
+    "  - state kept between runs in module globals, class attributes, caches "
+    "(functools.cache) or fixtures shared by the schedules: create it inside the scenario, "
+    "or reset it at its start;\n"
+    "  - threads or real I/O that finish in their own time.\n"
+    "To see which step differed, replay the schedule twice (explorer.replay, or 'explorer "
+    "replay TARGET SCHEDULE') and compare the two traces step by step; tolerant replay "
+    "(strict=False, --tolerant) is for code that changed since a schedule was saved and "
+    "does not help here.")
 
 
 def same_run(a: RunRecord, b: RunRecord) -> bool:
@@ -63,14 +79,22 @@ def verify(record: RunRecord, replay: Replay) -> tuple[RunRecord | None, Outcome
             replays.append(replay())
         except ReplayDivergence as err:
             return (replays[0] if replays else None), _nondeterministic(
-                f"the same schedule did not fit the {attempt} traced replay: {err}",
+                f"the same schedule did not fit the {attempt} traced replay of the same "
+                f"code: {err.reason}",
                 record.outcome.location, {"point": err.point, "expected": err.expected,
                                           "available": err.available})
     first, second = replays
     if not same_run(record, first):
+        # The run being checked was not traced; the two replays were: where they part is
+        # the one step that can be shown, and their agreement is a clue in itself.
+        where = (first_difference(first.trace, second.trace)
+                 if first.trace.hash() != second.trace.hash() else
+                 "the two traced replays agree with each other, so an earlier run left "
+                 "something behind that changed the later ones (look for state kept "
+                 "between runs first)")
         return first, _nondeterministic(
             f"the same schedule gave different results when replayed: the run ended "
-            f"{_summary(record)}, its replay {_summary(first)}",
+            f"{_summary(record)}, its replay {_summary(first)}; {where}",
             record.outcome.location,
             {"first": record.outcome.to_json(), "second": first.outcome.to_json()})
     if first.trace.hash() != second.trace.hash():

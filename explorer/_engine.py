@@ -14,16 +14,19 @@ import inspect
 import os
 import time
 import warnings
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import explorer.strategies as _strategies
+from explorer import _interrupts as interrupts
 from explorer._corpus import Corpus
 from explorer._determinism import verify
 from explorer._errors import DidNotReproduce, HealthWarning, UsageError
 from explorer._failure import ScheduleFailure
-from explorer._outcome import Outcome
+from explorer._interrupts import ExplorationInterrupted
+from explorer._outcome import HANG, Outcome
 from explorer._races import conflicts, happens_before
 from explorer._regressions import PINS_ATTR, REPRODUCE_ATTR
 from explorer._runtime import Chooser, RunRecord, Runtime, Scenario
@@ -33,6 +36,10 @@ from explorer._trace import Trace
 
 DEFAULT_MAX_SCHEDULES = 1000
 DEFAULT_MAX_STEPS = 20_000
+DEFAULT_RUN_TIMEOUT = 5.0
+"""Seconds of real time one run may take before it is stopped as a ``hang``. The longest
+legitimate run, max_steps=20,000 steps traced, takes well under a second; five seconds
+leave room for a loaded CI machine while a task that never awaits is caught quickly."""
 RUNTIMES = ("asyncio", "trio")
 
 
@@ -132,13 +139,25 @@ def _check_positive(name: str, value: int | None) -> None:
         raise UsageError(f"{name} must be a positive integer, got {value!r}")
 
 
+def check_run_timeout(value: object) -> float | None:
+    """``run_timeout`` as seconds, or None when disabled (None or 0)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 \
+            or value != value:
+        raise UsageError(f"run_timeout must be a number of seconds (0 or None disables it), "
+                         f"got {value!r}; for example run_timeout=10")
+    return float(value) if 0 < value < float("inf") else None
+
+
 def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
             strategy: str | _strategies.Strategy = "portfolio",
             max_schedules: int = DEFAULT_MAX_SCHEDULES, seed: int | None = None,
             max_steps: int = DEFAULT_MAX_STEPS, raise_on_failure: bool = True,
             deviation_bound: int | None = None, timer_races: bool = False,
             max_time: float | None = None, shrink: bool = True,
-            corpus: str | os.PathLike[str] | None = None) -> ExploreResult:
+            corpus: str | os.PathLike[str] | None = None,
+            run_timeout: float | None = DEFAULT_RUN_TIMEOUT) -> ExploreResult:
     """Run ``fn(*args)`` once per schedule chosen by ``strategy`` until it fails or the
     budget (``max_schedules``, ``max_time`` seconds) or the strategy's space runs out.
     The default strategy, ``"portfolio"``, rotates several search strategies across the
@@ -151,17 +170,24 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
     shortest run, then the lowest candidate indices that fail the same way, and saved to
     the ``corpus`` directory when one is given.
 
+    A run that takes more than ``run_timeout`` seconds of real time (None or 0: no
+    limit) is stopped and fails as a ``hang``; ``max_time`` also stops a run in progress.
+    A real Ctrl-C stops the exploration with :class:`~explorer.ExplorationInterrupted`,
+    saying what was run and found so far.
+
     A scenario decorated with :func:`explorer.reproduce` runs only that schedule; one
     decorated with :func:`explorer.pin` runs its pinned schedules before any other.
     """
     _check_positive("max_schedules", max_schedules)
     _check_positive("max_steps", max_steps)
+    run_timeout = check_run_timeout(run_timeout)
     scenario = _bind(fn, args)
     name = scenario_name(fn)
     target = _unwrapped(fn)
     reproducing = getattr(target, REPRODUCE_ATTR, None)
     if reproducing is not None:
-        return _reproduce(fn, args, reproducing, runtime, max_steps, raise_on_failure)
+        return _reproduce(fn, args, reproducing, runtime, max_steps, raise_on_failure,
+                          run_timeout)
     pins: tuple[Schedule, ...] = getattr(target, PINS_ATTR, ())
     chosen = _strategies.make_strategy(strategy, seed=seed, deviation_bound=deviation_bound)
     rt = _runtime(runtime)
@@ -173,11 +199,14 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
     next_check = 1
     choose = chosen.choose
     footprints: str | None = getattr(chosen, "wants_footprints", None)
-    with rt.session(footprints=footprints is not None):
+    found: Outcome | None = None
+    with interrupts.watching(), _interrupted(lambda: _so_far(name, schedules, start, found)), \
+            rt.session(footprints=footprints is not None):
         for pin in pins:
             schedules += 1
             traced, _ = _replay_record(rt, scenario, pin.decisions(), max_steps=max_steps,
-                                       timer_races=pin.timers, traced=True)
+                                       timer_races=pin.timers, traced=True,
+                                       run_timeout=run_timeout)
             steps += traced.stats.steps
             if traced.outcome.failed:
                 failure = ScheduleFailure(traced.outcome, pin, traced.trace, scenario=name,
@@ -185,8 +214,16 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
                                           strategy={"name": "pinned"})
                 break
         while failure is None and schedules < max_schedules and chosen.start_run():
+            limit, cut = _run_limit(run_timeout, deadline)
             record = rt.run(scenario, choose, max_steps=max_steps, timer_races=timer_races,
-                            footprints=footprints)
+                            footprints=footprints, run_timeout=limit)
+            if cut and record.outcome.kind == HANG:  # max_time ran out during this run
+                warnings.warn(HealthWarning(
+                    f"max_time ran out while a run of {name} was still going (stopped at "
+                    f"{record.outcome.location or 'an unknown line'}); that run is not "
+                    "counted. If the scenario can hang, set run_timeout (seconds) below "
+                    "max_time so that a run that long is reported as a hang."), stacklevel=2)
+                break
             if footprints is not None:
                 chosen.observe(record.footprints)  # type: ignore[attr-defined]
             failed = record.outcome.failed
@@ -194,20 +231,22 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
             chosen.end_run(record.decisions, failed)
             steps += record.stats.steps
             points += record.stats.points
-            longest = max(longest, record.stats.steps)
+            longest = max(longest, record.stats.stock_steps)
             if not counted:
                 probes += 1
                 continue
             schedules += 1
             seen.add(tuple(record.decisions))
             if failed:
+                found = record.outcome
                 failure = _confirm(rt, scenario, name, record, schedules, chosen.describe(),
-                                   max_steps, timer_races, shrink, footprints)
+                                   max_steps, timer_races, shrink, footprints, run_timeout)
                 break
             if schedules == next_check:
                 next_check *= 2
                 failure = _check_determinism(rt, scenario, name, record, schedules,
-                                             chosen.describe(), max_steps, timer_races)
+                                             chosen.describe(), max_steps, timer_races,
+                                             run_timeout)
                 if failure is not None:
                     break
             if deadline is not None and time.perf_counter() > deadline:
@@ -222,6 +261,39 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
     if failure is not None and raise_on_failure:
         raise failure
     return result
+
+
+def _run_limit(run_timeout: float | None, deadline: float | None
+               ) -> tuple[float | None, bool]:
+    """The real-time limit of the next run, and whether it is cut short by ``max_time``
+    (a run stopped by that cut is not a hang: it has not exceeded ``run_timeout``)."""
+    if deadline is None:
+        return run_timeout, False
+    left = max(deadline - time.perf_counter(), 0.01)
+    if run_timeout is None or left < run_timeout:
+        return left, True
+    return run_timeout, False
+
+
+def _so_far(name: str, schedules: int, start: float, found: Outcome | None) -> str:
+    """What an interrupted exploration had done, in one line."""
+    took = f"{schedules:,} schedule(s) of {name} in {time.perf_counter() - start:.1f}s"
+    if found is None:
+        return f"interrupted after {took}; no failure found so far"
+    where = f" at {found.location.short}" if found.location else ""
+    return (f"interrupted after {took}; found a {found.kind}{where}, interrupted while "
+            "confirming and shrinking it, so it was not saved: explore again to get it")
+
+
+@contextmanager
+def _interrupted(so_far: Callable[[], str]) -> Iterator[None]:
+    """Turn a real Ctrl-C into :class:`ExplorationInterrupted` saying what was done."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, ExplorationInterrupted) or not interrupts.requested():
+            raise
+        raise ExplorationInterrupted(so_far()) from None
 
 
 def _health(name: str, result: ExploreResult, points: int, longest: int,
@@ -241,15 +313,18 @@ def _health(name: str, result: ExploreResult, points: int, longest: int,
             stacklevel=3)
     if longest > max_steps // 2:
         warnings.warn(HealthWarning(
-            f"a run of {name} took {longest} steps, more than half of max_steps="
-            f"{max_steps}: a longer run would be reported as a livelock. Raise max_steps "
+            f"a run of {name} took {longest} steps in stock order after its last "
+            f"deviation, more than half of max_steps={max_steps}: a run that goes on "
+            "that way for max_steps steps is reported as a livelock. Raise max_steps "
             "if the scenario is meant to be this long."), stacklevel=3)
 
 
 def _reproduce(fn: Callable[..., Any], args: tuple[Any, ...], schedule: Schedule,
-               runtime: str, max_steps: int, raise_on_failure: bool) -> ExploreResult:
+               runtime: str, max_steps: int, raise_on_failure: bool,
+               run_timeout: float | None) -> ExploreResult:
     start = time.perf_counter()
-    result = run(fn, *args, schedule=schedule, runtime=runtime, max_steps=max_steps)
+    result = run(fn, *args, schedule=schedule, runtime=runtime, max_steps=max_steps,
+                 run_timeout=run_timeout)
     if not result.outcome.failed:
         raise DidNotReproduce(
             f"@explorer.reproduce({str(schedule)!r}) no longer makes {scenario_name(fn)} "
@@ -268,12 +343,13 @@ def _reproduce(fn: Callable[..., Any], args: tuple[Any, ...], schedule: Schedule
 
 def _replay_record(rt: Runtime, scenario: Scenario, decisions: list[int], *,
                    max_steps: int, timer_races: bool, traced: bool, strict: bool = True,
-                   expected: Mapping[int, str] | None = None
+                   expected: Mapping[int, str] | None = None,
+                   run_timeout: float | None = None
                    ) -> tuple[RunRecord, _strategies.Fixed]:
     fixed = _strategies.Fixed(decisions, strict=strict, expected=expected)
     fixed.start_run()
     record = rt.run(scenario, fixed.choose, max_steps=max_steps, timer_races=timer_races,
-                    traced=traced)
+                    traced=traced, run_timeout=run_timeout)
     fixed.check_complete()
     return record, fixed
 
@@ -281,12 +357,17 @@ def _replay_record(rt: Runtime, scenario: Scenario, decisions: list[int], *,
 def _confirm(rt: Runtime, scenario: Scenario, name: str, record: RunRecord,
              index: int, strategy: dict[str, Any], max_steps: int,
              timer_races: bool, shrink: bool = False,
-             footprints: str | None = None) -> ScheduleFailure:
+             footprints: str | None = None,
+             run_timeout: float | None = None) -> ScheduleFailure:
     """Check that a failing run replays (traced, twice, identically), shrink it, and build
-    the failure from a traced replay of the shrunk schedule."""
+    the failure from a traced replay of the shrunk schedule.
+
+    Every run here has the full ``run_timeout``: shrinking a hang costs up to that much
+    per candidate, and stops within the shrinker's time budget plus one run."""
     def replay_of(decisions: list[int]) -> Callable[[], RunRecord]:
         return lambda: _replay_record(rt, scenario, decisions, max_steps=max_steps,
-                                      timer_races=timer_races, traced=True)[0]
+                                      timer_races=timer_races, traced=True,
+                                      run_timeout=run_timeout)[0]
 
     def failure(outcome: Outcome, rec: RunRecord, trace: Trace | None,
                 report: ShrinkReport | None = None) -> ScheduleFailure:
@@ -302,7 +383,8 @@ def _confirm(rt: Runtime, scenario: Scenario, name: str, record: RunRecord,
     report = None
     if shrink:
         def run_once(chooser: Chooser) -> RunRecord:
-            return rt.run(scenario, chooser, max_steps=max_steps, timer_races=timer_races)
+            return rt.run(scenario, chooser, max_steps=max_steps, timer_races=timer_races,
+                          run_timeout=run_timeout)
 
         shrunk, report = Shrinker(run_once, record.outcome.signature()).shrink(record)
         if shrunk is not record:
@@ -314,25 +396,25 @@ def _confirm(rt: Runtime, scenario: Scenario, name: str, record: RunRecord,
     found = failure(traced.outcome, record, traced.trace, report)
     if footprints is not None:
         _explain_races(rt, scenario, found, record.decisions, max_steps, timer_races,
-                       footprints)
+                       footprints, run_timeout)
     return found
 
 
 def _explain_races(rt: Runtime, scenario: Scenario, found: ScheduleFailure,
                    decisions: list[int], max_steps: int, timer_races: bool,
-                   footprints: str) -> None:
+                   footprints: str, run_timeout: float | None = None) -> None:
     """Replay the failing schedule recording named footprints; attach its races."""
     fixed = _strategies.Fixed(decisions, strict=False)
     fixed.start_run()
     named = rt.run(scenario, fixed.choose, max_steps=max_steps, timer_races=timer_races,
-                   footprints=footprints, naming=True)
+                   footprints=footprints, naming=True, run_timeout=run_timeout)
     if named.footprints is None or named.decisions != decisions:
         return
     from explorer._deciding import deciding
 
     def rerun(chooser: Chooser) -> RunRecord:  # a reversed race, replayed
         return rt.run(scenario, chooser, max_steps=max_steps, timer_races=timer_races,
-                      footprints=footprints)
+                      footprints=footprints, run_timeout=run_timeout)
 
     names = named.names or {}
     found.explain_races(deciding(conflicts(named.footprints, found.trace, names),
@@ -342,11 +424,12 @@ def _explain_races(rt: Runtime, scenario: Scenario, found: ScheduleFailure,
 
 def _check_determinism(rt: Runtime, scenario: Scenario, name: str,
                        record: RunRecord, index: int, strategy: dict[str, Any],
-                       max_steps: int, timer_races: bool) -> ScheduleFailure | None:
+                       max_steps: int, timer_races: bool,
+                       run_timeout: float | None = None) -> ScheduleFailure | None:
     """Replay a passing run traced, twice: both must match it and each other."""
     traced, problem = verify(record, lambda: _replay_record(
         rt, scenario, record.decisions, max_steps=max_steps, timer_races=timer_races,
-        traced=True)[0])
+        traced=True, run_timeout=run_timeout)[0])
     if problem is None:
         return None
     return ScheduleFailure(problem, Schedule.from_decisions(record.decisions,
@@ -358,41 +441,44 @@ def _check_determinism(rt: Runtime, scenario: Scenario, name: str,
 def run(fn: Callable[..., Any], *args: Any,
         schedule: Schedule | str | _strategies.Strategy | None = None,
         runtime: str = "asyncio", max_steps: int = DEFAULT_MAX_STEPS,
-        strict: bool = True, expected: Mapping[int, str] | None = None) -> RunResult:
+        strict: bool = True, expected: Mapping[int, str] | None = None,
+        run_timeout: float | None = DEFAULT_RUN_TIMEOUT) -> RunResult:
     """Run ``fn(*args)`` once under ``schedule`` (default: the stock schedule), traced,
     and return its outcome without raising for a failing run.
 
     ``schedule`` may also be a strategy that decides as the run goes, such as a schedule
     drawn from :func:`explorer.strategies.hypothesis.schedules`. ``expected`` maps scheduling points
     to the task the schedule should pick there (corpus entries record it); a strict replay
-    that finds other work there raises :class:`~explorer.ReplayDivergence`.
+    that finds other work there raises :class:`~explorer.ReplayDivergence`. A run longer
+    than ``run_timeout`` seconds of real time ends as a ``hang``.
     """
     _check_positive("max_steps", max_steps)
+    run_timeout = check_run_timeout(run_timeout)
     scenario = _bind(fn, args)
     rt = _runtime(runtime)
     if isinstance(schedule, _strategies.Strategy):
-        return _run_strategy(rt, scenario, schedule, max_steps)
+        return _run_strategy(rt, scenario, schedule, max_steps, run_timeout)
     sched = Schedule.coerce(schedule) if schedule is not None else Schedule()
-    with rt.session():
+    with interrupts.watching(), rt.session():
         record, fixed = _replay_record(rt, scenario, sched.decisions(), max_steps=max_steps,
                                        timer_races=sched.timers, traced=True, strict=strict,
-                                       expected=expected)
+                                       expected=expected, run_timeout=run_timeout)
     actual = Schedule.from_decisions(record.decisions, timers=sched.timers)
     return RunResult(record.outcome, actual, record.trace, record.stats.steps,
                      record.decisions, fixed.divergences)
 
 
 def _run_strategy(rt: Runtime, scenario: Scenario, strategy: _strategies.Strategy,
-                  max_steps: int) -> RunResult:
+                  max_steps: int, run_timeout: float | None) -> RunResult:
     if not strategy.start_run():
         raise UsageError(
             f"the {strategy.name} strategy has no run left to make; a schedule drawn from "
             "schedules() runs once, so draw one per run"
         )
     timers = bool(getattr(strategy, "timer_races", False))
-    with rt.session():
+    with interrupts.watching(), rt.session():
         record = rt.run(scenario, strategy.choose, max_steps=max_steps, timer_races=timers,
-                        traced=True)
+                        traced=True, run_timeout=run_timeout)
     strategy.end_run(record.decisions, record.outcome.failed)
     return RunResult(record.outcome, Schedule.from_decisions(record.decisions, timers=timers),
                      record.trace, record.stats.steps, record.decisions)
@@ -400,7 +486,8 @@ def _run_strategy(rt: Runtime, scenario: Scenario, strategy: _strategies.Strateg
 
 def replay(fn: Callable[..., Any], schedule: Schedule | str | _strategies.Strategy,
            *args: Any, runtime: str = "asyncio", max_steps: int = DEFAULT_MAX_STEPS,
-           strict: bool = True) -> RunResult:
+           strict: bool = True,
+           run_timeout: float | None = DEFAULT_RUN_TIMEOUT) -> RunResult:
     """Re-run exactly ``schedule``; raise :class:`ScheduleFailure` if the run fails.
 
     Strict by default: when the code has drifted so that the schedule no longer fits,
@@ -410,7 +497,7 @@ def replay(fn: Callable[..., Any], schedule: Schedule | str | _strategies.Strate
     with the readable failure.
     """
     result = run(fn, *args, schedule=schedule, runtime=runtime, max_steps=max_steps,
-                 strict=strict)
+                 strict=strict, run_timeout=run_timeout)
     if result.outcome.failed:
         how = schedule.describe() if isinstance(schedule, _strategies.Strategy) else \
             {"name": "replay"}

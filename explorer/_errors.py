@@ -37,11 +37,16 @@ class ReplayDivergence(ExplorerError, ValueError):
 
     ``step`` is the 0-based index of the scheduling point, ``expected`` the candidate
     index the schedule asked for and ``available`` how many candidates were there
-    (0 when the run ended before the schedule's last recorded decision).
+    (0 when the run ended before the schedule's last recorded decision). ``reason`` says
+    what did not fit and nothing more: the message adds advice for a replay after a code
+    change, which a caller that knows better (a determinism check, the command line)
+    replaces with its own.
     """
 
-    def __init__(self, message: str, *, point: int, expected: int, available: int) -> None:
+    def __init__(self, message: str, *, point: int, expected: int, available: int,
+                 reason: str | None = None) -> None:
         super().__init__(message)
+        self.reason = message if reason is None else reason
         self.point = point
         self.expected = expected
         self.available = available

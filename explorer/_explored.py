@@ -23,7 +23,7 @@ _P = ParamSpec("_P")
 
 #: The settings an explored test accepts, with the ``explore()`` option each one sets.
 SETTINGS: Final = ("strategy", "max_schedules", "seed", "deviation_bound", "max_steps",
-                   "timer_races", "shrink", "max_time", "runtime")
+                   "timer_races", "shrink", "max_time", "runtime", "run_timeout")
 
 #: Set on the function :func:`explored` returns, so the pytest plugin can recognise it.
 EXPLORED_ATTR: Final = "__explorer_explored__"

@@ -20,6 +20,11 @@ from typing import Any, Final, NamedTuple, TypeVar
 
 Access = tuple[int, object, str]
 UNKNOWN: Final[Access] = (0, None, "w")
+CANCELLED: Final = "cancelled"
+"""The item that links a queued callback to the step that cancels it: that step writes
+``(callback, CANCELLED)`` and the callback's own step reads it. A cancelled callback never
+runs, so no race with it can show in the run that cancelled it: a reduction strategy must
+also try the callback first wherever a step that cancelled one was chosen over it."""
 _WHOLE: Final = None
 
 _K = TypeVar("_K")

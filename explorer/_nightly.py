@@ -12,7 +12,7 @@ the same file again, not a second one.
 A run is planned once, at its first start, and the plan is kept in the state:
 
 1. one ``verify`` slice per corpus entry that existed then (replay it, record its status);
-2. one ``explore`` slice per scenario and strategy (``systematic`` and ``random`` unless
+2. one ``explore`` slice per scenario and strategy (``systematic`` and ``portfolio`` unless
    the target's options pick one). Each explore slice gets an equal share of what is left
    of the budget when it starts (``max_time``), so time a quick slice does not use (a bug
    found at once, a search exhausted) goes to the slices after it.
@@ -24,6 +24,7 @@ output directory.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -39,7 +40,7 @@ from explorer._corpus import Corpus, CorpusEntry, CorpusError
 from explorer._errors import ExplorerError, UsageError
 from explorer._files import write_atomically
 from explorer._parallel import Executor, explore_target
-from explorer._regressions import replay_entry, resolve_scenario
+from explorer._regressions import UNKNOWN_SCENARIO, Scenarios, replay_one
 from explorer._targets import (
     ProjectConfig,
     TargetError,
@@ -55,12 +56,13 @@ from explorer._targets import (
 STATE_FORMAT: Final = "explorer-nightly-state"
 SUMMARY_FORMAT: Final = "explorer-nightly"
 VERSION: Final = 1
-DEFAULT_STRATEGIES: Final = ("systematic", "random")
+DEFAULT_STRATEGIES: Final = ("systematic", "portfolio")
 MIN_SLICE: Final = 0.2  # seconds: even an overspent budget gives each slice a look
 STATE_NAME: Final = "state.json"
 
 _DURATION = re.compile(r"(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h|d)?")
 _UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_MAX_DURATION: Final = 366 * 86400.0  # budgets and --max-time are below a year
 
 
 def parse_duration(text: str) -> float:
@@ -73,9 +75,12 @@ def parse_duration(text: str) -> float:
             break
         total += float(match["value"]) * _UNITS[match["unit"] or "s"]
         position = match.end()
-    if not cleaned or position != len(cleaned) or total <= 0:
+    if not cleaned or position != len(cleaned):
         raise UsageError(f"{text!r} is not a duration; write for example 90s, 10m, 2h or "
                          "1h30m")
+    if not 0 < total < _MAX_DURATION:  # a thousand-digit number of hours is infinite
+        raise UsageError(f"{text!r} is not a usable duration: it must be more than 0 and "
+                         "less than a year; write for example 90s, 10m, 2h or 1h30m")
     return total
 
 
@@ -94,35 +99,48 @@ def _now() -> str:
 # --------------------------------------------------------------------------- scenarios
 
 
-class MissingScenario(LookupError):
-    """A corpus entry's scenario cannot be imported; ``module_imports`` tells whether its
-    top-level module can (so the function itself is gone) or not (the path may be wrong)."""
-
-    def __init__(self, message: str, *, module_imports: bool) -> None:
-        super().__init__(message)
-        self.module_imports = module_imports
+def recorded_name(ref: TargetRef) -> str:
+    """The name a corpus entry of this target records, known without importing it (for
+    a module-level function: ``module.function``)."""
+    return f"{ref.module}.{ref.attr}" if ref.attr else ref.module
 
 
-def scenario_finder(config: ProjectConfig) -> Callable[[str], Callable[..., Any]]:
-    """Resolve corpus scenario names with the project's directories on ``sys.path``."""
-    import importlib
-
-    add_paths([str(config.root), *config.pythonpath,
-               *(p for p in config.testpaths if not Path(p, "__init__.py").exists())])
-
-    def find(name: str) -> Callable[..., Any]:
+def scenarios_of(refs: Iterable[TargetRef]) -> Scenarios:
+    """Import the targets the user configured or named, and index them by the name corpus
+    entries record. A target that cannot run (does not import, is not async, takes
+    arguments) is kept as broken, with the reason, so that its entries say so. Nothing
+    here comes from a corpus file."""
+    functions: dict[str, Callable[..., Any]] = {}
+    broken: dict[str, str] = {}
+    for ref in refs:
         try:
-            return resolve_scenario(name)
-        except LookupError as err:
-            top = name.split(".", 1)[0]
-            try:
-                importlib.import_module(top)
-                imports = True
-            except Exception:  # noqa: BLE001 - any import failure means "cannot tell"
-                imports = False
-            raise MissingScenario(str(err), module_imports=imports) from None
+            resolved = resolve(ref)
+        except Exception as err:  # noqa: BLE001 - TargetError, or what a bad target raises
+            broken.setdefault(recorded_name(ref), str(err))
+        else:
+            functions.setdefault(resolved.name, resolved.fn)
+    return Scenarios(functions, {k: v for k, v in broken.items() if k not in functions})
 
-    return find
+
+def configured_scenarios(config: ProjectConfig, specs: Sequence[str] = (), *,
+                         collect: bool = True) -> tuple[Scenarios, list[str]]:
+    """The scenarios corpus entries may replay: ``specs`` (command-line targets; a bad one
+    raises :class:`TargetError`), ``[tool.explorer] targets`` and, with ``collect``, the
+    tests marked ``@pytest.mark.explore`` that pytest collects. Returns them and the
+    problems met collecting."""
+    add_paths([str(config.root), *config.pythonpath])
+    refs: list[TargetRef] = []
+    for spec in specs:
+        refs += expand(parse_target(spec))
+    refs += config.targets
+    problems: list[str] = []
+    if collect:
+        collected = collect_marked(config.root)
+        problems += collected.problems
+        node_refs, skipped = node_targets(config.root, collected.node_ids)
+        problems += skipped
+        refs += node_refs
+    return scenarios_of(refs), problems
 
 
 # --------------------------------------------------------------------------- planning
@@ -141,6 +159,7 @@ class NightlyOptions:
     seed: int | None = None
     shard: str | None = None
     max_steps: int | None = None
+    run_timeout: float | None = None  # not in the fingerprint: it does not define the run
 
     def fingerprint(self) -> dict[str, Any]:
         return {"budget": self.budget, "corpus": str(self.corpus.resolve()),
@@ -298,15 +317,18 @@ def execute(run: NightlyRun, executor: Executor, progress: Progress | None = Non
     state_path = run.options.output / STATE_NAME
     plan = state["plan"]
     corpus = Corpus(run.options.corpus)
-    finder = scenario_finder(run.config)
     results: dict[str, Any] = state["results"]
+    # Entries replay only the scenarios this run explores (the targets it discovered),
+    # matched by name: never a module or function a corpus file names.
+    verifying = any(i["kind"] == "verify" and i["id"] not in results for i in plan)
+    scenarios = scenarios_of(planned_targets(plan)) if verifying else Scenarios()
     for number, item in enumerate(plan, 1):
         if item["id"] in results:
             continue
         if item["kind"] == "verify":
             progress.slice_started(number, len(plan), f"verify {Path(item['path']).name}",
                                    None)
-            result = _verify(item, corpus, finder)
+            result = _verify(item, corpus, scenarios)
         else:
             seconds = _share(run.options.budget, plan, results)
             label = f"{TargetRef.from_json(item['target']).spec} ({item['strategy']})"
@@ -331,8 +353,19 @@ def _share(budget: float, plan: Sequence[Mapping[str, Any]],
     return max(MIN_SLICE, (budget - spent) / max(left, 1))
 
 
-def _verify(item: Mapping[str, Any], corpus: Corpus,
-            finder: Callable[[str], Callable[..., Any]]) -> dict[str, Any]:
+def planned_targets(plan: Iterable[Mapping[str, Any]]) -> list[TargetRef]:
+    """The targets of a plan's explore slices, once each."""
+    refs: dict[str, TargetRef] = {}
+    for item in plan:
+        if item["kind"] == "explore":
+            ref = TargetRef.from_json(item["target"])
+            refs.setdefault(ref.canonical, ref)
+    return list(refs.values())
+
+
+def _verify(item: Mapping[str, Any], corpus: Corpus, scenarios: Scenarios
+            ) -> dict[str, Any]:
+    """Replay one entry; whatever the entry holds, a result with one status."""
     path = Path(item["path"])
     start = time.perf_counter()
     out: dict[str, Any] = {"path": str(path), "scenario": None, "failure": None,
@@ -349,16 +382,12 @@ def _verify(item: Mapping[str, Any], corpus: Corpus,
     out["runtime"] = entry.runtime  # replay_entry replays under the runtime it recorded
     out["schedule"] = str(entry.schedule)
     out["saved"] = entry.failure
-    try:
-        fn = finder(entry.scenario)
-    except LookupError as err:
-        return {**out, "status": "missing", "detail": str(err),
-                "elapsed": time.perf_counter() - start}
-    try:
-        report = replay_entry(entry, fn)
-    except Exception as exc:  # noqa: BLE001 - a broken scenario must not stop the night
-        return {**out, "status": "error", "detail": f"{type(exc).__name__}: {exc}",
-                "elapsed": time.perf_counter() - start}
+    report = replay_one(entry, scenarios)  # a broken scenario must not stop the night
+    if report.status == UNKNOWN_SCENARIO:
+        report = dataclasses.replace(report, detail=(
+            f"no target of this run is named {entry.scenario}, so nothing was run (the "
+            "corpus never imports what its files name): add it to [tool.explorer] "
+            "targets, mark its test @pytest.mark.explore, or pass it as a target"))
     out.update(status=report.status, detail=report.detail, same=report.same)
     if report.failure is not None:
         report.failure.saved_to(entry.path)
@@ -375,7 +404,8 @@ def _explore(item: Mapping[str, Any], run: NightlyRun, executor: Executor, corpu
     ref = TargetRef.from_json(item["target"])
     overrides: dict[str, Any] = {"strategy": item["strategy"], "max_time": seconds,
                                  "seed": run.state["seed"],
-                                 "max_steps": run.options.max_steps}
+                                 "max_steps": run.options.max_steps,
+                                 "run_timeout": run.options.run_timeout}
     start = time.perf_counter()
     try:
         result = explore_target(ref, overrides, executor, on_schedules=on_schedules,

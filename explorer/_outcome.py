@@ -15,9 +15,10 @@ LIVELOCK: Final = "livelock"
 LEAKED_TASK: Final = "leaked_task"
 NONDETERMINISM: Final = "nondeterminism"
 ESCAPE: Final = "escape"
+HANG: Final = "hang"
 
 FAILURE_KINDS: Final = (ASSERTION, EXCEPTION, DEADLOCK, LIVELOCK, LEAKED_TASK,
-                        NONDETERMINISM, ESCAPE)
+                        NONDETERMINISM, ESCAPE, HANG)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +43,14 @@ class Outcome:
         return self.kind != PASS
 
     def signature(self) -> tuple[str, str | None, int | None, str | None]:
-        """What makes two failures "the same": kind, file, line and exception type."""
+        """What makes two failures "the same": kind, file, line and exception type.
+
+        A hang is the same when it is in the same function: the line a busy loop is
+        stopped at depends on real time, not on the schedule."""
         loc = self.location
+        if self.kind == HANG:
+            return (self.kind, f"{loc.short.rpartition(':')[0]}:{loc.function}" if loc
+                    else None, None, None)
         return (self.kind, loc.short if loc else None, loc.lineno if loc else None,
                 self.exc_type)
 

@@ -31,8 +31,11 @@ from __future__ import annotations
 import contextlib
 import importlib
 import math
+import os
 import queue
 import random
+import signal
+import socket
 import threading
 import time
 import uuid
@@ -47,13 +50,16 @@ import explorer.strategies as _strategies
 from explorer._engine import (
     DEFAULT_MAX_SCHEDULES,
     DEFAULT_MAX_STEPS,
+    DEFAULT_RUN_TIMEOUT,
     RUNTIMES,
     ExploreResult,
+    check_run_timeout,
     explore,
     run,
 )
 from explorer._errors import ExplorerError, UsageError
 from explorer._failure import ScheduleFailure
+from explorer._interrupts import ExplorationInterrupted
 from explorer._schedule import Schedule
 from explorer._shrink import ShrinkReport
 from explorer._targets import Resolved, TargetRef, add_paths, resolve
@@ -63,6 +69,7 @@ CHUNK: Final = 1000
 SEEDED: Final = frozenset({"random", "pct", "pos", "surw", "coverage", "symmetric", "portfolio"})
 UNBOUNDED: Final = 10**12  # "no schedule budget": explore() wants a number
 _POLL: Final = 0.2  # seconds between progress reports and stop checks in a worker
+_STOP_GRACE: Final = 10.0  # seconds an interrupted worker gets to end its current run
 
 # Explorations install process-wide patches (time.sleep, Thread.start) for their
 # duration, so two must not run at once in one process (Dask threads, for example).
@@ -73,7 +80,7 @@ _EXPLORE_LOCK = threading.Lock()
 class Settings:
     """How to explore one target; plain data, sent to workers as JSON."""
 
-    strategy: str = "random"
+    strategy: str = "portfolio"  # the default of explorer.explore() and the marker
     max_schedules: int | None = DEFAULT_MAX_SCHEDULES
     seed: int | None = None
     max_steps: int = DEFAULT_MAX_STEPS
@@ -82,8 +89,10 @@ class Settings:
     max_time: float | None = None
     shrink: bool = True
     runtime: str = "asyncio"
+    run_timeout: float | None = DEFAULT_RUN_TIMEOUT
 
     def __post_init__(self) -> None:
+        check_run_timeout(self.run_timeout)
         if self.strategy not in _strategies.names():
             raise UsageError(f"unknown strategy {self.strategy!r}; use one of: "
                              f"{', '.join(_strategies.names())}")
@@ -109,8 +118,8 @@ class Settings:
         return cls(**values)
 
     def with_seed(self) -> Settings:
-        """A random strategy's seed fixed now, so every worker and report agrees on it."""
-        if self.strategy != "random" or self.seed is not None:
+        """A seeded strategy's seed fixed now, so every worker and report agrees on it."""
+        if self.strategy not in SEEDED or self.seed is not None:
             return self
         return Settings(**{**asdict(self), "seed": random.SystemRandom().getrandbits(32)})
 
@@ -243,7 +252,8 @@ def _explore(resolved: Resolved, settings: Settings, strategy: _strategies.Strat
         result = explore(resolved.fn, runtime=settings.runtime, strategy=strategy,
                          max_schedules=max_schedules, max_steps=settings.max_steps,
                          timer_races=settings.timer_races, max_time=max_time,
-                         shrink=settings.shrink, raise_on_failure=False)
+                         shrink=settings.shrink, raise_on_failure=False,
+                         run_timeout=settings.run_timeout)
     tally.add(result)
     tally.warnings += [str(w.message) for w in caught]
     return result
@@ -473,7 +483,7 @@ def rebuild_failure(resolved: Resolved, settings: Settings, data: Mapping[str, A
     schedule = Schedule.parse(data["schedule"])
     with _EXPLORE_LOCK:
         result = run(resolved.fn, schedule=schedule, runtime=settings.runtime,
-                     max_steps=settings.max_steps)
+                     max_steps=settings.max_steps, run_timeout=settings.run_timeout)
     if tuple(result.outcome.signature()) != tuple(data["signature"]):
         raise ExplorerError(
             f"a worker found {resolved.name} failing ({data['kind']}) under {schedule}, but "
@@ -542,6 +552,26 @@ def _init_process(stop: Any, progress: Any, paths: list[str]) -> None:
     global _STOP, _PROGRESS
     _STOP, _PROGRESS = stop, progress
     add_paths(paths)
+    # A Ctrl-C in a terminal reaches the whole process group: the parent stops the workers
+    # (through ``stop``), so they ignore it rather than die mid-run with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
+
+
+def _exit_with_parent() -> None:
+    """End this worker as soon as its parent process is gone (killed, crashed): a pool
+    worker waits for work forever otherwise, and outlives it."""
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="explorer-parent-watch").start()
 
 
 def _process_task(ref: dict[str, Any], settings: dict[str, Any], index: int, count: int,
@@ -572,6 +602,8 @@ class ProcessExecutor(Executor):
                                          initargs=(self._stop, self._progress,
                                                    list(sys.path)))
         self._job = 0
+        self._schedules = 0  # reported by the workers in the current job
+        self._interrupted = False
 
     def run_parts(self, ref: TargetRef, settings: Settings,
                   on_schedules: ProgressCallback | None) -> list[dict[str, Any]]:
@@ -580,12 +612,22 @@ class ProcessExecutor(Executor):
         futures = [self._pool.submit(_process_task, ref.to_json(), settings.to_json(), k,
                                      self.count, job) for k in range(self.count)]
         pending: set[Future[dict[str, Any]]] = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=_POLL, return_when=FIRST_COMPLETED)
-            self._drain(job, on_schedules)
-            for future in done:
-                if future.exception() is None and future.result()["failure"] is not None:
-                    self._stop.value = job
+        self._schedules = 0
+        start = time.perf_counter()
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=_POLL, return_when=FIRST_COMPLETED)
+                self._drain(job, on_schedules)
+                for future in done:
+                    if future.exception() is None and future.result()["failure"] is not None:
+                        self._stop.value = job
+        except KeyboardInterrupt:
+            self._stop.value = job
+            self._interrupted = True
+            raise ExplorationInterrupted(
+                f"interrupted after {self._schedules:,} schedule(s) of {ref.spec} in "
+                f"{time.perf_counter() - start:.1f}s by {self.count} worker processes; "
+                "a failure a worker was still shrinking is not reported") from None
         self._drain(job, on_schedules)
         return [_result(f, k) for k, f in enumerate(futures)]
 
@@ -595,11 +637,25 @@ class ProcessExecutor(Executor):
                 sender, n = self._progress.get_nowait()
             except queue.Empty:
                 return
-            if sender == job and on_schedules is not None:
-                on_schedules(n)
+            if sender == job:
+                self._schedules += n
+                if on_schedules is not None:
+                    on_schedules(n)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if not self._interrupted:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        else:
+            # Interrupted: the workers were told to stop and finish their current run
+            # (run_timeout bounds it); one stuck in a C call is terminated.
+            # The pool keeps its processes private; there is no API to reach them.
+            processes = list((self._pool._processes or {}).values())
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.join(_STOP_GRACE)
+                if process.is_alive():
+                    process.terminate()
+                    process.join(1.0)
         self._progress.close()
         self._progress.join_thread()
 
@@ -619,6 +675,49 @@ def _result(future: Future[dict[str, Any]], index: int) -> dict[str, Any]:
 def _distributed() -> Any:
     """The ``distributed`` package, untyped (it ships no annotations for mypy)."""
     return importlib.import_module("distributed")
+
+
+CONNECT_TIMEOUT: Final = 2.5
+"""Seconds for each of the TCP probe and the client's handshake with a Dask scheduler, so a
+wrong address fails within 5 s. A scheduler answers within milliseconds, over a slow VPN
+within a second: waiting longer (Dask's own default is 30 s) only delays the message about
+a wrong address."""
+
+
+def _check_address(cluster: str) -> str:
+    """``cluster`` stripped, once it is a well-formed scheduler address; for a TCP or TLS
+    address, once something accepts a connection there.
+
+    Dask retries a refused connection until its timeout: probing first turns "nothing
+    listens there" into an immediate error instead of a wait.
+    """
+    comm = importlib.import_module("distributed.comm")
+    addressing = importlib.import_module("distributed.comm.addressing")
+    known = sorted(importlib.import_module("distributed.comm.registry").backends)
+    address = cluster.strip()
+    example = "give the scheduler's address, for example --cluster tcp://scheduler:8786"
+    if not address:
+        raise UsageError(f"--cluster {cluster!r} is empty; {example}")
+    scheme, location = comm.parse_address(address)
+    if scheme not in known:
+        raise UsageError(f"--cluster {cluster!r}: unknown address scheme {scheme!r} (Dask "
+                         f"knows {', '.join(known)}); {example}")
+    if scheme not in ("tcp", "tls"):
+        return address
+    try:
+        host, port = addressing.parse_host_port(location, default_port=8786)
+    except ValueError:
+        host, port = "", 0
+    if not host or not 0 < port < 65536:
+        raise UsageError(f"--cluster {cluster!r} is not host:port (a port is 1 to 65535); "
+                         f"{example}")
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:  # refused, unknown host, unreachable, timed out
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise UsageError(f"cannot connect to the Dask scheduler at {address}: {reason}; "
+                         "check the address and that the scheduler is running") from None
+    return address
 
 
 def _dask_task(ref: dict[str, Any], settings: dict[str, Any], index: int, count: int,
@@ -641,9 +740,11 @@ class DaskExecutor(Executor):
             distributed = _distributed()
         except ImportError:
             raise UsageError("--cluster needs Dask: pip install 'explorer[cluster]'") from None
+        if isinstance(cluster, str):
+            cluster = _check_address(cluster)
         try:
-            self._client: Any = distributed.Client(cluster, timeout="20s")
-        except (OSError, TimeoutError) as exc:
+            self._client: Any = distributed.Client(cluster, timeout=f"{CONNECT_TIMEOUT}s")
+        except (OSError, TimeoutError, ValueError) as exc:
             raise UsageError(f"cannot connect to the Dask scheduler at {cluster}: {exc}; "
                              "check the address and that the scheduler is running") from None
         threads = sum(int(w.get("nthreads", 1)) for w in
@@ -690,14 +791,14 @@ def executor_for(*, workers: int | None = None, cluster: Any = None,
                  shard: str | None = None) -> Iterator[Executor]:
     """The executor the command-line options ask for."""
     chosen = [name for name, value in (("--workers", workers), ("--cluster", cluster),
-                                       ("--shard", shard)) if value]
+                                       ("--shard", shard)) if value is not None]
     if len(chosen) > 1 and not (chosen == ["--workers", "--cluster"]):
         raise UsageError(f"{' and '.join(chosen)} cannot be combined; a shard runs in one "
                          "process (use one CI job per shard)")
     executor: Executor
-    if cluster:
+    if cluster is not None:  # an empty address is an error, not "no cluster"
         executor = DaskExecutor(cluster, workers)
-    elif shard:
+    elif shard is not None:
         executor = SerialExecutor(Partition.parse_shard(shard))
     elif workers and workers > 1:
         executor = ProcessExecutor(workers)

@@ -4,18 +4,22 @@
 and nothing else (and say so if it no longer fails), like Hypothesis's
 ``@reproduce_failure``. ``@explorer.pin("v1:...", ...)`` keeps schedules as permanent
 regression cases that ``explore`` runs before searching, like Hypothesis's ``@example``.
-:func:`replay_corpus` replays every saved corpus entry and says, for each, whether it still
-fails, now passes, no longer fits the code, or cannot be read.
+:func:`replay_corpus` replays every saved corpus entry and gives each exactly one status
+(:data:`STATUSES`): it still fails, now passes, no longer fits the code, names no scenario
+it was given, cannot run, or cannot be read.
+
+Invariant: a corpus entry only ever runs a scenario the caller handed over
+(:class:`Scenarios`), matched by the name the entry records. Nothing is imported or looked
+up because a file names it: corpus files are untrusted input.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeAlias, TypeVar
 
 from explorer._corpus import Corpus, CorpusEntry, CorpusError
 from explorer._errors import ReplayDivergence, UsageError
@@ -29,9 +33,12 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 FAILS: Final = "fails"
 FIXED: Final = "fixed"
 DIVERGED: Final = "diverged"
+ERROR: Final = "error"
+UNKNOWN_SCENARIO: Final = "unknown-scenario"
 UNREADABLE: Final = "unreadable"
 NEWER_FORMAT: Final = "newer-format"
-MISSING: Final = "missing"
+# Worst first: a command over many entries reports (and exits by) the worst it saw.
+STATUSES: Final = (FAILS, DIVERGED, ERROR, UNKNOWN_SCENARIO, UNREADABLE, NEWER_FORMAT, FIXED)
 
 
 def reproduce(schedule: Schedule | str) -> Callable[[_F], _F]:
@@ -61,9 +68,11 @@ def pin(*schedules: Schedule | str) -> Callable[[_F], _F]:
 
 @dataclass(frozen=True)
 class CorpusReplay:
-    """How one corpus entry replayed: ``status`` is ``fails`` (``same`` tells whether in
-    the saved way), ``fixed``, ``diverged``, ``unreadable``, ``newer-format`` or
-    ``missing`` (the scenario cannot be found)."""
+    """How one corpus entry replayed. ``status`` is one of :data:`STATUSES`: ``fails``
+    (``same`` tells whether in the saved way), ``fixed``, ``diverged``, ``error`` (the
+    scenario it names cannot run: not async, does not import, raised outside the run),
+    ``unknown-scenario`` (no scenario given has its name), ``unreadable`` or
+    ``newer-format``."""
 
     path: Path
     status: str
@@ -73,25 +82,54 @@ class CorpusReplay:
     same: bool = False
 
 
-def resolve_scenario(name: str) -> Callable[..., Any]:
-    """Import ``package.module.function`` (or ``module.Class.method``) by its dotted name."""
-    if "<locals>" in name:
-        raise LookupError(f"{name} is defined inside a function and cannot be imported; "
-                          "define scenarios at module level to replay them from a corpus")
-    parts = name.split(".")
-    for split in range(len(parts) - 1, 0, -1):
-        try:
-            obj: Any = importlib.import_module(".".join(parts[:split]))
-        except ImportError:
-            continue
-        try:
-            for attr in parts[split:]:
-                obj = getattr(obj, attr)
-        except AttributeError:
-            break
-        if callable(obj):
-            return obj  # type: ignore[no-any-return]
-    raise LookupError(f"no scenario named {name} can be imported")
+@dataclass(frozen=True)
+class Scenarios:
+    """The scenarios a corpus may run, by the name entries record (``module.qualname``).
+
+    Built only from what the user configured or named (functions passed to
+    :func:`replay_corpus`, command-line targets, ``[tool.explorer] targets``, marked tests
+    pytest collects), never from a name read in a file. ``broken`` maps the names of
+    configured scenarios that cannot run to why, so that their entries say so.
+    """
+
+    functions: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    broken: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, scenarios: ScenariosLike) -> Scenarios:
+        """Accept :class:`Scenarios`, a mapping name -> function, or scenario functions
+        (each is named as ``explore`` names it when saving)."""
+        from explorer._engine import scenario_name
+
+        if isinstance(scenarios, Scenarios):
+            return scenarios
+        given: object = scenarios  # the annotation excludes these; callers may not heed it
+        if isinstance(given, str) or callable(given):
+            raise UsageError(
+                f"replay_corpus(scenarios=...) got {given!r}, one "
+                f"{'name' if isinstance(given, str) else 'function'}; it takes the "
+                "scenario functions themselves, as a list (scenarios=[test_transfer]) or a "
+                "mapping from the names entries record to functions")
+        if isinstance(scenarios, Mapping):
+            for name, fn in scenarios.items():
+                if not isinstance(name, str) or not callable(fn):
+                    raise UsageError(f"replay_corpus(scenarios=...) maps {name!r} to "
+                                     f"{fn!r}; it must map scenario names to functions")
+            return cls(dict(scenarios))
+        functions: dict[str, Callable[..., Any]] = {}
+        for fn in scenarios:
+            if not callable(fn):
+                raise UsageError(f"replay_corpus(scenarios=...) got {fn!r}, which is not a "
+                                 "function; pass the scenario functions themselves")
+            functions[scenario_name(fn)] = fn
+        return cls(functions)
+
+    def __len__(self) -> int:
+        return len(self.functions) + len(self.broken)
+
+
+ScenariosLike: TypeAlias = (
+    "Scenarios | Mapping[str, Callable[..., Any]] | Iterable[Callable[..., Any]]")
 
 
 def replay_entry(entry: CorpusEntry, fn: Callable[..., Any], *,
@@ -113,28 +151,49 @@ def replay_entry(entry: CorpusEntry, fn: Callable[..., Any], *,
                               scenario=scenario_name(fn), strategy={"name": "corpus"},
                               runtime=entry.runtime)
     same = result.outcome.signature() == entry.signature()
-    saved = entry.failure.get("location") or {}
+    saved = entry.saved.location
     detail = ("still fails as saved" if same else
               f"fails differently: {result.outcome.kind} at "
               f"{result.outcome.location.short if result.outcome.location else '?'} "
-              f"(saved: {entry.kind} at {saved.get('file', '?')}:{saved.get('line', '?')})")
+              f"(saved: {entry.kind} at {saved.short if saved else '?'})")
     return CorpusReplay(entry.path, FAILS, detail, entry, failure, same)
 
 
+def unknown_detail(name: str) -> str:
+    return (f"no scenario named {name} was given, so nothing was run (a corpus never imports "
+            "what its files name): give the scenario as a target, list it in "
+            "[tool.explorer] targets, mark its test @pytest.mark.explore, or pass the "
+            "function in replay_corpus(scenarios=...)")
+
+
+def replay_one(item: CorpusEntry | CorpusError, scenarios: Scenarios, *,
+               strict: bool = True) -> CorpusReplay:
+    """The one status of one corpus item: whatever happens, a report, never an exception
+    (but ``KeyboardInterrupt`` and other exits of the process itself)."""
+    if isinstance(item, CorpusError):
+        status = NEWER_FORMAT if item.status == NEWER_FORMAT else UNREADABLE
+        return CorpusReplay(item.path, status, str(item))
+    if item.scenario in scenarios.broken:
+        return CorpusReplay(item.path, ERROR, f"the scenario {item.scenario} cannot run: "
+                            f"{scenarios.broken[item.scenario]}", item)
+    fn = scenarios.functions.get(item.scenario)
+    if fn is None:
+        return CorpusReplay(item.path, UNKNOWN_SCENARIO, unknown_detail(item.scenario), item)
+    try:
+        return replay_entry(item, fn, strict=strict)
+    except Exception as exc:  # noqa: BLE001 - one entry's problem must not stop the others
+        return CorpusReplay(item.path, ERROR, f"replaying {item.scenario} raised "
+                            f"{type(exc).__name__}: {exc}", item)
+
+
 def replay_corpus(directory: str | os.PathLike[str] = "corpus", *,
-                  resolve: Callable[[str], Callable[..., Any]] = resolve_scenario,
-                  strict: bool = True) -> list[CorpusReplay]:
-    """Replay every entry of a corpus directory; bad files are reported, not fatal."""
-    reports: list[CorpusReplay] = []
-    for item in Corpus(directory).entries():
-        if isinstance(item, CorpusError):
-            status = NEWER_FORMAT if item.status == NEWER_FORMAT else UNREADABLE
-            reports.append(CorpusReplay(item.path, status, str(item)))
-            continue
-        try:
-            fn = resolve(item.scenario)
-        except LookupError as err:
-            reports.append(CorpusReplay(item.path, MISSING, str(err), item))
-            continue
-        reports.append(replay_entry(item, fn, strict=strict))
-    return reports
+                  scenarios: ScenariosLike, strict: bool = True) -> list[CorpusReplay]:
+    """Replay every entry of a corpus directory against the ``scenarios`` given.
+
+    ``scenarios`` are the functions entries may run (a list such as ``[test_transfer]``,
+    or a mapping from recorded names to functions); an entry is matched to one by the
+    name it records, and one that matches none is reported ``unknown-scenario``. Every
+    entry gets exactly one report, whatever the others do.
+    """
+    known = Scenarios.of(scenarios)
+    return [replay_one(item, known, strict=strict) for item in Corpus(directory).entries()]

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Coroutine
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +71,15 @@ class PointView(Protocol):
 Chooser = Callable[[int, PointView], int]
 """``chooser(count, view) -> index`` with ``0 <= index < count``; called on the hot path."""
 
+STARVATION_BOUND: Final = 1000
+"""Fairness, part 1: how many scheduling points in a row candidate 0 (the oldest ready
+work, what the stock runtime runs next) may be passed over. At the next point it runs
+without a decision. A real event loop runs everything ready at the start of an iteration
+within that iteration; the controlled runtimes reorder ready work to model awaits that take
+different amounts of time, but starving one ready task without end is a schedule no real
+loop makes (Musuvathi and Qadeer, "Fair stateless model checking", PLDI 2008). The bound
+is far above what an ordering bug needs (each pass-over is a deviation)."""
+
 
 @dataclass(slots=True)
 class RunStats:
@@ -80,6 +89,8 @@ class RunStats:
     points: int = 0
     virtual_time: float = 0.0
     tasks: int = 0
+    # Steps after the last deviation, all in stock order: what the step bound counts.
+    stock_steps: int = 0
 
 
 @dataclass(slots=True)
@@ -108,4 +119,5 @@ class Runtime(Protocol):
 
     def run(self, scenario: Scenario, chooser: Chooser, *, max_steps: int,
             timer_races: bool = False, traced: bool = False,
-            footprints: str | None = None, naming: bool = False) -> RunRecord: ...
+            footprints: str | None = None, naming: bool = False,
+            run_timeout: float | None = None) -> RunRecord: ...

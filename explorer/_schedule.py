@@ -11,7 +11,11 @@ String form (version 1)::
     v1:3=1,7=2               at scheduling point 3 take candidate 1, at point 7 candidate 2
     v1+timers:3=1            the same, with timer-firing choices enabled while running
 
-The string is what failure messages print and what ``explorer.replay`` accepts.
+The string is what failure messages print and what ``explorer.replay`` accepts. Points and
+choices are plain ASCII digits below :data:`MAX_INDEX`: a run reaches its step bound (20,000
+steps by default) long before a million scheduling points, and no scheduling point offers a
+million ready candidates, so a larger number is a damaged or hand-edited string and is refused
+instead of being expanded into a list of that length.
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ from explorer._errors import InvalidScheduleError
 
 FORMAT_VERSION = 1
 _FLAGS = ("timers",)
-_HEADER = re.compile(r"v(?P<version>\d+)(?P<flags>(?:\+[a-z]+)*)")
-_ENTRY = re.compile(r"(?P<point>\d+)=(?P<choice>\d+)")
+_HEADER = re.compile(r"v(?P<version>[0-9]{1,9})(?P<flags>(?:\+[a-z]+)*)")
+# ASCII digits only: ``\d`` would also accept the digits of other scripts (fullwidth ones).
+_ENTRY = re.compile(r"(?P<point>[0-9]+)=(?P<choice>[0-9]+)")
+MAX_INDEX = 1_000_000
+"""Scheduling points and candidate indices in a schedule string are below this."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,20 +62,20 @@ class Schedule:
         match = _HEADER.fullmatch(head)
         if not sep or match is None:
             raise InvalidScheduleError(
-                f"{text!r} is not a schedule string: it should look like 'v1:3=1,7=2' "
+                f"{_clip(text)!r} is not a schedule string: it should look like 'v1:3=1,7=2' "
                 "(copy it whole from the failure message)"
             )
         version = int(match["version"])
         if version != FORMAT_VERSION:
             raise InvalidScheduleError(
-                f"schedule {text!r} has format version {version}, but this version of the "
-                f"explorer reads version {FORMAT_VERSION}; upgrade the explorer to replay it"
+                f"schedule {_clip(text)!r} has format version {version}, but this version "
+                f"of the explorer reads version {FORMAT_VERSION}; upgrade the explorer to replay it"
             )
         flags = [f for f in match["flags"].split("+") if f]
         unknown = [f for f in flags if f not in _FLAGS]
         if unknown:
             raise InvalidScheduleError(
-                f"schedule {text!r} uses unknown option(s) {', '.join(unknown)}; "
+                f"schedule {_clip(text)!r} uses unknown option(s) {', '.join(unknown)}; "
                 f"known options are: {', '.join(_FLAGS)}"
             )
         deviations: list[tuple[int, int]] = []
@@ -76,17 +83,19 @@ class Schedule:
             entry = _ENTRY.fullmatch(raw.strip())
             if entry is None:
                 raise InvalidScheduleError(
-                    f"schedule {text!r}: {raw!r} is not a 'point=choice' pair of integers"
+                    f"schedule {_clip(text)!r}: {_clip(raw)!r} is not a 'point=choice' pair "
+                    "of integers"
                 )
-            point, choice = int(entry["point"]), int(entry["choice"])
+            point = _index(text, raw, entry["point"], "scheduling point")
+            choice = _index(text, raw, entry["choice"], "candidate index")
             if choice == 0:
                 raise InvalidScheduleError(
-                    f"schedule {text!r}: {raw!r} records a default choice; only "
+                    f"schedule {_clip(text)!r}: {raw!r} records a default choice; only "
                     "deviations (choice >= 1) are written"
                 )
             if deviations and point <= deviations[-1][0]:
                 raise InvalidScheduleError(
-                    f"schedule {text!r}: scheduling points must increase, "
+                    f"schedule {_clip(text)!r}: scheduling points must increase, "
                     f"but {point} follows {deviations[-1][0]}"
                 )
             deviations.append((point, choice))
@@ -115,6 +124,22 @@ class Schedule:
         flags = "+timers" if self.timers else ""
         body = ",".join(f"{p}={c}" for p, c in self.deviations)
         return f"v{FORMAT_VERSION}{flags}:{body}"
+
+
+def _index(text: str, raw: str, digits: str, what: str) -> int:
+    # Compare lengths before int(): int() of a few thousand digits raises ValueError
+    # ("exceeds the limit"), and a bound checked on the digits never builds a huge number.
+    if len(digits.lstrip("0")) > len(str(MAX_INDEX)) or int(digits) >= MAX_INDEX:
+        shown = digits if len(digits) <= 24 else f"{digits[:12]}...({len(digits)} digits)"
+        raise InvalidScheduleError(
+            f"schedule {_clip(text)!r}: {_clip(raw)!r} has {what} {shown}, beyond any run "
+            f"(at most {MAX_INDEX - 1:,}); the string is damaged: copy it whole from the "
+            "failure message or the corpus entry")
+    return int(digits)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 80 else f"{text[:60]}...({len(text)} characters)"
 
 
 def count_deviations(decisions: Sequence[int]) -> int:

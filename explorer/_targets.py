@@ -43,6 +43,7 @@ TRIO_MARKER: Final = "trio"  # pytest-trio's: makes runtime="trio" the default
 OPTION_TYPES: Final[dict[str, type | tuple[type, ...]]] = {
     "strategy": str, "max_schedules": int, "seed": int, "max_steps": int,
     "deviation_bound": int, "timer_races": bool, "max_time": (int, float), "shrink": bool,
+    "run_timeout": (int, float),
     "runtime": str,
 }
 
@@ -314,17 +315,26 @@ def load_config(start: Path | None = None, *, path: Path | None = None) -> Proje
         data = tomllib.loads(source.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise TargetError(f"{source}: cannot be read as TOML ({exc}); fix the file") from None
-    section = data.get("tool", {}).get("explorer", {})
+    tool = data.get("tool", {})
+    section = tool.get("explorer", {}) if isinstance(tool, dict) else None
     if not isinstance(section, dict):
         raise TargetError(f"{source}: [tool.explorer] must be a table")
     pythonpath = tuple(str(root / p) for p in _strings(source, section, "pythonpath"))
-    targets = tuple(_config_target(source, root, item, pythonpath)
-                    for item in section.get("targets", []))
+    listed = section.get("targets", [])
+    if not isinstance(listed, list):  # a bare string would be read letter by letter
+        raise TargetError(f"{source}: [tool.explorer] targets must be a list, got "
+                          f"{listed!r}; write targets = [\"pkg.mod:fn\"]")
+    targets = tuple(_config_target(source, root, item, pythonpath) for item in listed)
     corpus = section.get("corpus")
     if corpus is not None and not isinstance(corpus, str):
         raise TargetError(f"{source}: [tool.explorer] corpus must be a string (a directory)")
-    pytest_section = data.get("tool", {}).get("pytest", {}).get("ini_options", {})
+    pytest_table = tool.get("pytest", {})
+    pytest_section = pytest_table.get("ini_options", {}) if isinstance(pytest_table, dict) else {}
     testpaths = pytest_section.get("testpaths", []) if isinstance(pytest_section, dict) else []
+    if isinstance(testpaths, str):  # pytest reads a string as whitespace-separated paths
+        testpaths = testpaths.split()
+    elif not isinstance(testpaths, list):  # pytest refuses it, and says so when it runs
+        testpaths = []
     return ProjectConfig(root, targets, root / corpus if corpus else None, pythonpath,
                          tuple(str(root / p) for p in testpaths if isinstance(p, str)), source)
 
@@ -339,8 +349,8 @@ def _strings(source: Path, section: Mapping[str, Any], key: str) -> list[str]:
 def _config_target(source: Path, root: Path, item: Any,
                    pythonpath: tuple[str, ...]) -> TargetRef:
     options: dict[str, Any] = {}
-    if isinstance(item, dict):
-        spec = item.get("target")
+    if isinstance(item, dict) and isinstance(item.get("target"), str):
+        spec = item["target"]
         options = {k: v for k, v in item.items() if k != "target"}
         for key, value in options.items():
             if not _fits(key, value):
@@ -360,7 +370,7 @@ def _config_target(source: Path, root: Path, item: Any,
     if not isinstance(spec, str):
         raise TargetError(f"{source}: [tool.explorer] targets entries must be strings or "
                           "tables with a \"target\" key, like {target = \"pkg.mod:fn\", "
-                          "strategy = \"systematic\"}")
+                          f"strategy = \"systematic\"}}; got {item!r}")
     ref = parse_target(spec, cwd=root)
     return TargetRef(ref.spec, ref.module, ref.attr, (*ref.paths, str(root), *pythonpath),
                      options, ref.file)

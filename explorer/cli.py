@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 import sys
 import time
 import traceback
@@ -24,6 +26,7 @@ from typing import Annotated, Any, Final
 
 import typer
 
+import explorer.strategies as _strategies
 from explorer._corpus import VERSION as CORPUS_VERSION
 from explorer._corpus import Corpus, CorpusEntry, CorpusError
 from explorer._errors import (
@@ -33,8 +36,9 @@ from explorer._errors import (
     UsageError,
 )
 from explorer._failure import ScheduleFailure
+from explorer._nightly import DEFAULT_STRATEGIES, StateMismatch
 from explorer._nightly import Progress as NightlyProgress
-from explorer._nightly import StateMismatch
+from explorer._regressions import STATUSES, Scenarios
 from explorer._schedule import Schedule
 from explorer._targets import (
     ProjectConfig,
@@ -54,6 +58,7 @@ USAGE: Final = 2
 INTERNAL: Final = 3
 NOT_REPRODUCED: Final = 4
 NOTHING: Final = 5
+INTERRUPTED: Final = 130  # 128 + SIGINT, as shells report a Ctrl-C
 EXIT_CODES: Final = {
     OK: "ok: nothing failed",
     FAILURES: "failures found (or a replayed schedule still fails)",
@@ -61,6 +66,7 @@ EXIT_CODES: Final = {
     INTERNAL: "internal error of the explorer (with a traceback)",
     NOT_REPRODUCED: "did not reproduce: the schedule passes or no longer fits the code",
     NOTHING: "nothing to explore: no targets, or an empty corpus",
+    INTERRUPTED: "interrupted by Ctrl-C (one line says what was run and found so far)",
 }
 
 
@@ -70,6 +76,13 @@ class CliError(Exception):
     def __init__(self, message: str, code: int = USAGE) -> None:
         super().__init__(message)
         self.code = code
+
+
+class Interrupted(CliError):
+    """A real Ctrl-C stopped the command; the message says what was run and found."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, INTERRUPTED)
 
 
 app = typer.Typer(
@@ -242,6 +255,10 @@ def _warnings_to_stderr(collected: list[str]) -> Iterator[None]:
 def _schedule(text: str) -> tuple[Schedule, str | None]:
     """The schedule, and the runtime it was recorded under when ``text`` is a corpus entry."""
     path = Path(text)
+    if text.endswith(".json") and path.exists() and not path.is_file():
+        raise CliError(f"{text} is {_kind_of(path.stat().st_mode)}, not a corpus entry "
+                       "file; give the entry's .json file or a schedule string like "
+                       "'v1:3=1,7=2'")
     if text.endswith(".json") and path.is_file():
         entry = Corpus(path.parent).load(path)
         return entry.schedule, entry.runtime
@@ -256,18 +273,30 @@ def _check_runtime(runtime: str | None, source: str = "--runtime") -> None:
                        f"{', '.join(RUNTIMES)}")
 
 
+def _check_workers(workers: int | None, cluster: str | None) -> None:
+    """Refuse more local worker processes than the machine can usefully run: each is a
+    whole interpreter, and starting thousands of them only exhausts the machine (on a
+    cluster, --workers counts tasks, which the scheduler queues)."""
+    limit = max(8, 4 * (os.cpu_count() or 1))
+    if workers is not None and cluster is None and workers > limit:
+        raise CliError(f"--workers {workers}: this machine has {os.cpu_count()} CPU(s), so "
+                       f"more than {limit} worker processes only slow it down; use at most "
+                       f"--workers {limit} (for more, run on a cluster with --cluster)")
+
+
 # --------------------------------------------------------------------------- explore
 
 
 StrategyOpt = Annotated[str | None, typer.Option(
-    "--strategy", "-s", help="random or systematic (default: the target's marker, else "
-    "random).")]
+    "--strategy", "-s", help=f"One of {', '.join(_strategies.names())} (default: the "
+    "target's marker, else portfolio, as for explorer.explore()).")]
 MaxSchedulesOpt = Annotated[int | None, typer.Option(
     "--max-schedules", "-n", min=1, help="At most this many schedules (default 1000).")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the random strategy.")]
+SeedOpt = Annotated[int | None, typer.Option(
+    "--seed", help="Seed of a seeded strategy (default: a fresh one, reported).")]
 MaxStepsOpt = Annotated[int | None, typer.Option(
-    "--max-steps", min=1, help="Steps per run before it counts as a livelock (default "
-    "20000).")]
+    "--max-steps", min=1, help="Steps in stock order after a run's last deviation before "
+    "it counts as a livelock (default 20000).")]
 BoundOpt = Annotated[int | None, typer.Option(
     "--deviation-bound", "-d", min=0, help="Systematic: cover every schedule with at most "
     "this many deviations.")]
@@ -284,6 +313,10 @@ ShardOpt = Annotated[str | None, typer.Option(
 RuntimeOpt = Annotated[str | None, typer.Option(
     "--runtime", help="asyncio or trio (default: the target's runtime setting; trio for a "
     "test marked trio; else asyncio).", show_default=False)]
+RunTimeoutOpt = Annotated[float | None, typer.Option(
+    "--run-timeout", min=0.0, metavar="SECONDS", help="Stop a run that takes longer than "
+    "this much real time and report it as a hang (default: the target's run_timeout, else "
+    "5; 0 disables).", show_default=False)]
 
 
 @app.command("explore")
@@ -304,7 +337,7 @@ def explore_command(
     corpus: CorpusOpt = None,
     no_save: Annotated[bool, typer.Option("--no-save", help="Do not save failures in the "
                                                             "corpus.")] = False,
-    runtime: RuntimeOpt = None,
+    runtime: RuntimeOpt = None, run_timeout: RunTimeoutOpt = None,
     workers: WorkersOpt = None, cluster: ClusterOpt = None, shard: ShardOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -314,20 +347,22 @@ def explore_command(
     from explorer._parallel import executor_for, explore_target
 
     _check_runtime(runtime)
+    _check_workers(workers, cluster)
     config = _config()
     refs = _targets(config, targets)
     if not refs:
         raise CliError("nothing to explore: no target given, none marked "
                        "@pytest.mark.explore in the given files, and no [tool.explorer] "
                        "targets in pyproject.toml", NOTHING)
-    seconds = parse_duration(max_time) if max_time else None
+    seconds = parse_duration(max_time) if max_time is not None else None
     overrides = {"strategy": strategy, "max_schedules": max_schedules, "seed": seed,
                  "max_steps": max_steps, "deviation_bound": deviation_bound,
                  "timer_races": timer_races, "shrink": shrink, "max_time": seconds,
-                 "runtime": runtime}
-    store = None if no_save else Corpus(_corpus_dir(config, corpus))
-    results = []
-    with executor_for(workers=workers, cluster=cluster, shard=shard) as executor, \
+                 "runtime": runtime, "run_timeout": run_timeout}
+    store = None if no_save else _corpus_store(config, corpus)
+    results: list[Any] = []
+    with _interruptible(results), \
+            executor_for(workers=workers, cluster=cluster, shard=shard) as executor, \
             Bars() as bars:
         for ref in refs:
             total = max_schedules or ref.options.get("max_schedules") or DEFAULT_MAX_SCHEDULES
@@ -352,6 +387,24 @@ def explore_command(
         _out(f"{failed} of {len(results)} target(s) failed" if failed else
              f"all {len(results)} target(s) passed")
     raise typer.Exit(code)
+
+
+@contextmanager
+def _interruptible(results: Sequence[Any] = (), then: str = "") -> Iterator[None]:
+    """Turn a real Ctrl-C into one line (typer would turn it into a silent exit 130):
+    what the exploration had run and found, what the targets explored before it found
+    (their failures are in the corpus already), and ``then``."""
+    from explorer._interrupts import ExplorationInterrupted
+
+    try:
+        yield
+    except KeyboardInterrupt as err:
+        line = str(err) if isinstance(err, ExplorationInterrupted) else "interrupted"
+        if results:
+            failed = sum(1 for r in results if r.failure)
+            line += (f"; {len(results)} earlier target(s) finished, {failed} of them "
+                     "failed")
+        raise Interrupted(line + then) from None
 
 
 def _entry_name(failure: ScheduleFailure) -> str:
@@ -392,7 +445,8 @@ def replay_command(
     tolerant: Annotated[bool, typer.Option(
         "--tolerant", help="Where the schedule no longer fits, continue with the default "
         "choice instead of stopping.")] = False,
-    max_steps: MaxStepsOpt = None, runtime: RuntimeOpt = None, as_json: JsonOpt = False,
+    max_steps: MaxStepsOpt = None, runtime: RuntimeOpt = None,
+    run_timeout: RunTimeoutOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Replay one SCHEDULE of TARGET exactly (strict: stop where the code has drifted).
 
@@ -401,15 +455,16 @@ def replay_command(
 
     resolved, sched, steps, chosen = _target_schedule(target, schedule, max_steps, runtime)
     try:
-        result = run(resolved.fn, schedule=sched, runtime=chosen, strict=not tolerant,
-                     max_steps=steps)
+        with _interruptible(then=f" while replaying {sched} on {resolved.name}"):
+            result = run(resolved.fn, schedule=sched, runtime=chosen, strict=not tolerant,
+                         max_steps=steps, run_timeout=_run_timeout(resolved, run_timeout))
     except ReplayDivergence as err:
         if as_json:
-            _json({"command": "replay", "status": "diverged", "detail": str(err),
+            _json({"command": "replay", "status": "diverged", "detail": _drifted(err),
                    "point": err.point, "expected": err.expected, "available": err.available,
                    "runtime": chosen, "exit_code": NOT_REPRODUCED})
             raise typer.Exit(NOT_REPRODUCED) from None
-        raise CliError(f"did not reproduce: {err}", NOT_REPRODUCED) from None
+        raise CliError(f"did not reproduce: {_drifted(err)}", NOT_REPRODUCED) from None
     drift = [f"at scheduling point {p} the schedule asked for candidate {c}, but "
              f"{n} were ready; took the default" for p, c, n in result.divergences]
     if not result.outcome.failed:
@@ -436,6 +491,13 @@ def replay_command(
     raise typer.Exit(FAILURES)
 
 
+def _drifted(err: ReplayDivergence) -> str:
+    """A divergence in command-line terms (the API's advice names strict=False)."""
+    return (f"the schedule no longer fits the code: {err.reason}; the code or the scenario "
+            "changed since the schedule was recorded ('explorer replay --tolerant' continues "
+            "with the default choice from there)")
+
+
 def _target_schedule(target: str, schedule: str, max_steps: int | None,
                      runtime: str | None) -> tuple[Resolved, Schedule, int, str]:
     """The resolved scenario, the parsed schedule, the step bound and the runtime of
@@ -460,6 +522,15 @@ def _target_schedule(target: str, schedule: str, max_steps: int | None,
     return resolved, sched, steps, chosen
 
 
+def _run_timeout(resolved: Resolved, option: float | None) -> float | None:
+    """``--run-timeout``, else the target's ``run_timeout`` option, else the default."""
+    from explorer._engine import DEFAULT_RUN_TIMEOUT, check_run_timeout
+
+    if option is not None:
+        return option
+    return check_run_timeout(resolved.options.get("run_timeout", DEFAULT_RUN_TIMEOUT))
+
+
 @app.command("shrink")
 def shrink_command(
     target: Annotated[str, typer.Argument(help="The scenario (any target form).")],
@@ -468,30 +539,37 @@ def shrink_command(
     max_steps: MaxStepsOpt = None,
     corpus: Annotated[Path | None, typer.Option(
         "--corpus", help="Also save the shrunk failure into this corpus directory.")] = None,
-    runtime: RuntimeOpt = None,
+    runtime: RuntimeOpt = None, run_timeout: RunTimeoutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Shrink a failing SCHEDULE of TARGET to the fewest deviations that fail the same way.
 
-    A corpus entry is shrunk under the runtime it recorded."""
+    A corpus entry is shrunk under the runtime it recorded. Each candidate run of a hang
+    takes up to --run-timeout; shrinking stops within its 10 s budget plus one run."""
     from explorer import strategies
     from explorer._engine import explore, run
 
     resolved, sched, steps, chosen = _target_schedule(target, schedule, max_steps, runtime)
+    if corpus is not None:  # refused before the shrinking, not after it
+        _corpus_store(load_config(), corpus)
+    limit = _run_timeout(resolved, run_timeout)
     try:
-        first = run(resolved.fn, schedule=sched, runtime=chosen, max_steps=steps)
+        with _interruptible(then=f" while replaying {sched} on {resolved.name}"):
+            first = run(resolved.fn, schedule=sched, runtime=chosen, max_steps=steps,
+                        run_timeout=limit)
     except ReplayDivergence as err:
-        raise CliError(f"did not reproduce: {err}", NOT_REPRODUCED) from None
+        raise CliError(f"did not reproduce: {_drifted(err)}", NOT_REPRODUCED) from None
     if not first.outcome.failed:
         raise CliError(f"did not reproduce: {resolved.name} passes under {sched}, so there "
                        "is nothing to shrink", NOT_REPRODUCED)
     collected: list[str] = []
-    with _warnings_to_stderr(collected):
+    with _warnings_to_stderr(collected), _interruptible(
+            then=f" while shrinking {sched} on {resolved.name}; nothing was saved"):
         result = explore(resolved.fn, runtime=chosen,
                          strategy=strategies.Fixed(sched.decisions()),
                          max_schedules=1, max_steps=steps, timer_races=sched.timers,
                          raise_on_failure=False, shrink=True,
-                         corpus=str(corpus) if corpus else None)
+                         corpus=str(corpus) if corpus else None, run_timeout=limit)
     failure = result.failure
     if failure is None:  # the replay above failed, so this means the scenario is flaky
         raise CliError(f"{resolved.name} failed under {sched} once and passed the second "
@@ -542,10 +620,41 @@ def _find_entries(store: Corpus, names: Sequence[str]) -> list[Path]:
     return found
 
 
+def _corpus_store(config: ProjectConfig, option: Path | None) -> Corpus:
+    """The corpus of a corpus command; a path that exists but is not a directory is a
+    usage error (a corpus is a directory of JSON files)."""
+    directory = _corpus_dir(config, option)
+    if directory.exists() and not directory.is_dir():
+        raise CliError(f"--corpus {directory} is a file, not a directory; a corpus is the "
+                       "directory that holds the entries: give that directory (for one "
+                       "entry, use 'explorer corpus show FILE')")
+    return Corpus(directory)
+
+
+CollectOpt = Annotated[bool, typer.Option(
+    "--collect/--no-collect", help="Also match entries to the tests marked "
+    "@pytest.mark.explore that pytest collects.")]
+ScenarioTargetsArg = Annotated[list[str], typer.Argument(
+    help="Scenarios entries may replay (any target form), besides [tool.explorer] targets "
+         "and collected marked tests. Entries are matched to them by name; nothing a corpus "
+         "file names is ever imported.", show_default=False)]
+
+
+def _scenarios(config: ProjectConfig, targets: Sequence[str], collect: bool,
+               quiet: bool = False) -> Scenarios:
+    from explorer._nightly import configured_scenarios
+
+    scenarios, problems = configured_scenarios(config, targets, collect=collect)
+    for problem in problems if not quiet else ():
+        _err(f"warning: {problem}")
+    return scenarios
+
+
 @corpus_app.command("list")
 def corpus_list(corpus: CorpusOpt = None, as_json: JsonOpt = False) -> None:
-    """List the corpus entries: scenario, failure kind and place, schedule."""
-    store = Corpus(_corpus_dir(_config(), corpus))
+    """List the corpus entries: scenario, failure kind and place, schedule (nothing is
+    imported or run)."""
+    store = _corpus_store(_config(), corpus)
     rows = [_entry_row(item) for item in store.entries()]
     if as_json:
         _json({"command": "corpus list", "corpus": str(store.directory), "entries": rows})
@@ -555,11 +664,11 @@ def corpus_list(corpus: CorpusOpt = None, as_json: JsonOpt = False) -> None:
     for row in rows:
         name = Path(row["path"]).name
         if "scenario" not in row:
-            _out(f"{name}  {row['status'].upper()}: {row['detail']}")
+            _out(_printable(f"{name}  {row['status'].upper()}: {row['detail']}"))
         else:
             where = f" at {row['location']}" if row["location"] else ""
-            _out(f"{name}  {row['scenario']} ({row['runtime']})  {row['kind']}{where}  "
-                 f"{row['schedule']}")
+            _out(_printable(f"{name}  {row['scenario']} ({row['runtime']})  {row['kind']}"
+                            f"{where}  {row['schedule']}"))
     _out(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'} in {store.directory}")
 
 
@@ -569,10 +678,12 @@ def corpus_show(
                                               "name or of its hash.")],
     corpus: CorpusOpt = None, as_json: JsonOpt = False,
 ) -> None:
-    """Show one entry as saved (nothing is run)."""
-    store = Corpus(_corpus_dir(_config(), corpus))
+    """Show one entry as saved (nothing is imported or run)."""
+    store = _corpus_store(_config(), corpus)
     path = _find_entries(store, [entry])[0]
-    loaded = store.load(path)
+    # A file named directly is read as an entry of its own directory: still only a regular
+    # file there, never a link leading out of it.
+    loaded = Corpus(path.parent).load(path)
     if as_json:
         _json(loaded.data)
         return
@@ -589,40 +700,47 @@ def corpus_show(
     params = ", ".join(f"{k} {v}" for k, v in sorted(how.items()) if v is not None)
     _out(f"  found:      by {name}{f' ({params})' if params else ''} search after "
          f"{found.get('found_after')} "
-         f"schedule(s), explorer {found.get('explorer')}, Python {found.get('python')}")
+         f"schedule(s), explorer {found.get('explorer') or '?'}, "
+         f"Python {found.get('python') or '?'}")
     _out(f"  shrunk:     {'yes' if loaded.shrunk else 'no'}")
     runtime = f" --runtime {loaded.runtime}" if loaded.runtime != "asyncio" else ""
     _out(f"  replay:     explorer replay {loaded.scenario} '{loaded.schedule}'{runtime}")
     _out("")
-    for line in str(failure.get("message", "")).splitlines():
+    for line in _printable(str(failure.get("message", ""))).splitlines():
         _out(f"  {line}")
 
 
-_STATUS_ORDER: Final = ("fails", "diverged", "missing", "unreadable", "newer-format", "fixed")
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped (but newlines and tabs): a corpus file is
+    untrusted, and terminal escape sequences in it must not reach the terminal."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+
+
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_STATUS_ORDER: Final = STATUSES
 
 
 @corpus_app.command("verify")
 def corpus_verify(
+    targets: ScenarioTargetsArg = [],  # noqa: B006 - typer's idiom
     corpus: CorpusOpt = None,
     tolerant: Annotated[bool, typer.Option("--tolerant", help="Continue past drift with "
                                                               "default choices.")] = False,
+    collect: CollectOpt = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Replay every entry and print its status: fails, fixed, diverged, missing, unreadable
-    or newer-format. Exit 1 if any still fails, 4 if any did not reproduce, 0 if all are
-    fixed."""
-    from explorer._nightly import scenario_finder
-    from explorer._regressions import replay_corpus
+    """Replay every entry against the scenario of its name and print its one status:
+    fails, diverged, error, unknown-scenario, unreadable, newer-format or fixed. Exit 1 if
+    any still fails, 4 if none fails but some are not fixed, 0 if all are fixed."""
+    from explorer._regressions import replay_one
 
     config = _config()
-    store = Corpus(_corpus_dir(config, corpus))
+    store = _corpus_store(config, corpus)
     if not store.paths():
         raise CliError(f"nothing to verify: the corpus {store.directory} is empty", NOTHING)
-    reports = replay_corpus(store.directory, resolve=scenario_finder(config),
-                            strict=not tolerant)
-    statuses = {r.status for r in reports}
-    code = (FAILURES if "fails" in statuses else
-            NOT_REPRODUCED if statuses - {"fixed"} else OK)
+    scenarios = _scenarios(config, targets, collect, quiet=as_json)
+    reports = [replay_one(item, scenarios, strict=not tolerant) for item in store.entries()]
+    code = _verify_code({r.status for r in reports})
     if as_json:
         _json({"command": "corpus verify", "exit_code": code, "entries": [
             {"path": str(r.path), "status": r.status, "detail": r.detail, "same": r.same,
@@ -631,51 +749,55 @@ def corpus_verify(
     else:
         width = max(len(s) for s in _STATUS_ORDER)
         for report in reports:
-            _out(f"{report.status:<{width}}  {report.path.name}  {report.detail}")
+            _out(f"{report.status:<{width}}  {_printable(report.path.name)}  "
+                 f"{_printable(report.detail)}")
         counts = {s: sum(1 for r in reports if r.status == s) for s in _STATUS_ORDER}
         _out(", ".join(f"{n} {s}" for s, n in counts.items() if n))
     raise typer.Exit(code)
 
 
+def _verify_code(statuses: set[str]) -> int:
+    """The exit code of the worst status (see ``_STATUS_ORDER``)."""
+    if "fails" in statuses:
+        return FAILURES
+    return NOT_REPRODUCED if statuses - {"fixed"} else OK
+
+
 @corpus_app.command("gc")
 def corpus_gc(
+    targets: ScenarioTargetsArg = [],  # noqa: B006 - typer's idiom
     corpus: CorpusOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be "
                                                             "deleted.")] = False,
+    prune_unknown: Annotated[bool, typer.Option(
+        "--prune-unknown", help="Also delete entries no configured scenario is named as "
+        "(kept by default: a target left out of the command line would lose them).")
+    ] = False,
+    collect: CollectOpt = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Delete entries whose bug is fixed or whose scenario no longer exists.
+    """Delete entries whose bug is fixed, and temporary files of interrupted writes.
 
-    An entry whose module cannot be imported at all is kept (the path may be wrong);
-    leftover temporary files of interrupted writes are removed."""
-    from explorer._nightly import MissingScenario, scenario_finder
-    from explorer._regressions import replay_corpus
+    Entries that match no configured scenario (unknown-scenario) are kept with a warning
+    unless --prune-unknown; unreadable and erroring entries are always kept."""
+    from explorer._regressions import FIXED, UNKNOWN_SCENARIO, replay_one
 
     config = _config()
-    store = Corpus(_corpus_dir(config, corpus))
-    finder = scenario_finder(config)
-    unimportable: set[str] = set()
-
-    def find(name: str) -> Callable[..., Any]:
-        try:
-            return finder(name)
-        except MissingScenario as err:
-            if not err.module_imports:
-                unimportable.add(name)
-            raise
-
+    store = _corpus_store(config, corpus)
+    scenarios = _scenarios(config, targets, collect, quiet=as_json)
     doomed: list[tuple[Path, str]] = []
     kept: list[tuple[Path, str]] = []
-    for report in replay_corpus(store.directory, resolve=find):
-        scenario = report.entry.scenario if report.entry else ""
-        if report.status == "fixed":
+    for item in store.entries():
+        report = replay_one(item, scenarios)
+        if report.status == FIXED:
             doomed.append((report.path, "fixed"))
-        elif report.status == "missing" and scenario not in unimportable:
-            doomed.append((report.path, "scenario missing"))
-        elif report.status == "missing":
-            kept.append((report.path, f"kept: {report.detail}; cannot tell whether it is "
-                                      "gone (run from the project root, or set "
-                                      "[tool.explorer] pythonpath)"))
+        elif report.status == UNKNOWN_SCENARIO and prune_unknown:
+            doomed.append((report.path, "unknown scenario"))
+        elif report.status == UNKNOWN_SCENARIO:
+            kept.append((report.path, f"kept: {report.detail}; or pass --prune-unknown to "
+                                      "delete such entries"))
+        elif report.status not in ("fails", "diverged"):
+            kept.append((report.path, f"kept ({report.status}): {report.detail}"))
     temporary = sorted(store.directory.glob(".tmp-*.json")) if store.directory.is_dir() else []
     if not dry_run:
         for path, _ in doomed:
@@ -690,11 +812,11 @@ def corpus_gc(
                "temporary": [str(p) for p in temporary]})
         return
     for path, reason in doomed:
-        _out(f"{verb} {path.name} ({reason})")
+        _out(f"{verb} {_printable(path.name)} ({reason})")
     for path, reason in kept:
-        _err(f"warning: {path.name}: {reason}")
+        _err(f"warning: {_printable(path.name)}: {_printable(reason)}")
     for path in temporary:
-        _out(f"{verb} {path.name} (left by an interrupted write)")
+        _out(f"{verb} {_printable(path.name)} (left by an interrupted write)")
     _out(f"{verb} {len(doomed)} entr{'y' if len(doomed) == 1 else 'ies'}")
 
 
@@ -705,7 +827,7 @@ def corpus_rm(
     corpus: CorpusOpt = None,
 ) -> None:
     """Delete the given entries."""
-    store = Corpus(_corpus_dir(_config(), corpus))
+    store = _corpus_store(_config(), corpus)
     for path in _find_entries(store, entries):
         path.unlink()
         _out(f"deleted {path.name}")
@@ -725,29 +847,49 @@ def corpus_migrate(
     """Rewrite entries of older format versions to the current one (atomically)."""
     from explorer._files import write_atomically
 
-    store = Corpus(_corpus_dir(_config(), corpus))
+    store = _corpus_store(_config(), corpus)
     migrated = current = 0
-    for item in store.entries():
-        if isinstance(item, CorpusError):
-            _err(f"warning: skipped {item}")
+    for path in store.paths():
+        try:
+            data = store.load_json(path)
+            if data["version"] == CORPUS_VERSION:
+                store.load(path)  # checked field by field, like every other reader
+                current += 1
+                continue
+            data = _migrated(path, data)
+        except CorpusError as err:
+            _err(f"warning: skipped {_printable(str(err))}")
             continue
-        data = dict(item.data)
-        version = int(data["version"])
-        if version == CORPUS_VERSION:
-            current += 1
-            continue
-        while version < CORPUS_VERSION:
-            data = MIGRATIONS[version](data)
-            version += 1
-        data["version"] = CORPUS_VERSION
         if not dry_run:
-            write_atomically(item.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+            write_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
         migrated += 1
-        _out(f"{'would migrate' if dry_run else 'migrated'} {item.path.name} to format "
-             f"version {CORPUS_VERSION}")
+        _out(f"{'would migrate' if dry_run else 'migrated'} {_printable(path.name)} to "
+             f"format version {CORPUS_VERSION}")
     _out(f"{migrated} entr{'y' if migrated == 1 else 'ies'} "
          f"{'to migrate' if dry_run else 'migrated'}; {current} already at format version "
          f"{CORPUS_VERSION}")
+
+
+def _migrated(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` rewritten step by step to the current format, and checked against it; a
+    :class:`CorpusError` naming ``path`` if that cannot be done."""
+    from explorer._corpus import decode
+
+    version = int(data["version"])
+    while version < CORPUS_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise CorpusError(path, f"has format version {version}, which no explorer "
+                                    "wrote; it cannot be migrated: remove it")
+        try:
+            data = step(dict(data))
+        except Exception as exc:  # noqa: BLE001 - a damaged old entry must not stop the rest
+            raise CorpusError(path, f"cannot be migrated from format version {version} "
+                                    f"({type(exc).__name__}: {exc}); remove it") from None
+        version += 1
+    data["version"] = CORPUS_VERSION
+    decode(path, data)
+    return data
 
 
 # --------------------------------------------------------------------------- nightly, report
@@ -784,11 +926,13 @@ def nightly_command(
     corpus: CorpusOpt = None, seed: SeedOpt = None, max_steps: MaxStepsOpt = None,
     strategy: Annotated[list[str] | None, typer.Option(
         "--strategy", "-s", help="Strategies to run per scenario (repeat; default: "
-        "systematic and random).")] = None,
+        f"{' and '.join(DEFAULT_STRATEGIES)}; any of {', '.join(_strategies.names())}).")
+    ] = None,
     collect: Annotated[bool, typer.Option("--collect/--no-collect", help="Discover tests "
                                           "marked @pytest.mark.explore with pytest.")] = True,
     fresh: Annotated[bool, typer.Option("--fresh", help="Forget an interrupted run in "
                                                         "--output and start over.")] = False,
+    run_timeout: RunTimeoutOpt = None,
     workers: WorkersOpt = None, cluster: ClusterOpt = None, shard: ShardOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -796,7 +940,6 @@ def nightly_command(
 
     Saves new failures (shrunk) into the corpus, re-verifies existing entries, and writes
     summary.json, summary.md and report.html into --output."""
-    import explorer.strategies as _strategies
     from explorer._nightly import (
         NightlyOptions,
         execute,
@@ -806,14 +949,21 @@ def nightly_command(
     )
     from explorer._parallel import executor_for
 
+    _check_workers(workers, cluster)
     config = _config()
-    chosen = tuple(strategy or ("systematic", "random"))
+    chosen = tuple(strategy or DEFAULT_STRATEGIES)
     unknown = [s for s in chosen if s not in _strategies.names()]
     if unknown:
         raise CliError(f"unknown strategy {unknown[0]!r}; use one of: "
                        f"{', '.join(_strategies.names())}")
-    options = NightlyOptions(parse_duration(budget), output, _corpus_dir(config, corpus),
-                             chosen, tuple(targets), collect, seed, shard, max_steps)
+    if output.exists() and not output.is_dir():
+        raise CliError(f"--output {output} is a file, not a directory; the nightly job "
+                       "writes state.json and its summaries into a directory: give a new "
+                       "or existing directory")
+    options = NightlyOptions(parse_duration(budget), output,
+                             _corpus_store(config, corpus).directory,
+                             chosen, tuple(targets), collect, seed, shard, max_steps,
+                             run_timeout)
     run = prepare(options, config, fresh=fresh)
     if not run.state["plan"]:
         problems = "; ".join(run.state.get("problems", []))
@@ -825,7 +975,10 @@ def nightly_command(
              f"{len(run.state['plan'])} slices already finished")
     for problem in run.state.get("problems", []):
         _err(f"warning: {problem}")
-    with executor_for(workers=workers, cluster=cluster, shard=shard) as executor, \
+    resume = (f"; the finished slices are kept in {output}: run the same command again to "
+              "resume")
+    with _interruptible(then=resume), \
+            executor_for(workers=workers, cluster=cluster, shard=shard) as executor, \
             Bars() as bars:
         spent = sum(float(r.get("elapsed", 0.0)) for r in run.state["results"].values())
         bars.overall(f"nightly ({executor.describe()})", total=len(run.state["plan"]),
@@ -860,6 +1013,9 @@ def report_command(
     corpus: Annotated[Path | None, typer.Option(
         "--corpus", help="Report on this corpus instead: replay each entry to draw its "
         "failure.")] = None,
+    scenario_targets: Annotated[list[str] | None, typer.Option(
+        "--target", help="With --corpus: a scenario entries may replay (repeat; any target "
+        "form), besides [tool.explorer] targets and collected marked tests.")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")
                       ] = Path("report.html"),
     title: Annotated[str, typer.Option("--title")] = "Schedule exploration report",
@@ -871,34 +1027,72 @@ def report_command(
 
     if not summaries and corpus is None:
         raise CliError("give summary.json files or --corpus DIR to report on")
+    # Bytes that were not UTF-8 on the command line arrive as lone surrogates, which the
+    # UTF-8 page cannot hold: show them as replacement characters.
+    title = title.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     loaded: list[dict[str, Any]] = []
     for path in summaries:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CliError(f"{path}: cannot be read as JSON ({exc}); give the summary.json "
-                           "an 'explorer nightly' run wrote") from None
+        data = _read_summary(path)
         if not isinstance(data, dict) or data.get("format") != SUMMARY_FORMAT:
             raise CliError(f"{path} is not a nightly summary (no \"format\": "
                            f"\"{SUMMARY_FORMAT}\"); give the summary.json 'explorer "
                            "nightly' wrote")
         loaded.append(data)
     if corpus is not None:
-        loaded.append(_corpus_summary(_config(), corpus))
+        loaded.append(_corpus_summary(_config(), corpus, scenario_targets or []))
     write_atomically(output, render_report(loaded, title=title))
     _out(f"wrote {output} ({len(distinct_failures(loaded)[0])} failure(s))")
 
 
-def _corpus_summary(config: ProjectConfig, directory: Path) -> dict[str, Any]:
-    from explorer._nightly import STATE_FORMAT, plan_slices, scenario_finder, summarize
+MAX_SUMMARY_BYTES: Final = 256 * 1024 * 1024
+"""A nightly summary keeps trace excerpts only; anything larger is not one."""
+
+
+def _read_summary(path: Path) -> object:
+    """The JSON of a summary file: only a regular file (a FIFO would block the read, a
+    device never end), read up to :data:`MAX_SUMMARY_BYTES`."""
+    fix = "give the summary.json an 'explorer nightly' run wrote"
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise CliError(f"{path} is not a regular file ({_kind_of(info.st_mode)}); {fix}")
+        if info.st_size > MAX_SUMMARY_BYTES:
+            raise CliError(f"{path} is {info.st_size:,} bytes, more than a summary holds "
+                           f"(at most {MAX_SUMMARY_BYTES:,}); {fix}")
+        with path.open("rb") as file:
+            raw = file.read(MAX_SUMMARY_BYTES + 1)
+        if len(raw) > MAX_SUMMARY_BYTES:
+            raise CliError(f"{path} grew past {MAX_SUMMARY_BYTES:,} bytes while being read; "
+                           f"{fix}")
+        return json.loads(raw.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        problem = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise CliError(f"{path}: cannot be read as JSON ({problem}); {fix}") from None
+
+
+def _kind_of(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _corpus_summary(config: ProjectConfig, directory: Path, targets: Sequence[str]
+                    ) -> dict[str, Any]:
+    from explorer._nightly import STATE_FORMAT, plan_slices, summarize
     from explorer._nightly import _verify as verify_slice
 
-    store = Corpus(directory)
+    store = _corpus_store(config, directory)
+    if not store.directory.exists():  # a report names its corpus: a typo is not "empty"
+        raise CliError(f"--corpus {directory} does not exist; give the corpus directory "
+                       "(by default corpus/ at the project root)")
     if not store.paths():
         raise CliError(f"nothing to report: the corpus {directory} is empty", NOTHING)
     plan = plan_slices([], store, ())
-    finder = scenario_finder(config)
-    results = {item["id"]: verify_slice(item, store, finder) for item in plan}
+    scenarios = _scenarios(config, targets, collect=True)
+    results = {item["id"]: verify_slice(item, store, scenarios) for item in plan}
     state = {"format": STATE_FORMAT, "plan": plan, "results": results, "budget": 0,
              "seed": None}
     return summarize(state)
@@ -912,12 +1106,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         code = app(args=args, prog_name="explorer", standalone_mode=False)
+    except Interrupted as err:
+        _err(f"explorer: {err}")
+        return err.code
     except CliError as err:
         _err(f"explorer: error: {err}")
         return err.code
     except typer.TyperException as err:  # the command line itself is wrong
         context = getattr(err, "ctx", None)
         where = getattr(context, "command_path", "explorer")
+        if type(err).__name__ == "NoArgsIsHelpError":
+            # 'explorer' or 'explorer corpus' alone: typer has printed the help, which
+            # says everything; an empty "error:" line after it would only confuse.
+            return USAGE
         _err(f"explorer: error: {err.format_message()} (see '{where} --help')")
         return USAGE
     except (TargetError, InvalidScheduleError, CorpusError, UsageError, StateMismatch) as err:
@@ -932,12 +1133,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except typer.Abort:
         _err("explorer: aborted")
         return USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # outside a command (typer makes one in a command exit 130)
         _err("explorer: interrupted")
-        return 130
+        return INTERRUPTED
+    except OSError as err:
+        # Scenario code's errors are outcomes and never reach here: an OSError here comes
+        # from a path or address the user gave (a corpus under a file, an unwritable
+        # output, a full disk), which the message names.
+        _err(f"explorer: error: {_os_problem(err)}")
+        return USAGE
     except Exception as err:  # noqa: BLE001 - the one place that reports internal errors
         return _internal(err)
     return code if isinstance(code, int) else OK
+
+
+def _os_problem(err: OSError) -> str:
+    what = err.strerror or str(err) or type(err).__name__
+    if err.filename is None:
+        return f"{what}; check the paths and addresses given"
+    where = f"{err.filename}" + (f" -> {err.filename2}" if err.filename2 else "")
+    return (f"{where}: {what}; check that the path is right, that its parent is a "
+            "directory, and that it can be read and written")
 
 
 def _internal(err: BaseException) -> int:

@@ -104,6 +104,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     default=None, help="save new shrunk failures to the corpus (default)")
     group.addoption("--explore-no-save", dest="explore_save", action="store_false",
                     help="do not write new failures to the corpus")
+    group.addoption("--explore-run-timeout", type=float, metavar="SECONDS",
+                    help="stop a run after this much real time and report it as a hang "
+                         "(default 5; 0 disables)")
     group.addoption("--explore-profile", metavar="NAME",
                     help=f"settings profile: {', '.join(PROFILES)} (default: default)")
     parser.addini("explore_max_schedules", "explore at most N schedules per explored test",
@@ -115,6 +118,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("explore_save", "save new shrunk failures to the corpus", type="bool",
                   default=True)
     parser.addini("explore_profile", "settings profile for explored tests", default="")
+    parser.addini("explore_run_timeout", "seconds of real time a run may take before it "
+                  "is reported as a hang (0 disables)", default="")
 
 
 @pytest.hookimpl(trylast=True)  # after other plugins registered their markers
@@ -123,7 +128,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "explore(**settings): run this async test once per schedule with the schedule "
         "explorer; settings: strategy, max_schedules, seed, deviation_bound, max_steps, "
-        "timer_races, shrink, max_time, runtime ('asyncio' or 'trio'; default 'trio' for a "
+        "timer_races, shrink, max_time, run_timeout, runtime ('asyncio' or 'trio'; default "
+        "'trio' for a "
         "test marked trio)")
     if not _registered(config, TRIO_MARK):
         # pytest-trio is not installed (or is disabled): without this, --strict-markers
@@ -159,6 +165,12 @@ def _read_options(config: pytest.Config) -> _Options:
                                 f"{cli['max_schedules']}")
     if "strategy" in cli:
         _check_strategy(cli["strategy"], "--explore-strategy")
+    raw = str(config.getini("explore_run_timeout")).strip()
+    if raw:
+        ini["run_timeout"] = _seconds("explore_run_timeout in the ini file", raw)
+    timeout = config.getoption("explore_run_timeout")
+    if timeout is not None:
+        cli["run_timeout"] = _seconds("--explore-run-timeout", str(timeout))
     profile = (config.getoption("explore_profile")
                or str(config.getini("explore_profile")).strip() or "default")
     if profile not in PROFILES:
@@ -178,6 +190,18 @@ def _check_strategy(name: str, source: str) -> str:
         raise pytest.UsageError(f"{source}: unknown strategy {name!r}; use one of: "
                                 f"{', '.join(names())}")
     return name
+
+
+def _seconds(source: str, raw: str) -> float:
+    """A run_timeout in seconds (0 disables), or a usage error naming ``source``."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also NaN
+        raise pytest.UsageError(f"{source} = {raw!r} must be a number of seconds (0 "
+                                "disables the limit), for example 10")
+    return value
 
 
 def _ini_int(name: str, raw: str, *, positive: bool) -> int:

@@ -54,7 +54,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from explorer._footprint import Access, Index, conflicts, index
+from explorer._footprint import CANCELLED, Access, Index, conflicts, index
 from explorer.strategies._base import Strategy
 
 CLOCK = "clock"
@@ -459,6 +459,21 @@ class DPOR(Strategy):
             later = steps[j].process
             frame.backtrack.add(later if later in within else
                                 within[0] if within else options[0])
+        # "Fire the next timer now" (timer_races) is an event that other steps can disable
+        # (a timeout left before its deadline cancels its timer): when it is not taken, it
+        # may never run in this run, so no race with it is ever observed. Branch on it
+        # wherever it was offered, as DPOR does for transitions that can be disabled.
+        for frame in stack:
+            if CLOCK in frame.enabled:
+                frame.backtrack.add(CLOCK)
+        # Likewise a queued callback cancelled by a step chosen over it never runs: try the
+        # callbacks first at that point (the cancel is recorded as a write of CANCELLED).
+        for record in steps:
+            at = record.point
+            if (at is not None and at < len(stack) and LOOP in stack[at].enabled
+                    and any(item == CANCELLED and mode == "w"
+                            for _obj, item, mode in record.footprint)):
+                stack[at].backtrack.add(LOOP)
 
     def end_run(self, decisions: Sequence[int], failed: bool) -> None:
         if self._redundant:

@@ -51,20 +51,22 @@ class Fixed(Strategy):
                 return choice
             return self._diverged(
                 k, choice, count,
-                f"the schedule no longer fits the code: at scheduling point {k} it picks "
-                f"candidate {choice}, which was {wanted} when the schedule was saved, but "
-                f"is now {found}; the code or the scenario changed since (replay with "
-                "strict=False to continue with default choices from there)")
+                f"at scheduling point {k} it picks candidate {choice}, which was {wanted} "
+                f"when the schedule was saved, but is now {found}", "since")
         return self._diverged(
             k, choice, count,
-            f"the schedule no longer fits the code: at scheduling point {k} it asks for "
-            f"candidate {choice}, but only {count} candidate(s) were ready; the code or "
-            "the scenario changed since the schedule was recorded (replay with "
-            "strict=False to continue with default choices from there)")
+            f"at scheduling point {k} it asks for candidate {choice}, but only {count} "
+            "candidate(s) were ready", "since the schedule was recorded")
 
-    def _diverged(self, point: int, choice: int, count: int, message: str) -> int:
+    def _diverged(self, point: int, choice: int, count: int, reason: str, since: str) -> int:
         if self.strict:
-            raise ReplayDivergence(message, point=point, expected=choice, available=count)
+            # The message keeps the advice for the usual cause (the code changed); the
+            # reason alone lets the determinism check and the command line give theirs.
+            message = (f"the schedule no longer fits the code: {reason}; the code or the "
+                       f"scenario changed {since} (replay with strict=False to continue "
+                       "with default choices from there)")
+            raise ReplayDivergence(message, point=point, expected=choice, available=count,
+                                   reason=reason)
         self.divergences.append((point, choice, count))
         return 0
 
@@ -72,12 +74,10 @@ class Fixed(Strategy):
         """Strict replays must reach every recorded deviation."""
         last = max((i for i, d in enumerate(self.decisions) if d), default=-1)
         if self.position <= last:
-            message = (
-                f"the schedule no longer fits the code: the run ended after "
-                f"{self.position} scheduling point(s), but the schedule records a decision "
-                f"at point {last}"
-            )
+            reason = (f"the run ended after {self.position} scheduling point(s), but the "
+                      f"schedule records a decision at point {last}")
             if self.strict:
-                raise ReplayDivergence(message, point=self.position,
-                                       expected=self.decisions[last], available=0)
+                raise ReplayDivergence(f"the schedule no longer fits the code: {reason}",
+                                       point=self.position, expected=self.decisions[last],
+                                       available=0, reason=reason)
             self.divergences.append((self.position, self.decisions[last], 0))

@@ -22,7 +22,7 @@ Differences from the paper, all documented:
   location with the same operation ``spin_limit`` times within one uninterrupted streak,
   typically a ``while not ready: await asyncio.sleep(0)`` poll) is demoted below every
   other task. Without that, a polling task with the highest priority would starve the
-  task it waits for, and the run would end as a false livelock. Demotions are extra
+  task it waits for until the runtime forces it (fairness), wasting the run. Demotions are extra
   priority changes, so runs with polling loops deviate more than ``depth - 1`` times.
 - ``group="kind"`` keys priorities by the task's kind (its id without spawn indices:
   every ``main/worker#i`` is ``main/worker``) instead of by task. Tasks of one kind then

@@ -7,6 +7,13 @@ a scenario hides. The portfolio runs its members in a fixed rotation, one schedu
 the search finds a bug at roughly the pace of the member best suited to it, slowed down by
 the number of turns per rotation — and no single weakness dominates.
 
+The first schedule, for every seed, is the stock schedule (candidate 0 at every point,
+what plain asyncio or trio would run): a scenario that fails in stock order fails at
+schedule 1. That opening run is the systematic member's first schedule (its round 0) taken
+out of turn, so no schedule runs twice; a portfolio without an unpartitioned systematic
+member opens with a one-run ``stock`` member instead. The rotation then starts at its
+first turn.
+
 The rotation (:data:`ROTATION`, 13 turns) gives:
 
 - ``symmetric`` six turns: the walk over code sites and task kinds, the one member whose
@@ -78,6 +85,27 @@ ROTATION: tuple[str, ...] = (
 )
 """One turn per entry, in this order, over and over (13 turns per rotation)."""
 
+STOCK = "stock"
+"""The label of the opening run when no member starts with the stock schedule (reserved)."""
+
+
+class _Stock(Strategy):
+    """One run, the stock schedule: candidate 0 at every scheduling point."""
+
+    name = STOCK
+
+    def __init__(self) -> None:
+        self._ran = False
+
+    def start_run(self) -> bool:
+        if self._ran:
+            return False
+        self._ran = True
+        return True
+
+    def choose(self, count: int, view: Any) -> int:
+        return 0
+
 
 class Portfolio(Strategy):
     """Rotate the members across schedules; report which one made each."""
@@ -96,6 +124,9 @@ class Portfolio(Strategy):
         unknown = sorted(set(rotation) - set(chosen))
         if unknown or not rotation:
             raise ValueError(f"the rotation must name members, got {list(rotation)!r}")
+        if STOCK in chosen:
+            raise ValueError(f"the member label {STOCK!r} is reserved for the portfolio's "
+                             f"opening run (the stock schedule); rename that member")
         self.labels = [label for label in chosen if label in rotation]
         self.members = {label: chosen[label](derive_seed(self.seed, label))
                         for label in self.labels}
@@ -107,25 +138,26 @@ class Portfolio(Strategy):
         self._current: str | None = None
         self._choose: Callable[[int, Any], int] = self._not_started
         self._whole_space = False
+        # The first run, before the rotation: the stock schedule. Many bugs already show in
+        # stock order, and a search should never report them later than plain asyncio would.
+        self._opening: str | None = self._opener()
 
     # ------------------------------------------------------------------ Strategy
 
     def start_run(self) -> bool:
         if self._whole_space:
             return False
+        opening, self._opening = self._opening, None
+        if opening is not None and self._start(opening):
+            return True
         for _ in range(len(self.rotation)):
             self._turn = (self._turn + 1) % len(self.rotation)
             label = self.rotation[self._turn]
             if label in self._finished:
                 continue
-            member = self.members[label]
-            if member.start_run():
-                self._current = label
-                self._choose = member.choose
+            if self._start(label):
                 return True
-            self._finished.add(label)
-            if self._proves_everything(member):
-                self._whole_space = True
+            if self.exhausted:  # the member that had no run left proved everything
                 return False
         return False
 
@@ -134,7 +166,8 @@ class Portfolio(Strategy):
 
     def end_run(self, decisions: Sequence[int], failed: bool) -> None:
         member = self._member
-        label = self.rotation[self._turn]
+        label = self._current
+        assert label is not None
         if member.counts_as_schedule:
             self.runs[label] += 1
         else:
@@ -185,6 +218,31 @@ class Portfolio(Strategy):
     def _member(self) -> Strategy:
         assert self._current is not None, "start_run() first"
         return self.members[self._current]
+
+    def _start(self, label: str) -> bool:
+        """Start the next run of member ``label``; False (and remember it) if it has none."""
+        member = self.members[label]
+        if member.start_run():
+            self._current = label
+            self._choose = member.choose
+            return True
+        self._finished.add(label)
+        if self._proves_everything(member):
+            self._whole_space = True
+        return False
+
+    def _opener(self) -> str:
+        """The member whose first run is the stock schedule, added if none is."""
+        for label in self.labels:
+            member = self.members[label]
+            # Round 0 of an unpartitioned (or worker 0's) systematic search is the stock
+            # schedule: opening with it costs nothing, since it runs no schedule twice.
+            if isinstance(member, Systematic) and member.index == 0:
+                return label
+        self.members[STOCK] = _Stock()
+        self.labels.append(STOCK)
+        self.runs[STOCK] = self.probes[STOCK] = 0
+        return STOCK
 
     @staticmethod
     def _not_started(count: int, view: Any) -> int:

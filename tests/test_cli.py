@@ -133,7 +133,9 @@ def test_explore_json_and_no_save(project: tuple[Path, str],
     assert buggy["failure"]["outcome"]["kind"] == "assertion"
     assert buggy["failure"]["schedule"].startswith("v1:")
     assert buggy["failure"]["trace"] and buggy["failure"]["corpus_path"] is None
-    assert buggy["strategy"] == {"name": "random", "seed": 3}
+    # The default strategy, as for explore(): the portfolio, seeded by --seed.
+    assert buggy["settings"]["strategy"] == "portfolio"
+    assert buggy["strategy"]["via"] == "portfolio" and buggy["strategy"]["seed"] == 3
     assert fixed["schedules"] == 50 and fixed["settings"]["max_steps"] == 500
     assert not (root / "corpus").exists()
 
@@ -297,6 +299,10 @@ def test_corpus_commands(project: tuple[Path, str], capsys: pytest.CaptureFixtur
     root, name = project
     corpus = root / "corpus"
     assert run_cli(capsys, "explore", f"{name}:buggy", "-s", "systematic")[0] == 1
+    # Entries replay only configured scenarios, matched by name: here [tool.explorer].
+    (root / "pyproject.toml").write_text(
+        f"[project]\nname = 'demo'\n[tool.explorer]\ntargets = ['{name}:buggy', "
+        f"'{name}:fixed']\n")
     [saved] = Corpus(corpus).paths()
     fixed = _entry_with_scenario(corpus, saved, f"{name}.fixed")
     gone = _entry_with_scenario(corpus, saved, f"{name}.removed_since")
@@ -311,31 +317,33 @@ def test_corpus_commands(project: tuple[Path, str], capsys: pytest.CaptureFixtur
     code, out, _ = run_cli(capsys, "corpus", "show", saved.stem.rsplit("-", 1)[1][:8])
     assert code == cli.OK and f"explorer replay {name}.buggy" in out
 
-    code, out, _ = run_cli(capsys, "corpus", "verify", "--json")
+    code, out, _ = run_cli(capsys, "corpus", "verify", "--json", "--no-collect")
     statuses = {Path(e["path"]).name: e["status"] for e in json.loads(out)["entries"]}
     assert code == cli.FAILURES
-    assert statuses == {saved.name: "fails", fixed.name: "fixed", gone.name: "missing",
-                        unknown.name: "missing", "zz-broken.json": "unreadable"}
-    code, out, _ = run_cli(capsys, "corpus", "verify")
-    assert "1 fails, 2 missing, 1 unreadable, 1 fixed" in out
+    assert statuses == {saved.name: "fails", fixed.name: "fixed",
+                        gone.name: "unknown-scenario", unknown.name: "unknown-scenario",
+                        "zz-broken.json": "unreadable"}
+    code, out, _ = run_cli(capsys, "corpus", "verify", "--no-collect")
+    assert "1 fails, 2 unknown-scenario, 1 unreadable, 1 fixed" in out
 
-    code, out, err = run_cli(capsys, "corpus", "gc", "--dry-run")
+    code, out, err = run_cli(capsys, "corpus", "gc", "--dry-run", "--no-collect")
     assert f"would delete {fixed.name} (fixed)" in out
-    assert f"would delete {gone.name} (scenario missing)" in out
-    assert unknown.name in err and "kept" in err
+    assert gone.name in err and unknown.name in err and "--prune-unknown" in err
     assert fixed.exists() and gone.exists()
-    code, out, _ = run_cli(capsys, "corpus", "gc")
-    assert not fixed.exists() and not gone.exists() and unknown.exists()
+    code, out, _ = run_cli(capsys, "corpus", "gc", "--no-collect")
+    assert not fixed.exists() and gone.exists() and unknown.exists()
     assert saved.exists() and not (corpus / ".tmp-abandoned.json").exists()
+    code, out, _ = run_cli(capsys, "corpus", "gc", "--prune-unknown", "--no-collect")
+    assert f"deleted {gone.name} (unknown scenario)" in out
+    assert not gone.exists() and not unknown.exists() and saved.exists()
 
-    code, out, _ = run_cli(capsys, "corpus", "rm", unknown.name, "zz-broken")
-    assert code == cli.OK and not unknown.exists()
-    code, out, _ = run_cli(capsys, "corpus", "verify")
+    code, out, _ = run_cli(capsys, "corpus", "rm", "zz-broken")
+    assert code == cli.OK and not (corpus / "zz-broken.json").exists()
+    code, out, _ = run_cli(capsys, "corpus", "verify", "--no-collect")
     assert code == cli.FAILURES and out.startswith("fails")
     saved.unlink()
-    code, _, err = run_cli(capsys, "corpus", "verify")
+    code, _, err = run_cli(capsys, "corpus", "verify", "--no-collect")
     assert code == cli.NOTHING
-
 
 def test_corpus_verify_all_fixed_exits_0(project: tuple[Path, str],
                                          capsys: pytest.CaptureFixture[str]) -> None:
@@ -344,7 +352,7 @@ def test_corpus_verify_all_fixed_exits_0(project: tuple[Path, str],
     [saved] = Corpus(root / "corpus").paths()
     _entry_with_scenario(root / "corpus", saved, f"{name}.fixed")
     saved.unlink()
-    assert run_cli(capsys, "corpus", "verify")[0] == cli.OK
+    assert run_cli(capsys, "corpus", "verify", f"{name}:fixed", "--no-collect")[0] == cli.OK
 
 
 def test_corpus_migrate(project: tuple[Path, str], capsys: pytest.CaptureFixture[str],

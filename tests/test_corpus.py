@@ -49,7 +49,9 @@ def test_round_trip_replays_in_a_fresh_process(tmp_path: Path) -> None:
     _found(counter.lost_update, corpus=tmp_path)
     code = ("import json, sys, explorer\n"
             f"sys.path.insert(0, {str(ROOT)!r})\n"
-            "reports = explorer.replay_corpus(sys.argv[1])\n"
+            "from examples import bank, counter\n"
+            "reports = explorer.replay_corpus(sys.argv[1], scenarios=[bank.double_spend, "
+            "counter.lost_update])\n"
             "print(json.dumps([[r.path.name, r.status, r.same] for r in reports]))\n")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
                           text=True, check=True, cwd=ROOT)
@@ -80,7 +82,7 @@ async def spend_fixed() -> None:
     await _spend(fixed=True)
 
 
-def test_fixed_diverged_and_missing_statuses(tmp_path: Path) -> None:
+def test_fixed_diverged_and_unknown_scenario_statuses(tmp_path: Path) -> None:
     from explorer._regressions import replay_entry
 
     path = _found(spend_buggy, corpus=tmp_path).corpus_path
@@ -100,13 +102,15 @@ def test_fixed_diverged_and_missing_statuses(tmp_path: Path) -> None:
     data = json.loads(path.read_text())
     data["expected"][0]["task"] = "somebody_else#1"
     path.write_text(json.dumps(data))
-    report = explorer.replay_corpus(tmp_path)[0]
+    report = explorer.replay_corpus(tmp_path, scenarios=[bank.double_spend])[0]
     assert report.status == "diverged"
     assert "which was somebody_else#1 when the schedule was saved, but is now " \
            "mobile_withdrawal#1" in report.detail
     data["scenario"] = "examples.bank.no_such_scenario"
     path.write_text(json.dumps(data))
-    assert explorer.replay_corpus(tmp_path)[0].status == "missing"
+    report = explorer.replay_corpus(tmp_path, scenarios=[bank.double_spend])[0]
+    assert report.status == "unknown-scenario"
+    assert "no scenario named examples.bank.no_such_scenario was given" in report.detail
 
 
 @pytest.mark.parametrize(("content", "status", "message"), [
@@ -119,14 +123,14 @@ def test_fixed_diverged_and_missing_statuses(tmp_path: Path) -> None:
      'field "scenario" is missing'),
     (b'{"format": "explorer-corpus", "version": 99}', "newer-format",
      "written by a newer explorer (format version 99; this one reads up to 1)"),
-    (b" " * 1_000_001, "unreadable", "more than the 1,000,000 a corpus entry may have"),
+    (b" " * 1_000_001, "unreadable", "more than the 1,000,000 bytes a corpus entry may have"),
 ])
 def test_bad_files_are_named_and_the_rest_still_run(tmp_path: Path, content: bytes,
                                                     status: str, message: str) -> None:
     _found(bank.double_spend, corpus=tmp_path)
     bad = tmp_path / "aaa-bad.json"
     bad.write_bytes(content)
-    reports = explorer.replay_corpus(tmp_path)
+    reports = explorer.replay_corpus(tmp_path, scenarios=[bank.double_spend])
     assert [r.status for r in reports] == [status, "fails"]
     assert str(bad) in reports[0].detail
     assert message in reports[0].detail

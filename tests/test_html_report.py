@@ -127,7 +127,9 @@ def test_report_command_from_summaries_and_from_a_corpus(
     corpus = tmp_path / "corpus"
     for fn in (bank.double_spend, transfer.abba):
         explorer.explore(fn, strategy="systematic", raise_on_failure=False, corpus=corpus)
-    assert cli.main(["report", "--corpus", str(corpus), "-o", "corpus.html"]) == cli.OK
+    assert cli.main(["report", "--corpus", str(corpus), "-o", "corpus.html", "--target",
+                     "examples.bank:double_spend", "--target", "examples.transfer:abba"]
+                    ) == cli.OK
     page = Page((tmp_path / "corpus.html").read_text())
     assert page.count("section", class_="failure") == 2  # replayed to draw each failure
     assert "still fails as saved" in page.all_text

@@ -227,7 +227,7 @@ async def _nested_run() -> None:
     (_opens_a_socket, "loop.create_connection()", "in-memory transport"),
     (_sleeps_for_real, "time.sleep(0.5)", "asyncio.sleep"),
     (_swallows_the_escape, "loop.getaddrinfo()", "in-memory transport"),
-    (_foreign_thread, "call_soon_threadsafe() from another thread", "single-threaded"),
+    (_foreign_thread, "call_soon_threadsafe(_poker.<locals>.<lambda>) from thread", "inline here"),
     (_nested_run, "loop.run_until_complete()", "await the coroutine"),
 ])
 @pytest.mark.usefixtures("poker")

@@ -136,9 +136,10 @@ def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "soon", "10x", "0s", "m10", "-5s", "10m soon"])
+@pytest.mark.parametrize("text", ["", "soon", "10x", "0s", "m10", "-5s", "10m soon", "400d",
+                                  "9" * 400 + "h"])
 def test_parse_duration_rejects(text: str) -> None:
-    with pytest.raises(TypeError, match="not a duration"):
+    with pytest.raises(TypeError, match=r"not a (usable )?duration"):
         parse_duration(text)
 
 
@@ -206,9 +207,7 @@ def test_nightly_over_the_gallery_finds_every_bug(tmp_path: Path,
     monkeypatch.chdir(project)
     monkeypatch.setenv("EXPLORER_PROGRESS", "0")
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # for pytest's collection subprocess
-    start = time.perf_counter()
     code = cli.main(["nightly", "--budget", "20s", "--seed", "0", "--output", "out"])
-    took = time.perf_counter() - start
     out, err = capsys.readouterr()
     assert code == cli.FAILURES, out + err
     summary = json.loads((project / "out" / "summary.json").read_text())
@@ -219,7 +218,21 @@ def test_nightly_over_the_gallery_finds_every_bug(tmp_path: Path,
     assert any("skipped tests/test_marked_nightly.py::test_with_fixture" in p
                and "takes arguments (start)" in p for p in summary["errors"])
     assert summary["complete"] and summary["exit_code"] == 1
-    assert took < 20, "every slice of a buggy scenario ends at its first failure"
+    # A slice of a buggy scenario ends at its first failure, as the run recorded it (not a
+    # wall-clock reading of this test, which a busy machine stretches): its last schedule
+    # is the failing one, found within the time share it was given; and the run's account
+    # of the time it spent is the sum of its slices'.
+    state = json.loads((project / "out" / "state.json").read_text())
+    explored = [r for r in state["results"].values() if r["kind"] == "explore"]
+    found_by = [r for r in explored if r["failure"] is not None]
+    assert {r["scenario"] for r in found_by} == {scenario for scenario, _ in expected}
+    assert summary["budget"] == 20.0
+    for result in found_by:
+        assert result["failure"]["found_after"] == result["schedules"], result["target"]
+    for result in explored:
+        assert 0 < result["settings"]["max_time"] <= summary["budget"]
+    assert summary["spent"] == pytest.approx(sum(r["elapsed"] for r in
+                                                 state["results"].values()))
     entries = check_corpus(project / "corpus")
     assert {(e.scenario, e.kind) for e in entries} == expected  # one entry per bug
     assert all(e.shrunk for e in entries)

@@ -136,6 +136,22 @@ def test_failure_is_readable_shrunk_and_saved(pytester: pytest.Pytester) -> None
     assert f"SAVED test_bank.py::test_double_spend: saved {saved}" in out
 
 
+def test_a_users_own_strategies_module_does_not_shadow_the_explorers(
+        pytester: pytest.Pytester) -> None:
+    # Hypothesis users often keep their strategies in strategies.py beside the tests; the
+    # explorer's own are explorer.strategies, so both import. A fresh process, so that the
+    # user's module is the first "strategies" that process imports.
+    pytester.makepyfile(strategies="from hypothesis import strategies as st\n\n"
+                                   "amounts = st.integers(1, 100)\n",
+                        test_bank="import strategies\n" + BUGGY)
+    result = pytester.runpytest_subprocess("-p", "no:asyncio", "-p", "no:trio")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "test_bank.test_double_spend failed (assertion at test_bank.py:" in out
+    assert "balance went negative: -60" in out
+    assert "AttributeError" not in out
+
+
 def test_saved_entry_runs_first_and_fails_again(pytester: pytest.Pytester) -> None:
     schedule = _found(pytester)
     result = _run(pytester, "-v")
@@ -416,7 +432,7 @@ def test_plugin_module_imports_nothing_heavy() -> None:
     proc = subprocess.run([sys.executable, "-c", _PROBE, path], capture_output=True,
                           text=True, check=True)
     added = json.loads(proc.stdout)
-    heavy = ("explorer", "strategies", "asyncio", "networkx", "hypothesis", "trio")
+    heavy = ("explorer", "asyncio", "networkx", "hypothesis", "trio")
     assert [m for m in added if m.split(".")[0] in heavy] == []
     assert "_plugin_probe" in added
 

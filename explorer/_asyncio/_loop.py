@@ -7,7 +7,26 @@ with expired timers joining at the same iteration boundaries as in ``_run_once``
 all-zero schedule is the stock schedule.
 
 Time is virtual: ``time()`` returns a clock that only moves when nothing is ready, and then
-jumps straight to the earliest timer. Nothing here ever blocks or polls a selector.
+jumps straight to the earliest timer. With ``timer_races``, "fire the next timer now" is one
+more candidate, counted only while a live (uncancelled) timer is pending and a live handle
+is ready: every candidate counted at a point is one that can really run. Nothing here ever
+blocks or polls a selector.
+
+Fairness (every explored schedule is one a real loop could make, and a livelock is
+reported only from a fair schedule; after Musuvathi and Qadeer, "Fair stateless model
+checking", PLDI 2008). Stock asyncio runs each iteration's ready handles as a batch, so a
+ready handle never waits more than one iteration. Reordering ready handles models awaits
+of different durations, within two limits:
+
+1. The head of the ready queue (the oldest ready handle, candidate 0) is passed over at
+   most :data:`~explorer._runtime.STARVATION_BOUND` scheduling points in a row; at the next
+   one it runs without a decision. No strategy can starve a ready task for long.
+2. The step bound counts only steps in stock order: a run is stopped as a livelock
+   (:data:`STEP_BOUND`) only when ``max_steps`` steps ran after its last deviation without
+   the scenario finishing. A run that reaches ``max_steps`` sooner goes on in stock order
+   (every point forced, no decisions) until it finishes or that holds. The verdict thus
+   comes from a schedule whose unbounded part is the stock one, where every ready handle
+   runs in turn; the recorded decisions replay to the same verdict.
 """
 
 from __future__ import annotations
@@ -15,12 +34,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import heapq
+import sys
 import threading
 import weakref
 from asyncio import events
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from contextvars import Context, copy_context
-from itertools import repeat
+from itertools import islice, repeat
 from types import MethodType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, TypeVarTuple, Unpack
 
@@ -36,8 +56,9 @@ from explorer._asyncio._inspect import caller_location, describe_candidate
 from explorer._asyncio._selftest import task_callback_types
 from explorer._classify import broken_invariant
 from explorer._errors import EscapeError
-from explorer._footprint import UNKNOWN, Access, record
-from explorer._runtime import Candidate, Location
+from explorer._escapes import PROCESS_FIX
+from explorer._footprint import CANCELLED, UNKNOWN, Access, record
+from explorer._runtime import STARVATION_BOUND, Candidate, Location
 
 if TYPE_CHECKING:
     from explorer._asyncio._tracer import Tracer
@@ -50,6 +71,13 @@ DONE: Final = 0
 DEADLOCK: Final = 1
 STEP_BOUND: Final = 2
 ABORTED: Final = 3
+
+# Real seconds a failing run waits for a call from a live foreign thread (see
+# ControlledLoop._wait_for_threads): long enough for a thread answering a request, short
+# enough that a real deadlock among other threads costs little; and how many such waits
+# in a loop's life may come to nothing before it stops waiting (until a thread calls).
+THREAD_GRACE: Final = 0.1
+FRUITLESS_WAITS: Final = 3
 
 # The asyncio implementation of an eager task factory is a closure of this name
 # (Python 3.12+). Recognising it lets the loop keep every task start a scheduling point.
@@ -103,6 +131,8 @@ class _Handle(events.Handle):
     def cancel(self) -> None:
         if not self._cancelled:
             self._loop._dirty = True
+            # The cancelling step decides whether this callback runs at all (footprints).
+            record(self, CANCELLED, "w")
         super().cancel()
 
 
@@ -163,6 +193,8 @@ class _TimerHandle(events.TimerHandle):
     def cancel(self) -> None:
         if not self._cancelled:
             self._loop._dirty = True
+            if not self._scheduled:  # expired: queued (or run) like any callback
+                record(self, CANCELLED, "w")
         super().cancel()
 
 
@@ -196,6 +228,11 @@ class ControlledLoop(asyncio.BaseEventLoop):
         self._invariant_failure: tuple[str, BaseException | None, Location | None] | None = None
         self._callback_errors: list[dict[str, Any]] = []
         self._escapes: list[EscapeError] = []
+        # Set by a call from a foreign thread; waited on once per run (_wait_for_threads).
+        self._foreign_call = threading.Event()
+        self._waited_for_threads = False
+        self._foreign_seen = False  # for the loop's life, as is the count of vain waits
+        self._fruitless_waits = 0
         # The tasks of the run in creation order; each carries its stable id as the
         # attribute _explorer_id (not a dict keyed by task: hashing tasks costs a call).
         self.tasks: list[asyncio.Task[Any]] = []
@@ -204,6 +241,7 @@ class ControlledLoop(asyncio.BaseEventLoop):
         self._resource_names: dict[int, tuple[object, str]] = {}
         self._resource_counts: dict[str, int] = {}
         self.steps = 0
+        self.stock_steps = 0  # steps after the last deviation (module docstring)
         self.points = 0
 
     # ------------------------------------------------------------------ run lifecycle
@@ -221,6 +259,8 @@ class ControlledLoop(asyncio.BaseEventLoop):
         self._invariant_failure = None
         self._callback_errors.clear()
         self._escapes.clear()
+        self._foreign_call.clear()
+        self._waited_for_threads = False
         self.tasks.clear()
         self._spawn_counts.clear()
         self._task_factory = None
@@ -229,6 +269,7 @@ class ControlledLoop(asyncio.BaseEventLoop):
         self._resource_names.clear()
         self._resource_counts.clear()
         self.steps = 0
+        self.stock_steps = 0
         self.points = 0
 
     def drive(self, main: _Doneable, choose: Chooser, decisions: list[int],
@@ -272,28 +313,55 @@ class ControlledLoop(asyncio.BaseEventLoop):
         # Handles left in the current stock iteration: expired timers join the ready queue
         # only at iteration boundaries, exactly as in BaseEventLoop._run_once.
         batch = 0
+        # Fairness (module docstring): the head of the ready queue at the latest point,
+        # at how many points in a row it was passed over, how many it may be, the step
+        # count at the latest deviation, and the step bound now in force.
+        oldest: object = None
+        passed = 0
+        bound = STARVATION_BOUND
+        deviated = -1
+        limit = max_steps
         try:
             while not main.done():
                 if batch <= 0:
                     if scheduled and scheduled[0]._when <= self._now:
                         self._pop_expired_timers()
                     if not ready and not self._advance_clock():
+                        self._wait_for_threads()
                         return DEADLOCK
                     batch = len(ready)
                 n = len(ready)
                 if n > 1 or (timer_races and scheduled):
                     if self._dirty:
-                        batch -= self._purge_cancelled()
+                        batch -= self._purge_cancelled(batch)
                         n = len(ready)
+                        if not n:
+                            # Every ready handle had been cancelled (a timeout's timer
+                            # that expired, then was cancelled by the task leaving its
+                            # block): nothing can run, so this iteration is over and the
+                            # stock loop lets time pass. Offering "fire the next timer"
+                            # as the only candidate would count a choice that is none.
+                            batch = 0
+                            continue
                     extra = 1 if timer_races and self._has_live_timer() else 0
                     # Plain callbacks keep asyncio's documented FIFO order among
                     # themselves: only the first one queued is a candidate.
                     eligible = self._eligible_indices() if self._ncallbacks > 1 else None
                     m = n if eligible is None else len(eligible)
                     if m + extra > 1:
+                        # Fairness: the oldest ready handle (the head) may be passed
+                        # over at `bound` points in a row; then it runs, undecided.
+                        if ready[0] is oldest:
+                            passed += 1
+                        else:
+                            oldest = ready[0]
+                            passed = 0
+                    if m + extra > 1 and passed < bound:
                         self._eligible = eligible
                         i = choose(m + extra, self)
                         append(i)
+                        if i:
+                            deviated = steps
                         if tracer is not None:
                             if traced is not None:
                                 traced.decision(i, m + extra, i == m)
@@ -321,9 +389,14 @@ class ControlledLoop(asyncio.BaseEventLoop):
                 if handle._cancelled:
                     continue
                 steps += 1
-                if steps > max_steps:
-                    ready.appendleft(handle)
-                    return STEP_BOUND
+                if steps > limit:
+                    # Fairness: the verdict needs max_steps steps in stock order after
+                    # the last deviation, so from here on every point is forced.
+                    bound = 0
+                    limit = deviated + 1 + max_steps
+                    if steps > limit:
+                        ready.appendleft(handle)
+                        return STEP_BOUND
                 if tracer is None:
                     handle._run()
                 elif traced is not None:
@@ -353,6 +426,7 @@ class ControlledLoop(asyncio.BaseEventLoop):
                         process = task._explorer_id
                     else:
                         footprint = callback_footprint(handle)
+                        footprint.add((id(handle), CANCELLED, "r"))  # see _Handle.cancel
                         footprint_vars["current"] = footprint
                         handle._run()
                         footprint_vars["current"] = None
@@ -382,11 +456,14 @@ class ControlledLoop(asyncio.BaseEventLoop):
                     point = None
                 if invariants:
                     self._check_invariants()
+            if isinstance(main, asyncio.Future) and (main.cancelled() or main.exception()):
+                self._wait_for_threads()  # a thread's late call may explain the failure
             return DONE
         except _Abort:
             return ABORTED
         finally:
             self.steps = steps
+            self.stock_steps = steps - deviated - 1
             self.points = points
             if recorder is not None:
                 _footprint.current = None
@@ -441,17 +518,24 @@ class ControlledLoop(asyncio.BaseEventLoop):
         self._now = max(self._now, self._scheduled[0]._when)
         self._pop_expired_timers()
 
-    def _purge_cancelled(self) -> int:
-        """Remove cancelled handles from the ready queue; return how many went."""
+    def _purge_cancelled(self, batch: int) -> int:
+        """Remove cancelled handles from the ready queue; return how many of them were
+        among the first ``batch`` (the rest of the current stock iteration).
+
+        Only those shorten the iteration: a cancelled handle queued after them belongs to
+        the next one, and counting it would end this iteration early, so expired timers
+        would join the queue ahead of handles that stock asyncio runs before them."""
         self._dirty = False
         ready = self._ready
         live = [h for h in ready if not h._cancelled]
         removed = len(ready) - len(live)
-        if removed:
-            ready.clear()
-            ready.extend(live)
-            self._ncallbacks = sum(1 for h in live if type(h) is not _TaskHandle)
-        return removed
+        if not removed:
+            return 0
+        in_batch = sum(1 for h in islice(ready, max(batch, 0)) if h._cancelled)
+        ready.clear()
+        ready.extend(live)
+        self._ncallbacks = sum(1 for h in live if type(h) is not _TaskHandle)
+        return in_batch
 
     def _check_invariants(self) -> None:
         broken = broken_invariant(self._invariants)
@@ -534,12 +618,46 @@ class ControlledLoop(asyncio.BaseEventLoop):
                              *args: *_Ts,
                              context: Context | None = None) -> events.Handle:
         if threading.get_ident() != self._owner_thread:
-            raise self._escape(
-                "loop.call_soon_threadsafe() from another thread",
-                "a foreign thread is outside the controlled schedule; keep the scenario "
-                "single-threaded (asyncio.to_thread and run_in_executor run inline here)",
+            # Refused in the calling thread, and recorded as the outcome of the run in
+            # progress: the loop never runs work a thread hands it at a real-time moment.
+            thread = threading.current_thread()
+            what = getattr(callback, "__qualname__", type(callback).__name__)
+            err = self._escape(
+                f"loop.call_soon_threadsafe({what}) from thread {thread.name!r}",
+                "that thread runs outside the controlled schedule, so when its callback "
+                "arrives depends on real time; keep the scenario's work on the loop: "
+                "asyncio.to_thread and run_in_executor run inline here, and a library "
+                "that answers from its own thread (started before the run or by the "
+                "library) needs an in-memory fake",
             )
+            self._foreign_seen = True
+            self._foreign_call.set()
+            raise err
         return self.call_soon(callback, *args, context=context)
+
+    def _wait_for_threads(self) -> None:
+        """The run is about to end as a deadlock (nothing ready, no timer) or with its main
+        task failed (for example a ``wait_for`` timeout, which virtual time reaches at
+        once): let a thread that is still working call back first, so that its call is
+        reported as the escape it is rather than as a lost wake-up or a bare
+        ``TimeoutError``. A passing run never waits.
+
+        Waits at most :data:`THREAD_GRACE` seconds of real time, once per run, and only
+        while a thread other than this one and the explorer's own (named ``explorer...``)
+        is alive; a process without such threads pays nothing. Idle threads that never
+        call (an SDK's exporter, a cluster's own threads) cost at most
+        :data:`FRUITLESS_WAITS` waits per session: after that the loop waits again only
+        once some thread has called it."""
+        if self._waited_for_threads or self._escapes:  # an escape already decided it
+            return
+        self._waited_for_threads = True
+        if not self._foreign_seen and self._fruitless_waits >= FRUITLESS_WAITS:
+            return
+        current = threading.current_thread()
+        others = any(t is not current and not t.name.startswith("explorer")
+                     for t in threading.enumerate())
+        if others and not self._foreign_call.wait(THREAD_GRACE):
+            self._fruitless_waits += 1
 
     def create_task(self, coro: Generator[Any, None, _T] | Coroutine[Any, Any, _T], *,
                     name: object = None, context: Context | None = None,
@@ -635,7 +753,14 @@ class ControlledLoop(asyncio.BaseEventLoop):
 
     def run_in_executor(self, executor: Any, func: Callable[[Unpack[_Ts]], _T],
                         *args: *_Ts) -> asyncio.Future[_T]:
-        """Run ``func`` inline, as one atomic step (documented; no thread is started)."""
+        """Run ``func`` inline, as one atomic step (documented; no thread is started).
+
+        A process pool is refused: inline, ``func`` would share the scenario's memory and
+        skip pickling, which a child process never does."""
+        pools = sys.modules.get("concurrent.futures.process")  # never imported for this
+        if pools is not None and isinstance(executor, pools.ProcessPoolExecutor):
+            raise self._escape("loop.run_in_executor() with a ProcessPoolExecutor",
+                               PROCESS_FIX)
         future: asyncio.Future[_T] = self.create_future()
         try:
             future.set_result(func(*args))

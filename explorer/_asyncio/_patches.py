@@ -5,12 +5,17 @@ Each closes a hole in the controlled world that the loop itself cannot see:
 - ``time.sleep`` blocks in real time: on the loop's thread it is refused as an escape.
 - ``threading.Thread.start`` on the loop's thread starts work the schedule cannot see: it
   is refused as an escape.
+- Raw sockets, selectors, blocking file descriptors, forks and process pools are refused
+  before they act, by the runtime-neutral guards of :mod:`explorer._escapes`.
+- Each refusal applies only on the loop's thread while it drives a run (:func:`_in_run`):
+  the explorer's own work between runs, and every other thread, call the originals.
 - ``asyncio.as_completed`` turns its arguments into tasks by iterating ``set(fs)``, an order
   that follows object addresses; the replacement wraps them into tasks in the order given
   first, so the same schedule always creates the same tasks in the same order.
-- anyio (when installed): its worker threads run inline, as ``asyncio.to_thread`` does here,
-  after anyio's own checkpoint; and its cancel scopes hash by their host task (whose hash
-  is its creation index), because anyio delivers cancellation by iterating a set of scopes.
+- anyio (3.x and 4.x; only once the scenario imports it, see :mod:`explorer._patching`):
+  its worker threads run inline, as ``asyncio.to_thread`` does here, after anyio's own
+  checkpoint; and its cancel scopes hash by their host task (whose hash is its creation
+  index), because anyio 4 delivers cancellation by iterating a set of scopes.
 
 Code that imported these names before the session (``from time import sleep``) keeps the
 originals; the guide says so.
@@ -19,18 +24,36 @@ originals; the guide says so.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
+import sys
 import threading
 import time
 from asyncio import events, tasks
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, SupportsIndex
+from types import FrameType, ModuleType
+from typing import Any, Final, SupportsIndex
 
+from explorer import _escapes
 from explorer._asyncio._loop import ControlledLoop
+from explorer._patching import Patch, Patches, when_imported
 
-_ABSENT = object()  # marks an attribute the class did not define itself
+_DRIVE_CODE: Final = ControlledLoop.drive.__code__
+
+
+def _in_run(loop: ControlledLoop) -> bool:
+    """True on the loop's thread while it drives a run (its cleanup included).
+
+    Between runs the explorer's own code runs on this thread inside the session (progress
+    reports, corpus writes): it must not be refused. Only called by guarded operations,
+    never per step, so walking the stack costs nothing on the hot path."""
+    if events._get_running_loop() is not loop:
+        return False
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is _DRIVE_CODE:
+            return True
+        frame = frame.f_back
+    return False
 
 
 @contextmanager
@@ -39,7 +62,7 @@ def installed(loop: ControlledLoop) -> Iterator[None]:
     real_as_completed = tasks.as_completed
 
     def guarded_sleep(seconds: float | SupportsIndex, /) -> None:
-        if events._get_running_loop() is loop and float(seconds) > 0:
+        if events._get_running_loop() is loop and float(seconds) > 0 and _in_run(loop):
             raise loop._escape(
                 f"time.sleep({seconds!r})",
                 "it blocks in real time, outside the controlled schedule; use "
@@ -58,7 +81,7 @@ def installed(loop: ControlledLoop) -> Iterator[None]:
     real_start = threading.Thread.start
 
     def guarded_start(thread: threading.Thread) -> None:
-        if events._get_running_loop() is loop:
+        if _in_run(loop):
             raise loop._escape(
                 "threading.Thread.start()",
                 "a thread runs outside the controlled schedule; use asyncio.to_thread or "
@@ -66,43 +89,66 @@ def installed(loop: ControlledLoop) -> Iterator[None]:
             )
         real_start(thread)
 
-    saved: list[tuple[Any, str, Any]] = [
-        (time, "sleep", real_sleep),
-        (tasks, "as_completed", real_as_completed),
-        (asyncio, "as_completed", real_as_completed),
-        (threading.Thread, "start", real_start),
-    ]
-    time.sleep = guarded_sleep
-    tasks.as_completed = ordered_as_completed
-    asyncio.as_completed = ordered_as_completed
-    setattr(threading.Thread, "start", guarded_start)  # noqa: B010 - mypy rejects the direct form
-    saved += _patch_anyio(loop)
+    patch = Patches()
     try:
-        yield
+        patch(time, "sleep", guarded_sleep)
+        patch(tasks, "as_completed", ordered_as_completed)
+        patch(asyncio, "as_completed", ordered_as_completed)
+        patch(threading.Thread, "start", guarded_start)
+        _patch_anyio(loop, patch)
+        with _escapes.installed(lambda: loop._escape if _in_run(loop) else None):
+            yield
     finally:
-        for owner, name, original in reversed(saved):
-            if original is _ABSENT:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, original)
+        patch.restore()
 
 
-def _patch_anyio(loop: ControlledLoop) -> list[tuple[Any, str, Any]]:
-    """Make anyio's asyncio backend deterministic and thread-free on the controlled loop."""
-    if importlib.util.find_spec("anyio") is None:
-        return []
-    backend = importlib.import_module("anyio._backends._asyncio")
-    runner_cls = backend.AsyncIOBackend
-    scope_cls = backend.CancelScope
-    real_run_sync = runner_cls.__dict__["run_sync_in_worker_thread"]
-    real_hash = scope_cls.__dict__.get("__hash__")
+def _patch_anyio(loop: ControlledLoop, patch: Patch) -> None:
+    """Patch anyio's asyncio backend for the session, if and when the scenario imports it.
 
-    async def run_sync_inline(cls: Any, func: Callable[..., Any], args: tuple[Any, ...],
-                              abandon_on_cancel: bool = False, limiter: Any = None) -> Any:
-        if events._get_running_loop() is not loop:
-            return await real_run_sync.__func__(cls, func, args, abandon_on_cancel, limiter)
-        await cls.checkpoint()
-        return func(*args)
+    Never imports anyio: a scenario that does not use it explores without it (see
+    :mod:`explorer._patching`)."""
+    when_imported("anyio._backends._asyncio",
+                  lambda backend: _patch_anyio_backend(loop, backend, patch), patch)
+
+
+ANYIO_SUPPORTED: Final = "anyio 3.x and 4.x"
+
+
+def _patch_anyio_backend(loop: ControlledLoop, backend: ModuleType, patch: Patch) -> None:
+    """Worker threads run inline after anyio's own checkpoint; cancel scopes hash stably."""
+    runner_cls = getattr(backend, "AsyncIOBackend", None)
+    if runner_cls is not None and "run_sync_in_worker_thread" in runner_cls.__dict__:
+        # anyio 4: a backend class of classmethods
+        real_run_sync = runner_cls.__dict__["run_sync_in_worker_thread"]
+
+        async def run_sync_inline(cls: Any, func: Callable[..., Any], args: tuple[Any, ...],
+                                  abandon_on_cancel: bool = False, limiter: Any = None) -> Any:
+            if events._get_running_loop() is not loop:
+                return await real_run_sync.__func__(cls, func, args, abandon_on_cancel,
+                                                    limiter)
+            await cls.checkpoint()
+            return func(*args)
+
+        patch(runner_cls, "run_sync_in_worker_thread", classmethod(run_sync_inline))
+    elif callable(getattr(backend, "run_sync_in_worker_thread", None)):
+        # anyio 3: module-level functions
+        real_function = backend.run_sync_in_worker_thread
+
+        async def run_sync_inline_3(func: Callable[..., Any], *args: Any,
+                                    cancellable: bool = False, limiter: Any = None) -> Any:
+            if events._get_running_loop() is not loop:
+                return await real_function(func, *args, cancellable=cancellable,
+                                           limiter=limiter)
+            await backend.checkpoint()
+            return func(*args)
+
+        patch(backend, "run_sync_in_worker_thread", run_sync_inline_3)
+    else:
+        _refuse_anyio(loop)
+        return
+    scope_cls = getattr(backend, "CancelScope", None)
+    if runner_cls is None or scope_cls is None:
+        return  # anyio 3 iterates no set of scopes (its sets of tasks hash stably here)
 
     def scope_hash(scope: Any) -> int:
         # Stable while the scope sits in a parent's set: anyio sets the host task before
@@ -110,7 +156,18 @@ def _patch_anyio(loop: ControlledLoop) -> list[tuple[Any, str, Any]]:
         host = scope._host_task
         return hash(host) if host is not None else object.__hash__(scope)
 
-    runner_cls.run_sync_in_worker_thread = classmethod(run_sync_inline)
-    scope_cls.__hash__ = scope_hash
-    return [(runner_cls, "run_sync_in_worker_thread", real_run_sync),
-            (scope_cls, "__hash__", real_hash if real_hash is not None else _ABSENT)]
+    patch(scope_cls, "__hash__", scope_hash)
+
+
+def _refuse_anyio(loop: ControlledLoop) -> None:
+    """An anyio whose internals this explorer does not know: refuse it, loudly, in a run."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = f"anyio {version('anyio')}"
+    except PackageNotFoundError:
+        found = "this anyio"
+    if events._get_running_loop() is loop:
+        raise loop._escape(f"{found} (imported by the scenario)",
+                           f"its asyncio backend is not one the explorer can control; "
+                           f"install one of {ANYIO_SUPPORTED} (pip install 'anyio>=3,<5')")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 from asyncio import events
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import ExitStack, contextmanager
+from types import FrameType
 from typing import Any
 
 from explorer import _footprint as footprint_module
+from explorer import _interrupts as interrupts
 from explorer import _outcome as oc
+from explorer import _watchdog
 from explorer._asyncio import _loop
 from explorer._asyncio import _patches as patches
 from explorer._asyncio._footprints import FootprintRecorder, recording_primitives
@@ -29,6 +31,7 @@ from explorer._classify import (
     deadlock_outcome,
     escape_outcome,
     exception_outcome,
+    hang_outcome,
     invariant_outcome,
     livelock_outcome,
     qualname,
@@ -37,6 +40,7 @@ from explorer._errors import UsageError
 from explorer._footprint import describe_objects
 from explorer._outcome import Outcome
 from explorer._runtime import Chooser, RunRecord, RunStats, display_task
+from explorer._watchdog import Hang, RunTimeout, Watchdog, describe_stack
 
 Scenario = Callable[[], Coroutine[Any, Any, Any]]
 
@@ -56,6 +60,7 @@ class AsyncioRuntime:
         self_test()
         self.loop = ControlledLoop()
         self.loop.close()
+        _watchdog.current()  # its thread starts now, before a session refuses threads
 
     @contextmanager
     def session(self, *, footprints: bool = False) -> Iterator[AsyncioRuntime]:
@@ -88,14 +93,17 @@ class AsyncioRuntime:
 
     def run(self, scenario: Scenario, chooser: Chooser, *, max_steps: int,
             timer_races: bool = False, traced: bool = False,
-            footprints: str | None = None, naming: bool = False) -> RunRecord:
+            footprints: str | None = None, naming: bool = False,
+            run_timeout: float | None = None) -> RunRecord:
         """Run ``scenario`` once under ``chooser``; the loop must be in a session.
 
         ``traced`` records a readable trace; ``footprints`` (``"declared"``,
         ``"conservative"`` or ``"auto"``, see :class:`explorer.strategies.DPOR`) records each step's
         footprint and causes, for partial-order reduction; with ``naming`` also readable
         names of the objects they touched (``RunRecord.names``). ``traced`` and
-        ``footprints`` are exclusive."""
+        ``footprints`` are exclusive. A run longer than ``run_timeout`` seconds of real
+        time is stopped and ends as a ``hang``; a ``SystemExit`` or ``KeyboardInterrupt``
+        from scenario code ends it as an ``exception``, a real Ctrl-C is re-raised."""
         loop = self.loop
         loop.reset()
         loop._timer_races = timer_races
@@ -111,23 +119,48 @@ class AsyncioRuntime:
                     if footprints and not traced else None)
         if recorder is not None and naming:
             footprint_module.seen = {}
+        watchdog = _watchdog.current() if run_timeout else None
+        if watchdog is not None:
+            assert run_timeout is not None
+            watchdog.arm(run_timeout, self._hang_site)
+        outcome: Outcome | None = None
         try:
-            with ExitStack() as stack:
-                if tracer is not None:
-                    loop._tracer = tracer
-                    stack.enter_context(track_holders(tracer.holders))
-                elif recorder is not None:
-                    loop._tracer = recorder
-                status = loop.drive(main, chooser, decisions, max_steps)
-                outcome = self._classify(main, status, tracer, max_steps)
+            try:
+                with ExitStack() as stack:
+                    if tracer is not None:
+                        loop._tracer = tracer
+                        stack.enter_context(track_holders(tracer.holders))
+                    elif recorder is not None:
+                        loop._tracer = recorder
+                    status = loop.drive(main, chooser, decisions, max_steps)
+                    outcome = self._classify(main, status, tracer, max_steps)
+            except (KeyboardInterrupt, SystemExit) as exc:
+                # Task.__step and Handle._run re-raise these two out of the loop.
+                if isinstance(exc, RunTimeout) and watchdog is not None:
+                    watchdog.acknowledge()
+                elif interrupts.requested():
+                    raise
+                else:
+                    outcome = exception_outcome(exc)
+            finally:
+                # Also when the chooser raised (a strict replay that diverged): every task
+                # of the run is unwound, so nothing leaks into the next run.
+                loop._tracer = None
+                footprint_module.current = None
+                objects, footprint_module.seen = footprint_module.seen, None
+                stats = RunStats(loop.steps, loop.points, loop._now, len(loop.tasks),
+                                 loop.stock_steps)
+                try:
+                    self._cleanup(main, watchdog)
+                except RunTimeout:  # the limit passed as the run was being cleaned up
+                    if watchdog is not None:
+                        watchdog.acknowledge()
         finally:
-            # Also when the chooser raised (a strict replay that diverged): every task
-            # of the run is unwound, so nothing leaks into the next run.
-            loop._tracer = None
-            footprint_module.current = None
-            objects, footprint_module.seen = footprint_module.seen, None
-            stats = RunStats(loop.steps, loop.points, loop._now, len(loop.tasks))
-            self._cleanup(main)
+            hang = watchdog.disarm() if watchdog is not None else None
+        if interrupts.requested():  # a real Ctrl-C that scenario code caught
+            raise KeyboardInterrupt
+        if hang is not None or outcome is None:
+            outcome = hang_outcome(hang, run_timeout or 0.0)
         names = None
         if recorder is not None and objects is not None:
             names = {**describe_objects(objects), **recorder.task_names}
@@ -207,7 +240,13 @@ class AsyncioRuntime:
 
     # ------------------------------------------------------------------ cleanup
 
-    def _cleanup(self, main: asyncio.Task[Any]) -> None:
+    def _hang_site(self, frames: list[FrameType]) -> Hang:
+        """Called by the watchdog's thread while the run's thread is stuck in a step."""
+        loop = self.loop
+        return describe_stack(frames, [(loop.task_id(t), t.get_coro())
+                                       for t in list(loop.tasks)])
+
+    def _cleanup(self, main: asyncio.Task[Any], watchdog: Watchdog | None = None) -> None:
         """Cancel what is left and let it unwind in stock order, recording nothing."""
         loop = self.loop
         pending = [t for t in loop.tasks if not t.done()]
@@ -216,12 +255,9 @@ class AsyncioRuntime:
         for agen in list(loop._asyncgens):
             loop.create_task(agen.aclose())
         if pending or loop._ready:
-            sink: list[int] = []
             loop._invariants.clear()
             loop._timer_races = False
-            # Cleanup must never mask the outcome already classified.
-            with contextlib.suppress(Exception):
-                loop.drive(_AllDone(loop), _zero, sink, loop.steps + _CLEANUP_STEPS)
+            self._unwind(watchdog)
         for task in loop.tasks:
             if not task.done():  # refused to die; do not let GC log it into a later run
                 task._log_destroy_pending = False  # type: ignore[attr-defined]  # private
@@ -229,6 +265,27 @@ class AsyncioRuntime:
                 task._log_traceback = False  # reported already
         loop._ready.clear()
         loop._scheduled.clear()
+
+
+    def _unwind(self, watchdog: Watchdog | None) -> None:
+        """Drive the cancelled run to its end. Cleanup must never mask the outcome
+        already classified: errors end it quietly."""
+        loop = self.loop
+        bound = loop.steps + _CLEANUP_STEPS
+        while True:
+            try:
+                loop.drive(_AllDone(loop), _zero, [], bound)
+                return
+            except (KeyboardInterrupt, SystemExit) as exc:
+                if interrupts.requested():
+                    raise
+                if isinstance(exc, RunTimeout) and watchdog is not None \
+                        and watchdog.acknowledge():
+                    return  # the unwinding itself hung: leave the rest
+                # A task re-raised one stored by an earlier step (an awaiter re-raises
+                # what it awaited); each time at least one step ran, so this ends.
+            except Exception:  # noqa: BLE001 - see the docstring
+                return
 
 
 def _start_automatic_footprints() -> bool:

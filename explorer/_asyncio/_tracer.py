@@ -15,6 +15,7 @@ from explorer._asyncio._inspect import (
 from explorer._asyncio._tracking import Holders
 from explorer._runtime import Location, display_task
 from explorer._trace import Step, Trace
+from explorer._watchdog import RunTimeout
 
 if TYPE_CHECKING:
     from explorer._asyncio._loop import ControlledLoop
@@ -49,13 +50,20 @@ class Tracer:
         self._decision = (chosen, count)
 
     def run(self, handle: asyncio.Handle, step_no: int) -> None:
-        loop = self.loop
         task, kind = handle_owner(handle)
         decision, self._decision = self._decision, None
         preempted, preempted_at = self._preempted
         self._preempted = (None, None)
         start = user_location(coroutine_frames(task)) if task is not None else None
-        handle._run()
+        try:
+            handle._run()
+        finally:  # a step that raised out of the loop (SystemExit, a stopped hang) too
+            self._record(handle, task, kind, start, decision, preempted, preempted_at)
+
+    def _record(self, handle: asyncio.Handle, task: asyncio.Task[Any] | None, kind: str,
+                start: Location | None, decision: tuple[int, int] | None,
+                preempted: str | None, preempted_at: Location | None) -> None:
+        loop = self.loop
         if task is None:
             self.trace.steps.append(Step(len(self.trace.steps), "loop", kind, None, None,
                                          callback_name(handle), None, decision, loop._now,
@@ -80,6 +88,8 @@ def _result_of(task: asyncio.Task[Any]) -> str:
     if task.cancelled():
         return "cancelled"
     exc = task._exception  # type: ignore[attr-defined,unused-ignore]  # no retrieval side effect
+    if isinstance(exc, RunTimeout):
+        return "stopped by run_timeout"
     return f"raised {type(exc).__name__}" if exc is not None else "returned"
 
 

@@ -7,6 +7,10 @@ controlled world that trio's run loop cannot see.
 - ``trio.lowlevel.wait_readable``/``wait_writable`` and ``trio.socket.getaddrinfo`` wait
   for the operating system: a user task calling them is refused as an escape.
 - ``time.sleep`` and ``threading.Thread.start`` inside a controlled run are escapes.
+- Raw sockets, selectors, blocking file descriptors, forks and process pools are refused
+  in user tasks before they act, by the runtime-neutral guards of :mod:`explorer._escapes`
+  (trio's run loop and system tasks keep the originals).
+- ``TrioToken.run_sync_soon`` from another thread into a controlled run is an escape.
 
 Each replacement checks that it runs inside a controlled run (``active()``), and behaves
 like the original otherwise.
@@ -14,19 +18,21 @@ like the original otherwise.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, SupportsIndex
+from types import ModuleType
+from typing import Any, Final, SupportsIndex
 
 import trio
 import trio.lowlevel
 
+from explorer import _escapes
 from explorer._asyncio._inspect import caller_location
 from explorer._errors import EscapeError
+from explorer._patching import Patch, Patches, when_imported
 
 _active: list[Any] = []  # the Scheduler of the controlled run in progress, if any
 
@@ -56,13 +62,28 @@ def _in_user_task(scheduler: Any) -> bool:
     return not task._ki_protected
 
 
+# trio's own core: it wakes its run loop through a socket pair (see _escapes.installed).
+_TRIO_CORE: Final = os.path.join(os.path.dirname(os.path.abspath(trio._core.__file__)), "")
+
+
+def _refuser() -> _escapes.Refuse | None:
+    """How to refuse a guarded operation (sockets, selectors, blocking descriptors,
+    processes) when a user task of a controlled run calls it; None anywhere else, such as
+    trio's run loop waiting on its own I/O manager between steps."""
+    scheduler = active()
+    if scheduler is None:
+        return None
+    try:
+        if not _in_user_task(scheduler):
+            return None
+    except RuntimeError:  # not inside a task: the run loop itself
+        return None
+    return lambda what, fix: escape(scheduler, what, fix)
+
+
 @contextmanager
 def installed() -> Iterator[None]:
-    saved: list[tuple[Any, str, Any]] = []
-
-    def patch(owner: Any, name: str, value: Any) -> None:
-        saved.append((owner, name, getattr(owner, name)))
-        setattr(owner, name, value)
+    patch = Patches()
 
     real_sleep = time.sleep
     real_start = threading.Thread.start
@@ -114,31 +135,59 @@ def installed() -> Iterator[None]:
                          "DNS is real network I/O; fake the resolver or pass addresses")
         return await real_getaddrinfo(*args, **kwargs)
 
-    patch(time, "sleep", guarded_sleep)
-    patch(threading.Thread, "start", guarded_start)
-    patch(trio.to_thread, "run_sync", inline_to_thread)
-    for owner in (trio.lowlevel, trio._core):
-        patch(owner, "wait_readable", io_guard(real_readable, "wait_readable"))
-        patch(owner, "wait_writable", io_guard(real_writable, "wait_writable"))
-    patch(trio.socket, "getaddrinfo", guarded_getaddrinfo)
-    _patch_anyio(patch, inline_to_thread)
     try:
-        yield
+        patch(time, "sleep", guarded_sleep)
+        patch(threading.Thread, "start", guarded_start)
+        patch(trio.to_thread, "run_sync", inline_to_thread)
+        for owner in (trio.lowlevel, trio._core):
+            patch(owner, "wait_readable", io_guard(real_readable, "wait_readable"))
+            patch(owner, "wait_writable", io_guard(real_writable, "wait_writable"))
+        patch(trio.socket, "getaddrinfo", guarded_getaddrinfo)
+        _patch_anyio(patch, inline_to_thread)
+        _guard_foreign_reentry(patch)
+        with _escapes.installed(_refuser, trusted=(_TRIO_CORE,)):
+            yield
     finally:
-        for owner, name, original in reversed(saved):
-            setattr(owner, name, original)
+        patch.restore()
 
 
-def _patch_anyio(patch: Callable[[Any, str, Any], None],
+def _guard_foreign_reentry(patch: Patch) -> None:
+    """``TrioToken.run_sync_soon`` from another thread into a controlled run (what
+    ``trio.from_thread`` and a library's worker thread use) is refused in that thread and
+    recorded as the run's escape: the callback would arrive at a real-time moment. The
+    run's own thread (a signal handler included) keeps the original."""
+    real = trio.lowlevel.TrioToken.run_sync_soon
+
+    def run_sync_soon(token: Any, sync_fn: Callable[..., object], *args: Any,
+                      idempotent: bool = False) -> None:
+        for scheduler in list(_active):  # a snapshot: the run's thread changes the list
+            if token._reentry_queue is scheduler.runner.entry_queue and \
+                    active() is not scheduler:
+                what = getattr(sync_fn, "__qualname__", type(sync_fn).__name__)
+                raise escape(
+                    scheduler,
+                    f"TrioToken.run_sync_soon({what}) from thread "
+                    f"{threading.current_thread().name!r}",
+                    "that thread runs outside the controlled schedule, so when its "
+                    "callback arrives depends on real time; trio.to_thread.run_sync runs "
+                    "inline here, and a library that answers from its own thread needs "
+                    "an in-memory fake",
+                )
+        real(token, sync_fn, *args, idempotent=idempotent)
+
+    run_sync_soon.__doc__ = real.__doc__
+    patch(trio.lowlevel.TrioToken, "run_sync_soon", run_sync_soon)
+
+
+def _patch_anyio(patch: Patch,
                  inline: Callable[..., Any]) -> None:
-    """anyio's trio backend imported ``trio.to_thread.run_sync`` by name: patch its copy."""
-    if importlib.util.find_spec("anyio") is None:
-        return
-    try:
-        backend = importlib.import_module("anyio._backends._trio")
-    except ImportError:  # an anyio without a trio backend
-        return
-    if hasattr(backend, "run_sync"):
+    """anyio's trio backend (3.x and 4.x) imported ``trio.to_thread.run_sync`` by name:
+    patch its copy, if and when the scenario imports it (anyio itself is never imported
+    here; see :mod:`explorer._patching`)."""
+
+    def apply(backend: ModuleType) -> None:
+        if not hasattr(backend, "run_sync"):
+            return
         real = backend.run_sync
 
         async def run_sync(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -147,3 +196,5 @@ def _patch_anyio(patch: Callable[[Any, str, Any], None],
             return await inline(fn, *args)
 
         patch(backend, "run_sync", run_sync)
+
+    when_imported("anyio._backends._trio", apply, patch)

@@ -19,6 +19,7 @@ import sys
 import warnings
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import ExitStack, contextmanager
+from types import FrameType
 from typing import Any
 
 import trio
@@ -26,11 +27,14 @@ from sniffio import thread_local as sniffio_library
 from trio._core import _run as trio_run
 
 from explorer import _footprint as footprint_module
+from explorer import _interrupts as interrupts
 from explorer import _outcome as oc
+from explorer import _watchdog
 from explorer._classify import (
     deadlock_outcome,
     escape_outcome,
     exception_outcome,
+    hang_outcome,
     invariant_outcome,
     livelock_outcome,
 )
@@ -47,6 +51,7 @@ from explorer._trio._scheduler import Scheduler
 from explorer._trio._selftest import self_test
 from explorer._trio._tracer import TrioTracer
 from explorer._trio._waitfor import analyse
+from explorer._watchdog import Hang, RunTimeout, Watchdog, describe_stack
 
 Scenario = Callable[[], Coroutine[Any, Any, Any]]
 
@@ -69,6 +74,7 @@ class TrioRuntime:
 
     def __init__(self) -> None:
         self_test()
+        _watchdog.current()  # its thread starts now, before a session refuses threads
 
     @contextmanager
     def session(self, *, footprints: bool = False) -> Iterator[TrioRuntime]:
@@ -88,7 +94,8 @@ class TrioRuntime:
 
     def run(self, scenario: Scenario, chooser: Chooser, *, max_steps: int,
             timer_races: bool = False, traced: bool = False,
-            footprints: str | None = None, naming: bool = False) -> RunRecord:
+            footprints: str | None = None, naming: bool = False,
+            run_timeout: float | None = None) -> RunRecord:
         """Run ``scenario`` once under ``chooser``; see :meth:`AsyncioRuntime.run`."""
         if footprints is not None and timer_races:
             raise UsageError(
@@ -119,24 +126,56 @@ class TrioRuntime:
         outcome: Outcome | None = None
         previous_library, sniffio_library.name = sniffio_library.name, "trio"
         patches._active.append(scheduler)
+        watchdog = _watchdog.current() if run_timeout else None
+        if watchdog is not None:
+            assert run_timeout is not None
+            watchdog.arm(run_timeout, lambda frames: _hang_site(frames, runner, scheduler,
+                                                                names))
+        gen = trio_run.unrolled_run(runner, lambda: coro, ())
         try:
-            gen = trio_run.unrolled_run(runner, lambda: coro, ())
-            outcome = self._drive(gen, runner, scheduler, names)
+            try:
+                outcome = self._drive(gen, runner, scheduler, names)
+            except (KeyboardInterrupt, SystemExit, trio.TrioInternalError) as exc:
+                # Delivered outside any task (in trio's own loop): the run cannot go on.
+                outcome = self._broken(exc, gen, runner, watchdog)
+            finally:
+                patches._active.pop()
+                sniffio_library.name = previous_library
+                footprint_module.current = None
+                objects, footprint_module.seen = footprint_module.seen, None
         finally:
-            patches._active.pop()
-            sniffio_library.name = previous_library
-            footprint_module.current = None
-            objects, footprint_module.seen = footprint_module.seen, None
+            hang = watchdog.disarm() if watchdog is not None else None
+        if interrupts.requested():  # a real Ctrl-C, whatever the scenario did with it
+            raise KeyboardInterrupt
+        if hang is not None:
+            outcome = hang_outcome(hang, run_timeout or 0.0)
         if scheduler.error is not None:
             raise scheduler.error
         if tracer is not None:
             tracer.finish_step()
         if outcome is None:
             outcome = self._classify(runner, scheduler, names, tracer, max_steps)
-        stats = RunStats(scheduler.steps, scheduler.points, clock.now, len(names.tasks))
+        stats = RunStats(scheduler.steps, scheduler.points, clock.now, len(names.tasks),
+                         scheduler.steps - scheduler.deviated - 1)
         return RunRecord(scheduler.decisions, outcome, stats,
                          tracer.trace if tracer is not None else None,
                          scheduler.records, _object_names(objects, names))
+
+    def _broken(self, exc: BaseException, gen: Any, runner: Any,
+                watchdog: Watchdog | None) -> Outcome | None:
+        """A SystemExit, KeyboardInterrupt or the watchdog's RunTimeout came out of trio's
+        loop itself (trio wraps it in TrioInternalError): abandon the run. Return its
+        outcome, or None for a hang (the watchdog's record makes it)."""
+        cause = exc.__cause__ if isinstance(exc, trio.TrioInternalError) else exc
+        if not isinstance(cause, KeyboardInterrupt | SystemExit):
+            raise exc
+        _abandon(gen, runner)
+        if isinstance(cause, RunTimeout) and watchdog is not None:
+            watchdog.acknowledge()
+            return None
+        if interrupts.requested():
+            raise cause
+        return exception_outcome(cause)
 
     # ------------------------------------------------------------------ driving
 
@@ -214,6 +253,14 @@ class TrioRuntime:
         if error is not None:
             return exception_outcome(error)
         return oc.PASSED
+
+
+def _hang_site(frames: list[FrameType], runner: Any, scheduler: Scheduler,
+               names: Names) -> Hang:
+    """Called by the watchdog's thread while the run's thread is stuck in a step; also
+    makes the scheduler stop at its next pick, so the run unwinds without new decisions."""
+    scheduler.max_steps = -1
+    return describe_stack(frames, [(names.task_id(t), t.coro) for t in list(runner.tasks)])
 
 
 def _object_names(objects: dict[int, object] | None, names: Names) -> dict[int, str] | None:

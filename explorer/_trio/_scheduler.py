@@ -16,6 +16,12 @@ and so the meaning of a schedule, identical in every run.
 System tasks (trio's init and entry-queue tasks, and anything spawned with
 ``trio.lowlevel.spawn_system_task``) are never candidates: a runnable system task runs
 first, without a decision.
+
+Fairness, as in the asyncio loop (see :mod:`explorer._asyncio._loop`): candidate 0, the
+task runnable longest, is passed over at most :data:`~explorer._runtime.STARVATION_BOUND`
+points in a row, and a run is stopped as a livelock only after ``max_steps`` steps in
+stock order following its last deviation (a run that reaches ``max_steps`` sooner goes on
+with every point forced to candidate 0).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from explorer import _footprint
 from explorer._asyncio._footprints import StepRecord
 from explorer._classify import BrokenInvariant, Invariant, broken_invariant
 from explorer._footprint import UNKNOWN
-from explorer._runtime import Candidate, Chooser
+from explorer._runtime import STARVATION_BOUND, Candidate, Chooser
 from explorer._trio._footprints import CANCEL_READ
 
 if TYPE_CHECKING:
@@ -58,6 +64,7 @@ class Scheduler:
     """trio's run queue during a controlled run; also the chooser's view of candidates."""
 
     __slots__ = (
+        "bound",
         "causes",
         "chooser",
         "cleanup",
@@ -67,13 +74,17 @@ class Scheduler:
         "count",
         "decisions",
         "describe",
+        "deviated",
         "error",
         "escapes",
         "hard_stop",
         "invariant_failure",
         "invariants",
         "items",
+        "limit",
         "max_steps",
+        "oldest",
+        "passed",
         "points",
         "process_of",
         "records",
@@ -101,6 +112,14 @@ class Scheduler:
         self.points = 0
         self.count = 0  # candidates at the latest pick (the traced path reads it)
         self.max_steps = max_steps
+        # Fairness (module docstring): the head at the latest point, at how many points
+        # in a row it was passed over, how many it may be, the step count at the latest
+        # deviation, and the step bound now in force.
+        self.oldest: Task | None = None
+        self.passed = 0
+        self.bound = STARVATION_BOUND
+        self.deviated = -1
+        self.limit = max_steps
         self.timer_races = timer_races
         self.clock = clock
         self.runner: Any = None
@@ -164,14 +183,29 @@ class Scheduler:
 
     def _pick(self, items: list[Task]) -> Task | None:
         self.steps += 1
-        if self.steps > self.max_steps:
-            self.stop(STEP_BOUND)
-            return items.pop(0)
+        if self.steps > self.limit:
+            # Fairness: the verdict needs max_steps steps in stock order after the last
+            # deviation, so from here on every point is forced.
+            self.bound = 0
+            self.limit = self.deviated + 1 + self.max_steps
+            if self.steps > self.limit:
+                self.stop(STEP_BOUND)
+                return items.pop(0)
         n = len(items)
         if n - self.stable > 1:
             items[self.stable:] = sorted(items[self.stable:], key=_creation)
         count = self.count = n + 1 if self.timer_races and self._timer_pending() else n
         index = 0
+        if count > 1:
+            # Fairness: the head (candidate 0) may be passed over at `bound` points in a
+            # row; then it runs, undecided.
+            if items[0] is self.oldest:
+                self.passed += 1
+            else:
+                self.oldest = items[0]
+                self.passed = 0
+            if self.passed >= self.bound:
+                count = self.count = 1
         if count > 1:
             self.points += 1
             try:
@@ -181,11 +215,15 @@ class Scheduler:
                 self.stop(ABORTED)
                 return items.pop(0)
             self.decisions.append(index)
+            if index:
+                self.deviated = self.steps - 1
             if index == n:
                 self.stable = n
                 self.clock.advance_to(self.runner.deadlines.next_deadline())
                 return None
         self.stable = n - 1
+        if not index:  # a task is queued again later: its next wait counts afresh
+            self.oldest = None
         return items.pop(index)
 
     def _pick_slow(self, items: list[Task]) -> Task | None:

@@ -1,0 +1,71 @@
+"""Telling a real Ctrl-C from a scenario that raises ``KeyboardInterrupt``.
+
+Contract: inside :func:`watching` (entered by ``explore``, ``run`` and ``replay``), a SIGINT
+delivered to the main thread sets a flag, then does what the handler it replaced did
+(Python's default raises :class:`KeyboardInterrupt`). Runtimes treat a
+``KeyboardInterrupt`` or ``SystemExit`` coming out of scenario code as the scenario's
+failure unless :func:`requested` is true; a real one is re-raised once the run has unwound,
+and ``explore`` turns it into :class:`ExplorationInterrupted`, saying what was run and found.
+
+Nothing is installed outside the main thread or when SIGINT is ignored (worker processes
+ignore it: their parent stops them).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+_requested = False
+_depth = 0
+
+
+class ExplorationInterrupted(KeyboardInterrupt):
+    """A real Ctrl-C stopped an exploration; the message says what was run and found so
+    far. A :class:`KeyboardInterrupt`, so pytest and other callers stop as usual."""
+
+
+def requested() -> bool:
+    """Whether a real SIGINT arrived during the outermost :func:`watching` (false again
+    once it has ended)."""
+    return _requested
+
+
+@contextmanager
+def watching() -> Iterator[None]:
+    """Note real SIGINTs for the duration (reentrant; only the outermost installs)."""
+    global _depth, _requested
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach only the main thread
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if _depth or not callable(previous):  # nested, or SIG_IGN / SIG_DFL: leave it alone
+        _depth += 1
+        try:
+            yield
+        finally:
+            _depth -= 1
+        return
+    _requested = False
+    signal.signal(signal.SIGINT, _handler(previous))
+    _depth += 1
+    try:
+        yield
+    finally:
+        _depth -= 1
+        _requested = False
+        signal.signal(signal.SIGINT, previous)
+
+
+def _handler(previous: Callable[[int, FrameType | None], Any]
+             ) -> Callable[[int, FrameType | None], Any]:
+    def on_sigint(signum: int, frame: FrameType | None) -> Any:
+        global _requested
+        _requested = True
+        return previous(signum, frame)
+
+    return on_sigint

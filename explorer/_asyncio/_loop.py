@@ -231,7 +231,8 @@ class ControlledLoop(asyncio.BaseEventLoop):
         # Set by a call from a foreign thread; waited on once per run (_wait_for_threads).
         self._foreign_call = threading.Event()
         self._waited_for_threads = False
-        self._foreign_seen = False  # for the loop's life, as is the count of vain waits
+        self._foreign_seen = False  # carried over from session to session by the runtime,
+        # as is the count of vain waits
         self._fruitless_waits = 0
         # The tasks of the run in creation order; each carries its stable id as the
         # attribute _explorer_id (not a dict keyed by task: hashing tasks costs a call).
@@ -646,7 +647,8 @@ class ControlledLoop(asyncio.BaseEventLoop):
         while a thread other than this one and the explorer's own (named ``explorer...``)
         is alive; a process without such threads pays nothing. Idle threads that never
         call (an SDK's exporter, a cluster's own threads) cost at most
-        :data:`FRUITLESS_WAITS` waits per session: after that the loop waits again only
+        :data:`FRUITLESS_WAITS` waits per exploration (the runtime carries the count from one
+        session to the next): after that the loop waits again only
         once some thread has called it."""
         if self._waited_for_threads or self._escapes:  # an escape already decided it
             return

@@ -76,7 +76,13 @@ class AsyncioRuntime:
                 "scenario"
             )
         old_hooks = sys.get_asyncgen_hooks()
+        last = self.loop
         loop = self.loop = ControlledLoop()
+        # What the loop learnt about foreign threads holds for the whole exploration (its
+        # explore, confirm and shrink sessions): idle threads cost a few short waits per
+        # exploration, not per session (see ControlledLoop._wait_for_threads).
+        loop._foreign_seen = last._foreign_seen
+        loop._fruitless_waits = last._fruitless_waits
         events._set_running_loop(loop)
         sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook,
                                finalizer=loop._asyncgen_finalizer_hook)

@@ -58,6 +58,7 @@ from typing import Any
 from explorer.strategies._base import Strategy
 from explorer.strategies._coverage import CoverageGuided
 from explorer.strategies._features import derive_seed
+from explorer.strategies._fixed import Fixed
 from explorer.strategies._pct import PCT
 from explorer.strategies._pos import POS
 from explorer.strategies._random import RandomWalk
@@ -89,22 +90,14 @@ STOCK = "stock"
 """The label of the opening run when no member starts with the stock schedule (reserved)."""
 
 
-class _Stock(Strategy):
-    """One run, the stock schedule: candidate 0 at every scheduling point."""
+class _Stock(Fixed):
+    """One run, the stock schedule: a replay of no decisions, so candidate 0 at every
+    scheduling point."""
 
     name = STOCK
 
     def __init__(self) -> None:
-        self._ran = False
-
-    def start_run(self) -> bool:
-        if self._ran:
-            return False
-        self._ran = True
-        return True
-
-    def choose(self, count: int, view: Any) -> int:
-        return 0
+        super().__init__(())
 
 
 class Portfolio(Strategy):

@@ -198,7 +198,7 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
     failure: ScheduleFailure | None = None
     next_check = 1
     choose = chosen.choose
-    footprints: str | None = getattr(chosen, "wants_footprints", None)
+    footprints = chosen.footprints
     found: Outcome | None = None
     with interrupts.watching(), _interrupted(lambda: _so_far(name, schedules, start, found)), \
             rt.session(footprints=footprints is not None):
@@ -225,7 +225,7 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
                     "max_time so that a run that long is reported as a hang."), stacklevel=2)
                 break
             if footprints is not None:
-                chosen.observe(record.footprints)  # type: ignore[attr-defined]
+                chosen.observe(record.footprints)
             failed = record.outcome.failed
             counted = chosen.counts_as_schedule
             chosen.end_run(record.decisions, failed)
@@ -475,7 +475,7 @@ def _run_strategy(rt: Runtime, scenario: Scenario, strategy: _strategies.Strateg
             f"the {strategy.name} strategy has no run left to make; a schedule drawn from "
             "schedules() runs once, so draw one per run"
         )
-    timers = bool(getattr(strategy, "timer_races", False))
+    timers = strategy.timer_races
     with interrupts.watching(), rt.session():
         record = rt.run(scenario, strategy.choose, max_steps=max_steps, timer_races=timers,
                         traced=True, run_timeout=run_timeout)

@@ -66,7 +66,6 @@ from explorer._targets import Resolved, TargetRef, add_paths, resolve
 
 CHUNK: Final = 1000
 # Strategies built from a seed alone: split among workers by seed (see above).
-SEEDED: Final = frozenset({"random", "pct", "pos", "surw", "coverage", "symmetric", "portfolio"})
 UNBOUNDED: Final = 10**12  # "no schedule budget": explore() wants a number
 _POLL: Final = 0.2  # seconds between progress reports and stop checks in a worker
 _STOP_GRACE: Final = 10.0  # seconds an interrupted worker gets to end its current run
@@ -119,7 +118,7 @@ class Settings:
 
     def with_seed(self) -> Settings:
         """A seeded strategy's seed fixed now, so every worker and report agrees on it."""
-        if self.strategy not in SEEDED or self.seed is not None:
+        if _strategies.splitting(self.strategy) != "seeded" or self.seed is not None:
             return self
         return Settings(**{**asdict(self), "seed": random.SystemRandom().getrandbits(32)})
 
@@ -167,6 +166,8 @@ class Observed(_strategies.Strategy):
                  should_stop: Callable[[], bool] | None = None) -> None:
         self.inner = inner
         self.name = inner.name
+        self.footprints = inner.footprints
+        self.timer_races = inner.timer_races
         # The engine looks ``choose`` up once per exploration: hand it the inner strategy's
         # own bound method, so the hot path pays nothing for the wrapper.
         self.choose = inner.choose  # type: ignore[method-assign]
@@ -189,14 +190,8 @@ class Observed(_strategies.Strategy):
     def choose(self, count: int, view: Any) -> int:
         return self.inner.choose(count, view)
 
-    def __getattr__(self, name: str) -> Any:
-        # Anything else the engine asks a strategy (such as ``wants_footprints`` and
-        # ``observe`` for DPOR) is the inner strategy's. Not self.inner: before __init__
-        # has set it, that would recurse.
-        inner = self.__dict__.get("inner")
-        if inner is None:
-            raise AttributeError(name)
-        return getattr(inner, name)
+    def observe(self, steps: Sequence[Any]) -> None:
+        self.inner.observe(steps)
 
     def end_run(self, decisions: Sequence[int], failed: bool) -> None:
         if self.inner.counts_as_schedule:
@@ -279,10 +274,11 @@ def run_partition(ref: Mapping[str, Any], settings: Mapping[str, Any], index: in
         start = time.perf_counter()
         deadline = start + chosen.max_time if chosen.max_time is not None else None
         tally = _Tally()
-        if chosen.strategy == "systematic":
+        splitting = _strategies.splitting(chosen.strategy)
+        if splitting == "partition":
             out = _systematic_share(resolved, chosen, index, count, tally, deadline,
                                     on_schedules, should_stop)
-        elif chosen.strategy not in SEEDED:
+        elif splitting == "whole":
             out = _whole_in_worker_zero(resolved, chosen, index, count, tally, deadline,
                                         on_schedules, should_stop)
         else:
@@ -428,7 +424,7 @@ def joint_coverage(settings: Settings, parts: Sequence[Mapping[str, Any]], count
                    shard: Partition | None) -> str:
     schedules = sum(int(p["schedules"]) for p in parts)
     who = f"shard {shard}" if shard else f"{count} workers"
-    if settings.strategy in SEEDED:
+    if _strategies.splitting(settings.strategy) == "seeded":
         seeds = sorted(s for p in parts for s in p["seeds"])
         shown = ", ".join(map(str, seeds[:6])) + (", ..." if len(seeds) > 6 else "")
         return (f"{schedules} {settings.strategy} schedules by {who} (seeded {shown}); "

@@ -28,7 +28,7 @@
 
 from __future__ import annotations
 
-from explorer.strategies._base import Strategy
+from explorer.strategies._base import Splitting, Strategy
 from explorer.strategies._coverage import CoverageGuided
 from explorer.strategies._dpor import DPOR
 from explorer.strategies._fixed import Fixed
@@ -41,7 +41,8 @@ from explorer.strategies._symmetric import SymmetricWalk
 from explorer.strategies._systematic import Systematic
 
 __all__ = ["DPOR", "PCT", "POS", "SURW", "CoverageGuided", "Fixed", "Portfolio", "RandomWalk",
-           "Strategy", "SymmetricWalk", "Systematic", "make_strategy", "names"]
+           "Splitting", "Strategy", "SymmetricWalk", "Systematic", "make_strategy", "names",
+           "splitting"]
 
 _BY_NAME: dict[str, type[Strategy]] = {"dpor": DPOR, "dpor-declared": DPOR,
                                         "dpor-auto": DPOR, "random": RandomWalk,
@@ -53,6 +54,13 @@ _SEEDED: dict[str, type[PCT | POS | SURW | CoverageGuided | SymmetricWalk | Port
     "symmetric": SymmetricWalk,
 }
 _BY_NAME.update(_SEEDED)
+
+
+def splitting(name: str) -> Splitting:
+    """How the parallel job shares the work of the strategy called ``name`` among workers
+    (see :data:`~explorer.strategies._base.Splitting`); ``whole`` for an unknown name."""
+    chosen = _BY_NAME.get(name)
+    return chosen.splitting if chosen is not None else "whole"
 
 
 def names() -> list[str]:

@@ -9,7 +9,19 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar, Literal
+
+Splitting = Literal["partition", "seeded", "whole"]
+"""How the parallel job shares one strategy's work among ``count`` workers:
+
+``partition``
+    each worker runs a disjoint share of one space (the strategy takes
+    ``partition=(index, count)``);
+``seeded``
+    each worker runs chunks of runs under seeds of its own (the strategy takes ``seed=``);
+``whole``
+    the strategy cannot be split: worker 0 runs all of it.
+"""
 
 
 class Strategy(ABC):
@@ -21,6 +33,17 @@ class Strategy(ABC):
 
     name: str = "strategy"
 
+    # Capabilities, declared here so that the engine and the parallel job never probe a
+    # strategy for optional methods.
+    footprints: str | None = None
+    """The footprint model the engine must record for :meth:`observe` to learn from
+    (``"conservative"``, ``"declared"`` or ``"auto"``), or None: no footprints needed."""
+    timer_races: bool = False
+    """Whether the runs this strategy decides offer "fire the next timer now" candidates
+    (a strategy that carries its own setting, such as a drawn Hypothesis schedule)."""
+    splitting: ClassVar[Splitting] = "whole"
+    """How the parallel job shares this strategy's work among workers (:data:`Splitting`)."""
+
     @abstractmethod
     def start_run(self) -> bool:
         """Prepare the next run; return False when the strategy has nothing left to run."""
@@ -28,6 +51,12 @@ class Strategy(ABC):
     @abstractmethod
     def choose(self, count: int, view: Any) -> int:
         """Pick an index in ``range(count)`` (``count >= 2``). Called on the hot path."""
+
+    def observe(self, steps: Sequence[Any]) -> None:  # noqa: B027
+        """Learn the finished run's recorded steps, before :meth:`end_run`.
+
+        Called only when :attr:`footprints` is set; ``steps`` are the run's
+        :class:`~explorer._footprint.StepRecord` list (default: nothing to learn)."""
 
     def end_run(self, decisions: Sequence[int], failed: bool) -> None:  # noqa: B027
         """Learn from the finished run (default: nothing to learn)."""

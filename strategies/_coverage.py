@@ -70,6 +70,7 @@ class CoverageGuided(Strategy):
     """Keep schedules that reach new context-switch pairs; mutate the least-used ones."""
 
     name = "coverage"
+    splitting = "seeded"
 
     def __init__(self, seed: int | None = None, *, fresh: float = 0.3,
                  stock_tails: float = 0.3, walks: Sequence[str] = MODES,

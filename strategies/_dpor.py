@@ -326,12 +326,12 @@ class DPOR(Strategy):
         self.declared = declared
         # Tells the engine to record footprints, and which model to use for task code:
         # "conservative", "declared", or "auto" (recorded by sys.monitoring, 3.12+).
-        self.wants_footprints = footprints or ("declared" if declared else "conservative")
-        if self.wants_footprints not in FOOTPRINT_MODES or (
+        self.footprints = footprints or ("declared" if declared else "conservative")
+        if self.footprints not in FOOTPRINT_MODES or (
                 declared and footprints not in (None, "declared")):
             raise ValueError(f"footprints must be one of {', '.join(FOOTPRINT_MODES)} "
                              f"(and 'declared' with declared=True), got {footprints!r}")
-        if self.wants_footprints == "auto":
+        if self.footprints == "auto":
             from explorer._monitoring import require_auto
 
             require_auto()  # a UsageError before Python 3.12
@@ -514,8 +514,8 @@ class DPOR(Strategy):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "deviation_bound": self.deviation_bound,
-                "declared": self.wants_footprints == "declared",
-                "footprints": self.wants_footprints}
+                "declared": self.footprints == "declared",
+                "footprints": self.footprints}
 
     def statistics(self) -> dict[str, Any]:
         return {"races": self.races, "pruned": self.pruned, "sleep_blocked": self.blocked,

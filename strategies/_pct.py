@@ -53,6 +53,7 @@ class PCT(Strategy):
     """Random task priorities, ``depth - 1`` change points in the measured horizon."""
 
     name = "pct"
+    splitting = "seeded"
 
     def __init__(self, depth: int = 3, seed: int | None = None, *, group: str = "task",
                  spin_limit: int = 3) -> None:

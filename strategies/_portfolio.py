@@ -104,6 +104,7 @@ class Portfolio(Strategy):
     """Rotate the members across schedules; report which one made each."""
 
     name = "portfolio"
+    splitting = "seeded"
 
     def __init__(self, seed: int | None = None,
                  members: Mapping[str, Factory] | None = None,

@@ -34,6 +34,7 @@ class POS(Strategy):
     """Random priorities per event, reassigned for the events that race with the one run."""
 
     name = "pos"
+    splitting = "seeded"
 
     def __init__(self, seed: int | None = None) -> None:
         self.seed = seed if seed is not None else random.getrandbits(32)

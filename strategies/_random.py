@@ -17,6 +17,7 @@ class RandomWalk(Strategy):
     """At each scheduling point pick uniformly among the candidates."""
 
     name = "random"
+    splitting = "seeded"
 
     def __init__(self, seed: int | None = None) -> None:
         # Without a seed, take one from the global random module: Hypothesis seeds it

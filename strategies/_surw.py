@@ -42,6 +42,7 @@ class SURW(Strategy):
     """Weighted random walk: weight of a task = 1 + its estimated remaining events."""
 
     name = "surw"
+    splitting = "seeded"
 
     def __init__(self, seed: int | None = None) -> None:
         self.seed = seed if seed is not None else random.getrandbits(32)

@@ -63,6 +63,7 @@ class SymmetricWalk(Strategy):
     """Uniform over ready sites (or kinds), not over ready tasks."""
 
     name = "symmetric"
+    splitting = "seeded"
 
     def __init__(self, seed: int | None = None, *, modes: tuple[str, ...] = MODES) -> None:
         if not modes or any(m not in MODES for m in modes):

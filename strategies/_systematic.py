@@ -27,6 +27,7 @@ class Systematic(Strategy):
     """Enumerate schedules by deviation count: 0, then 1, then 2, ... up to the bound."""
 
     name = "systematic"
+    splitting = "partition"
 
     def __init__(self, deviation_bound: int | None = None, *,
                  partition: tuple[int, int] = (0, 1)) -> None:

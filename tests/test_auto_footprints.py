@@ -44,9 +44,9 @@ def test_auto_mode_before_312_says_what_to_use_instead() -> None:
 
 
 def test_footprint_modes_are_checked() -> None:
-    assert DPOR().wants_footprints == "conservative"
-    assert DPOR(declared=True).wants_footprints == "declared"
-    assert DPOR(footprints="declared").wants_footprints == "declared"
+    assert DPOR().footprints == "conservative"
+    assert DPOR(declared=True).footprints == "declared"
+    assert DPOR(footprints="declared").footprints == "declared"
     with pytest.raises(ValueError, match="footprints must be one of"):
         DPOR(footprints="automatic")
     with pytest.raises(ValueError, match="footprints must be one of"):

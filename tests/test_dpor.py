@@ -260,7 +260,7 @@ def _explored(strategy: DPOR, scenario: Callable[[], Any]) -> tuple[set[Hashable
     with runtime.session(footprints=True):
         while strategy.start_run():
             record = runtime.run(scenario, strategy.choose, max_steps=10_000,
-                                 footprints=strategy.wants_footprints)
+                                 footprints=strategy.footprints)
             strategy.observe(record.footprints)
             if strategy.counts_as_schedule:
                 counted += 1
@@ -461,7 +461,7 @@ def test_the_footprint_modes_have_names() -> None:
 
     assert {"dpor", "dpor-declared", "dpor-auto"} <= set(names())
     declared = make_strategy("dpor-declared", deviation_bound=2)
-    assert isinstance(declared, DPOR) and declared.wants_footprints == "declared"
+    assert isinstance(declared, DPOR) and declared.footprints == "declared"
     assert declared.describe()["footprints"] == "declared"
     result = explorer.explore(_disjoint_writers(4), strategy="dpor-declared")
     assert result.schedules == 1 and result.strategy["footprints"] == "declared"

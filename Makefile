@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m examples.demo
 
+# The whole suite, as CI runs it; a plain `pytest` in the environment is the fast local run.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --run-slow
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

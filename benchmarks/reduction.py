@@ -17,6 +17,7 @@ from typing import Any
 import explorer
 from benchmarks import scenarios
 from explorer._asyncio._runner import AsyncioRuntime
+from explorer._runtime import RunMode
 from explorer.strategies import DPOR, Fixed
 
 CAP = 50_000
@@ -118,7 +119,8 @@ def all_runs(scenario: Callable[[], Any], *, cap: int = CLASSES_CAP,
                 counts.append(count)
                 return prefix[k] if k < len(prefix) else 0
 
-            record = runtime.run(scenario, choose, max_steps=max_steps, footprints="declared")
+            record = runtime.run(scenario, choose,
+                                 RunMode(max_steps=max_steps, footprints="declared"))
             runs.append(list(record.footprints))
             for k in range(len(prefix), len(counts)):
                 todo.extend([*record.decisions[:k], other] for other in range(1, counts[k]))
@@ -229,8 +231,8 @@ def per_run_cost(rounds: int = 5, runs: int = 1000) -> tuple[float, float]:
                 for _ in range(runs):
                     fixed = Fixed([])
                     fixed.start_run()
-                    runtime.run(scenario, fixed.choose, max_steps=10_000,
-                                footprints="declared" if on else None)
+                    runtime.run(scenario, fixed.choose, RunMode(
+                        max_steps=10_000, footprints="declared" if on else None))
                 timings[on].append((time.perf_counter() - start) / runs * 1e6)
     return statistics.median(timings[False]), statistics.median(timings[True])
 
@@ -322,8 +324,8 @@ def automatic_footprints_section(rounds: int = 5, runs: int = 1000) -> list[str]
                 for _ in range(runs):
                     fixed = Fixed([])
                     fixed.start_run()
-                    runtime.run(scenario, fixed.choose, max_steps=10_000,
-                                footprints=footprints)
+                    runtime.run(scenario, fixed.choose, RunMode(
+                        max_steps=10_000, footprints=footprints))
                 timings[mode].append((time.perf_counter() - start) / runs * 1e6)
     off, declared_cost, auto = (statistics.median(timings[mode]) for mode in modes)
     lines += [

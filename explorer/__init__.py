@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from explorer._version import __version__ as __version__
+
 if TYPE_CHECKING:
     from explorer._corpus import Corpus, CorpusEntry, CorpusError
     from explorer._engine import ExploreResult, RunResult, explore, replay, run
@@ -41,10 +43,10 @@ if TYPE_CHECKING:
     )
     from explorer._runtime import Candidate, Location
     from explorer._schedule import Schedule
+    from explorer._settings import Settings, get_profile, register_profile
     from explorer._shrink import ShrinkReport
     from explorer._trace import Step, Trace
 
-__version__ = "0.1.0"
 
 _WHERE: dict[str, str] = {
     "Corpus": "_corpus", "CorpusEntry": "_corpus", "CorpusError": "_corpus",
@@ -64,6 +66,7 @@ _WHERE: dict[str, str] = {
     "replay_entry": "_regressions", "reproduce": "_regressions",
     "Candidate": "_runtime", "Location": "_runtime",
     "Schedule": "_schedule",
+    "Settings": "_settings", "get_profile": "_settings", "register_profile": "_settings",
     "ShrinkReport": "_shrink",
     "Step": "_trace", "Trace": "_trace",
 }
@@ -98,6 +101,9 @@ __all__ = [
     "RuntimeSelfTestError",
     "Schedule",
     "ScheduleFailure",
+    "Settings",
+    "get_profile",
+    "register_profile",
     "shared",
     "ShrinkReport",
     "Step",

@@ -1,23 +1,112 @@
-"""Turning how a run ended into an :class:`~explorer._outcome.Outcome`, for every runtime."""
+"""Turning how a run ended into an :class:`~explorer._outcome.Outcome`, for every runtime.
+
+A runtime hands :func:`classify_run` the facts of a run that stopped by itself (a
+:class:`RunFacts`); the outcome is the first of these that holds, in this order:
+
+1. an **escape**: the scenario used something the controlled run refuses (real I/O, a
+   thread, wall-clock sleep). It comes first because it explains whatever followed (a
+   refused call from a thread leaves its waiter asleep: a deadlock that is not the bug);
+2. a broken **invariant** (``explorer.always``): checked after every step, and after the
+   last one;
+3. the run was **aborted** for another reason (asyncio: a callback raised);
+4. a **deadlock**: nothing could move and nothing was pending (a cycle, a lost wake-up);
+   a task waiting for real I/O at that moment is an escape;
+5. the fair **step bound** ran out: a livelock;
+6. the scenario's main task **raised** (or was cancelled);
+7. the scenario returned while tasks it started were still pending: **leaked** tasks;
+8. an error **nobody retrieved** (a task's unawaited exception, a callback's error);
+9. otherwise the run **passed**.
+
+Only 1, 2 and 6 to 9 can hold together (3, 4 and 5 are exclusive run statuses, and 6 to 9
+need the scenario to have finished). A run stopped from outside is not classified from
+facts: past its real-time limit it is a ``hang`` (:func:`hang_outcome`), and a
+``SystemExit`` or ``KeyboardInterrupt`` raised by scenario code is an ``exception``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from explorer import _outcome as oc
-from explorer._asyncio._inspect import traceback_location
 from explorer._errors import EscapeError
+from explorer._locations import traceback_location
 from explorer._outcome import Outcome
-from explorer._runtime import Location, display_task
+from explorer._runtime import Location, RunStatus, display_task
 
 if TYPE_CHECKING:
-    from explorer._asyncio._waitfor import DeadlockReport
     from explorer._trace import Trace
+    from explorer._waitgraph import DeadlockReport
     from explorer._watchdog import Hang
 
 Invariant = tuple[Callable[[], object], str, "Location | None"]
 BrokenInvariant = tuple[str, "BaseException | None", "Location | None"]
+
+
+class RunFacts(Protocol):
+    """What a runtime knows about a run that stopped by itself. :func:`classify_run` asks
+    in the order of the module docstring and stops at the first fact that holds, so a
+    runtime computes each (a deadlock's wait-for graph, the leaked tasks) only when it
+    decides the outcome."""
+
+    status: RunStatus
+    max_steps: int
+    trace: Trace | None
+
+    def escape(self) -> EscapeError | None:
+        """The first escape of the run, if any."""
+        ...
+
+    def broken_invariant(self) -> BrokenInvariant | None:
+        """The invariant that broke the run (or broke after its last step), if any."""
+        ...
+
+    def aborted(self) -> Outcome:
+        """Status ``ABORTED`` without a broken invariant: why the run was stopped."""
+        ...
+
+    def deadlock(self) -> Outcome:
+        """Status ``DEADLOCK``: the deadlock (or the real-I/O escape) that stopped it."""
+        ...
+
+    def still_running(self) -> list[str]:
+        """Status ``STEP_BOUND``: the display names of the tasks still going."""
+        ...
+
+    def scenario_error(self) -> Outcome | None:
+        """The outcome of the main task's exception or cancellation, if it ended so."""
+        ...
+
+    def leaked(self) -> Outcome | None:
+        """Tasks the scenario left pending when it returned, if any."""
+        ...
+
+    def unretrieved(self) -> Outcome | None:
+        """An error nobody retrieved (a task's exception, a callback's error), if any."""
+        ...
+
+
+def classify_run(facts: RunFacts) -> Outcome:
+    """The outcome of a run that stopped by itself (the order is the module docstring's)."""
+    escape = facts.escape()
+    if escape is not None:
+        return escape_outcome(escape)
+    broken = facts.broken_invariant()
+    if broken is not None:
+        return invariant_outcome(broken, facts.trace)
+    status = facts.status
+    if status is RunStatus.ABORTED:
+        return facts.aborted()
+    if status is RunStatus.DEADLOCK:
+        return facts.deadlock()
+    if status is RunStatus.STEP_BOUND:
+        return livelock_outcome(facts.still_running(), facts.max_steps)
+    outcome = facts.scenario_error()
+    if outcome is None:
+        outcome = facts.leaked()
+        if outcome is None:
+            outcome = facts.unretrieved()
+    return outcome if outcome is not None else oc.PASSED
 
 
 def exception_outcome(exc: BaseException) -> Outcome:

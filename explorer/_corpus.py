@@ -1,19 +1,24 @@
 """The corpus: saved failing schedules, one JSON file each, replayed as regression cases.
 
-Contract:
+:class:`Corpus` is the one place that writes, finds, deletes, collects and migrates
+entries; the engine, the pytest plugin, the nightly job and the command line all go
+through it (the command line only presents what it returns). Contract:
 
 - **Untrusted input.** Corpus files travel through CI artifacts and pull requests, so
   reading one never imports, calls or runs anything it names. Only regular files inside
   the corpus directory are read (never a FIFO, a device, or a symbolic link that leads out
   of it), at most :data:`MAX_BYTES` of them, never trusting the size the file system
-  reports; the bracket depth is checked (:data:`MAX_DEPTH`) before JSON parsing; every
-  field is type-checked against the published format (``corpus/format/entry.schema.json``), nested
-  fields too, and a scenario name must be a dotted Python name. Replaying an entry runs
-  the scenario the *caller* matched to it by name, never one looked up from the file.
-- **Content addressed.** The file name is derived from what defines the replay (scenario,
-  runtime, schedule), so saving the same failure twice writes one file.
+  reports; every field is checked against the published format
+  (:mod:`explorer._corpus_format`). Replaying an entry runs the scenario the *caller*
+  matched to it by name, never one looked up from the file.
+- **One entry per failure.** The file name is derived from what defines the replay
+  (scenario, runtime, schedule), and :meth:`Corpus.save` writes nothing when an entry
+  already records the same scenario, runtime and failure signature (its docstring has
+  the whole rule).
 - **Atomic.** An entry is written to a temporary file in the same directory, flushed to
   disk and renamed into place: an interrupted write leaves the old state, never half a file.
+- **Plans before deletions.** :meth:`Corpus.gc` and :meth:`Corpus.migration` return what
+  they would do; :meth:`Corpus.apply` does it (a dry run prints the plan).
 - **Loud about bad files.** An oversized, non-JSON, truncated, malformed or newer-format
   file raises :class:`CorpusError` naming the file and what to do; listing a corpus reports
   such files in place and still returns every good entry.
@@ -21,118 +26,145 @@ Contract:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import platform
 import re
 import stat
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from explorer._errors import ExplorerError, InvalidScheduleError
+from explorer._corpus_format import FORMAT, file_type
+from explorer._corpus_format import MAX_BYTES as MAX_BYTES
+from explorer._corpus_format import RUNTIMES as RUNTIMES
+from explorer._corpus_format import VERSION as VERSION
+from explorer._corpus_format import CorpusEntry as CorpusEntry
+from explorer._corpus_format import CorpusError as CorpusError
+from explorer._corpus_format import decode as decode
+from explorer._corpus_format import parse as parse
+from explorer._corpus_format import parse_json as parse_json
+from explorer._errors import ExplorerError
 from explorer._files import write_atomically
 from explorer._schedule import Schedule
 from explorer._trace import Trace
+from explorer._version import __version__
 
-FORMAT = "explorer-corpus"
-VERSION = 1
-MAX_BYTES = 1_000_000
-MAX_DEPTH = 32  # a saved entry nests 3 levels; json.loads would recurse on 100,000
-MAX_POINT = 999_999  # beyond any step bound a replay reaches; as Schedule.parse allows
-MAX_CHOICE = 99_999
-MAX_NAME = 1000
-MAX_SCHEDULE = 100_000  # characters of a schedule string
-RUNTIMES = ("asyncio", "trio")  # the engine's runtimes; a test keeps the two equal
+if TYPE_CHECKING:
+    from explorer._failure import ScheduleFailure
+
 DEFAULT_DIRECTORY = "corpus"
 
-# A dotted Python name (with the ``<locals>`` and ``<lambda>`` parts qualnames have), plus
-# the ``[id]`` of a parametrized test as the pytest plugin records it. Matched against
-# configured scenarios by equality only, never imported. The same pattern is in
-# corpus/format/entry.schema.json.
-SCENARIO_PATTERN = (r"^[A-Za-z_][A-Za-z0-9_]*(\.([A-Za-z_][A-Za-z0-9_]*|<locals>|<lambda>))*"
-                    r"(\[[^\x00-\x1f]*\])?$")
-_SCENARIO = re.compile(SCENARIO_PATTERN)
-_HASH = re.compile(r"^[0-9a-f]{64}$")
-# The schedule string as Schedule.parse writes it (it reads some looser forms too).
-_SCHEDULE = re.compile(r"^v1(\+timers)?:"
-                       r"([0-9]{1,6}=0*[1-9][0-9]{0,4}(,[0-9]{1,6}=0*[1-9][0-9]{0,4})*)?$")
+# --------------------------------------------------------------------------- statuses
 
+# How an entry replays (explorer._regressions gives each entry exactly one), worst first:
+# a command over many entries reports (and exits by) the worst it saw.
+FAILS: Final = "fails"
+FIXED: Final = "fixed"
+DIVERGED: Final = "diverged"
+ERROR: Final = "error"
+UNKNOWN_SCENARIO: Final = "unknown-scenario"
+UNREADABLE: Final = "unreadable"
+NEWER_FORMAT: Final = "newer-format"
+STATUSES: Final = (FAILS, DIVERGED, ERROR, UNKNOWN_SCENARIO, UNREADABLE, NEWER_FORMAT, FIXED)
 
-class CorpusError(ExplorerError, ValueError):
-    """A corpus file cannot be used; ``path`` names it and ``status`` says why
-    (``"unreadable"`` or ``"newer-format"``)."""
+# What Corpus.save did (see its docstring for the duplicate rule).
+NEW: Final = "new"
+KEPT: Final = "kept"
+REFRESHED: Final = "refreshed"
+REPLACED: Final = "replaced"
 
-    def __init__(self, path: Path, problem: str, *, status: str = "unreadable") -> None:
-        super().__init__(f"corpus file {path}: {problem}")
-        self.path = path
-        self.status = status
-
-
-@dataclass(frozen=True)
-class SavedLocation:
-    """Where a saved failure happened: file name (no directory), line, function."""
-
-    file: str
-    line: int
-    function: str
-
-    @property
-    def short(self) -> str:
-        return f"{self.file}:{self.line}"
+# Why garbage collection removes (or keeps) an entry.
+GC_FIXED: Final = "fixed"
+GC_UNKNOWN: Final = "unknown scenario"
+GC_DUPLICATE: Final = "duplicate"
 
 
 @dataclass(frozen=True)
-class SavedFailure:
-    """The failure an entry recorded, typed (the file's ``failure`` object, checked)."""
-
-    kind: str
-    message: str
-    location: SavedLocation | None
-    exc_type: str | None
-
-
-@dataclass(frozen=True)
-class CorpusEntry:
-    """One saved failure, as read from its file and checked against the format: every
-    field below has the type it says (``failure``, ``found`` and ``expected`` keep the
-    file's objects, with their known fields checked; :attr:`saved` is ``failure`` typed)."""
+class Saved:
+    """What :meth:`Corpus.save` did: the entry that holds the failure (``path``) and
+    ``status``, one of ``new``, ``kept``, ``refreshed`` or ``replaced`` (then
+    ``replaced`` is the duplicate entry that was deleted)."""
 
     path: Path
-    scenario: str
-    runtime: str
-    schedule: Schedule
-    failure: dict[str, Any]
-    found: dict[str, Any]
-    shrunk: bool
-    expected: tuple[dict[str, Any], ...] = ()
-    trace_hash: str | None = None
-    data: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    status: str
+    replaced: Path | None = None
 
     @property
-    def kind(self) -> str:
-        return self.saved.kind
+    def new(self) -> bool:
+        """The corpus held no entry of this failure before."""
+        return self.status == NEW
 
     @property
-    def saved(self) -> SavedFailure:
-        loc = self.failure.get("location")
-        return SavedFailure(str(self.failure["kind"]), str(self.failure["message"]),
-                            SavedLocation(loc["file"], loc["line"], loc["function"])
-                            if loc else None, self.failure.get("exc_type"))
+    def added(self) -> bool:
+        """A file that was not there before holds the failure now (``new`` or
+        ``replaced``)."""
+        return self.status in (NEW, REPLACED)
 
-    def signature(self) -> tuple[object, ...]:
-        """The same shape as :meth:`Outcome.signature`, from the saved failure."""
-        saved = self.saved
-        loc = saved.location
-        return (saved.kind, loc.short if loc else None, loc.line if loc else None,
-                saved.exc_type)
 
-    def expected_tasks(self) -> dict[int, str]:
-        """Scheduling point -> the task the schedule expects to pick there."""
-        return {int(e["point"]): str(e["task"]) for e in self.expected
-                if "point" in e and "task" in e}
+class Verdict(Protocol):
+    """How a corpus item replayed, as :meth:`Corpus.gc` needs it (``explorer.
+    _regressions.CorpusReplay`` is one): a status of :data:`STATUSES`, its detail, and for
+    a failing entry whether it failed as saved (``same``)."""
+
+    @property
+    def path(self) -> Path: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+    @property
+    def entry(self) -> CorpusEntry | None: ...
+    @property
+    def same(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class GcItem:
+    """One file in a :class:`GcPlan`: ``reason`` is ``fixed``, ``unknown scenario`` or
+    ``duplicate`` for a removal, the entry's status for one kept; ``detail`` says more."""
+
+    path: Path
+    reason: str
+    detail: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"path": str(self.path), "reason": self.reason, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class GcPlan:
+    """What :meth:`Corpus.gc` would delete (``remove``, ``temporary``) and which entries
+    it keeps although they do not fail (``keep``, with why)."""
+
+    remove: tuple[GcItem, ...]
+    keep: tuple[GcItem, ...]
+    temporary: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """An entry of an older format (``path``) and its JSON in the current one."""
+
+    path: Path
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MigrationPlan:
+    """What :meth:`Corpus.migration` would rewrite, what is current, and the files it
+    skips (each with the :class:`CorpusError` that says why)."""
+
+    rewrites: tuple[Rewrite, ...]
+    current: tuple[Path, ...]
+    skipped: tuple[CorpusError, ...]
+
+
+class EntryNotFound(ExplorerError, LookupError):
+    """No entry, or more than one, matches the name given to :meth:`Corpus.find`."""
 
 
 def entry_name(scenario: str, runtime: str, schedule: Schedule) -> str:
@@ -158,290 +190,236 @@ def expected_candidates(trace: Trace) -> list[dict[str, Any]]:
     return out
 
 
-def _file_type(mode: int) -> str:
-    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-             (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link"))
-    return next((name for test, name in kinds if test(mode)), "a special file")
+def _entry_json(failure: ScheduleFailure) -> dict[str, Any]:
+    """The JSON of the entry that records ``failure`` (the published format)."""
+    outcome = failure.outcome.to_json()
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "scenario": failure.scenario,
+        "runtime": failure.runtime,
+        "schedule": str(failure.schedule),
+        "failure": {k: outcome[k] for k in ("kind", "message", "location", "exc_type")},
+        "found": {
+            "strategy": failure.strategy,
+            "found_after": failure.found_after,
+            "explorer": __version__,
+            "python": platform.python_version(),
+        },
+        "shrunk": failure.shrink is not None,
+        "shrink": dataclasses.asdict(failure.shrink) if failure.shrink else None,
+        "deviations": failure.deviations,
+        "expected": expected_candidates(failure.trace),
+        "trace_hash": failure.trace.hash(),
+    }
 
 
-def _check_size(path: Path, size: int) -> None:
-    if size > MAX_BYTES:
-        raise CorpusError(path, f"is more than the {MAX_BYTES:,} bytes a corpus entry may "
-                                "have; it is not a corpus entry, remove it")
+def _write_entry(path: Path, data: Mapping[str, Any]) -> None:
+    write_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def nesting_depth(raw: bytes) -> int:
-    """The deepest bracket nesting of a JSON text, brackets inside strings not counted.
-
-    Cheap (two regular-expression passes) and run before ``json.loads``, whose recursion
-    a deeply nested file would exhaust."""
-    text = _STRINGS.sub(b'""', raw)
-    quote = text.find(b'"')
-    if quote >= 0:  # an unterminated string: the rest is inside it
-        text = text[:quote]
-    depth = deepest = 0
-    for bracket in _BRACKETS.findall(text):
-        if bracket in b"[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
-    return deepest
+def _duplicates(failing: Iterable[CorpusEntry]) -> list[GcItem]:
+    """Entries that fail as saved exactly as another one does: all but the simplest of
+    each failure (shrunk first, then the fewest deviations, then the file name)."""
+    groups: dict[tuple[object, ...], list[CorpusEntry]] = {}
+    for entry in failing:
+        groups.setdefault((entry.scenario, entry.runtime, *entry.signature()), []).append(entry)
+    out: list[GcItem] = []
+    for group in groups.values():
+        best, *rest = sorted(group, key=lambda e: (not e.shrunk, e.schedule.deviation_count,
+                                                   e.path.name))
+        out += [GcItem(e.path, GC_DUPLICATE, f"fails as {best.path.name} does, which is kept")
+                for e in rest]
+    return out
 
 
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKETS = re.compile(rb"[\[\]{}]")
+# Rewrites from format version N to N + 1, applied in order. Version 1 is the first, so
+# there is nothing to rewrite yet; a new format adds its step here.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 
-class _Misfit(Exception):
-    """A field that does not fit the format; the message names it (``failure.location``)."""
-
-
-def _describe(value: object) -> str:
-    kind = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
-            int: "an integer", float: "a number", type(None): "null"}.get(type(value), "?")
-    if isinstance(value, dict | list) or value is None:
-        return kind
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**12:
-        return f"a {len(str(abs(value)))}-digit integer"
-    text = json.dumps(value[:41] if isinstance(value, str) else value)
-    return f"{text[:40]}{'...' if len(text) > 40 else ''} ({kind})"
-
-
-def _get(obj: dict[str, Any], key: str, where: str, kinds: tuple[type, ...], what: str,
-         *, required: bool = True) -> Any:
-    """``obj[key]`` if it is one of ``kinds`` (a bool is never an integer here)."""
-    name = f"{where}{key}"
-    if key not in obj:
-        if required:
-            raise _Misfit(f'field "{name}" is missing; it must be {what}')
-        return None
-    value = obj[key]
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-        raise _Misfit(f'field "{name}" is {_describe(value)}; it must be {what}')
-    return value
-
-
-def _int(obj: dict[str, Any], key: str, where: str, low: int, high: int, *,
-         required: bool = True, nullable: bool = False) -> int | None:
-    what = f"an integer from {low:,} to {high:,}" + (" or null" if nullable else "")
-    value = _get(obj, key, where, (int, type(None)) if nullable else (int,), what,
-                 required=required)
-    if value is not None and not low <= value <= high:
-        raise _Misfit(f'field "{where}{key}" is {value:,}' if abs(value) < 10**12 else
-                      f'field "{where}{key}" is a {len(str(abs(value)))}-digit number'
-                      f"; it must be {what}")
-    return value  # type: ignore[no-any-return]
-
-
-def _text(obj: dict[str, Any], key: str, where: str, *, required: bool = True,
-          nullable: bool = False, limit: int = MAX_BYTES) -> str | None:
-    what = "a string" + (" or null" if nullable else "")
-    value = _get(obj, key, where, (str, type(None)) if nullable else (str,), what,
-                 required=required)
-    if value is not None and len(value) > limit:
-        raise _Misfit(f'field "{where}{key}" is a string of {len(value):,} characters; it '
-                      f"must have at most {limit:,}")
-    return value  # type: ignore[no-any-return]
-
-
-def _object(obj: dict[str, Any], key: str, where: str, *, required: bool = True,
-            nullable: bool = False) -> dict[str, Any] | None:
-    what = "an object" + (" or null" if nullable else "")
-    return _get(obj, key, where, (dict, type(None)) if nullable else (dict,), what,  # type: ignore[no-any-return]
-                required=required)
-
-
-def _check_failure(failure: dict[str, Any]) -> None:
-    _text(failure, "kind", "failure.", limit=100)
-    _text(failure, "message", "failure.")
-    _text(failure, "exc_type", "failure.", nullable=True, limit=MAX_NAME)
-    location = _object(failure, "location", "failure.", nullable=True)
-    if location is not None:
-        _text(location, "file", "failure.location.", limit=MAX_NAME)
-        _int(location, "line", "failure.location.", 0, 10**9)
-        _text(location, "function", "failure.location.", limit=MAX_NAME)
-
-
-def _check_found(found: dict[str, Any]) -> None:
-    strategy = _object(found, "strategy", "found.", required=False)
-    if strategy is not None:
-        _text(strategy, "name", "found.strategy.", required=False, limit=MAX_NAME)
-    _int(found, "found_after", "found.", 0, 2**63, required=False, nullable=True)
-    _text(found, "explorer", "found.", required=False, nullable=True, limit=100)
-    _text(found, "python", "found.", required=False, nullable=True, limit=100)
-
-
-def _check_expected(data: dict[str, Any]) -> tuple[dict[str, Any], ...]:
-    expected = _get(data, "expected", "", (list,), "a list of objects", required=False)
-    for index, item in enumerate(expected or ()):
-        where = f"expected[{index}]."
-        if not isinstance(item, dict):
-            raise _Misfit(f'field "expected[{index}]" is {_describe(item)}; it must be an '
-                          "object")
-        _int(item, "point", where, 0, MAX_POINT)
-        _text(item, "task", where, nullable=True, limit=MAX_NAME)
-        _int(item, "choice", where, 1, MAX_CHOICE, required=False)
-        _text(item, "kind", where, required=False, limit=100)
-    return tuple(expected or ())
-
-
-def _check_schedule(data: dict[str, Any]) -> Schedule:
-    text = _text(data, "schedule", "", limit=MAX_SCHEDULE)
-    assert text is not None
-    if not _SCHEDULE.fullmatch(text):
-        raise _Misfit(f'field "schedule" is {_describe(text)}; it must be a schedule string '
-                      "like v1:0=1,3=2 (increasing points, each with a non-zero choice)")
-    try:
-        schedule = Schedule.parse(text)
-    except InvalidScheduleError as exc:
-        raise _Misfit(f'field "schedule" is not a schedule: {exc}') from None
-    except ValueError:  # Python refuses to convert an integer of over 4,300 digits
-        raise _Misfit('field "schedule" holds an integer too long to read') from None
-    for point, choice in schedule.deviations:
-        if point > MAX_POINT or choice > MAX_CHOICE:
-            raise _Misfit(f'field "schedule" asks for candidate {_describe(choice)} at '
-                          f"scheduling point {_describe(point)}; points go up to "
-                          f"{MAX_POINT:,} and candidates up to {MAX_CHOICE:,}")
-    return schedule
-
-
-def _check_envelope(path: Path, data: object) -> dict[str, Any]:
-    """``data`` if it is a corpus entry of this format version or an older one."""
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CorpusError(path, f"is JSON but not a corpus entry (expected \"format\": "
-                                f"\"{FORMAT}\")")
-    version = data.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-        raise CorpusError(path, f'field "version" is {_describe(version)}; it must be a '
-                                "format version, a whole number")
-    if version > VERSION:
-        raise CorpusError(path, f"was written by a newer explorer (format version {version}; "
-                                f"this one reads up to {VERSION}); upgrade the explorer to "
-                                "replay it", status="newer-format")
+def migrated(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (an entry of an older format version) rewritten step by step to the
+    current format, and checked against it; a :class:`CorpusError` naming ``path`` if
+    that cannot be done."""
+    version = int(data["version"])
+    while version < VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise CorpusError(path, f"has format version {version}, which no explorer "
+                                    "wrote; it cannot be migrated: remove it")
+        try:
+            data = step(dict(data))
+        except Exception as exc:  # noqa: BLE001 - a damaged old entry must not stop the rest
+            raise CorpusError(path, f"cannot be migrated from format version {version} "
+                                    f"({type(exc).__name__}: {exc}); remove it") from None
+        version += 1
+    data["version"] = VERSION
+    decode(path, data)
     return data
 
 
-def decode(path: Path, data: object) -> CorpusEntry:
-    """Check parsed JSON against the published format
-    (``corpus/format/entry.schema.json``) and build the entry; raise :class:`CorpusError`
-    naming ``path`` and the first field that does not fit. Unknown fields are kept in
-    ``data`` and otherwise ignored."""
-    data = _check_envelope(path, data)
-    if data["version"] != VERSION:
-        raise CorpusError(path, f"is in the older format version {data['version']}; run "
-                                "'explorer corpus migrate' to rewrite it in the current one")
-    try:
-        scenario = _text(data, "scenario", "", limit=MAX_NAME)
-        assert scenario is not None
-        if not _SCENARIO.fullmatch(scenario):
-            raise _Misfit(f'field "scenario" is {_describe(scenario)}; it must be the dotted '
-                          "Python name of a scenario function, like package.module.function")
-        runtime = _text(data, "runtime", "", limit=100)
-        if runtime not in RUNTIMES:
-            raise _Misfit(f'field "runtime" is {_describe(runtime)}; this explorer knows the '
-                          f"runtimes {', '.join(RUNTIMES)}")
-        schedule = _check_schedule(data)
-        failure = _object(data, "failure", "")
-        assert failure is not None
-        _check_failure(failure)
-        found = _object(data, "found", "")
-        assert found is not None
-        _check_found(found)
-        shrunk = _get(data, "shrunk", "", (bool,), "true or false")
-        _object(data, "shrink", "", required=False, nullable=True)
-        _int(data, "deviations", "", 0, MAX_POINT, required=False)
-        expected = _check_expected(data)
-        trace_hash = _text(data, "trace_hash", "", required=False, nullable=True, limit=64)
-        if trace_hash is not None and not _HASH.fullmatch(trace_hash):
-            raise _Misfit(f'field "trace_hash" is {_describe(trace_hash)}; it must be 64 '
-                          "lowercase hex digits (a SHA-256)")
-    except _Misfit as misfit:
-        raise CorpusError(path, f"does not fit the corpus format: {misfit}; the file was "
-                                "edited or damaged: delete it, or restore it from version "
-                                "control") from None
-    return CorpusEntry(path, scenario, runtime, schedule, failure, found, shrunk, expected,
-                       trace_hash, data)
-
-
-def parse(path: Path, raw: bytes) -> CorpusEntry:
-    """Validate the bytes of a corpus file; raise :class:`CorpusError` naming ``path``."""
-    return decode(path, parse_json(path, raw))
-
-
-def parse_json(path: Path, raw: bytes) -> dict[str, Any]:
-    """The JSON object of a corpus file of this format version or an older one (for
-    migrations), parsed safely but not checked field by field (:func:`decode` does that)."""
-    _check_size(path, len(raw))
-    depth = nesting_depth(raw)
-    if depth > MAX_DEPTH:
-        raise CorpusError(path, f"nests brackets {depth:,} levels deep, more than the "
-                                f"{MAX_DEPTH} a corpus entry may have; it is not a corpus "
-                                "entry, remove it")
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise CorpusError(path, f"is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                                "the file is corrupt: delete it or restore it from version "
-                                "control") from None
-    except json.JSONDecodeError as exc:
-        raise CorpusError(path, f"is not valid JSON ({exc.msg} at line {exc.lineno}, column "
-                                f"{exc.colno}); the file is corrupt or truncated: delete it "
-                                "or restore it from version control") from None
-    except (ValueError, RecursionError) as exc:  # an integer of over 4,300 digits, say
-        raise CorpusError(path, f"cannot be parsed as JSON ({exc}); it is not a corpus "
-                                "entry, remove it") from None
-    return _check_envelope(path, data)
-
-
 class Corpus:
-    """A directory of saved failures."""
+    """A directory of saved failures: save, read, find, delete, gc and migrate entries.
+
+    Every entry is one file whose name is derived from what defines its replay
+    (:func:`entry_name`). Writes are atomic; reads treat every file as untrusted."""
 
     def __init__(self, directory: str | os.PathLike[str] = DEFAULT_DIRECTORY) -> None:
         self.directory = Path(directory)
 
-    def save(self, failure: Any) -> Path:
-        """Save a :class:`ScheduleFailure`; return the entry's path (existing or new)."""
-        from explorer import __version__
+    # -- saving ---------------------------------------------------------------------
 
+    def save(self, failure: ScheduleFailure) -> Saved:
+        """Save a :class:`ScheduleFailure` unless the corpus already holds it; say which.
+
+        The one duplicate rule: **a failure is already saved when an entry records the
+        same scenario, runtime and failure signature** (kind, place and exception type, as
+        :meth:`Outcome.signature` defines them), under this schedule or another. Then:
+
+        - the entry this failure's schedule would be written to exists and records the
+          same failure with the same expected tasks: it is kept as it is (``kept``);
+        - that entry exists but records something else (the code changed since, or the
+          file is damaged): it is rewritten in place (``refreshed``); a file of a newer
+          format is never overwritten by an older explorer (``kept``);
+        - another entry records the same failure: it is kept and its path returned
+          (``kept``), so one bug is one entry however many schedules show it; except
+          that a shrunk failure replaces a duplicate that was not shrunk (``replaced``:
+          the new file is written, then the old one deleted);
+        - otherwise the failure is written to a new entry (``new``).
+        """
         path = self.directory / entry_name(failure.scenario, failure.runtime,
                                            failure.schedule)
-        expected = expected_candidates(failure.trace)
-        if self._recorded_expectations(path) == expected:
-            return path  # the same failure, already saved
-        outcome = failure.outcome.to_json()
-        data = {
-            "format": FORMAT,
-            "version": VERSION,
-            "scenario": failure.scenario,
-            "runtime": failure.runtime,
-            "schedule": str(failure.schedule),
-            "failure": {k: outcome[k] for k in ("kind", "message", "location", "exc_type")},
-            "found": {
-                "strategy": failure.strategy,
-                "found_after": failure.found_after,
-                "explorer": __version__,
-                "python": platform.python_version(),
-            },
-            "shrunk": failure.shrink is not None,
-            "shrink": failure.to_json()["shrink"],
-            "deviations": failure.deviations,
-            "expected": expected,
-            "trace_hash": failure.trace.hash(),
-        }
-        write_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-        return path
+        data = _entry_json(failure)
+        signature = tuple(failure.outcome.signature())
+        if path.exists():
+            try:
+                there = self.load(path)
+            except CorpusError as err:
+                if err.status == NEWER_FORMAT:
+                    return Saved(path, KEPT)
+            else:
+                if there.signature() == signature and list(there.expected) == data["expected"]:
+                    return Saved(path, KEPT)
+            _write_entry(path, data)
+            return Saved(path, REFRESHED)
+        twin = self.find_failure(failure.scenario, failure.runtime, signature)
+        if twin is not None and (twin.shrunk or failure.shrink is None):
+            return Saved(twin.path, KEPT)
+        _write_entry(path, data)
+        if twin is not None:
+            twin.path.unlink(missing_ok=True)
+            return Saved(path, REPLACED, twin.path)
+        return Saved(path, NEW)
 
-    def _recorded_expectations(self, path: Path) -> list[dict[str, Any]] | None:
-        """What an existing entry recorded at its deviations (None if there is no usable
-        entry at ``path``: it is then written anew)."""
-        if not path.exists():
-            return None
-        try:
-            return list(self.load(path).expected)
-        except CorpusError:
-            return None
+    def find_failure(self, scenario: str, runtime: str, signature: tuple[object, ...]
+                     ) -> CorpusEntry | None:
+        """The first readable entry (in file-name order) that records this failure."""
+        for item in self.entries():
+            if isinstance(item, CorpusEntry) and item.scenario == scenario and \
+                    item.runtime == runtime and item.signature() == tuple(signature):
+                return item
+        return None
+
+    # -- finding and deleting ---------------------------------------------------------
+
+    def find(self, name: str | os.PathLike[str]) -> Path:
+        """The entry ``name`` designates: an existing file's path, an entry's file name,
+        or a unique prefix of the name or of its hash; :class:`EntryNotFound` otherwise."""
+        direct = Path(name)
+        if direct.is_file():
+            return direct
+        text = str(name)
+        matches = [p for p in self.paths() if p.name == text or p.name.startswith(text)
+                   or p.stem.rsplit("-", 1)[-1].startswith(text)]
+        if len(matches) != 1:
+            problem = "no entry" if not matches else f"{len(matches)} entries"
+            raise EntryNotFound(f"{problem} in {self.directory} match {text!r}; give the "
+                                "file name (see 'explorer corpus list')")
+        return matches[0]
+
+    def delete(self, names: Iterable[str | os.PathLike[str]]) -> list[Path]:
+        """Delete the entries ``names`` designate (as :meth:`find` reads them); every name
+        is looked up before anything is deleted, so a bad one deletes nothing."""
+        paths = [self.find(name) for name in names]
+        for path in paths:
+            path.unlink()
+        return paths
+
+    # -- garbage collection -----------------------------------------------------------
+
+    def gc(self, judge: Callable[[CorpusEntry | CorpusError], Verdict], *,
+           prune_unknown: bool = False) -> GcPlan:
+        """What garbage collection would delete, and why; nothing is deleted here
+        (:meth:`apply` does it, so a dry run is the plan printed).
+
+        ``judge`` replays an item and gives its status (``explorer._regressions.
+        replay_one`` does). Removed: entries whose bug is ``fixed``; entries of an
+        ``unknown scenario`` only with ``prune_unknown`` (kept by default: a scenario
+        left out of the call would lose them); a ``duplicate``, an entry that fails as
+        saved exactly as another that is kept (the same scenario, runtime and signature:
+        the rule of :meth:`save`; the shrunk one with the fewest deviations is kept); and
+        the temporary files of interrupted writes. Entries that still fail, no longer
+        fit the code (``diverged``), cannot run (``error``) or cannot be read
+        (``unreadable``, ``newer-format``) are kept: the last three with the reason."""
+        remove: list[GcItem] = []
+        keep: list[GcItem] = []
+        failing: list[CorpusEntry] = []
+        for item in self.entries():
+            verdict = judge(item)
+            if verdict.status == FIXED:
+                remove.append(GcItem(verdict.path, GC_FIXED, verdict.detail))
+            elif verdict.status == UNKNOWN_SCENARIO:
+                (remove if prune_unknown else keep).append(
+                    GcItem(verdict.path, GC_UNKNOWN, verdict.detail))
+            elif verdict.status == FAILS:
+                if verdict.same and verdict.entry is not None:
+                    failing.append(verdict.entry)
+            elif verdict.status != DIVERGED:
+                keep.append(GcItem(verdict.path, verdict.status, verdict.detail))
+        remove += _duplicates(failing)
+        return GcPlan(tuple(remove), tuple(keep), tuple(self.temporary_files()))
+
+    def temporary_files(self) -> list[Path]:
+        """Files an interrupted atomic write left behind (never an entry)."""
+        if not self.directory.is_dir():
+            return []
+        return sorted({*self.directory.glob(".tmp-*.json"),
+                       *self.directory.glob(".*.json.*.tmp")})
+
+    # -- migration --------------------------------------------------------------------
+
+    def migration(self) -> MigrationPlan:
+        """Every entry of an older format version rewritten, step by step through
+        :data:`MIGRATIONS`, to the current one and checked against it; nothing is
+        written here (:meth:`apply` does it). Files that cannot be read or migrated are
+        listed with their :class:`CorpusError`; current entries are checked too."""
+        rewrites: list[Rewrite] = []
+        current: list[Path] = []
+        skipped: list[CorpusError] = []
+        for path in self.paths():
+            try:
+                data = self.load_json(path)
+                if data["version"] == VERSION:
+                    self.load(path)  # checked field by field, like every other reader
+                    current.append(path)
+                    continue
+                rewrites.append(Rewrite(path, migrated(path, data)))
+            except CorpusError as err:
+                skipped.append(err)
+        return MigrationPlan(tuple(rewrites), tuple(current), tuple(skipped))
+
+    def apply(self, plan: GcPlan | MigrationPlan) -> None:
+        """Carry out a plan of :meth:`gc` (delete) or :meth:`migration` (rewrite,
+        atomically); a file already gone is not an error."""
+        if isinstance(plan, GcPlan):
+            for path in (*(item.path for item in plan.remove), *plan.temporary):
+                path.unlink(missing_ok=True)
+        else:
+            for rewrite in plan.rewrites:
+                _write_entry(rewrite.path, rewrite.data)
+
+    # -- reading ----------------------------------------------------------------------
 
     def load(self, path: str | os.PathLike[str]) -> CorpusEntry:
         """Read and check one entry; raise :class:`CorpusError` naming ``path``."""
@@ -479,7 +457,7 @@ class Corpus:
         try:
             mode = os.fstat(fd).st_mode
             if not stat.S_ISREG(mode):
-                raise CorpusError(path, f"is {_file_type(mode)}, not a regular file; a "
+                raise CorpusError(path, f"is {file_type(mode)}, not a regular file; a "
                                         "corpus holds only regular JSON files: remove it")
             chunks: list[bytes] = []
             size = 0

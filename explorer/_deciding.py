@@ -1,7 +1,7 @@
 """Which races decided a failure: each race of the failing run, reversed and replayed.
 
 A race of a run is a pair of steps of different tasks whose accesses conflict, with
-nothing else ordering them (see :class:`explorer.strategies._dpor.RunAnalysis`). Reversing race
+nothing else ordering them (see :class:`explorer._happens_before.RunAnalysis`). Reversing race
 ``(a, b)`` means running, where ``a`` ran, the steps after ``a`` that do not depend on it
 followed by ``b`` — the branch dynamic partial-order reduction would explore for that race
 — and then ``a`` and everything else in its original order. The race *decided* the
@@ -17,13 +17,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from explorer._footprint import StepRecord
+from explorer._happens_before import CLOCK, RunAnalysis, dependent, recorded_steps
 from explorer._outcome import Outcome
 from explorer._races import Conflict, describe_pair
-from explorer._runtime import Chooser, RunRecord
+from explorer._runtime import Chooser, PointView, RunRecord
 from explorer._trace import Trace
-from explorer.strategies._dpor import CLOCK, RunAnalysis, dependent, recorded_steps
 
 MAX_REPLAYS = 32
 STEP_BUDGET = 200_000
@@ -69,7 +69,7 @@ def reversed_order(analysis: RunAnalysis, first: int, second: int) -> list[str]:
     return prefix + middle + rest
 
 
-def _with_clock(steps: Sequence[Any]) -> list[list[str]]:
+def _with_clock(steps: Sequence[StepRecord]) -> list[list[str]]:
     """For each step, its process, preceded by ``clock`` for each decision before it that
     had no step of its own (the timer candidate)."""
     out: list[list[str]] = []
@@ -97,7 +97,7 @@ class Guided:
             self._at.setdefault(process, deque()).append(position)
         self._absorbed = 0
 
-    def __call__(self, count: int, view: Any) -> int:
+    def __call__(self, count: int, view: PointView) -> int:
         steps = recorded_steps(view)
         if steps is not None:
             for record in steps[self._absorbed:]:
@@ -120,13 +120,13 @@ class Guided:
         return best
 
 
-def _occurrence(steps: Sequence[Any], index: int) -> tuple[str, int]:
+def _occurrence(steps: Sequence[StepRecord], index: int) -> tuple[str, int]:
     """Step ``index`` as (process, how many steps of that process came before it)."""
     process = steps[index].process
     return process, sum(1 for step in steps[:index] if step.process == process)
 
 
-def _position(steps: Sequence[Any], event: tuple[str, int]) -> int | None:
+def _position(steps: Sequence[StepRecord], event: tuple[str, int]) -> int | None:
     process, nth = event
     seen = 0
     for position, step in enumerate(steps):
@@ -153,9 +153,10 @@ def reverse(analysis: RunAnalysis, first: int, second: int, rerun: Rerun,
     return Reversal(realized, outcome, decides)
 
 
-def deciding(named: list[Conflict], records: Sequence[Any], trace: Trace,
+def deciding(named: list[Conflict], records: Sequence[StepRecord], trace: Trace,
              names: dict[int, str], original: Outcome, rerun: Rerun, *,
-             max_replays: int = MAX_REPLAYS) -> list[Conflict]:
+             max_replays: int = MAX_REPLAYS,
+             analysis: RunAnalysis | None = None) -> list[Conflict]:
     """The conflicting accesses ``named`` of a failing run (as
     :func:`explorer._races.conflicts` lists them from its step ``records``), each with the
     verdict of replaying it reversed, plus races whose accesses are not recorded (task
@@ -164,8 +165,9 @@ def deciding(named: list[Conflict], records: Sequence[Any], trace: Trace,
 
     Named races are replayed first, in run order, then unnamed ones from the latest back;
     at most ``max_replays`` replays, and fewer for long runs. ``rerun`` must record
-    footprints as the failing run did."""
-    analysis = RunAnalysis(records)
+    footprints as the failing run did. ``analysis``: the run's analysis, if already made."""
+    if analysis is None:
+        analysis = RunAnalysis(records)
     budget = min(max_replays, max(4, STEP_BUDGET // max(1, len(records))))
     steps = [s for s in trace.steps if s.kind != "timer"]
     if len(steps) != len(records):

@@ -84,11 +84,12 @@ def verify(record: RunRecord, replay: Replay) -> tuple[RunRecord | None, Outcome
                 record.outcome.location, {"point": err.point, "expected": err.expected,
                                           "available": err.available})
     first, second = replays
+    one, two = first.traced(), second.traced()  # the replays are traced
     if not same_run(record, first):
         # The run being checked was not traced; the two replays were: where they part is
         # the one step that can be shown, and their agreement is a clue in itself.
-        where = (first_difference(first.trace, second.trace)
-                 if first.trace.hash() != second.trace.hash() else
+        where = (first_difference(one, two)
+                 if one.hash() != two.hash() else
                  "the two traced replays agree with each other, so an earlier run left "
                  "something behind that changed the later ones (look for state kept "
                  "between runs first)")
@@ -97,10 +98,10 @@ def verify(record: RunRecord, replay: Replay) -> tuple[RunRecord | None, Outcome
             f"{_summary(record)}, its replay {_summary(first)}; {where}",
             record.outcome.location,
             {"first": record.outcome.to_json(), "second": first.outcome.to_json()})
-    if first.trace.hash() != second.trace.hash():
+    if one.hash() != two.hash():
         return first, _nondeterministic(
             f"two traced replays of the same schedule differ; "
-            f"{first_difference(first.trace, second.trace)}",
+            f"{first_difference(one, two)}",
             record.outcome.location,
-            {"first_hash": first.trace.hash(), "second_hash": second.trace.hash()})
+            {"first_hash": one.hash(), "second_hash": two.hash()})
     return first, None

@@ -9,12 +9,10 @@ as well, so a scenario that depends on something outside the schedule is reporte
 
 from __future__ import annotations
 
-import functools
-import inspect
 import os
 import time
 import warnings
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,25 +20,34 @@ from typing import Any
 import explorer.strategies as _strategies
 from explorer import _interrupts as interrupts
 from explorer._corpus import Corpus
+from explorer._deciding import deciding
 from explorer._determinism import verify
 from explorer._errors import DidNotReproduce, HealthWarning, UsageError
 from explorer._failure import ScheduleFailure
+from explorer._happens_before import RunAnalysis
 from explorer._interrupts import ExplorationInterrupted
 from explorer._outcome import HANG, Outcome
 from explorer._races import conflicts, happens_before
-from explorer._regressions import PINS_ATTR, REPRODUCE_ATTR
-from explorer._runtime import Chooser, RunRecord, Runtime, Scenario
+from explorer._runtime import Chooser, RunMode, RunRecord, Runtime, Scenario
+from explorer._scenario import PINS_ATTR, REPRODUCE_ATTR
+from explorer._scenario import bind as _bind
+from explorer._scenario import scenario_name as scenario_name  # re-exported for callers
+from explorer._scenario import unwrapped as _unwrapped
 from explorer._schedule import Schedule
+from explorer._settings import (  # the defaults are re-exported: callers import them here
+    DEFAULT_MAX_SCHEDULES,
+    DEFAULT_MAX_STEPS,
+    DEFAULT_RUN_TIMEOUT,
+    DEFAULT_RUNTIME,
+    DEFAULT_STRATEGY,
+    RUNTIMES,
+    Settings,
+    from_keywords,
+)
 from explorer._shrink import Shrinker, ShrinkReport
 from explorer._trace import Trace
 
-DEFAULT_MAX_SCHEDULES = 1000
-DEFAULT_MAX_STEPS = 20_000
-DEFAULT_RUN_TIMEOUT = 5.0
-"""Seconds of real time one run may take before it is stopped as a ``hang``. The longest
-legitimate run, max_steps=20,000 steps traced, takes well under a second; five seconds
-leave room for a loaded CI machine while a task that never awaits is caught quickly."""
-RUNTIMES = ("asyncio", "trio")
+_UNBOUNDED = 10**12  # what a Settings without a schedule budget (None) means here
 
 
 @dataclass(slots=True)
@@ -84,44 +91,6 @@ class RunResult:
         return not self.outcome.failed
 
 
-def _unwrapped(fn: Callable[..., Any]) -> Callable[..., Any]:
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    return fn
-
-
-def scenario_name(fn: Callable[..., Any]) -> str:
-    """``module.qualname`` of a scenario (of the wrapped function, for a partial)."""
-    fn = _unwrapped(fn)
-    module = getattr(fn, "__module__", None) or "?"
-    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
-    return f"{module}.{name}"
-
-
-def _bind(fn: Any, args: tuple[Any, ...]) -> Scenario:
-    if inspect.iscoroutine(fn):
-        fn.close()
-        raise UsageError(
-            "explore() got a coroutine object, but it runs the scenario once per schedule "
-            "and needs the function itself: write explore(main), not explore(main())"
-        )
-    if not callable(fn):
-        raise UsageError(f"the scenario must be an async function, got {type(fn).__name__}")
-    if inspect.isgeneratorfunction(fn) or (
-        inspect.isfunction(fn) and not inspect.iscoroutinefunction(fn)
-        and fn.__name__ != "<lambda>"  # a lambda may return a coroutine: checked per run
-    ):
-        raise UsageError(
-            f"{scenario_name(fn)} is not an async function; define it with 'async def' "
-            "so that its awaits can be scheduled"
-        )
-
-    def scenario() -> Coroutine[Any, Any, Any]:
-        return fn(*args)  # type: ignore[no-any-return]
-
-    return scenario
-
-
 def _runtime(name: str) -> Runtime:
     if name == "asyncio":
         from explorer._asyncio._runner import AsyncioRuntime
@@ -134,30 +103,15 @@ def _runtime(name: str) -> Runtime:
     raise UsageError(f"unknown runtime {name!r}; available runtimes: {', '.join(RUNTIMES)}")
 
 
-def _check_positive(name: str, value: int | None) -> None:
-    if value is not None and (not isinstance(value, int) or value < 1):
-        raise UsageError(f"{name} must be a positive integer, got {value!r}")
-
-
-def check_run_timeout(value: object) -> float | None:
-    """``run_timeout`` as seconds, or None when disabled (None or 0)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 \
-            or value != value:
-        raise UsageError(f"run_timeout must be a number of seconds (0 or None disables it), "
-                         f"got {value!r}; for example run_timeout=10")
-    return float(value) if 0 < value < float("inf") else None
-
-
-def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
-            strategy: str | _strategies.Strategy = "portfolio",
+def explore(fn: Callable[..., Any], *args: Any, runtime: str = DEFAULT_RUNTIME,
+            strategy: str | _strategies.Strategy = DEFAULT_STRATEGY,
             max_schedules: int = DEFAULT_MAX_SCHEDULES, seed: int | None = None,
             max_steps: int = DEFAULT_MAX_STEPS, raise_on_failure: bool = True,
             deviation_bound: int | None = None, timer_races: bool = False,
-            max_time: float | None = None, shrink: bool = True,
+            max_time: float | str | None = None, shrink: bool = True,
             corpus: str | os.PathLike[str] | None = None,
-            run_timeout: float | None = DEFAULT_RUN_TIMEOUT) -> ExploreResult:
+            run_timeout: float | str | None = DEFAULT_RUN_TIMEOUT,
+            profile: str | None = None, settings: Settings | None = None) -> ExploreResult:
     """Run ``fn(*args)`` once per schedule chosen by ``strategy`` until it fails or the
     budget (``max_schedules``, ``max_time`` seconds) or the strategy's space runs out.
     The default strategy, ``"portfolio"``, rotates several search strategies across the
@@ -177,10 +131,23 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
 
     A scenario decorated with :func:`explorer.reproduce` runs only that schedule; one
     decorated with :func:`explorer.pin` runs its pinned schedules before any other.
+
+    The settings (all but ``raise_on_failure`` and ``corpus``) may also come from a
+    ``profile`` (see :func:`explorer.register_profile`) or a whole :class:`~explorer.Settings`
+    (``settings``); a keyword left at its default takes its value from those, one given
+    overrides them. ``max_time`` and ``run_timeout`` also take durations such as ``"5m"``.
     """
-    _check_positive("max_schedules", max_schedules)
-    _check_positive("max_steps", max_steps)
-    run_timeout = check_run_timeout(run_timeout)
+    chosen_settings = from_keywords(
+        {"strategy": strategy, "max_schedules": max_schedules, "seed": seed,
+         "deviation_bound": deviation_bound, "max_steps": max_steps,
+         "timer_races": timer_races, "shrink": shrink, "max_time": max_time,
+         "runtime": runtime, "run_timeout": run_timeout}, settings=settings, profile=profile)
+    strategy, seed = chosen_settings.strategy, chosen_settings.seed
+    max_schedules = chosen_settings.max_schedules or _UNBOUNDED
+    deviation_bound, max_steps = chosen_settings.deviation_bound, chosen_settings.max_steps
+    timer_races, shrink = chosen_settings.timer_races, chosen_settings.shrink
+    max_time, runtime = chosen_settings.max_time, chosen_settings.runtime
+    run_timeout = chosen_settings.run_timeout
     scenario = _bind(fn, args)
     name = scenario_name(fn)
     target = _unwrapped(fn)
@@ -215,8 +182,9 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
                 break
         while failure is None and schedules < max_schedules and chosen.start_run():
             limit, cut = _run_limit(run_timeout, deadline)
-            record = rt.run(scenario, choose, max_steps=max_steps, timer_races=timer_races,
-                            footprints=footprints, run_timeout=limit)
+            record = rt.run(scenario, choose, RunMode(
+                max_steps=max_steps, timer_races=timer_races, footprints=footprints,
+                run_timeout=limit))
             if cut and record.outcome.kind == HANG:  # max_time ran out during this run
                 warnings.warn(HealthWarning(
                     f"max_time ran out while a run of {name} was still going (stopped at "
@@ -225,7 +193,7 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
                     "max_time so that a run that long is reported as a hang."), stacklevel=2)
                 break
             if footprints is not None:
-                chosen.observe(record.footprints)
+                chosen.observe(record.footprints or [])
             failed = record.outcome.failed
             counted = chosen.counts_as_schedule
             chosen.end_run(record.decisions, failed)
@@ -257,7 +225,7 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = "asyncio",
     if failure is None:
         _health(name, result, points, longest, max_steps)
     if failure is not None and corpus is not None:
-        failure.saved_to(Corpus(corpus).save(failure))
+        failure.saved_to(Corpus(corpus).save(failure).path)
     if failure is not None and raise_on_failure:
         raise failure
     return result
@@ -348,8 +316,9 @@ def _replay_record(rt: Runtime, scenario: Scenario, decisions: list[int], *,
                    ) -> tuple[RunRecord, _strategies.Fixed]:
     fixed = _strategies.Fixed(decisions, strict=strict, expected=expected)
     fixed.start_run()
-    record = rt.run(scenario, fixed.choose, max_steps=max_steps, timer_races=timer_races,
-                    traced=traced, run_timeout=run_timeout)
+    record = rt.run(scenario, fixed.choose, RunMode(
+        max_steps=max_steps, timer_races=timer_races, traced=traced,
+        run_timeout=run_timeout))
     fixed.check_complete()
     return record, fixed
 
@@ -383,8 +352,8 @@ def _confirm(rt: Runtime, scenario: Scenario, name: str, record: RunRecord,
     report = None
     if shrink:
         def run_once(chooser: Chooser) -> RunRecord:
-            return rt.run(scenario, chooser, max_steps=max_steps, timer_races=timer_races,
-                          run_timeout=run_timeout)
+            return rt.run(scenario, chooser, RunMode(
+                max_steps=max_steps, timer_races=timer_races, run_timeout=run_timeout))
 
         shrunk, report = Shrinker(run_once, record.outcome.signature()).shrink(record)
         if shrunk is not record:
@@ -406,20 +375,24 @@ def _explain_races(rt: Runtime, scenario: Scenario, found: ScheduleFailure,
     """Replay the failing schedule recording named footprints; attach its races."""
     fixed = _strategies.Fixed(decisions, strict=False)
     fixed.start_run()
-    named = rt.run(scenario, fixed.choose, max_steps=max_steps, timer_races=timer_races,
-                   footprints=footprints, naming=True, run_timeout=run_timeout)
+    named = rt.run(scenario, fixed.choose, RunMode(
+        max_steps=max_steps, timer_races=timer_races, footprints=footprints, naming=True,
+        run_timeout=run_timeout))
     if named.footprints is None or named.decisions != decisions:
         return
-    from explorer._deciding import deciding
 
     def rerun(chooser: Chooser) -> RunRecord:  # a reversed race, replayed
-        return rt.run(scenario, chooser, max_steps=max_steps, timer_races=timer_races,
-                      footprints=footprints, run_timeout=run_timeout)
+        return rt.run(scenario, chooser, RunMode(
+            max_steps=max_steps, timer_races=timer_races, footprints=footprints,
+            run_timeout=run_timeout))
 
     names = named.names or {}
-    found.explain_races(deciding(conflicts(named.footprints, found.trace, names),
-                                 named.footprints, found.trace, names, found.outcome, rerun),
-                        happens_before(named.footprints, found.trace))
+    records = named.footprints
+    analysis = RunAnalysis(records)  # one happens-before analysis serves all three uses
+    found.explain_races(deciding(conflicts(records, found.trace, names, analysis=analysis),
+                                 records, found.trace, names, found.outcome, rerun,
+                                 analysis=analysis),
+                        happens_before(records, found.trace, analysis=analysis))
 
 
 def _check_determinism(rt: Runtime, scenario: Scenario, name: str,
@@ -452,8 +425,8 @@ def run(fn: Callable[..., Any], *args: Any,
     that finds other work there raises :class:`~explorer.ReplayDivergence`. A run longer
     than ``run_timeout`` seconds of real time ends as a ``hang``.
     """
-    _check_positive("max_steps", max_steps)
-    run_timeout = check_run_timeout(run_timeout)
+    checked = Settings(runtime=runtime, max_steps=max_steps, run_timeout=run_timeout)
+    max_steps, run_timeout = checked.max_steps, checked.run_timeout
     scenario = _bind(fn, args)
     rt = _runtime(runtime)
     if isinstance(schedule, _strategies.Strategy):
@@ -464,7 +437,7 @@ def run(fn: Callable[..., Any], *args: Any,
                                        timer_races=sched.timers, traced=True, strict=strict,
                                        expected=expected, run_timeout=run_timeout)
     actual = Schedule.from_decisions(record.decisions, timers=sched.timers)
-    return RunResult(record.outcome, actual, record.trace, record.stats.steps,
+    return RunResult(record.outcome, actual, record.traced(), record.stats.steps,
                      record.decisions, fixed.divergences)
 
 
@@ -477,11 +450,11 @@ def _run_strategy(rt: Runtime, scenario: Scenario, strategy: _strategies.Strateg
         )
     timers = strategy.timer_races
     with interrupts.watching(), rt.session():
-        record = rt.run(scenario, strategy.choose, max_steps=max_steps, timer_races=timers,
-                        traced=True, run_timeout=run_timeout)
+        record = rt.run(scenario, strategy.choose, RunMode(
+            max_steps=max_steps, timer_races=timers, traced=True, run_timeout=run_timeout))
     strategy.end_run(record.decisions, record.outcome.failed)
     return RunResult(record.outcome, Schedule.from_decisions(record.decisions, timers=timers),
-                     record.trace, record.stats.steps, record.decisions)
+                     record.traced(), record.stats.steps, record.decisions)
 
 
 def replay(fn: Callable[..., Any], schedule: Schedule | str | _strategies.Strategy,

@@ -9,7 +9,9 @@ scenario after ``__module__`` and ``__qualname__`` and reads ``@explorer.reprodu
 those attributes, a :class:`BoundTest` forwards them.
 
 This module imports nothing from the engine at import time: it is imported by the pytest
-plugin, which every pytest run in an environment with the explorer installed loads.
+plugin, which every pytest run in an environment with the explorer installed loads. The
+settings are checked by :class:`~explorer._settings.Settings`, like those of every other
+front end, when the test runs.
 """
 
 from __future__ import annotations
@@ -19,11 +21,9 @@ import inspect
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Final, ParamSpec
 
-_P = ParamSpec("_P")
+from explorer._settings import Settings
 
-#: The settings an explored test accepts, with the ``explore()`` option each one sets.
-SETTINGS: Final = ("strategy", "max_schedules", "seed", "deviation_bound", "max_steps",
-                   "timer_races", "shrink", "max_time", "runtime", "run_timeout")
+_P = ParamSpec("_P")
 
 #: Set on the function :func:`explored` returns, so the pytest plugin can recognise it.
 EXPLORED_ATTR: Final = "__explorer_explored__"
@@ -68,24 +68,6 @@ class BoundTest:
         return f"<explored test {self.__module__}.{self.__qualname__}>"
 
 
-def check_settings(settings: Mapping[str, Any], where: str) -> None:
-    """Raise :class:`~explorer.UsageError` naming ``where`` for an unknown setting, or an
-    unknown ``runtime``."""
-    unknown = sorted(set(settings) - set(SETTINGS))
-    if unknown:
-        from explorer._errors import UsageError
-
-        raise UsageError(f"{where}: unknown explorer setting(s) {', '.join(unknown)}; the "
-                         f"settings are {', '.join(SETTINGS)}")
-    if "runtime" in settings:
-        from explorer._engine import RUNTIMES
-        from explorer._errors import UsageError
-
-        if settings["runtime"] not in RUNTIMES:
-            raise UsageError(f"{where}: unknown runtime {settings['runtime']!r}; available "
-                             f"runtimes: {', '.join(RUNTIMES)}")
-
-
 def explored(**settings: Any) -> Callable[[Callable[_P, Coroutine[Any, Any, Any]]],
                                           Callable[_P, None]]:
     """Turn an ``async def`` test into a plain test that explores it with ``settings``.
@@ -94,9 +76,9 @@ def explored(**settings: Any) -> Callable[[Callable[_P, Coroutine[Any, Any, Any]
     the fixtures it asks for; calling it runs ``explorer.explore(test bound to those
     arguments, **settings)``, which raises :class:`~explorer.ScheduleFailure` on failure.
     Fixture values are created once and shared by every schedule: keep the state the
-    scenario races on inside the test body. Settings are the ``explore()`` options named
-    in :data:`SETTINGS` (``runtime="trio"`` for a trio test); mistakes are reported when the
-    test runs.
+    scenario races on inside the test body. Settings are those of
+    :class:`~explorer.Settings` (``runtime="trio"`` for a trio test) and ``profile``;
+    mistakes are reported when the test runs.
     """
 
     def decorate(fn: Callable[_P, Coroutine[Any, Any, Any]]) -> Callable[_P, None]:
@@ -106,7 +88,7 @@ def explored(**settings: Any) -> Callable[[Callable[_P, Coroutine[Any, Any, Any]
             from explorer._engine import explore, scenario_name
             from explorer._errors import UsageError
 
-            check_settings(settings, f"@explored on {scenario_name(fn)}")
+            chosen = Settings.merged(settings, where=f"@explored on {scenario_name(fn)}")
             if not inspect.iscoroutinefunction(fn):
                 raise UsageError(
                     f"@explored needs an 'async def' test, but {scenario_name(fn)} is a "
@@ -114,7 +96,7 @@ def explored(**settings: Any) -> Callable[[Callable[_P, Coroutine[Any, Any, Any]
                     "@explored for a test that has no awaits to schedule.")
             # Decorators above @explored (such as @explorer.reproduce) set attributes on
             # this wrapper, those below on fn; functools.wraps copied the latter here.
-            explore(BoundTest(fn, args, kwargs, attributes=explored_test), **settings)
+            explore(BoundTest(fn, args, kwargs, attributes=explored_test), settings=chosen)
 
         setattr(explored_test, EXPLORED_ATTR, True)
         setattr(explored_test, SETTINGS_ATTR, dict(settings))

@@ -15,8 +15,11 @@ objects behave like the objects they wrap, at the cost of one check per access.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator, MutableMapping
 from typing import Any, Final, NamedTuple, TypeVar
+
+from explorer._errors import UsageError
 
 Access = tuple[int, object, str]
 UNKNOWN: Final[Access] = (0, None, "w")
@@ -26,6 +29,24 @@ CANCELLED: Final = "cancelled"
 runs, so no race with it can show in the run that cancelled it: a reduction strategy must
 also try the callback first wherever a step that cancelled one was chosen over it."""
 _WHOLE: Final = None
+
+
+class StepRecord(NamedTuple):
+    """One recorded step: its process (task id, or ``loop`` for plain callbacks), its
+    footprint, the index of the step that scheduled it (``None`` for none: it happens
+    after no earlier step) and its scheduling point (``None`` when it ran without one).
+    Both runtimes record these; the happens-before model reads them."""
+
+    process: str
+    footprint: set[Access]
+    enabler: int | None
+    point: int | None
+
+
+StepTuple = tuple[str, set[Access], int | None, int | None]
+"""A step record as a runtime may hold it while the run still goes: a plain
+``(process, footprint, enabler, point)`` tuple (a :class:`StepRecord` is one too)."""
+
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -217,3 +238,25 @@ def describe_objects(objects: dict[int, object]) -> dict[int, str]:
             given = f"{kind}#{counts[kind]}"
         names[key] = prefix + given
     return names
+
+
+AUTO_SUPPORTED: Final = sys.version_info >= (3, 12)
+"""Whether automatic footprints (``footprints="auto"``) can run here: they record accesses
+with ``sys.monitoring``, new in Python 3.12."""
+
+
+def require_auto() -> None:
+    """Raise :class:`~explorer._errors.UsageError` when automatic footprints are not
+    available here (before Python 3.12). Strategies check this when they are built, without
+    loading the monitoring machinery itself."""
+    if AUTO_SUPPORTED:
+        return
+    version = ".".join(map(str, sys.version_info[:3]))
+    raise UsageError(
+        f"footprints='auto' records what each step reads and writes with "
+        f"sys.monitoring, which needs Python 3.12 or later; this is Python {version}. "
+        "On this version, either declare the state tasks share with "
+        "explorer.shared(...) and use explorer.strategies.DPOR(declared=True), or use the "
+        "conservative default (strategy='dpor', where every task step counts as "
+        "touching everything)"
+    )

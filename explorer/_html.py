@@ -4,8 +4,9 @@ Invariant: every piece of text from a summary, a trace or a corpus entry goes th
 :func:`html.escape` before it reaches the page, and the page needs nothing else to be read:
 inline CSS, inline SVG, no script, no external asset.
 
-The input is one or more nightly summaries (``summary.json``; see :mod:`explorer._nightly`)
-whose ``failure_details`` hold failures as :meth:`ScheduleFailure.to_json` gives them.
+The input is one or more nightly summaries (:class:`explorer._summary.Summary`, as read
+back from ``summary.json``) whose ``failure_details`` hold failures as
+:meth:`ScheduleFailure.to_json` gives them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,15 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from explorer._summary import (
+    CorpusRow,
+    FailureRow,
+    ScenarioRow,
+    Summary,
+    distinct_failures,
+    merge_scenarios,
+)
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;
@@ -44,14 +54,13 @@ def _e(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def render_report(summaries: Sequence[Mapping[str, Any]], *,
+def render_report(summaries: Sequence[Summary], *,
                   title: str = "Schedule exploration report") -> str:
-    """One HTML page for the given summaries (usually one)."""
-    scenarios = merge_scenarios(row for s in summaries for row in s.get("scenarios", []))
-    corpus = list({str(row.get("path")): row for s in summaries
-                   for row in s.get("corpus", [])}.values())
+    """One HTML page for the given summaries (usually one; several shards are merged)."""
+    scenarios = merge_scenarios(row for s in summaries for row in s.scenarios)
+    corpus = list({row.path: row for s in summaries for row in s.corpus}.values())
     failures, details = distinct_failures(summaries)
-    errors = list(dict.fromkeys(e for s in summaries for e in s.get("errors", [])))
+    errors = list(dict.fromkeys(e for s in summaries for e in s.errors))
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width,initial-scale=1">',
@@ -74,55 +83,10 @@ def render_report(summaries: Sequence[Mapping[str, Any]], *,
     return "\n".join(parts) + "\n"
 
 
-def distinct_failures(summaries: Sequence[Mapping[str, Any]]
-                      ) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
-    """Failure rows and their details, one per bug (scenario, kind and place) however many
-    shards found it, under whichever schedule."""
-    failures: list[Mapping[str, Any]] = []
-    details: list[Mapping[str, Any]] = []
-    seen: set[tuple[object, ...]] = set()
-    for summary in summaries:
-        for row, detail in zip(summary.get("failures", []),
-                               summary.get("failure_details", []), strict=False):
-            key = (row.get("scenario"), row.get("kind"), row.get("location"))
-            if key not in seen:
-                seen.add(key)
-                failures.append(row)
-                details.append(detail)
-    return failures, details
-
-
-_STATUS_RANK = {"error": 3, "failed": 2, "passed": 1}
-
-
-def merge_scenarios(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Rows of the same target from several summaries (CI shards) added up."""
-    merged: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        target = str(row.get("target"))
-        if target not in merged:
-            merged[target] = {**row, "strategies": list(row.get("strategies", [])),
-                              "failures": list(row.get("failures", []))}
-            continue
-        into = merged[target]
-        for key in ("schedules", "distinct", "elapsed"):
-            into[key] = (into.get(key) or 0) + (row.get(key) or 0)
-        into["strategies"] += row.get("strategies", [])
-        known = {(f.get("kind"), f.get("location")) for f in into["failures"]}
-        into["failures"] += [f for f in row.get("failures", [])
-                             if (f.get("kind"), f.get("location")) not in known]
-        if _STATUS_RANK.get(str(row.get("status")), 0) > _STATUS_RANK.get(
-                str(into.get("status")), 0):
-            into["status"] = row.get("status")
-        if into.get("elapsed"):
-            into["rate"] = into["schedules"] / into["elapsed"]
-    return list(merged.values())
-
-
-def _headline(summaries: Sequence[Mapping[str, Any]], scenarios: Sequence[Any],
-              corpus: Sequence[Any], failures: Sequence[Any]) -> str:
-    started = ", ".join(str(s["started"]) for s in summaries if s.get("started"))
-    incomplete = any(s.get("complete") is False for s in summaries)
+def _headline(summaries: Sequence[Summary], scenarios: Sequence[ScenarioRow],
+              corpus: Sequence[CorpusRow], failures: Sequence[FailureRow]) -> str:
+    started = ", ".join(s.started for s in summaries if s.started)
+    incomplete = any(not s.complete for s in summaries)
     return (f"{len(scenarios)} scenario(s), {len(corpus)} corpus entr"
             f"{'y' if len(corpus) == 1 else 'ies'}, {len(failures)} failure(s)"
             + (f"; started {started}" if started else "")
@@ -140,39 +104,39 @@ def _table(head: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     return "".join(out)
 
 
-def _failure_table(failures: Sequence[Mapping[str, Any]]) -> str:
+def _failure_table(failures: Sequence[FailureRow]) -> str:
     return _table(
         ("#", "scenario", "kind", "at", "schedule", "found by", "corpus"),
-        ([f'<td><a href="#failure-{i}">{i}</a></td>', f"<td>{_e(f.get('scenario'))}</td>",
-          f"<td>{_e(f.get('kind'))}</td>", f"<td>{_e(f.get('location'))}</td>",
-          f"<td><code>{_e(f.get('schedule'))}</code></td>", f"<td>{_e(f.get('source'))}</td>",
-          f"<td>{_e(f.get('corpus_path') or '')}{' (new)' if f.get('new') else ''}</td>"]
+        ([f'<td><a href="#failure-{i}">{i}</a></td>', f"<td>{_e(f.scenario)}</td>",
+          f"<td>{_e(f.kind)}</td>", f"<td>{_e(f.location)}</td>",
+          f"<td><code>{_e(f.schedule)}</code></td>", f"<td>{_e(f.source)}</td>",
+          f"<td>{_e(f.corpus_path or '')}{' (new)' if f.new else ''}</td>"]
          for i, f in enumerate(failures, 1)))
 
 
-def _scenario_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    def strategies(row: Mapping[str, Any]) -> str:
-        return "<br>".join(f"<b>{_e(s.get('strategy'))}</b>: {_e(s.get('coverage'))}"
-                           for s in row.get("strategies", []))
+def _scenario_table(rows: Sequence[ScenarioRow]) -> str:
+    def strategies(row: ScenarioRow) -> str:
+        return "<br>".join(f"<b>{_e(s.strategy)}</b>: {_e(s.coverage)}"
+                           for s in row.strategies)
 
     return _table(
         ("target", "status", "schedules", "rate", "strategies (coverage)",
          "distinct interleavings", "failures"),
-        ([f"<td>{_e(r.get('target'))}<br><span class='muted'>{_e(r.get('scenario'))}</span>"
-          "</td>", f"<td>{_status(r.get('status'))}</td>",
-          f"<td class='num'>{int(r.get('schedules') or 0):,}</td>",
-          f"<td class='num'>{float(r.get('rate') or 0):,.0f}/s</td>",
+        ([f"<td>{_e(r.target)}<br><span class='muted'>{_e(r.scenario)}</span>"
+          "</td>", f"<td>{_status(r.status)}</td>",
+          f"<td class='num'>{r.schedules:,}</td>",
+          f"<td class='num'>{r.rate:,.0f}/s</td>",
           f"<td>{strategies(r)}</td>",
-          f"<td class='num'>{int(r.get('distinct') or 0):,}</td>",
-          f"<td class='num'>{len(r.get('failures', []))}</td>"] for r in rows))
+          f"<td class='num'>{r.distinct:,}</td>",
+          f"<td class='num'>{len(r.failures)}</td>"] for r in rows))
 
 
-def _corpus_table(rows: Sequence[Mapping[str, Any]]) -> str:
+def _corpus_table(rows: Sequence[CorpusRow]) -> str:
     return _table(
         ("entry", "scenario", "schedule", "status", "detail"),
-        ([f"<td>{_e(os.path.basename(str(r.get('path'))))}</td>",
-          f"<td>{_e(r.get('scenario'))}</td>", f"<td><code>{_e(r.get('schedule'))}</code></td>",
-          f"<td>{_status(r.get('status'))}</td>", f"<td>{_e(r.get('detail'))}</td>"]
+        ([f"<td>{_e(os.path.basename(r.path))}</td>",
+          f"<td>{_e(r.scenario)}</td>", f"<td><code>{_e(r.schedule)}</code></td>",
+          f"<td>{_status(r.status)}</td>", f"<td>{_e(r.detail)}</td>"]
          for r in rows))
 
 

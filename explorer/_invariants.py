@@ -1,15 +1,16 @@
-"""``explorer.always``: invariants checked after every step of a run."""
+"""``explorer.always``: invariants checked after every step of a run.
+
+Runtime-neutral: the invariant goes to the run in progress on this thread, whichever
+runtime drives it, through the active-run registry of :mod:`explorer._runtime`.
+"""
 
 from __future__ import annotations
 
-import sys
-from asyncio import events
 from collections.abc import Callable
-from typing import Any
 
-from explorer._asyncio._inspect import caller_location
-from explorer._asyncio._loop import ControlledLoop
 from explorer._errors import UsageError
+from explorer._locations import caller_location
+from explorer._runtime import active_run
 
 
 def always(predicate: Callable[[], object], message: str | None = None) -> None:
@@ -25,27 +26,13 @@ def always(predicate: Callable[[], object], message: str | None = None) -> None:
             f"{type(predicate).__name__}; write explorer.always(lambda: balance >= 0, ...)"
         )
     text = message or getattr(predicate, "__qualname__", None) or repr(predicate)
-    loop = events._get_running_loop()
-    if isinstance(loop, ControlledLoop):
-        loop.add_invariant(predicate, text, caller_location(2))
-    else:
-        scheduler = _trio_scheduler()
-        if scheduler is None:
-            raise UsageError(
-                "explorer.always() was called outside a controlled run; call it inside "
-                "the scenario passed to explorer.explore(), explorer.replay() or "
-                "explorer.run()"
-            )
-        scheduler.invariants.append((predicate, text, caller_location(2)))
-        scheduler.slow = True
+    run = active_run()
+    if run is None:
+        raise UsageError(
+            "explorer.always() was called outside a controlled run; call it inside "
+            "the scenario passed to explorer.explore(), explorer.replay() or "
+            "explorer.run()"
+        )
+    run.add_invariant(predicate, text, caller_location(2))
     if not predicate():
         raise AssertionError(f"invariant does not hold when registered: {text}")
-
-
-def _trio_scheduler() -> Any:
-    """The scheduler of the controlled trio run in progress, if trio is in use at all."""
-    if "explorer._trio._patches" not in sys.modules:
-        return None
-    from explorer._trio._patches import active
-
-    return active()

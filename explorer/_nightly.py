@@ -28,7 +28,6 @@ import dataclasses
 import datetime as _dt
 import json
 import os
-import re
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,11 +35,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from explorer._corpus import Corpus, CorpusEntry, CorpusError
+from explorer._corpus import Corpus, CorpusError
 from explorer._errors import ExplorerError, UsageError
 from explorer._files import write_atomically
 from explorer._parallel import Executor, explore_target
 from explorer._regressions import UNKNOWN_SCENARIO, Scenarios, replay_one
+from explorer._settings import format_duration
+from explorer._summary import STATE_FORMAT as STATE_FORMAT
+from explorer._summary import SUMMARY_FORMAT as SUMMARY_FORMAT
+from explorer._summary import VERSION as VERSION
+from explorer._summary import (
+    FailureJson,
+    NightlyState,
+    Slice,
+    SliceResult,
+    Summary,
+    SummaryError,
+    summarize,
+)
 from explorer._targets import (
     ProjectConfig,
     TargetError,
@@ -53,44 +65,9 @@ from explorer._targets import (
     resolve,
 )
 
-STATE_FORMAT: Final = "explorer-nightly-state"
-SUMMARY_FORMAT: Final = "explorer-nightly"
-VERSION: Final = 1
 DEFAULT_STRATEGIES: Final = ("systematic", "portfolio")
 MIN_SLICE: Final = 0.2  # seconds: even an overspent budget gives each slice a look
 STATE_NAME: Final = "state.json"
-
-_DURATION = re.compile(r"(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h|d)?")
-_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_MAX_DURATION: Final = 366 * 86400.0  # budgets and --max-time are below a year
-
-
-def parse_duration(text: str) -> float:
-    """``90s``, ``10m``, ``2h``, ``1h30m`` or plain seconds -> seconds."""
-    cleaned = text.strip().lower()
-    total = 0.0
-    position = 0
-    for match in _DURATION.finditer(cleaned):
-        if match.start() != position:
-            break
-        total += float(match["value"]) * _UNITS[match["unit"] or "s"]
-        position = match.end()
-    if not cleaned or position != len(cleaned):
-        raise UsageError(f"{text!r} is not a duration; write for example 90s, 10m, 2h or "
-                         "1h30m")
-    if not 0 < total < _MAX_DURATION:  # a thousand-digit number of hours is infinite
-        raise UsageError(f"{text!r} is not a usable duration: it must be more than 0 and "
-                         "less than a year; write for example 90s, 10m, 2h or 1h30m")
-    return total
-
-
-def format_duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
 
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
@@ -160,12 +137,16 @@ class NightlyOptions:
     shard: str | None = None
     max_steps: int | None = None
     run_timeout: float | None = None  # not in the fingerprint: it does not define the run
+    profile: str | None = None
+    """The settings profile under the targets' own settings (None: ``default``)."""
 
     def fingerprint(self) -> dict[str, Any]:
+        # ``profile`` only when given, so a run started before profiles existed resumes.
         return {"budget": self.budget, "corpus": str(self.corpus.resolve()),
                 "strategies": list(self.strategies), "targets": list(self.targets),
                 "collect": self.collect, "seed": self.seed, "shard": self.shard,
-                "max_steps": self.max_steps}
+                "max_steps": self.max_steps,
+                **({"profile": self.profile} if self.profile is not None else {})}
 
 
 @dataclass
@@ -201,15 +182,14 @@ def discover(config: ProjectConfig, options: NightlyOptions) -> Discovery:
 
 
 def plan_slices(targets: Sequence[TargetRef], corpus: Corpus,
-                strategies: Sequence[str]) -> list[dict[str, Any]]:
-    slices: list[dict[str, Any]] = [
-        {"id": f"verify:{path.name}", "kind": "verify", "path": str(path)}
-        for path in corpus.paths()]
+                strategies: Sequence[str]) -> list[Slice]:
+    """A verify slice per corpus entry, then an explore slice per target and strategy
+    (only the target's own strategy when its options name one)."""
+    slices = [Slice.verify(str(path)) for path in corpus.paths()]
     for ref in targets:
         chosen = ref.options.get("strategy")
-        for strategy in [chosen] if chosen else strategies:
-            slices.append({"id": f"explore:{ref.canonical}:{strategy}", "kind": "explore",
-                           "target": ref.to_json(), "strategy": strategy})
+        for strategy in [str(chosen)] if chosen else strategies:
+            slices.append(Slice.explore(ref, strategy))
     return slices
 
 
@@ -220,7 +200,9 @@ class StateMismatch(ExplorerError, ValueError):
     """The output directory holds a nightly run with other arguments."""
 
 
-def load_state(path: Path) -> dict[str, Any] | None:
+def load_state(path: Path) -> NightlyState | None:
+    """The state of the run in ``path`` (None if there is none); :class:`StateMismatch`
+    if the file is not a state this explorer can resume."""
     if not path.exists():
         return None
     try:
@@ -233,11 +215,15 @@ def load_state(path: Path) -> dict[str, Any] | None:
     if data.get("version") != VERSION:
         raise StateMismatch(f"nightly state {path} has format version {data.get('version')}"
                             f", this explorer writes {VERSION}; pass --fresh to start over")
-    return data
+    try:
+        return NightlyState.from_json(data)
+    except (SummaryError, KeyError, TypeError, ValueError) as exc:
+        raise StateMismatch(f"nightly state {path} is damaged ({exc}); delete it or pass "
+                            "--fresh to start over") from None
 
 
-def save_state(path: Path, state: Mapping[str, Any]) -> None:
-    write_atomically(path, json.dumps(state, indent=1, sort_keys=True) + "\n")
+def save_state(path: Path, state: NightlyState) -> None:
+    write_atomically(path, json.dumps(state.to_json(), indent=1, sort_keys=True) + "\n")
 
 
 # --------------------------------------------------------------------------- running
@@ -253,7 +239,7 @@ class Progress:
     def schedules(self, count: int) -> None:
         """``count`` more schedules ran."""
 
-    def slice_finished(self, result: Mapping[str, Any]) -> None:
+    def slice_finished(self, result: SliceResult) -> None:
         """A slice finished with ``result``."""
 
 
@@ -261,7 +247,7 @@ class Progress:
 class NightlyRun:
     options: NightlyOptions
     config: ProjectConfig
-    state: dict[str, Any]
+    state: NightlyState
     resumed: bool
     finished_before: int
 
@@ -276,173 +262,163 @@ def prepare(options: NightlyOptions, config: ProjectConfig, *, fresh: bool = Fal
     # Temp files left by a write that was killed (the file written is whole: it was
     # replaced atomically or not at all); a run of the job owns both directories.
     for stale in [*options.output.glob(f".{STATE_NAME}.*.tmp"),
-                  *options.corpus.glob(".*.json.*.tmp")]:
+                  *Corpus(options.corpus).temporary_files()]:
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
     state = load_state(state_path)
-    if state is not None and state.get("finished"):
+    if state is not None and state.finished:
         state = None  # that run completed: this is a new one
     if state is not None:
-        if state["fingerprint"] != options.fingerprint():
-            differ = sorted(k for k, v in options.fingerprint().items()
-                            if state["fingerprint"].get(k) != v)
+        wanted = options.fingerprint()
+        if state.fingerprint != wanted:
+            differ = sorted(k for k, v in wanted.items() if state.fingerprint.get(k) != v)
             raise StateMismatch(
                 f"{options.output} holds a nightly run started with other arguments "
                 f"({', '.join(differ)} differ); restart it with the same arguments to resume, "
                 "pass --fresh to start over, or choose another --output")
-        return NightlyRun(options, config, state, True, len(state["results"]))
+        return NightlyRun(options, config, state, True, len(state.results))
     discovery = discover(config, options)
     seed = options.seed
     if seed is None:
         import random
 
         seed = random.SystemRandom().getrandbits(32)
-    state = {
-        "format": STATE_FORMAT, "version": VERSION, "fingerprint": options.fingerprint(),
-        "seed": seed, "budget": options.budget, "started": _now(),
-        "root": str(config.root), "problems": discovery.problems,
-        "plan": plan_slices(discovery.targets, Corpus(options.corpus), options.strategies),
-        "results": {},
-    }
-    if state["plan"]:
+    state = NightlyState(
+        dict(options.fingerprint()), seed, options.budget,
+        plan_slices(discovery.targets, Corpus(options.corpus), options.strategies),
+        started=_now(), root=str(config.root), problems=list(discovery.problems))
+    if state.plan:
         save_state(state_path, state)
     return NightlyRun(options, config, state, False, 0)
 
 
 def execute(run: NightlyRun, executor: Executor, progress: Progress | None = None
-            ) -> dict[str, Any]:
+            ) -> Summary:
     """Run every slice not finished yet; write the summaries; return the summary."""
     progress = progress or Progress()
     state = run.state
     state_path = run.options.output / STATE_NAME
-    plan = state["plan"]
+    plan = state.plan
     corpus = Corpus(run.options.corpus)
-    results: dict[str, Any] = state["results"]
+    results = state.results
     # Entries replay only the scenarios this run explores (the targets it discovered),
     # matched by name: never a module or function a corpus file names.
-    verifying = any(i["kind"] == "verify" and i["id"] not in results for i in plan)
+    verifying = any(i.kind == "verify" and i.id not in results for i in plan)
     scenarios = scenarios_of(planned_targets(plan)) if verifying else Scenarios()
     for number, item in enumerate(plan, 1):
-        if item["id"] in results:
+        if item.id in results:
             continue
-        if item["kind"] == "verify":
-            progress.slice_started(number, len(plan), f"verify {Path(item['path']).name}",
-                                   None)
-            result = _verify(item, corpus, scenarios)
+        if item.kind == "verify":
+            path = Path(str(item.path))
+            progress.slice_started(number, len(plan), f"verify {path.name}", None)
+            result = _verify(item, path, corpus, scenarios)
         else:
+            assert item.target is not None
             seconds = _share(run.options.budget, plan, results)
-            label = f"{TargetRef.from_json(item['target']).spec} ({item['strategy']})"
-            progress.slice_started(number, len(plan), label, seconds)
-            result = _explore(item, run, executor, corpus, seconds, progress.schedules)
-        result.update({"id": item["id"], "kind": item["kind"], "pid": os.getpid(),
-                       "finished_at": _now()})
-        results[item["id"]] = result
+            progress.slice_started(number, len(plan),
+                                   f"{item.target.spec} ({item.strategy})", seconds)
+            result = _explore(item, item.target, run, executor, corpus, seconds,
+                              progress.schedules)
+        result.pid = os.getpid()
+        result.finished_at = _now()
+        results[item.id] = result
         save_state(state_path, state)
         progress.slice_finished(result)
-    state.setdefault("finished", _now())
+    if state.finished is None:
+        state.finished = _now()
     save_state(state_path, state)
     summary = summarize(state)
     write_outputs(run.options.output, summary)
     return summary
 
 
-def _share(budget: float, plan: Sequence[Mapping[str, Any]],
-           results: Mapping[str, Mapping[str, Any]]) -> float:
-    spent = sum(float(r.get("elapsed", 0.0)) for r in results.values())
-    left = sum(1 for item in plan if item["kind"] == "explore" and item["id"] not in results)
+def _share(budget: float, plan: Sequence[Slice], results: Mapping[str, SliceResult]
+           ) -> float:
+    spent = sum(r.elapsed for r in results.values())
+    left = sum(1 for item in plan if item.kind == "explore" and item.id not in results)
     return max(MIN_SLICE, (budget - spent) / max(left, 1))
 
 
-def planned_targets(plan: Iterable[Mapping[str, Any]]) -> list[TargetRef]:
+def planned_targets(plan: Iterable[Slice]) -> list[TargetRef]:
     """The targets of a plan's explore slices, once each."""
     refs: dict[str, TargetRef] = {}
     for item in plan:
-        if item["kind"] == "explore":
-            ref = TargetRef.from_json(item["target"])
-            refs.setdefault(ref.canonical, ref)
+        if item.kind == "explore" and item.target is not None:
+            refs.setdefault(item.target.canonical, item.target)
     return list(refs.values())
 
 
-def _verify(item: Mapping[str, Any], corpus: Corpus, scenarios: Scenarios
-            ) -> dict[str, Any]:
+def _verify(item: Slice, path: Path, corpus: Corpus, scenarios: Scenarios) -> SliceResult:
     """Replay one entry; whatever the entry holds, a result with one status."""
-    path = Path(item["path"])
     start = time.perf_counter()
-    out: dict[str, Any] = {"path": str(path), "scenario": None, "failure": None,
-                           "same": False}
     try:
         entry = corpus.load(path)
     except CorpusError as err:
         status = "newer-format" if err.status == "newer-format" else "unreadable"
         if not path.exists():
             status = "removed"
-        return {**out, "status": status, "detail": str(err),
-                "elapsed": time.perf_counter() - start}
-    out["scenario"] = entry.scenario
-    out["runtime"] = entry.runtime  # replay_entry replays under the runtime it recorded
-    out["schedule"] = str(entry.schedule)
-    out["saved"] = entry.failure
+        return SliceResult(item.id, item.kind, status, time.perf_counter() - start,
+                           path=str(path), detail=str(err))
     report = replay_one(entry, scenarios)  # a broken scenario must not stop the night
     if report.status == UNKNOWN_SCENARIO:
         report = dataclasses.replace(report, detail=(
             f"no target of this run is named {entry.scenario}, so nothing was run (the "
             "corpus never imports what its files name): add it to [tool.explorer] "
             "targets, mark its test @pytest.mark.explore, or pass it as a target"))
-    out.update(status=report.status, detail=report.detail, same=report.same)
+    failure: FailureJson | None = None
     if report.failure is not None:
         report.failure.saved_to(entry.path)
         data = report.failure.to_json()
         data["trace"] = excerpt(data["trace"])
-        out["failure"] = {**data, "replay": report.failure.replay_line(),
-                          "corpus_path": str(entry.path), "new_in_corpus": False}
-    out["elapsed"] = time.perf_counter() - start
-    return out
+        failure = {**data, "replay": report.failure.replay_line(),
+                   "corpus_path": str(entry.path), "new_in_corpus": False}
+    # replay_one replays under the runtime the entry recorded
+    return SliceResult(item.id, item.kind, report.status, time.perf_counter() - start,
+                       failure=failure, scenario=entry.scenario, runtime=entry.runtime,
+                       path=str(path), schedule=str(entry.schedule), detail=report.detail,
+                       same=report.same, extra={"saved": entry.failure})
 
 
-def _explore(item: Mapping[str, Any], run: NightlyRun, executor: Executor, corpus: Corpus,
-             seconds: float, on_schedules: Callable[[int], None]) -> dict[str, Any]:
-    ref = TargetRef.from_json(item["target"])
-    overrides: dict[str, Any] = {"strategy": item["strategy"], "max_time": seconds,
-                                 "seed": run.state["seed"],
-                                 "max_steps": run.options.max_steps,
-                                 "run_timeout": run.options.run_timeout}
+def _explore(item: Slice, ref: TargetRef, run: NightlyRun, executor: Executor,
+             corpus: Corpus, seconds: float, on_schedules: Callable[[int], None]
+             ) -> SliceResult:
+    overrides: dict[str, object] = {"strategy": item.strategy, "max_time": seconds,
+                                    "seed": run.state.seed,
+                                    "max_steps": run.options.max_steps,
+                                    "run_timeout": run.options.run_timeout}
     start = time.perf_counter()
     try:
         result = explore_target(ref, overrides, executor, on_schedules=on_schedules,
-                                unbounded=True)
+                                unbounded=True, profile=run.options.profile)
     except (TargetError, UsageError) as err:  # UsageError: a bad option (a runtime, ...)
-        return {"target": ref.spec, "status": "error", "error": str(err), "failure": None,
-                "elapsed": time.perf_counter() - start, "schedules": 0}
+        return SliceResult(item.id, item.kind, "error", time.perf_counter() - start,
+                           target=ref.spec, error=str(err))
     except Exception as exc:  # noqa: BLE001 - recorded in the summary; the night goes on
-        return {"target": ref.spec, "status": "error", "failure": None,
-                "error": f"internal error: {type(exc).__name__}: {exc}",
-                "traceback": traceback.format_exc(),
-                "elapsed": time.perf_counter() - start, "schedules": 0}
+        return SliceResult(item.id, item.kind, "error", time.perf_counter() - start,
+                           target=ref.spec,
+                           error=f"internal error: {type(exc).__name__}: {exc}",
+                           extra={"traceback": traceback.format_exc()})
+    failure: FailureJson | None = None
     if result.failure is not None:
-        known = known_entry(corpus, result.failure)
-        result.new_in_corpus = known is None
-        result.failure.saved_to(known or corpus.save(result.failure))
-        result.corpus_path = str(result.failure.corpus_path)
-    data = result.to_json()
-    if data["failure"] is not None:
+        saved = corpus.save(result.failure)  # one entry per bug: see Corpus.save
+        result.new_in_corpus = saved.new
+        result.failure.saved_to(saved.path)
+        result.corpus_path = str(saved.path)
+        failure = result.failure.to_json()
         # The rendered message repeats the outcome, the explanation and the swimlanes of
         # the whole run: the report rebuilds it from the parts, kept small here.
-        data["failure"].pop("message", None)
-        data["failure"]["trace"] = excerpt(data["failure"]["trace"])
-    data["elapsed"] = time.perf_counter() - start
-    return data
-
-
-def known_entry(corpus: Corpus, failure: Any) -> Path | None:
-    """An entry of the corpus that records the same failure (same scenario, runtime, kind,
-    line and exception type), under this schedule or another: the nightly job keeps one per
-    bug."""
-    signature = tuple(failure.outcome.signature())
-    for item in corpus.entries():
-        if isinstance(item, CorpusEntry) and item.scenario == failure.scenario and \
-                item.runtime == failure.runtime and tuple(item.signature()) == signature:
-            return item.path
-    return None
+        failure.update(replay=result.failure.replay_line(), corpus_path=result.corpus_path,
+                       new_in_corpus=result.new_in_corpus)
+        failure["trace"] = excerpt(failure["trace"])
+    extra = {"probes": result.probes, "steps": result.steps, "rate": round(result.rate, 3),
+             "exhausted": result.exhausted, "strategy": result.strategy,
+             "workers": result.workers, "warnings": result.warnings,
+             "settings": result.settings.to_json()}
+    return SliceResult(item.id, item.kind, "failed" if result.failure else "passed",
+                       time.perf_counter() - start, failure=failure,
+                       scenario=result.scenario, runtime=result.settings.runtime,
+                       target=result.target, schedules=result.schedules,
+                       distinct=result.distinct, coverage=result.coverage, extra=extra)
 
 
 EXCERPT: Final = 200
@@ -461,112 +437,20 @@ def excerpt(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- summary
 
 
-def _signature(failure: Mapping[str, Any]) -> tuple[str, str, str]:
-    outcome = failure.get("outcome") or {}
-    loc = outcome.get("location") or {}
-    where = f"{loc.get('file')}:{loc.get('line')}" if loc else ""
-    return (str(outcome.get("kind", "?")), where, str(outcome.get("exc_type")))
+def corpus_summary(corpus: Corpus, scenarios: Scenarios) -> Summary:
+    """A summary of replaying every entry of ``corpus`` against ``scenarios`` (the
+    report of a corpus: each failure drawn from its replay)."""
+    plan = plan_slices([], corpus, ())
+    state = NightlyState({}, None, 0.0, plan, {
+        item.id: _verify(item, Path(str(item.path)), corpus, scenarios) for item in plan})
+    return summarize(state)
 
 
-def _failure_row(scenario: str, failure: Mapping[str, Any], source: str) -> dict[str, Any]:
-    kind, where, _ = _signature(failure)
-    return {"scenario": scenario, "runtime": failure.get("runtime", "asyncio"),
-            "kind": kind, "location": where,
-            "schedule": failure.get("schedule"), "deviations": failure.get("deviations"),
-            "corpus_path": failure.get("corpus_path"), "new": bool(failure.get("new_in_corpus")),
-            "source": source, "replay": failure.get("replay")}
-
-
-def summarize(state: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's summary: per scenario, per corpus entry, and every distinct failure."""
-    results: Mapping[str, Mapping[str, Any]] = state["results"]
-    scenarios: dict[str, dict[str, Any]] = {}
-    failures: list[dict[str, Any]] = []
-    details: list[dict[str, Any]] = []
-    errors: list[str] = list(state.get("problems", []))
-    seen: set[tuple[str, tuple[str, str, str]]] = set()
-    for item in state["plan"]:
-        result = results.get(item["id"])
-        if result is None or item["kind"] != "explore":
-            continue
-        target = TargetRef.from_json(item["target"]).spec
-        row = scenarios.setdefault(target, {
-            "target": target, "scenario": result.get("scenario"),
-            "runtime": result.get("runtime", "asyncio"), "schedules": 0,
-            "elapsed": 0.0, "distinct": 0, "strategies": [], "failures": [],
-            "status": "passed"})
-        row["scenario"] = row["scenario"] or result.get("scenario")
-        row["runtime"] = result.get("runtime", row["runtime"])
-        row["schedules"] += int(result.get("schedules", 0))
-        row["elapsed"] += float(result.get("elapsed", 0.0))
-        row["distinct"] += int(result.get("distinct", 0))
-        row["strategies"].append({"strategy": item["strategy"],
-                                  "schedules": result.get("schedules", 0),
-                                  "coverage": result.get("coverage", ""),
-                                  "status": result.get("status")})
-        if result.get("status") == "error":
-            row["status"] = "error"
-            errors.append(f"{target}: {result.get('error')}")
-        failure = result.get("failure")
-        if failure:
-            row["status"] = "failed"
-            key = (str(result.get("scenario")), _signature(failure))
-            if key not in seen:
-                seen.add(key)
-                row["failures"].append(_failure_row(str(result.get("scenario")), failure,
-                                                    f"explore ({item['strategy']})"))
-                failures.append(row["failures"][-1])
-                details.append(failure)
-    for row in scenarios.values():
-        row["rate"] = row["schedules"] / row["elapsed"] if row["elapsed"] > 0 else 0.0
-    corpus_rows: list[dict[str, Any]] = []
-    for item in state["plan"]:
-        result = results.get(item["id"])
-        if result is None or item["kind"] != "verify":
-            continue
-        corpus_rows.append({k: result.get(k) for k in
-                            ("path", "scenario", "runtime", "schedule", "status", "detail",
-                             "same")})
-        failure = result.get("failure")
-        if result.get("status") == "fails" and failure:
-            key = (str(result.get("scenario")), _signature(failure))
-            if key not in seen:
-                seen.add(key)
-                failures.append(_failure_row(str(result.get("scenario")), failure,
-                                             "corpus"))
-                details.append(failure)
-    finished = len(results) == len(state["plan"])
-    spent = sum(float(r.get("elapsed", 0.0)) for r in results.values())
-    exit_code = _exit_code(failures, scenarios.values(), results.values(), state)
-    return {
-        "format": SUMMARY_FORMAT, "version": VERSION, "started": state.get("started"),
-        "finished": state.get("finished"), "complete": finished,
-        "budget": state.get("budget"), "spent": spent, "seed": state.get("seed"),
-        "root": state.get("root"), "scenarios": list(scenarios.values()),
-        "corpus": corpus_rows, "failures": failures, "failure_details": details,
-        "errors": errors, "exit_code": exit_code,
-    }
-
-
-def _exit_code(failures: Sequence[Any], scenarios: Iterable[Mapping[str, Any]],
-               results: Iterable[Mapping[str, Any]], state: Mapping[str, Any]) -> int:
-    if failures:
-        return 1
-    results = list(results)
-    if any(str(r.get("error", "")).startswith("internal error") for r in results):
-        return 3
-    if any(r.get("status") == "error" for r in results):
-        return 2
-    if not state["plan"]:
-        return 5
-    return 0
-
-
-def write_outputs(directory: Path, summary: Mapping[str, Any]) -> None:
+def write_outputs(directory: Path, summary: Summary) -> None:
     from explorer._html import render_report
 
     write_atomically(directory / "summary.json",
-                     json.dumps(summary, indent=1, sort_keys=True) + "\n")
+                     json.dumps(summary.to_json(), indent=1, sort_keys=True) + "\n")
     write_atomically(directory / "summary.md", render_markdown(summary))
     write_atomically(directory / "report.html", render_report([summary]))
 
@@ -575,41 +459,42 @@ def _md(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(summary: Mapping[str, Any]) -> str:
+def render_markdown(summary: Summary) -> str:
     """The summary as GitHub-flavoured markdown (fit for a job summary or an issue)."""
-    failures = summary["failures"]
+    failures = summary.failures
+    corpus = summary.corpus
     lines = [
         "# Nightly schedule exploration",
         "",
-        f"{len(summary['scenarios'])} scenario(s), {len(summary['corpus'])} corpus "
-        f"entr{'y' if len(summary['corpus']) == 1 else 'ies'} re-verified, "
-        f"**{len(failures)} failure(s)**; spent {format_duration(summary['spent'])} of a "
-        f"{format_duration(float(summary['budget'] or 0))} budget (seed {summary['seed']})."
-        + ("" if summary["complete"] else " **Incomplete: the run was interrupted.**"),
+        f"{len(summary.scenarios)} scenario(s), {len(corpus)} corpus "
+        f"entr{'y' if len(corpus) == 1 else 'ies'} re-verified, "
+        f"**{len(failures)} failure(s)**; spent {format_duration(summary.spent)} of a "
+        f"{format_duration(float(summary.budget or 0))} budget (seed {summary.seed})."
+        + ("" if summary.complete else " **Incomplete: the run was interrupted.**"),
         "",
     ]
     if failures:
         lines += ["## Failures", "", "| scenario | kind | at | schedule | found by | corpus |",
                   "|---|---|---|---|---|---|"]
         for f in failures:
-            saved = (f"{f['corpus_path']}" + (" (new)" if f["new"] else "")
-                     if f["corpus_path"] else "")
-            lines.append(f"| {_md(f['scenario'])} | {f['kind']} | {_md(f['location'])} | "
-                         f"`{f['schedule']}` | {f['source']} | {_md(saved)} |")
+            saved = (f"{f.corpus_path}" + (" (new)" if f.new else "")
+                     if f.corpus_path else "")
+            lines.append(f"| {_md(f.scenario)} | {f.kind} | {_md(f.location)} | "
+                         f"`{f.schedule}` | {f.source} | {_md(saved)} |")
         lines.append("")
     lines += ["## Scenarios", "", "| target | status | schedules | rate | strategies | "
               "distinct interleavings | failures |", "|---|---|---:|---:|---|---:|---:|"]
-    for row in summary["scenarios"]:
-        strategies = "; ".join(f"{s['strategy']}: {s['coverage']}" for s in row["strategies"])
-        lines.append(f"| {_md(row['target'])} | {row['status']} | {row['schedules']:,} | "
-                     f"{row['rate']:,.0f}/s | {_md(strategies)} | {row['distinct']:,} | "
-                     f"{len(row['failures'])} |")
-    if summary["corpus"]:
+    for row in summary.scenarios:
+        strategies = "; ".join(f"{s.strategy}: {s.coverage}" for s in row.strategies)
+        lines.append(f"| {_md(row.target)} | {row.status} | {row.schedules:,} | "
+                     f"{row.rate:,.0f}/s | {_md(strategies)} | {row.distinct:,} | "
+                     f"{len(row.failures)} |")
+    if corpus:
         lines += ["", "## Corpus", "", "| entry | scenario | status | detail |",
                   "|---|---|---|---|"]
-        for row in summary["corpus"]:
-            lines.append(f"| {_md(Path(str(row['path'])).name)} | {_md(row['scenario'])} | "
-                         f"{row['status']} | {_md(row['detail'])} |")
-    if summary["errors"]:
-        lines += ["", "## Problems", "", *(f"- {_md(e)}" for e in summary["errors"])]
+        for entry in corpus:
+            lines.append(f"| {_md(Path(entry.path).name)} | {_md(entry.scenario)} | "
+                         f"{entry.status} | {_md(entry.detail)} |")
+    if summary.errors:
+        lines += ["", "## Problems", "", *(f"- {_md(e)}" for e in summary.errors)]
     return "\n".join(lines) + "\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from explorer._runtime import Location
+from explorer._locations import Location
 
 PASS: Final = "pass"
 ASSERTION: Final = "assertion"

@@ -15,14 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from explorer._footprint import INSERTION_ORDER, UNKNOWN
+from explorer._footprint import INSERTION_ORDER, UNKNOWN, Access, StepRecord
+from explorer._happens_before import LOOP, RunAnalysis
 from explorer._runtime import display_task
 from explorer._trace import Step, Trace
 
 if TYPE_CHECKING:
     import networkx as nx
-
-    from explorer.strategies._dpor import RunAnalysis
 
 _MAX_LINES = 12
 
@@ -88,7 +87,8 @@ def _location(names: dict[int, str], obj: int, item: object) -> str:
     return f"{name}[{item!r}]"
 
 
-def _access_pairs(a: set[Any], b: set[Any], names: dict[int, str]) -> tuple[str, str] | None:
+def _access_pairs(a: set[Access], b: set[Access],
+                  names: dict[int, str]) -> tuple[str, str] | None:
     for obj, item, mode in sorted(a, key=repr):
         if (obj, item, mode) == UNKNOWN:
             continue
@@ -101,7 +101,7 @@ def _access_pairs(a: set[Any], b: set[Any], names: dict[int, str]) -> tuple[str,
     return None
 
 
-def describe_pair(records: Sequence[Any], i: int, j: int,
+def describe_pair(records: Sequence[StepRecord], i: int, j: int,
                   names: dict[int, str]) -> tuple[str | None, str | None]:
     """What steps ``i`` and ``j`` did to a location both touched (one writing), readably;
     ``(None, None)`` when no recorded access of theirs conflicts by name."""
@@ -109,12 +109,10 @@ def describe_pair(records: Sequence[Any], i: int, j: int,
     return pair if pair is not None else (None, None)
 
 
-def conflicts(records: Sequence[Any], trace: Trace, names: dict[int, str], *,
+def conflicts(records: Sequence[StepRecord], trace: Trace, names: dict[int, str], *,
               analysis: RunAnalysis | None = None) -> list[Conflict]:
-    """The races of a run (see :class:`explorer.strategies._dpor.RunAnalysis`) whose accesses are
-    recorded, readably, in the order the run ran them."""
-    from explorer.strategies._dpor import RunAnalysis
-
+    """The races of a run (see :class:`explorer._happens_before.RunAnalysis`) whose accesses
+    are recorded, readably, in the order the run ran them."""
     steps = [s for s in trace.steps if s.kind != "timer"]
     if len(steps) != len(records):
         return []
@@ -128,27 +126,35 @@ def conflicts(records: Sequence[Any], trace: Trace, names: dict[int, str], *,
     return found
 
 
-def happens_before(records: Sequence[Any], trace: Trace) -> nx.DiGraph[int]:
-    """Steps as nodes; edges for program order, scheduling and ordered conflicts."""
-    import networkx as nx
+def happens_before(records: Sequence[StepRecord], trace: Trace, *,
+                   analysis: RunAnalysis | None = None) -> nx.DiGraph[int]:
+    """The happens-before relation of a run (:mod:`explorer._happens_before`) for display:
+    steps as nodes, labelled with their task and location in ``trace``; edges for program
+    order, scheduling, and races (the ordered conflicts no other path orders)."""
+    from explorer._waitgraph import networkx
 
-    from explorer.strategies._dpor import races
+    networkx()  # slow to import, so only when a graph is asked for (and under a lock)
+    import networkx as nx
 
     steps = [s for s in trace.steps if s.kind != "timer"]
     graph: nx.DiGraph[int] = nx.DiGraph()
     last: dict[str, int] = {}
     for index, record in enumerate(records):
         step = steps[index] if index < len(steps) else None
-        label = f"{index}: {display_task(record.process) if record.process != 'loop' else 'loop'}"
-        if step is not None and (step.end or step.start):
-            label += f" {(step.end or step.start).short}"  # type: ignore[union-attr]
+        task = display_task(record.process) if record.process != LOOP else LOOP
+        label = f"{index}: {task}"
+        where = None if step is None else step.end or step.start
+        if where is not None:
+            label += f" {where.short}"
         graph.add_node(index, label=label)
         if record.process in last:
             graph.add_edge(last[record.process], index, kind="program order")
         if record.enabler is not None:
             graph.add_edge(record.enabler, index, kind="scheduled")
         last[record.process] = index
-    for i, j in races(records):
+    if analysis is None:
+        analysis = RunAnalysis(records)
+    for i, j in analysis.races:
         graph.add_edge(i, j, kind="conflict")
     return graph
 

@@ -19,51 +19,31 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, TypeAlias, TypeVar
+from typing import Any, TypeAlias
 
-from explorer._corpus import Corpus, CorpusEntry, CorpusError
+from explorer._corpus import (
+    DIVERGED,
+    ERROR,
+    FAILS,
+    FIXED,
+    NEWER_FORMAT,
+    STATUSES,
+    UNKNOWN_SCENARIO,
+    UNREADABLE,
+    Corpus,
+    CorpusEntry,
+    CorpusError,
+)
 from explorer._errors import ReplayDivergence, UsageError
-from explorer._schedule import Schedule
+from explorer._scenario import PINS_ATTR, REPRODUCE_ATTR, pin, reproduce, scenario_name
 
-REPRODUCE_ATTR: Final = "__explorer_reproduce__"
-PINS_ATTR: Final = "__explorer_pins__"
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-FAILS: Final = "fails"
-FIXED: Final = "fixed"
-DIVERGED: Final = "diverged"
-ERROR: Final = "error"
-UNKNOWN_SCENARIO: Final = "unknown-scenario"
-UNREADABLE: Final = "unreadable"
-NEWER_FORMAT: Final = "newer-format"
-# Worst first: a command over many entries reports (and exits by) the worst it saw.
-STATUSES: Final = (FAILS, DIVERGED, ERROR, UNKNOWN_SCENARIO, UNREADABLE, NEWER_FORMAT, FIXED)
-
-
-def reproduce(schedule: Schedule | str) -> Callable[[_F], _F]:
-    """Make ``explore`` run only ``schedule`` on the decorated scenario."""
-    parsed = Schedule.coerce(schedule)
-
-    def decorate(fn: _F) -> _F:
-        setattr(fn, REPRODUCE_ATTR, parsed)
-        return fn
-
-    return decorate
-
-
-def pin(*schedules: Schedule | str) -> Callable[[_F], _F]:
-    """Make ``explore`` run these schedules first, every time, on the decorated scenario."""
-    if not schedules:
-        raise UsageError("explorer.pin() needs at least one schedule string, like "
-                         "@explorer.pin('v1:3=1')")
-    parsed = tuple(Schedule.coerce(s) for s in schedules)
-
-    def decorate(fn: _F) -> _F:
-        setattr(fn, PINS_ATTR, (*getattr(fn, PINS_ATTR, ()), *parsed))
-        return fn
-
-    return decorate
+# Names this module has always offered (the package exports pin and reproduce from here).
+__all__ = [
+    "DIVERGED", "ERROR", "FAILS", "FIXED", "NEWER_FORMAT", "PINS_ATTR", "REPRODUCE_ATTR",
+    "STATUSES", "UNKNOWN_SCENARIO", "UNREADABLE", "CorpusReplay", "Scenarios",
+    "ScenariosLike", "pin", "replay_corpus", "replay_entry", "replay_one", "reproduce",
+    "unknown_detail",
+]
 
 
 @dataclass(frozen=True)
@@ -99,8 +79,6 @@ class Scenarios:
     def of(cls, scenarios: ScenariosLike) -> Scenarios:
         """Accept :class:`Scenarios`, a mapping name -> function, or scenario functions
         (each is named as ``explore`` names it when saving)."""
-        from explorer._engine import scenario_name
-
         if isinstance(scenarios, Scenarios):
             return scenarios
         given: object = scenarios  # the annotation excludes these; callers may not heed it
@@ -135,7 +113,7 @@ ScenariosLike: TypeAlias = (
 def replay_entry(entry: CorpusEntry, fn: Callable[..., Any], *,
                  strict: bool = True) -> CorpusReplay:
     """Replay one entry against ``fn``."""
-    from explorer._engine import run, scenario_name
+    from explorer._engine import run
     from explorer._failure import ScheduleFailure
 
     try:

@@ -1,39 +1,37 @@
 """The seam between runtimes and the scheduler, in runtime-neutral terms.
 
-A runtime (the controlled asyncio loop, later trio) runs one scenario from scratch and, at
-every scheduling point, calls a *chooser* with the number of candidates and a
-:class:`PointView` that can describe each candidate. The chooser returns an index; the
-runtime never knows which strategy is behind it.
+A runtime (the controlled asyncio loop, the trio runner) runs one scenario from scratch
+under a :class:`RunMode` and, at every scheduling point, calls a *chooser* with the number
+of candidates and a :class:`PointView` that can describe each candidate. The chooser
+returns an index; the runtime never knows which strategy is behind it. The run ends with a
+:class:`RunStatus` and is reported as a :class:`RunRecord`.
+
+This module is the floor of the runtimes: at run time it imports only the leaf modules
+``_errors`` and ``_locations``. Neither runtime imports the other; what they share lives
+here, in :mod:`explorer._locations`, :mod:`explorer._waitgraph`,
+:mod:`explorer._classify` and :mod:`explorer._footprint`.
+
+It also holds the *active run* hook: a runtime's session registers a finder
+(:func:`finding`) that tells whether one of its runs is being driven on the calling
+thread, and runtime-neutral code called by scenario code, such as ``explorer.always``,
+reaches that run through :func:`active_run` without importing a runtime.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Coroutine
-from contextlib import AbstractContextManager
+import enum
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from explorer._errors import UsageError
+from explorer._locations import Location as Location  # re-exported: the seam's own type
 
-@dataclass(frozen=True, slots=True)
-class Location:
-    """A source position: where a task was suspended, resumed, failed or waited."""
-
-    filename: str
-    lineno: int
-    function: str
-
-    @property
-    def short(self) -> str:
-        """``file.py:12`` — the form used in messages and traces."""
-        return f"{os.path.basename(self.filename)}:{self.lineno}"
-
-    def __str__(self) -> str:
-        return f"{self.short} ({self.function})"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"file": os.path.basename(self.filename), "line": self.lineno,
-                "function": self.function}
+if TYPE_CHECKING:
+    from explorer._footprint import StepRecord, StepTuple
+    from explorer._outcome import Outcome
+    from explorer._trace import Trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +65,16 @@ class PointView(Protocol):
         """Describe candidate ``index`` (computed on demand: it costs time)."""
         ...
 
+    def process(self, index: int) -> str:
+        """Who candidate ``index`` belongs to, cheaply: a task id, ``loop`` for a plain
+        callback, ``clock`` for the "fire the next timer now" candidate."""
+        ...
+
+    def recorded_steps(self) -> Sequence[StepTuple] | None:
+        """The step records of the run so far while footprints are recorded (plain
+        ``(process, footprint, enabler, point)`` tuples while it goes), else None."""
+        ...
+
 
 Chooser = Callable[[int, PointView], int]
 """``chooser(count, view) -> index`` with ``0 <= index < count``; called on the hot path."""
@@ -95,14 +103,76 @@ class RunStats:
 
 @dataclass(slots=True)
 class RunRecord:
-    """What one run produced: its decisions and its outcome (and trace, if traced)."""
+    """What one run produced: its decisions and its outcome; its trace when the run was
+    traced; its step records when footprints were recorded, and with ``naming`` readable
+    names of the objects they touched (object id -> name)."""
 
     decisions: list[int]
-    outcome: Any  # explorer._outcome.Outcome; typed loosely to keep this module leaf-level
+    outcome: Outcome
     stats: RunStats = field(default_factory=RunStats)
-    trace: Any = None  # explorer._trace.Trace when the run was traced
-    footprints: Any = None  # list of StepRecord when footprints were recorded
-    names: Any = None  # object id -> readable name, when footprints were named
+    trace: Trace | None = None
+    footprints: list[StepRecord] | None = None
+    names: dict[int, str] | None = None
+
+    def traced(self) -> Trace:
+        """The trace of a run made with ``RunMode(traced=True)``."""
+        if self.trace is None:
+            raise TypeError("this run was not traced: its RunMode had traced=False; "
+                            "make the run with RunMode(..., traced=True) to read its trace")
+        return self.trace
+
+
+class RunStatus(enum.IntEnum):
+    """Why a runtime stopped driving a run, the same for every runtime.
+
+    ``RUNNING`` while it drives; then ``DONE`` (the scenario's main task finished),
+    ``DEADLOCK`` (nothing can move: no ready work, no timer or deadline),
+    ``STEP_BOUND`` (the fair step bound ran out: a livelock), or ``ABORTED`` (stopped at
+    once: a broken ``explorer.always`` invariant, a failing callback, a chooser error).
+    """
+
+    RUNNING = 0
+    DONE = 1
+    DEADLOCK = 2
+    STEP_BOUND = 3
+    ABORTED = 4
+
+
+_FOOTPRINTS: Final = ("declared", "conservative", "auto")  # see explorer.strategies.DPOR
+
+
+@dataclass(frozen=True, slots=True)
+class RunMode:
+    """How to make one run; the runtime builds the run's objects from it.
+
+    - ``max_steps``: the fair step bound (steps in stock order after the last deviation).
+    - ``timer_races``: "fire the next timer now" is a candidate while one is pending.
+    - ``traced``: record a readable :class:`~explorer._trace.Trace` (for stories, replays).
+    - ``footprints``: record each step's footprint and cause, for partial-order
+      reduction; ignored when ``traced`` (a traced run is a replay that needs no reduction).
+    - ``naming``: with ``footprints``, also name the objects steps touched.
+    - ``run_timeout``: seconds of real time before the run is stopped as a ``hang``.
+    """
+
+    max_steps: int
+    timer_races: bool = False
+    traced: bool = False
+    footprints: str | None = None
+    naming: bool = False
+    run_timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.footprints is not None and self.footprints not in _FOOTPRINTS:
+            raise UsageError(
+                f"RunMode(footprints={self.footprints!r}): footprints are recorded as one "
+                f"of {', '.join(map(repr, _FOOTPRINTS))}, or None for none; pass one of "
+                "those (a reduction strategy's .footprints attribute is one)"
+            )
+
+    @property
+    def recording(self) -> bool:
+        """True when step footprints are recorded (footprints requested, not traced)."""
+        return self.footprints is not None and not self.traced
 
 
 Scenario = Callable[[], Coroutine[Any, Any, Any]]
@@ -117,7 +187,40 @@ class Runtime(Protocol):
 
     def session(self, *, footprints: bool = False) -> AbstractContextManager[Any]: ...
 
-    def run(self, scenario: Scenario, chooser: Chooser, *, max_steps: int,
-            timer_races: bool = False, traced: bool = False,
-            footprints: str | None = None, naming: bool = False,
-            run_timeout: float | None = None) -> RunRecord: ...
+    def run(self, scenario: Scenario, chooser: Chooser, mode: RunMode) -> RunRecord: ...
+
+
+class InvariantSink(Protocol):
+    """What ``explorer.always`` needs of the run in progress: a place for invariants."""
+
+    def add_invariant(self, predicate: Callable[[], object], message: str,
+                      where: Location | None) -> None:
+        """Check ``predicate`` after every step of this run from now on."""
+        ...
+
+
+RunFinder = Callable[[], "InvariantSink | None"]
+"""Asked by :func:`active_run`: the run its runtime is driving on the calling thread, or
+None. A runtime's session registers one (:func:`finding`) for as long as it is open."""
+
+_finders: list[RunFinder] = []
+
+
+@contextmanager
+def finding(finder: RunFinder) -> Iterator[None]:
+    """Register ``finder`` for the block (a runtime's session): once per session, so that
+    a run costs nothing to be found."""
+    _finders.append(finder)
+    try:
+        yield
+    finally:
+        _finders.remove(finder)
+
+
+def active_run() -> InvariantSink | None:
+    """The run a runtime is driving on this thread, or None outside every run."""
+    for finder in reversed(_finders):  # the innermost session first
+        run = finder()
+        if run is not None:
+            return run
+    return None

@@ -18,9 +18,11 @@ the command line has the same name as when pytest runs it, and corpus entries ma
 
 Options for a target come from its ``@pytest.mark.explore(...)`` marker (or the settings of
 its ``@explored(...)`` decorator) or its entry in ``[tool.explorer] targets`` of
-``pyproject.toml``; command-line flags override both. One option is the ``runtime``
-(``"asyncio"`` or ``"trio"``): a test marked with pytest-trio's ``@pytest.mark.trio`` (or in
-a module marked so) defaults to ``"trio"``, as under the pytest plugin.
+``pyproject.toml``; command-line flags override both. They are settings layers (see
+:mod:`explorer._settings`, which checks them): plain names and numbers, never objects.
+One option is the ``runtime`` (``"asyncio"`` or ``"trio"``): a test marked with
+pytest-trio's ``@pytest.mark.trio`` (or in a module marked so) defaults to ``"trio"``, as
+under the pytest plugin.
 """
 
 from __future__ import annotations
@@ -36,16 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from explorer._errors import ExplorerError
+from explorer._errors import ExplorerError, UsageError
+from explorer._settings import NAMES, Settings
 
 MARKER: Final = "explore"
 TRIO_MARKER: Final = "trio"  # pytest-trio's: makes runtime="trio" the default
-OPTION_TYPES: Final[dict[str, type | tuple[type, ...]]] = {
-    "strategy": str, "max_schedules": int, "seed": int, "max_steps": int,
-    "deviation_bound": int, "timer_races": bool, "max_time": (int, float), "shrink": bool,
-    "run_timeout": (int, float),
-    "runtime": str,
-}
 
 
 class TargetError(ExplorerError, LookupError):
@@ -248,10 +245,9 @@ def marker_options(fn: Any) -> dict[str, Any]:
 
 
 def _fits(key: str, value: Any) -> bool:
-    """A setting the command line can pass on (a Strategy instance, for one, is not)."""
-    kind = OPTION_TYPES.get(key)
-    return kind is not None and isinstance(value, kind) and not (
-        kind is int and isinstance(value, bool))
+    """A setting the command line can pass on to worker processes (a Strategy instance,
+    for one, is not); :class:`~explorer._settings.Settings` checks its value."""
+    return (key in NAMES or key == "profile") and isinstance(value, str | int | float | bool)
 
 
 def _marks(owner: Any) -> list[Any]:
@@ -294,6 +290,8 @@ class ProjectConfig:
     pythonpath: tuple[str, ...] = ()
     testpaths: tuple[str, ...] = ()
     source: Path | None = None
+    profile: str | None = None
+    """The settings profile of every target (``explorer explore --profile`` overrides it)."""
 
 
 def find_pyproject(start: Path) -> Path | None:
@@ -328,6 +326,10 @@ def load_config(start: Path | None = None, *, path: Path | None = None) -> Proje
     corpus = section.get("corpus")
     if corpus is not None and not isinstance(corpus, str):
         raise TargetError(f"{source}: [tool.explorer] corpus must be a string (a directory)")
+    profile = section.get("profile")
+    if profile is not None and not isinstance(profile, str):
+        raise TargetError(f"{source}: [tool.explorer] profile must be a string (a profile "
+                          f"name such as \"ci\"), got {profile!r}")
     pytest_table = tool.get("pytest", {})
     pytest_section = pytest_table.get("ini_options", {}) if isinstance(pytest_table, dict) else {}
     testpaths = pytest_section.get("testpaths", []) if isinstance(pytest_section, dict) else []
@@ -336,7 +338,8 @@ def load_config(start: Path | None = None, *, path: Path | None = None) -> Proje
     elif not isinstance(testpaths, list):  # pytest refuses it, and says so when it runs
         testpaths = []
     return ProjectConfig(root, targets, root / corpus if corpus else None, pythonpath,
-                         tuple(str(root / p) for p in testpaths if isinstance(p, str)), source)
+                         tuple(str(root / p) for p in testpaths if isinstance(p, str)), source,
+                         profile)
 
 
 def _strings(source: Path, section: Mapping[str, Any], key: str) -> list[str]:
@@ -352,19 +355,16 @@ def _config_target(source: Path, root: Path, item: Any,
     if isinstance(item, dict) and isinstance(item.get("target"), str):
         spec = item["target"]
         options = {k: v for k, v in item.items() if k != "target"}
+        where = f"{source}: [tool.explorer] targets: {spec!r}"
         for key, value in options.items():
-            if not _fits(key, value):
-                raise TargetError(f"{source}: [tool.explorer] targets: unknown or mistyped "
-                                  f"option {key} = {value!r} for {spec!r}; options are "
-                                  f"{', '.join(OPTION_TYPES)}")
-        runtime = options.get("runtime")
-        if runtime is not None:
-            from explorer._engine import RUNTIMES
-
-            if runtime not in RUNTIMES:
-                raise TargetError(f"{source}: [tool.explorer] targets: unknown runtime "
-                                  f"{runtime!r} for {spec!r}; available runtimes: "
-                                  f"{', '.join(RUNTIMES)}")
+            if not _fits(key, value):  # a TOML table or array: no setting takes one
+                raise TargetError(f"{where}: unknown or mistyped option {key} = {value!r}; "
+                                  f"options are {', '.join(NAMES)} and profile")
+        try:  # checked now, but profiles registered later are checked when it is explored
+            Settings.merged({k: v for k, v in options.items() if k != "profile"},
+                            where=where)
+        except UsageError as err:
+            raise TargetError(str(err)) from None
     else:
         spec = item
     if not isinstance(spec, str):

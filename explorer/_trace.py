@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from explorer._runtime import Location
+from explorer._locations import Location
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Final
 
-from explorer._asyncio._inspect import frame_location, is_user_file
+from explorer._locations import frame_location, is_user_file
 from explorer._runtime import Location
 
 REFIRE: Final = 1.0

@@ -8,8 +8,10 @@ sessions that collect an explored test.
 An explored test is run by :func:`explorer.explore`, once per schedule, with its fixture
 values bound (fixtures are created once per test item and shared by every schedule). Its
 saved corpus entries become test items of their own, named ``test_x[corpus v1:...]`` and
-run just before it. Settings, lowest precedence first: the engine's defaults, the profile,
-the ini file, ``@pytest.mark.explore(...)`` (the closest marker wins), the command line.
+run just before it. Settings, lowest precedence first: the ``default`` profile, the profile
+chosen with ``--explore-profile`` or ``explore_profile``, the ini file,
+``@pytest.mark.explore(...)`` (the closest marker wins; its ``profile=`` sits just below its
+own settings), the command line. :class:`explorer._settings.Settings` checks them all.
 The runtime is the marker's ``runtime`` setting; without one, a test that pytest-trio's
 ``trio`` mark reaches (on the test, its class or its module) runs under ``"trio"``, any
 other under ``"asyncio"``.
@@ -35,18 +37,16 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     from explorer._corpus import CorpusEntry, CorpusError
     from explorer._explored import BoundTest
     from explorer._failure import ScheduleFailure
+    from explorer._settings import Settings
 
-#: Built-in settings profiles, chosen with ``--explore-profile`` or ``explore_profile``.
-PROFILES: Final[Mapping[str, Mapping[str, Any]]] = {
-    "default": {"max_schedules": 200},
-    "ci": {"max_schedules": 2_000},
-    "nightly": {"max_schedules": 20_000},
-}
+#: The settings the ini file and the command line set, as ``explore_<name>`` and
+#: ``--explore-<name>`` (the others are set per test, in the marker, or by a profile).
+SESSION_SETTINGS: Final = ("max_schedules", "seed", "strategy", "run_timeout")
 
 #: Marks by which async-test plugins claim a test; an explored test must not carry them.
 FOREIGN_RUNNER_MARKS: Final = frozenset({"asyncio", "trio"})
@@ -66,11 +66,11 @@ _LEDGER = pytest.StashKey["_Ledger"]()
 
 @dataclasses.dataclass(frozen=True)
 class _Options:
-    """Session-wide settings from the profile, the ini file and the command line."""
+    """Session-wide settings layers: the profile, the ini file and the command line."""
 
     profile: str
-    ini: dict[str, Any]
-    cli: dict[str, Any]
+    ini: dict[str, object]
+    cli: dict[str, object]
     corpus: Path
     save: bool
     replay_only: bool
@@ -89,13 +89,18 @@ class _Ledger:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    # The settings model is light (the standard library and the explorer's exceptions);
+    # the engine is not imported here.
+    from explorer._settings import profile_names
+
     group = parser.getgroup("explorer", "schedule explorer (tests marked explore)")
     group.addoption("--explore-max-schedules", type=int, metavar="N",
                     help="explore at most N schedules per explored test")
     group.addoption("--explore-seed", type=int, metavar="SEED",
                     help="seed of the random strategy (default: a fresh one, reported)")
     group.addoption("--explore-strategy", metavar="NAME",
-                    help="search strategy for every explored test: random, systematic, ...")
+                    help="search strategy for every explored test (default: portfolio; "
+                         "see explorer.strategies.names())")
     group.addoption("--explore-corpus", metavar="DIR",
                     help="corpus directory, relative to the rootdir (default: corpus)")
     group.addoption("--explore-replay-only", action="store_true", default=False,
@@ -104,11 +109,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     default=None, help="save new shrunk failures to the corpus (default)")
     group.addoption("--explore-no-save", dest="explore_save", action="store_false",
                     help="do not write new failures to the corpus")
-    group.addoption("--explore-run-timeout", type=float, metavar="SECONDS",
-                    help="stop a run after this much real time and report it as a hang "
-                         "(default 5; 0 disables)")
+    group.addoption("--explore-run-timeout", metavar="SECONDS",
+                    help="stop a run after this much real time (seconds, or 30s, 2m) and "
+                         "report it as a hang (default 5; 0 disables)")
     group.addoption("--explore-profile", metavar="NAME",
-                    help=f"settings profile: {', '.join(PROFILES)} (default: default)")
+                    help=f"settings profile: {', '.join(profile_names())}, or one registered "
+                         "with explorer.register_profile (default: default)")
     parser.addini("explore_max_schedules", "explore at most N schedules per explored test",
                   default="")
     parser.addini("explore_seed", "seed of the random strategy", default="")
@@ -129,8 +135,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "explore(**settings): run this async test once per schedule with the schedule "
         "explorer; settings: strategy, max_schedules, seed, deviation_bound, max_steps, "
         "timer_races, shrink, max_time, run_timeout, runtime ('asyncio' or 'trio'; default "
-        "'trio' for a "
-        "test marked trio)")
+        "'trio' for a test marked trio), profile")
     if not _registered(config, TRIO_MARK):
         # pytest-trio is not installed (or is disabled): without this, --strict-markers
         # (or filterwarnings = error) rejects @pytest.mark.trio on an explored trio test.
@@ -150,32 +155,19 @@ def _registered(config: pytest.Config, name: str) -> bool:
 
 
 def _read_options(config: pytest.Config) -> _Options:
-    ini: dict[str, Any] = {}
-    for name in ("max_schedules", "seed"):
-        raw = str(config.getini(f"explore_{name}")).strip()
-        if raw:
-            ini[name] = _ini_int(f"explore_{name}", raw, positive=name == "max_schedules")
-    strategy = str(config.getini("explore_strategy")).strip()
-    if strategy:
-        ini["strategy"] = _check_strategy(strategy, "explore_strategy in the ini file")
-    cli = {name: value for name in ("max_schedules", "seed", "strategy")
-           if (value := config.getoption(f"explore_{name}")) is not None}
-    if cli.get("max_schedules", 1) < 1:
-        raise pytest.UsageError(f"--explore-max-schedules must be at least 1, got "
-                                f"{cli['max_schedules']}")
-    if "strategy" in cli:
-        _check_strategy(cli["strategy"], "--explore-strategy")
-    raw = str(config.getini("explore_run_timeout")).strip()
-    if raw:
-        ini["run_timeout"] = _seconds("explore_run_timeout in the ini file", raw)
-    timeout = config.getoption("explore_run_timeout")
-    if timeout is not None:
-        cli["run_timeout"] = _seconds("--explore-run-timeout", str(timeout))
     profile = (config.getoption("explore_profile")
                or str(config.getini("explore_profile")).strip() or "default")
-    if profile not in PROFILES:
-        raise pytest.UsageError(f"unknown explorer profile {profile!r}; the profiles are "
-                                f"{', '.join(PROFILES)}")
+    _check({"profile": profile}, "profile", "--explore-profile")
+    ini: dict[str, object] = {}
+    cli: dict[str, object] = {}
+    for name in SESSION_SETTINGS:
+        raw = str(config.getini(f"explore_{name}")).strip()
+        if raw:
+            source = f"explore_{name} in the ini file"
+            ini[name] = _check(None, name, source, raw)
+        value = config.getoption(f"explore_{name}")
+        if value is not None:
+            cli[name] = _check(None, name, f"--explore-{name.replace('_', '-')}", str(value))
     corpus = Path(config.getoption("explore_corpus") or str(config.getini("explore_corpus")))
     save = config.getoption("explore_save")
     return _Options(profile, ini, cli, config.rootpath / corpus,
@@ -183,36 +175,19 @@ def _read_options(config: pytest.Config) -> _Options:
                     config.getoption("explore_replay_only"))
 
 
-def _check_strategy(name: str, source: str) -> str:
-    from explorer.strategies import names  # only when a strategy is named: it imports the engine
+def _check(layer: dict[str, object] | None, name: str, source: str,
+           raw: str | None = None) -> object:
+    """The setting ``name`` (``layer``, or the text ``raw``) checked by the settings model;
+    a usage error naming ``source`` (the option or ini key) if it is wrong."""
+    from explorer._settings import Settings, SettingsError, coerce_text
 
-    if name not in names():
-        raise pytest.UsageError(f"{source}: unknown strategy {name!r}; use one of: "
-                                f"{', '.join(names())}")
-    return name
-
-
-def _seconds(source: str, raw: str) -> float:
-    """A run_timeout in seconds (0 disables), or a usage error naming ``source``."""
     try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:  # also NaN
-        raise pytest.UsageError(f"{source} = {raw!r} must be a number of seconds (0 "
-                                "disables the limit), for example 10")
-    return value
-
-
-def _ini_int(name: str, raw: str, *, positive: bool) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-        positive = True
-    if positive and value < 1:
-        raise pytest.UsageError(f"{name} = {raw!r} in the ini file must be a positive integer")
-    return value
+        if layer is None:
+            layer = {name: coerce_text(name, raw or "")}
+        Settings.merged(layer)
+    except SettingsError as err:
+        raise pytest.UsageError(err.at(source)) from None
+    return layer[name]
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -409,25 +384,24 @@ def _run(item: pytest.Function, kwargs: dict[str, Any]) -> None:
         _replay(item, test, entry)
 
 
-def _settings(item: pytest.Function, options: _Options) -> dict[str, Any]:
-    from explorer._errors import UsageError
-    from explorer._explored import check_settings
+def _settings(item: pytest.Function, options: _Options) -> Settings:
+    from explorer._settings import Settings, SettingsError
 
-    marked: dict[str, Any] = {}
+    marked: dict[str, object] = {}
     for mark in reversed(list(item.iter_markers("explore"))):  # the closest marker wins
         if mark.args:
             pytest.fail(f"{item.nodeid}: @pytest.mark.explore takes settings by name, like "
                         f"@pytest.mark.explore(max_schedules=100); got {mark.args!r}",
                         pytrace=False)
         marked.update(mark.kwargs)
-    try:
-        check_settings(marked, f"@pytest.mark.explore on {item.nodeid}")
-    except UsageError as err:
-        pytest.fail(str(err), pytrace=False)
     if "runtime" not in marked and (item.stash.get(_TRIO, False)
                                     or item.get_closest_marker(TRIO_MARK) is not None):
         marked["runtime"] = "trio"  # pytest-trio's mark: a trio test
-    return {**PROFILES[options.profile], **options.ini, **marked, **options.cli}
+    try:
+        return Settings.merged({"profile": options.profile}, options.ini, marked, options.cli,
+                               where=f"@pytest.mark.explore on {item.nodeid}")
+    except SettingsError as err:
+        pytest.fail(str(err), pytrace=False)
 
 
 def _explore(item: pytest.Function, test: BoundTest) -> None:
@@ -437,18 +411,22 @@ def _explore(item: pytest.Function, test: BoundTest) -> None:
 
     options = item.config.stash[_OPTIONS]
     settings = _settings(item, options)
-    corpus = options.corpus if options.save else None
-    before = set(corpus.glob("*.json")) if corpus is not None and corpus.is_dir() else set()
     try:
-        result = explore(test, raise_on_failure=False, corpus=corpus, **settings)
+        result = explore(test, raise_on_failure=False, settings=settings)
     except (UsageError, DidNotReproduce) as err:
         pytest.fail(f"{item.nodeid}: {err}", pytrace=False)
     except ScheduleFailure as failure:  # @explorer.reproduce raises it directly
         _fail(item, failure)
     if result.failure is not None:
-        saved = result.failure.corpus_path
-        if saved is not None and saved not in before:
-            item.config.stash[_LEDGER].saved.append(f"{item.nodeid}: saved {saved}")
+        if options.save:
+            from explorer._corpus import Corpus
+
+            saved = Corpus(options.corpus).save(result.failure)
+            result.failure.saved_to(saved.path)
+            if saved.added:
+                replaces = f" (replaces {saved.replaced})" if saved.replaced else ""
+                item.config.stash[_LEDGER].saved.append(
+                    f"{item.nodeid}: saved {saved.path}{replaces}")
         _fail(item, result.failure)
     item.add_report_section("call", "explorer", f"{result.schedules} schedule(s) passed; "
                                                 f"covered {result.coverage}")
@@ -457,7 +435,7 @@ def _explore(item: pytest.Function, test: BoundTest) -> None:
 def _replay(item: pytest.Function, test: BoundTest, entry: CorpusEntry) -> None:
     from explorer._regressions import DIVERGED, FIXED, CorpusReplay, replay_entry
 
-    runtime = _settings(item, item.config.stash[_OPTIONS]).get("runtime", "asyncio")
+    runtime = _settings(item, item.config.stash[_OPTIONS]).runtime
     if entry.runtime != runtime:
         # The entry replays under the runtime it recorded; a test that now runs under
         # another one is other code as far as the entry is concerned.

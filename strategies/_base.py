@@ -1,15 +1,26 @@
 """The strategy interface: how the next run's decisions are chosen.
 
 A strategy sees only candidate counts, a :class:`~explorer._runtime.PointView` it may ask for
-candidate descriptions, and, after each run, the run's decisions and whether it failed. It
-knows nothing about asyncio or trio.
+candidate descriptions, and, after each run, the run's decisions and whether it failed (and,
+for a strategy that asks for footprints, the run's step records). It knows nothing about
+asyncio or trio: no strategy module imports a runtime or the monitoring machinery.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from collections.abc import Mapping, Sequence
+from typing import ClassVar, Literal
+
+from explorer._footprint import StepRecord
+from explorer._runtime import PointView
+
+Parameter = str | int | float | bool | None
+"""The value of one parameter in :meth:`Strategy.describe`: plain JSON data."""
+
+Statistic = int | float | str | bool | None | Mapping[str, "Statistic"]
+"""The value of one counter in :meth:`Strategy.statistics`: a number, or counters by name
+(a portfolio's per-member shares)."""
 
 Splitting = Literal["partition", "seeded", "whole"]
 """How the parallel job shares one strategy's work among ``count`` workers:
@@ -49,10 +60,10 @@ class Strategy(ABC):
         """Prepare the next run; return False when the strategy has nothing left to run."""
 
     @abstractmethod
-    def choose(self, count: int, view: Any) -> int:
+    def choose(self, count: int, view: PointView) -> int:
         """Pick an index in ``range(count)`` (``count >= 2``). Called on the hot path."""
 
-    def observe(self, steps: Sequence[Any]) -> None:  # noqa: B027
+    def observe(self, steps: Sequence[StepRecord]) -> None:  # noqa: B027
         """Learn the finished run's recorded steps, before :meth:`end_run`.
 
         Called only when :attr:`footprints` is set; ``steps`` are the run's
@@ -75,13 +86,13 @@ class Strategy(ABC):
         """An honest sentence about what the runs so far covered."""
         return "a sample of schedules"
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, Parameter]:
         """Parameters that reproduce this strategy (recorded with failures).
 
         Called when a failure is found, so a strategy that combines others (a portfolio)
         can name the one that made the failing schedule."""
         return {"name": self.name}
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> dict[str, Statistic]:
         """Counters about the runs so far (for example each sub-strategy's share)."""
         return {}

@@ -41,10 +41,9 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from explorer._runtime import Candidate
-from explorer.strategies._base import Strategy
+from explorer._runtime import Candidate, PointView
+from explorer.strategies._base import Parameter, Statistic, Strategy
 from explorer.strategies._features import Site, describe, site, task_key
 from explorer.strategies._symmetric import MODES, walk_step
 
@@ -114,7 +113,7 @@ class CoverageGuided(Strategy):
         self._plan = self._mutate(parent, walk)
         return True
 
-    def choose(self, count: int, view: Any) -> int:
+    def choose(self, count: int, view: PointView) -> int:
         point = len(self._counts)
         self._counts.append(count)
         plan = self._plan
@@ -140,10 +139,10 @@ class CoverageGuided(Strategy):
                 f"{len(self.pairs)} context-switch pairs, {len(self.kept)} schedules kept; "
                 "a sample, not exhaustive")
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, Parameter]:
         return {"name": self.name, "seed": self.seed}
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> dict[str, Statistic]:
         return {"pairs": len(self.pairs), "kept": len(self.kept), "mutants": self.mutants}
 
     # ------------------------------------------------------------------ helpers

@@ -19,10 +19,11 @@ The algorithm is source-set DPOR with sleep sets (Abdulla, Aronis, Jonsson and S
   enabled process is asleep (*sleep-set blocked*) repeats an explored class: it is not
   counted as a schedule (the engine counts it as a probe) and the search goes on.
 
-Steps of one process are ordered; a step happens after the step that scheduled it. Plain
-callbacks run in the order they were queued (only the first queued one is a candidate),
-so two steps of different processes that queue conflicting callbacks are dependent: their
-order decides the callbacks' order.
+Steps, dependence, happens-before and races are the model of
+:mod:`explorer._happens_before`; this module is the search over it. Plain callbacks run in
+the order they were queued (only the first queued one is a candidate), so two steps of
+different processes that queue conflicting callbacks are dependent: their order decides the
+callbacks' order.
 
 Footprints: what a step touches is known for asyncio's primitives, task completion and
 cancellation, asyncio's own callbacks, and state declared with ``explorer.shared``. What a
@@ -42,9 +43,9 @@ goes to sleep only once its subtree was explored with nothing skipped, so the bo
 lets a sleep set hide a class that the bounded search did not run.
 
 While a run goes, the strategy reads the footprints recorded so far (see
-:func:`recorded_steps`) to choose awake processes; after the run, :meth:`DPOR.observe`
-recomputes the sleep sets exactly, with every step's footprint known, and that exact
-computation alone decides what is skipped and what counts.
+:func:`explorer._happens_before.recorded_steps`) to choose awake processes; after the run,
+:meth:`DPOR.observe` recomputes the sleep sets exactly, with every step's footprint known,
+and that exact computation alone decides what is skipped and what counts.
 """
 
 from __future__ import annotations
@@ -52,222 +53,23 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from explorer._footprint import CANCELLED, Access, Index, conflicts, index
-from explorer.strategies._base import Strategy
-
-CLOCK = "clock"
-"""The process of the "fire the next timer now" candidate (``timer_races``): it has no step
-record, so it is dependent on everything and never put to sleep."""
+from explorer._footprint import CANCELLED, Access, StepRecord, require_auto
+from explorer._happens_before import (
+    CLOCK,
+    LOOP,
+    MAIN,
+    Footprint,
+    RecordingView,
+    RunAnalysis,
+    dependent,
+    recorded_steps,
+)
+from explorer._runtime import PointView
+from explorer.strategies._base import Parameter, Statistic, Strategy
 
 FOOTPRINT_MODES = ("conservative", "declared", "auto")
 """What :class:`DPOR` takes a task's own code to touch (its ``footprints`` argument)."""
-
-LOOP = "loop"
-"""The process of plain callbacks, which run in the order they were queued."""
-
-MAIN = "main"
-"""The scenario's main task: the run ends with its last step, which therefore decides
-whether every step still pending runs at all."""
-
-Footprint = tuple[Index, Index]
-"""What a step touches, for dependence: its own accesses grouped by object, and the accesses
-of the plain callbacks it queued."""
-
-
-_ANY: Index = {0: [(None, "w")]}  # touches anything (UNKNOWN, by object)
-
-
-def step_footprints(steps: Sequence[Any], *, pending: bool = False) -> list[Footprint]:
-    """For each step record (``process``, ``footprint``, ``enabler``, ``point``) its
-    :data:`Footprint`: own accesses, and the merged accesses of the callbacks it queued
-    (callbacks are the ``loop`` steps it is the enabler of).
-
-    ``pending``: the run ended with a callback still queued. Who queued it, and what it
-    would touch, is not recorded, so every step may have queued something that conflicts.
-    """
-    own = [index(step.footprint) for step in steps]
-    if pending:
-        return [(fp, dict(_ANY)) for fp in own]
-    queued: list[Index] = [{} for _ in steps]
-    for position, step in enumerate(steps):
-        if step.process != LOOP or step.enabler is None:
-            continue
-        merged = queued[step.enabler]
-        for obj, accesses in own[position].items():
-            merged.setdefault(obj, []).extend(accesses)
-    return list(zip(own, queued, strict=True))
-
-
-def dependent(a: Footprint, b: Footprint) -> bool:
-    """True when two steps of different processes do not commute: their own accesses
-    conflict, or the callbacks they queued do (so their order decides the callbacks')."""
-    return conflicts(a[0], b[0]) or conflicts(a[1], b[1])
-
-
-class _Layer:
-    """Which steps of each process touched each object, for one half of the footprints:
-    finds, for a new step, the latest dependent step of every other process."""
-
-    __slots__ = ("fps", "nonempty", "touched", "unknown", "written")
-
-    def __init__(self, fps: list[Index]) -> None:
-        self.fps = fps
-        self.touched: dict[int, dict[str, list[int]]] = {}
-        # The same, for the steps that write the object: a step that only reads an object
-        # can conflict there only with those, so runs that read the same state again and
-        # again (a spinning task) do not make every later step scan all of its reads.
-        self.written: dict[int, dict[str, list[int]]] = {}
-        self.unknown: dict[str, int] = {}  # process -> its latest step that may touch anything
-        self.nonempty: dict[str, int] = {}  # process -> its latest step that touches something
-
-    def latest(self, j: int, me: str, found: dict[str, int]) -> None:
-        mine = self.fps[j]
-        if not mine:
-            return
-        # A step that touches anything depends on the latest step of each process that
-        # touches something; any step depends on those that touch anything.
-        candidates = self.nonempty if 0 in mine else self.unknown
-        for process, i in candidates.items():
-            if process != me and i > found.get(process, -1):
-                found[process] = i
-        if 0 in mine:
-            return
-        fps = self.fps
-        for obj, accesses in mine.items():
-            pool = self.touched if _writes(accesses) else self.written
-            for process, seen in pool.get(obj, {}).items():
-                if process == me:
-                    continue
-                for i in reversed(seen):
-                    if i <= found.get(process, -1):
-                        break
-                    if conflicts(fps[i], mine):
-                        found[process] = i
-                        break
-
-    def add(self, j: int, me: str) -> None:
-        mine = self.fps[j]
-        if not mine:
-            return
-        self.nonempty[me] = j
-        if 0 in mine:
-            self.unknown[me] = j
-        for obj, accesses in mine.items():
-            self.touched.setdefault(obj, {}).setdefault(me, []).append(j)
-            if _writes(accesses):
-                self.written.setdefault(obj, {}).setdefault(me, []).append(j)
-
-
-def _writes(accesses: list[tuple[object, str]]) -> bool:
-    return any(mode == "w" for _item, mode in accesses)
-
-
-class RunAnalysis:
-    """The happens-before relation and the races of one run, from its step records.
-
-    ``before[j]`` is a bitset of the steps that happen before step ``j`` (program order,
-    the step that scheduled it, and dependent earlier steps, transitively); ``races`` are
-    the pairs ``(i, j)``, ``i < j``, of dependent steps of different processes with no other
-    happens-before path from ``i`` to ``j``, sorted. The main task's last step ends the run
-    (what is still pending never runs), so it depends on every other process's last step.
-    ``pending`` says the run ended with a plain callback still queued (see
-    :func:`step_footprints`).
-
-    Only the latest dependent step of each other process can race with ``j``: earlier ones
-    are ordered before that one by program order. So each step is compared with at most one
-    step per process and object, which keeps long runs near linear in steps.
-    """
-
-    def __init__(self, steps: Sequence[Any], *, pending: bool = False) -> None:
-        self.steps = steps
-        self.footprints = step_footprints(steps, pending=pending)
-        self.before: list[int] = []
-        self.races: list[tuple[int, int]] = []
-        self._analyse()
-
-    def _analyse(self) -> None:
-        steps, before, found = self.steps, self.before, self.races
-        layers = (_Layer([fp[0] for fp in self.footprints]),
-                  _Layer([fp[1] for fp in self.footprints]))
-        last: dict[str, int] = {}
-        end = len(steps) - 1 if steps and steps[-1].process == MAIN else -1
-        for j, step in enumerate(steps):
-            me = step.process
-            # Causal predecessors (program order, the step that scheduled this one) can never
-            # be reordered with it; dependent ones can, unless another path orders them.
-            ordered = 0
-            if me in last:
-                k = last[me]
-                ordered |= before[k] | (1 << k)
-            if step.enabler is not None:
-                k = step.enabler
-                ordered |= before[k] | (1 << k)
-            latest: dict[str, int] = {}
-            for layer in layers:
-                layer.latest(j, me, latest)
-            if j == end:  # the step that ends the run depends on every other process
-                latest.update((p, i) for p, i in last.items() if p != me)
-            closure = {k: before[k] | (1 << k) for k in latest.values()}
-            for i in closure:
-                others = ordered
-                for k, bits in closure.items():
-                    if k != i:
-                        others |= bits
-                if not (others >> i) & 1:
-                    found.append((i, j))
-            for bits in closure.values():
-                ordered |= bits
-            before.append(ordered)
-            last[me] = j
-            for layer in layers:
-                layer.add(j, me)
-        found.sort()
-
-    def reversal(self, i: int, j: int) -> list[int]:
-        """The steps that reverse race ``(i, j)`` when run in place of ``i``: those after
-        ``i`` that do not happen after it, in their order, then ``j``
-        (``notdep(i).j`` in the source-set paper)."""
-        bit = 1 << i
-        before = self.before
-        return [k for k in range(i + 1, j) if not before[k] & bit] + [j]
-
-    def initials(self, sequence: Sequence[int]) -> list[str]:
-        """Processes whose first step in ``sequence`` has no happens-before predecessor in
-        it: each could run first in a schedule equivalent to ``sequence``."""
-        mask = 0
-        for k in sequence:
-            mask |= 1 << k
-        out: list[str] = []
-        for k in sequence:
-            process = self.steps[k].process
-            if process not in out and not self.before[k] & mask:
-                out.append(process)
-        return out
-
-
-def races(steps: Sequence[Any]) -> list[tuple[int, int]]:
-    """Pairs ``(i, j)``, ``i < j``, of dependent steps of different processes with no
-    other happens-before path from ``i`` to ``j`` (see :class:`RunAnalysis`)."""
-    return RunAnalysis(steps).races
-
-
-def recorded_steps(view: Any) -> list[Any] | None:
-    """The step records of the current run so far, when the runtime records footprints
-    and lets a chooser see them; ``None`` otherwise.
-
-    A runtime offers them as ``view.recorded_steps()``. The asyncio runtime does not yet,
-    so its footprint recorder (the loop's step hook, which keeps them in ``steps``) is read
-    directly; a traced run's hook has no ``steps`` and gives ``None``. While the run goes,
-    the records may be plain ``(process, footprint, enabler, point)`` tuples.
-    """
-    getter = getattr(view, "recorded_steps", None)
-    if callable(getter):
-        steps = getter()
-        return steps if isinstance(steps, list) else None
-    steps = getattr(getattr(view, "_tracer", None), "steps", None)
-    return steps if isinstance(steps, list) else None
 
 
 Shape = tuple[bool, frozenset[tuple[object, str]]]
@@ -332,8 +134,6 @@ class DPOR(Strategy):
             raise ValueError(f"footprints must be one of {', '.join(FOOTPRINT_MODES)} "
                              f"(and 'declared' with declared=True), got {footprints!r}")
         if self.footprints == "auto":
-            from explorer._monitoring import require_auto
-
             require_auto()  # a UsageError before Python 3.12
         self._stack: list[_Point] = []
         self._prefix = 0
@@ -391,7 +191,7 @@ class DPOR(Strategy):
         self._finished = True
         return False
 
-    def choose(self, count: int, view: Any) -> int:
+    def choose(self, count: int, view: PointView) -> int:
         k = self._k
         self._k = k + 1
         processes = [view.process(i) for i in range(count)]
@@ -421,7 +221,7 @@ class DPOR(Strategy):
             self._online = {}
         return choice
 
-    def observe(self, steps: Sequence[Any]) -> None:
+    def observe(self, steps: Sequence[StepRecord]) -> None:
         """Learn from the run's step records (process, footprint, enabler, point): compute
         its exact sleep sets, note whether it repeated an explored class, and add the
         branches that reverse its races."""
@@ -512,18 +312,18 @@ class DPOR(Strategy):
                 "bound skipped, so equivalence classes reached only through them were not "
                 "run)")
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, Parameter]:
         return {"name": self.name, "deviation_bound": self.deviation_bound,
                 "declared": self.footprints == "declared",
                 "footprints": self.footprints}
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> dict[str, Statistic]:
         return {"races": self.races, "pruned": self.pruned, "sleep_blocked": self.blocked,
                 "mismatches": self.mismatches}
 
     # ------------------------------------------------------------------ sleep sets
 
-    def _begin_sleep(self, point: _Point, view: Any) -> None:
+    def _begin_sleep(self, point: _Point, view: RecordingView) -> None:
         """At the branch point of this run: what is asleep once its new choice has run,
         before that choice's own step is absorbed."""
         steps = recorded_steps(view)
@@ -534,7 +334,7 @@ class DPOR(Strategy):
                                           if p != point.chosen and p in point.shapes}}
         self._absorbed = len(steps)
 
-    def _absorb(self, view: Any) -> dict[str, Shape]:
+    def _absorb(self, view: RecordingView) -> dict[str, Shape]:
         """The sleep set now, as far as the steps recorded so far tell: a guess (by item
         and mode, not object) that only guides choices; :meth:`_sleep_sets` decides."""
         online = self._online
@@ -557,7 +357,7 @@ class DPOR(Strategy):
         self._online = online
         return online
 
-    def _sleep_sets(self, steps: Sequence[Any], footprints: list[Footprint]) -> int:
+    def _sleep_sets(self, steps: Sequence[StepRecord], footprints: list[Footprint]) -> int:
         """Compute the sleep set on entry to every point of the run exactly; if a sleeping
         process ran, mark the run redundant, cut the branch there and return the index of
         that step (races at or after it are not explored); else ``len(steps)``.

@@ -11,14 +11,13 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
-from typing import Any
 
-from explorer._runtime import Candidate
+from explorer._runtime import Candidate, Location, PointView
 
 _INDEX = re.compile(r"#\d+")
 
 
-def describe(count: int, view: Any) -> list[Candidate]:
+def describe(count: int, view: PointView) -> list[Candidate]:
     """All candidates of the current scheduling point."""
     candidate = view.candidate
     return [candidate(i) for i in range(count)]
@@ -44,7 +43,8 @@ def spawn_order(key: str) -> tuple[int, ...]:
     return tuple(int(m.group()[1:]) for m in _INDEX.finditer(key))
 
 
-Site = tuple[str, Any, str | None]
+Site = tuple[str, Location | None, str | None]
+"""A candidate's place in the code: its task kind, resume location and operation."""
 
 
 def site(candidate: Candidate) -> Site:

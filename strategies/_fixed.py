@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from explorer._errors import ReplayDivergence
-from explorer._runtime import display_task
+from explorer._runtime import PointView, display_task
 from explorer.strategies._base import Strategy
 
 
@@ -36,7 +35,7 @@ class Fixed(Strategy):
         self.position = 0
         return True
 
-    def choose(self, count: int, view: Any) -> int:
+    def choose(self, count: int, view: PointView) -> int:
         k = self.position
         self.position = k + 1
         decisions = self.decisions

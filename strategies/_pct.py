@@ -41,10 +41,11 @@ choice many times in a row, PCT does so by construction. Reproducible from ``see
 from __future__ import annotations
 
 import random
-from typing import Any
+from collections.abc import Sequence
 
-from explorer.strategies._base import Strategy
-from explorer.strategies._features import describe, first_max, task_key, task_kind
+from explorer._runtime import PointView
+from explorer.strategies._base import Parameter, Statistic, Strategy
+from explorer.strategies._features import Site, describe, first_max, task_key, task_kind
 
 GROUPS = ("task", "kind")
 
@@ -78,7 +79,7 @@ class PCT(Strategy):
         self._point = 0
         self._floor = 0.0
         self._streak_key: str | None = None
-        self._streak: dict[tuple[str, Any, str | None], int] = {}
+        self._streak: dict[Site, int] = {}
 
     # ------------------------------------------------------------------ Strategy
 
@@ -95,7 +96,7 @@ class PCT(Strategy):
         self._changes = {p: i for i, p in enumerate(sorted(points), start=1)}
         return True
 
-    def choose(self, count: int, view: Any) -> int:
+    def choose(self, count: int, view: PointView) -> int:
         candidates = describe(count, view)
         keys = [self._key(task_key(c)) for c in candidates]
         priority = self._priority
@@ -126,7 +127,7 @@ class PCT(Strategy):
             self.demotions += 1
         return best
 
-    def end_run(self, decisions: Any, failed: bool) -> None:
+    def end_run(self, decisions: Sequence[int], failed: bool) -> None:
         self.horizon = max(self.horizon, self._point)
 
     def coverage(self) -> str:
@@ -134,11 +135,11 @@ class PCT(Strategy):
                 f"seed {self.seed}, horizon {self.horizon} scheduling points); a sample, "
                 "not exhaustive")
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, Parameter]:
         return {"name": self.name, "depth": self.depth, "group": self.group,
                 "seed": self.seed}
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> dict[str, Statistic]:
         return {"horizon": self.horizon, "demotions": self.demotions}
 
     # ------------------------------------------------------------------ helpers

@@ -53,9 +53,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
-from explorer.strategies._base import Strategy
+from explorer._runtime import PointView
+from explorer.strategies._base import Parameter, Statistic, Strategy
 from explorer.strategies._coverage import CoverageGuided
 from explorer.strategies._features import derive_seed
 from explorer.strategies._fixed import Fixed
@@ -130,7 +130,7 @@ class Portfolio(Strategy):
         self._finished: set[str] = set()
         self._turn = -1
         self._current: str | None = None
-        self._choose: Callable[[int, Any], int] = self._not_started
+        self._choose: Callable[[int, PointView], int] = self._not_started
         self._whole_space = False
         # The first run, before the rotation: the stock schedule. Many bugs already show in
         # stock order, and a search should never report them later than plain asyncio would.
@@ -155,7 +155,7 @@ class Portfolio(Strategy):
                 return False
         return False
 
-    def choose(self, count: int, view: Any) -> int:
+    def choose(self, count: int, view: PointView) -> int:
         return self._choose(count, view)
 
     def end_run(self, decisions: Sequence[int], failed: bool) -> None:
@@ -187,7 +187,7 @@ class Portfolio(Strategy):
         return (f"a sample of {total} schedules from a portfolio (seed {self.seed}): "
                 f"{shares or 'none yet'}; not exhaustive")
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, Parameter]:
         if self._current is None:
             return {"name": self.name, "seed": self.seed}
         member = self._member.describe()
@@ -196,8 +196,8 @@ class Portfolio(Strategy):
             about["member_seed"] = member["seed"]
         return about
 
-    def statistics(self) -> dict[str, Any]:
-        stats: dict[str, Any] = {"schedules": {k: v for k, v in self.runs.items() if v}}
+    def statistics(self) -> dict[str, Statistic]:
+        stats: dict[str, Statistic] = {"schedules": {k: v for k, v in self.runs.items() if v}}
         probes = {k: v for k, v in self.probes.items() if v}
         if probes:
             stats["probes"] = probes
@@ -239,7 +239,7 @@ class Portfolio(Strategy):
         return STOCK
 
     @staticmethod
-    def _not_started(count: int, view: Any) -> int:
+    def _not_started(count: int, view: PointView) -> int:
         raise RuntimeError("Portfolio.choose() before start_run()")
 
     @staticmethod

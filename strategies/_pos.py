@@ -24,9 +24,9 @@ avoids re-sampling equivalent orders of independent steps.
 from __future__ import annotations
 
 import random
-from typing import Any
 
-from explorer.strategies._base import Strategy
+from explorer._runtime import PointView
+from explorer.strategies._base import Parameter, Statistic, Strategy
 from explorer.strategies._features import describe, first_max, task_key
 
 
@@ -48,7 +48,7 @@ class POS(Strategy):
         self._priority = {}
         return True
 
-    def choose(self, count: int, view: Any) -> int:
+    def choose(self, count: int, view: PointView) -> int:
         candidates = describe(count, view)
         keys = [task_key(c) for c in candidates]
         old = self._priority
@@ -70,8 +70,8 @@ class POS(Strategy):
     def coverage(self) -> str:
         return f"{self.runs} POS schedules (seed {self.seed}); a sample, not exhaustive"
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, Parameter]:
         return {"name": self.name, "seed": self.seed}
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> dict[str, Statistic]:
         return {"reassigned": self.reassigned}

@@ -8,9 +8,9 @@ systematic search.
 from __future__ import annotations
 
 import random
-from typing import Any
 
-from explorer.strategies._base import Strategy
+from explorer._runtime import PointView
+from explorer.strategies._base import Parameter, Strategy
 
 
 class RandomWalk(Strategy):
@@ -31,11 +31,11 @@ class RandomWalk(Strategy):
         self.runs += 1
         return True
 
-    def choose(self, count: int, view: Any) -> int:
+    def choose(self, count: int, view: PointView) -> int:
         return int(self._random() * count)
 
     def coverage(self) -> str:
         return f"{self.runs} random schedules (seed {self.seed}); not exhaustive"
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, Parameter]:
         return {"name": self.name, "seed": self.seed}

@@ -32,9 +32,10 @@ between the many operations of others (a reader that must see a half-finished wr
 from __future__ import annotations
 
 import random
-from typing import Any
+from collections.abc import Sequence
 
-from explorer.strategies._base import Strategy
+from explorer._runtime import PointView
+from explorer.strategies._base import Parameter, Statistic, Strategy
 from explorer.strategies._features import describe, task_key
 
 
@@ -62,7 +63,7 @@ class SURW(Strategy):
         self._interesting_seen = False
         return True
 
-    def choose(self, count: int, view: Any) -> int:
+    def choose(self, count: int, view: PointView) -> int:
         candidates = describe(count, view)
         keys = [task_key(c) if c.task is not None else None for c in candidates]
         estimate, done = ((self._estimate, self._done) if self._selective
@@ -84,7 +85,7 @@ class SURW(Strategy):
                 self._interesting_seen = True
         return chosen
 
-    def end_run(self, decisions: Any, failed: bool) -> None:
+    def end_run(self, decisions: Sequence[int], failed: bool) -> None:
         for store, seen in ((self._estimate, self._done), (self._all, self._done_all)):
             for key, n in seen.items():
                 if n > store.get(key, 0):
@@ -94,8 +95,8 @@ class SURW(Strategy):
     def coverage(self) -> str:
         return f"{self.runs} SURW schedules (seed {self.seed}); a sample, not exhaustive"
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, Parameter]:
         return {"name": self.name, "seed": self.seed}
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> dict[str, Statistic]:
         return {"tasks_estimated": len(self._all), "selective": self._selective}

@@ -30,10 +30,9 @@ twostage_N: flat in N, where a random walk degrades).
 from __future__ import annotations
 
 import random
-from typing import Any
 
-from explorer._runtime import Candidate
-from explorer.strategies._base import Strategy
+from explorer._runtime import Candidate, PointView
+from explorer.strategies._base import Parameter, Statistic, Strategy
 from explorer.strategies._features import Site, describe, site, spawn_order, task_key, task_kind
 
 MODES = ("sites", "kinds")
@@ -79,7 +78,7 @@ class SymmetricWalk(Strategy):
         self.runs[self._mode] += 1
         return True
 
-    def choose(self, count: int, view: Any) -> int:
+    def choose(self, count: int, view: PointView) -> int:
         return walk_step(describe(count, view), self._mode, self._rng)
 
     def coverage(self) -> str:
@@ -87,8 +86,8 @@ class SymmetricWalk(Strategy):
         return (f"{total} symmetric-walk schedules (seed {self.seed}); a sample, not "
                 "exhaustive")
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, Parameter]:
         return {"name": self.name, "seed": self.seed}
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> dict[str, Statistic]:
         return {"walks": {k: v for k, v in self.runs.items() if v}}

@@ -14,9 +14,9 @@ exists) — the claim :meth:`coverage` makes, and no other.
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from typing import Any
 
-from explorer.strategies._base import Strategy
+from explorer._runtime import PointView
+from explorer.strategies._base import Parameter, Statistic, Strategy
 
 Plan = tuple[tuple[int, int], ...]
 # yields (plan, is_probe); receives the candidate counts seen by that run
@@ -72,7 +72,7 @@ class Systematic(Strategy):
         self._counts = []
         return True
 
-    def choose(self, count: int, view: Any) -> int:
+    def choose(self, count: int, view: PointView) -> int:
         counts = self._counts
         choice = self._plan.get(len(counts), 0)
         counts.append(count)
@@ -106,14 +106,14 @@ class Systematic(Strategy):
                     f"({self.schedules} schedules)")
         return f"{self.schedules} schedule(s); not even the stock schedule's round completed"
 
-    def describe(self) -> dict[str, Any]:
-        described: dict[str, Any] = {"name": self.name,
-                                     "deviation_bound": self.deviation_bound}
+    def describe(self) -> dict[str, Parameter]:
+        described: dict[str, Parameter] = {"name": self.name,
+                                           "deviation_bound": self.deviation_bound}
         if self.count > 1:
             described["partition"] = f"{self.index + 1}/{self.count}"
         return described
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> dict[str, Statistic]:
         return {"completed_rounds": self.completed_rounds,
                 "space_finished": self.space_finished, "probes": self.probes}
 

@@ -19,12 +19,11 @@ A drawn schedule runs once: draw another for another run.
 
 from __future__ import annotations
 
-from typing import Any
-
 from hypothesis import strategies as st
 
+from explorer._runtime import PointView
 from explorer._schedule import Schedule
-from explorer.strategies._base import Strategy
+from explorer.strategies._base import Parameter, Strategy
 
 __all__ = ["DrawnSchedule", "schedules"]
 
@@ -34,7 +33,7 @@ class DrawnSchedule(Strategy):
 
     name = "hypothesis"
 
-    def __init__(self, data: Any, *, timer_races: bool = False) -> None:
+    def __init__(self, data: st.DataObject, *, timer_races: bool = False) -> None:
         self._data = data
         self.timer_races = timer_races
         self.decisions: list[int] = []
@@ -46,7 +45,7 @@ class DrawnSchedule(Strategy):
         self._used = True
         return True
 
-    def choose(self, count: int, view: Any) -> int:
+    def choose(self, count: int, view: PointView) -> int:
         # Straight from the choice sequence (an integer in range, shrinking towards 0),
         # without the per-draw printout of data.draw().
         conjecture = getattr(self._data, "conjecture_data", None)
@@ -62,7 +61,7 @@ class DrawnSchedule(Strategy):
         """The decisions drawn so far, as a replayable schedule."""
         return Schedule.from_decisions(self.decisions, timers=self.timer_races)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, Parameter]:
         return {"name": self.name}
 
     def __repr__(self) -> str:

@@ -13,6 +13,29 @@ if str(ROOT) not in sys.path:  # the examples package lives at the repository ro
     sys.path.insert(0, str(ROOT))
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run the tests marked slow (`make test` and CI do)")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if config.getoption("--run-slow"):
+        return "slow tests: included"
+    return "slow tests: left out for a fast local run; --run-slow (or `make test`) runs them"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A plain ``pytest`` leaves the tests marked ``slow`` out (deselected, so the summary
+    counts them); ``--run-slow`` keeps them. A test is marked for its cost alone (a second or
+    more: many schedules, subprocesses, real-time limits); ``make test`` and CI run them all."""
+    if config.getoption("--run-slow"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item.get_closest_marker("slow") is None]
+
+
 def cli_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                 request: pytest.FixtureRequest, prefix: str, source: str
                 ) -> tuple[Path, str]:

@@ -685,6 +685,7 @@ def test_as_few_schedules_as_with_declared_state() -> None:
 def test_step_footprints_hold_the_accesses_of_user_code() -> None:
     from explorer._asyncio._runner import AsyncioRuntime
     from explorer._footprint import UNKNOWN
+    from explorer._runtime import RunMode
     from explorer.strategies import Fixed
 
     counter = Counter()
@@ -701,7 +702,7 @@ def test_step_footprints_hold_the_accesses_of_user_code() -> None:
     with runtime.session(footprints=True):
         fixed = Fixed([])
         fixed.start_run()
-        record = runtime.run(scenario, fixed.choose, max_steps=1000, footprints="auto")
+        record = runtime.run(scenario, fixed.choose, RunMode(max_steps=1000, footprints="auto"))
     assert record.footprints is not None
     steps = [set(step.footprint) for step in record.footprints if step.process != "loop"]
     access = next(step for step in steps if (id(counter), "value", "w") in step)

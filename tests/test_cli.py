@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import explorer
-from explorer import cli
+from explorer import _corpus, cli
 from explorer._corpus import Corpus
 from explorer._targets import TargetError, parse_target
 from tests.conftest import cli_project, run_cli
@@ -369,7 +369,7 @@ def test_corpus_migrate(project: tuple[Path, str], capsys: pytest.CaptureFixture
     old["version"] = 0
     old["legacy"] = True
     saved.write_text(json.dumps(old))
-    monkeypatch.setitem(cli.MIGRATIONS, 0,
+    monkeypatch.setitem(_corpus.MIGRATIONS, 0,
                         lambda data: {k: v for k, v in data.items() if k != "legacy"})
     code, out, _ = run_cli(capsys, "corpus", "migrate", "--dry-run")
     assert "would migrate" in out and json.loads(saved.read_text())["version"] == 0

@@ -231,3 +231,144 @@ def test_determinism_report_shows_the_first_differing_step() -> None:
     assert "two traced replays of the same schedule differ; first difference at step" \
         in str(failure)
     assert "first run:" in str(failure) and "second run:" in str(failure)
+
+
+# --------------------------------------------------------------------------- the Corpus API
+
+
+def _twin(failure: explorer.ScheduleFailure, schedule: str, *,
+          shrunk: bool) -> explorer.ScheduleFailure:
+    """The same failure (scenario, runtime, outcome) under another schedule."""
+    return explorer.ScheduleFailure(
+        failure.outcome, explorer.Schedule.parse(schedule), failure.trace,
+        scenario=failure.scenario, runtime=failure.runtime,
+        shrink=failure.shrink if shrunk else None)
+
+
+def test_save_keeps_one_entry_per_failure(tmp_path: Path) -> None:
+    corpus = explorer.Corpus(tmp_path)
+    failure = _found(bank.double_spend)
+    first = corpus.save(failure)
+    assert (first.status, first.new, first.added) == ("new", True, True)
+    again = corpus.save(failure)
+    assert (again.status, again.path, again.new) == ("kept", first.path, False)
+    # The same bug under another schedule is the same entry, kept as it is.
+    other = corpus.save(_twin(failure, "v1:0=1,2=1,5=1", shrunk=True))
+    assert (other.status, other.path) == ("kept", first.path)
+    assert corpus.paths() == [first.path]
+    # Another runtime is another entry.
+    trio = explorer.ScheduleFailure(failure.outcome, failure.schedule, failure.trace,
+                                    scenario=failure.scenario, runtime="trio")
+    assert corpus.save(trio).status == "new" and len(corpus.paths()) == 2
+
+
+def test_save_refreshes_a_stale_entry_and_a_shrunk_failure_replaces_an_unshrunk_one(
+        tmp_path: Path) -> None:
+    corpus = explorer.Corpus(tmp_path)
+    failure = _found(bank.double_spend)
+    unshrunk = corpus.save(_twin(failure, "v1:0=1,2=1,5=1", shrunk=False))
+    assert unshrunk.status == "new"
+    replaced = corpus.save(failure)
+    assert (replaced.status, replaced.replaced, replaced.new) == ("replaced", unshrunk.path,
+                                                                 False)
+    assert corpus.paths() == [replaced.path] and not unshrunk.path.exists()
+    # The file at the failure's own name records something else now: rewritten.
+    data = json.loads(replaced.path.read_text())
+    data["expected"][0]["task"] = "somebody_else#1"
+    replaced.path.write_text(json.dumps(data))
+    refreshed = corpus.save(failure)
+    assert (refreshed.status, refreshed.path) == ("refreshed", replaced.path)
+    assert corpus.load(replaced.path).expected_tasks()[0] == "mobile_withdrawal#1"
+    # A newer explorer's file is never overwritten by this one.
+    newer = b'{"format": "explorer-corpus", "version": 99}'
+    replaced.path.write_bytes(newer)
+    assert corpus.save(failure).status == "kept" and replaced.path.read_bytes() == newer
+
+
+def test_a_saved_hang_has_the_signature_of_its_replay(tmp_path: Path) -> None:
+    from explorer._locations import Location
+
+    hang = explorer.Outcome("hang", "ran too long", Location("/src/app.py", 12, "spin"))
+    failure = explorer.ScheduleFailure(hang, explorer.Schedule.parse("v1:0=1"), None,
+                                       scenario="app.spin")
+    entry = explorer.Corpus(tmp_path).load(explorer.Corpus(tmp_path).save(failure).path)
+    assert entry.signature() == hang.signature()
+    # Stopped at another line of the same busy loop: the same hang, one entry.
+    later = explorer.Outcome("hang", "ran too long", Location("/src/app.py", 14, "spin"))
+    again = explorer.ScheduleFailure(later, explorer.Schedule.parse("v1:0=2"), None,
+                                     scenario="app.spin")
+    assert explorer.Corpus(tmp_path).save(again).status == "kept"
+
+
+def test_gc_plans_what_it_deletes_and_why(tmp_path: Path) -> None:
+    from explorer._regressions import Scenarios, replay_one
+
+    corpus = explorer.Corpus(tmp_path)
+    saved = corpus.save(_found(spend_buggy)).path
+    data = json.loads(saved.read_text())
+    duplicate = tmp_path / "spend_buggy-0000000000000000.json"  # sorts first: it is kept
+    duplicate.write_text(saved.read_text())
+    fixed = tmp_path / "spend_fixed-1111111111111111.json"
+    fixed.write_text(json.dumps({**data, "scenario": f"{__name__}.spend_fixed"}))
+    unknown = tmp_path / "gone-2222222222222222.json"
+    unknown.write_text(json.dumps({**data, "scenario": "app.gone"}))
+    broken = tmp_path / "zz-broken.json"
+    broken.write_text("{not json")
+    leftover = tmp_path / f".{saved.name}.abc123.tmp"
+    leftover.write_text("{")
+    scenarios = Scenarios.of([spend_buggy, spend_fixed])
+
+    plan = corpus.gc(lambda item: replay_one(item, scenarios))
+    assert {(i.path.name, i.reason) for i in plan.remove} == {
+        (saved.name, "duplicate"), (fixed.name, "fixed")}
+    assert f"fails as {duplicate.name} does" in next(
+        i.detail for i in plan.remove if i.reason == "duplicate")
+    assert {(i.path.name, i.reason) for i in plan.keep} == {
+        (unknown.name, "unknown scenario"), (broken.name, "unreadable")}
+    assert plan.temporary == (leftover,)
+    assert all(p.exists() for p in (saved, fixed, leftover))  # a plan deletes nothing
+    pruning = corpus.gc(lambda item: replay_one(item, scenarios), prune_unknown=True)
+    assert (unknown, "unknown scenario") in {(i.path, i.reason) for i in pruning.remove}
+    corpus.apply(plan)
+    assert corpus.paths() == [unknown, duplicate, broken] and not leftover.exists()
+
+
+def test_find_and_delete(tmp_path: Path) -> None:
+    from explorer._corpus import EntryNotFound
+
+    corpus = explorer.Corpus(tmp_path)
+    spend = corpus.save(_found(spend_buggy)).path
+    double = corpus.save(_found(bank.double_spend)).path
+    digest = spend.stem.rsplit("-", 1)[1]
+    assert corpus.find(digest[:6]) == spend == corpus.find(spend.name)
+    with pytest.raises(EntryNotFound, match=r"2 entries in .* match ''"):
+        corpus.delete([spend.name, ""])
+    assert spend.exists()  # a bad name deletes nothing, not even the good ones before it
+    with pytest.raises(LookupError, match="no entry"):
+        corpus.find("nothing-like-it")
+    assert corpus.delete(["spend", "double"]) == [spend, double] and not corpus.paths()
+
+
+def test_migration_plan_follows_the_table(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from explorer import _corpus
+
+    corpus = explorer.Corpus(tmp_path)
+    current = corpus.save(_found(bank.double_spend)).path
+    old = tmp_path / "old-3333333333333333.json"
+    old.write_text(json.dumps({**json.loads(current.read_text()), "version": 0,
+                               "legacy": True}))
+    plan = corpus.migration()
+    assert plan.rewrites == () and plan.current == (current,)
+    assert [e.path for e in plan.skipped] == [old]
+    assert "format version 0, which no explorer wrote" in str(plan.skipped[0])
+
+    monkeypatch.setitem(_corpus.MIGRATIONS, 0,
+                        lambda data: {k: v for k, v in data.items() if k != "legacy"})
+    plan = corpus.migration()
+    [rewrite] = plan.rewrites
+    assert rewrite.path == old and rewrite.data["version"] == 1
+    assert "legacy" not in rewrite.data and json.loads(old.read_text())["version"] == 0
+    corpus.apply(plan)
+    assert corpus.load(old).schedule == corpus.load(current).schedule
+    assert "legacy" not in json.loads(old.read_text())

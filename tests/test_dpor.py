@@ -21,8 +21,9 @@ from benchmarks.reduction import (
 from examples.gallery import Example, all_examples
 from explorer._asyncio._runner import AsyncioRuntime
 from explorer._footprint import UNKNOWN, SharedDict, dependent, shared
+from explorer._happens_before import races
+from explorer._runtime import RunMode
 from explorer.strategies import DPOR
-from explorer.strategies._dpor import races
 
 
 def _disjoint_writers(n: int) -> Callable[[], Any]:
@@ -78,6 +79,7 @@ def _failing_children(outcomes: list[object]) -> Callable[[], Any]:
     return scenario
 
 
+@pytest.mark.slow
 def test_which_failing_child_gather_reports_is_still_explored() -> None:
     # A failed child's completion callback decides gather's exception: both orders of the
     # two failing children must be run, and with them both possible outcomes.
@@ -113,6 +115,7 @@ def _locked_counter(tasks: int, increments: int, *, locked: bool = True) -> Call
     return scenario
 
 
+@pytest.mark.slow
 def test_locked_counter_is_proved_with_ten_times_fewer_schedules() -> None:
     scenario = _locked_counter(3, 2)
     reduced = explorer.explore(scenario, strategy=DPOR(declared=True), max_schedules=50_000)
@@ -145,6 +148,7 @@ def test_fixed_gallery_versions_pass_the_reduced_search(example: Example) -> Non
     assert "deviation" in result.coverage
 
 
+@pytest.mark.slow
 def test_conservative_mode_treats_task_code_as_touching_everything() -> None:
     declared = explorer.explore(_disjoint_writers(3), strategy=DPOR(declared=True))
     conservative = explorer.explore(_disjoint_writers(3), strategy="dpor",
@@ -167,7 +171,7 @@ def test_dependence_rules() -> None:
 
 
 def test_races_respect_causality() -> None:
-    from explorer._asyncio._footprints import StepRecord
+    from explorer._footprint import StepRecord
 
     x = [(1, None, "w")]
     steps = [
@@ -259,8 +263,8 @@ def _explored(strategy: DPOR, scenario: Callable[[], Any]) -> tuple[set[Hashable
     counted = 0
     with runtime.session(footprints=True):
         while strategy.start_run():
-            record = runtime.run(scenario, strategy.choose, max_steps=10_000,
-                                 footprints=strategy.footprints)
+            record = runtime.run(scenario, strategy.choose, RunMode(
+                max_steps=10_000, footprints=strategy.footprints))
             strategy.observe(record.footprints)
             if strategy.counts_as_schedule:
                 counted += 1
@@ -282,6 +286,7 @@ SMALL_PROGRAMS: dict[str, Callable[[], Any]] = {
 
 
 @pytest.mark.parametrize("name", list(SMALL_PROGRAMS))
+@pytest.mark.slow
 def test_dpor_runs_one_schedule_per_equivalence_class(name: str) -> None:
     # Brute force: every schedule, each reduced to its canonical class (events named
     # without positions, the order of every conflicting pair): that is what "all
@@ -301,6 +306,7 @@ def test_dpor_runs_one_schedule_per_equivalence_class(name: str) -> None:
     assert len(runs) > counted
 
 
+@pytest.mark.slow
 def test_sleep_set_blocked_runs_are_not_counted_as_schedules() -> None:
     result = explorer.explore(lastzero(3), strategy=DPOR(declared=True))
     classes = {canonical_class(steps) for steps in all_runs(lastzero(3), cap=50_000) or []}
@@ -356,8 +362,8 @@ def test_every_bounded_dpor_schedule_stays_within_the_bound() -> None:
     strategy = DPOR(1, declared=True)
     with runtime.session(footprints=True):
         while strategy.start_run():
-            record = runtime.run(lastzero(3), strategy.choose, max_steps=10_000,
-                                 footprints="declared")
+            record = runtime.run(lastzero(3), strategy.choose, RunMode(
+                max_steps=10_000, footprints="declared"))
             strategy.observe(record.footprints)
             strategy.end_run(record.decisions, record.outcome.failed)
             assert sum(1 for d in record.decisions if d) <= 1
@@ -386,6 +392,7 @@ def _lastzero_outcomes(n: int, finals: list[tuple[int, tuple[int, ...]]]) -> Cal
 
 
 @pytest.mark.parametrize("n", [2, 3])
+@pytest.mark.slow
 def test_dpor_reaches_every_final_state_of_lastzero(n: int) -> None:
     # The footprint model checked against the program's behaviour rather than against
     # itself: every outcome exhaustive search reaches, reduction reaches too.
@@ -414,6 +421,7 @@ def _new_keys(finals: list[tuple[object, ...]]) -> Callable[[], Any]:
     return scenario
 
 
+@pytest.mark.slow
 def test_adding_new_keys_orders_the_dict_and_is_explored() -> None:
     # Adding different keys changes the iteration order: each order is its own outcome.
     everything: list[tuple[object, ...]] = []

@@ -138,6 +138,7 @@ def test_busy_but_fair_code_passes_under_the_default_strategy(name: str, seed: i
 
 @pytest.mark.parametrize("strategy", SAMPLERS)
 @pytest.mark.parametrize("name", sorted(BUSY_BUT_FAIR))
+@pytest.mark.slow
 def test_busy_but_fair_code_passes_under_every_sampler(name: str, strategy: str) -> None:
     scenario, runtime = BUSY_BUT_FAIR[name]
     for seed in SEEDS:

@@ -112,6 +112,7 @@ def test_demo_features_existing_examples() -> None:
     assert set(FEATURED) <= names
 
 
+@pytest.mark.slow
 def test_demo_finds_every_race_and_verifies_every_fix(capsys: pytest.CaptureFixture[str]
                                                      ) -> None:
     from examples import demo

@@ -348,7 +348,7 @@ def test_the_schema_knows_the_engine_s_runtimes() -> None:
 
 
 def test_the_schema_and_the_decoder_share_their_patterns() -> None:
-    from explorer import _corpus
+    from explorer import _corpus_format as _corpus
 
     properties = SCHEMA["properties"]
     assert properties["scenario"]["pattern"] == _corpus.SCENARIO_PATTERN
@@ -534,6 +534,7 @@ def test_migrate_skips_and_names_unreadable_files(hostile: Path) -> None:
             if p.is_file() and not p.is_symlink()} == before
 
 
+@pytest.mark.slow
 def test_show_of_each_file_is_one_line_or_the_entry(hostile: Path) -> None:
     for name in _hostile_names(hostile):
         done = _cli(hostile, "corpus", "show", f"{name}.json")
@@ -561,6 +562,7 @@ def test_nightly_verify_slices_survive_a_hostile_corpus(hostile: Path,
     assert [s for n, s in statuses.items() if n.startswith("buggy-")] == ["fails"]
 
 
+@pytest.mark.slow
 def test_os_abort_named_in_a_file_kills_nothing(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -14,7 +14,9 @@ import pytest
 import explorer
 from examples import bank, transfer
 from explorer import cli
-from explorer._html import cycle_edges, render_report
+from explorer._html import cycle_edges
+from explorer._html import render_report as render_summaries
+from explorer._summary import Summary
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -66,6 +68,24 @@ def _summary(*details: dict[str, Any]) -> dict[str, Any]:
                       "location": "x.py:1", "schedule": d["schedule"], "source": "explore",
                       "corpus_path": None, "new": True} for d in details],
     }
+
+
+def render_report(summaries: list[dict[str, Any]], *, title: str | None = None) -> str:
+    """The page of summaries as summary.json holds them (read back as the CLI does)."""
+    loaded = [Summary.from_json(s) for s in summaries]
+    return render_summaries(loaded) if title is None else render_summaries(loaded,
+                                                                           title=title)
+
+
+def test_summary_round_trips_through_json() -> None:
+    summary = _summary(_failure(bank.double_spend))
+    loaded = Summary.from_json(summary)
+    again = Summary.from_json(json.loads(json.dumps(loaded.to_json())))
+    assert again == loaded and again.failures[0].kind == "assertion"
+    assert again.scenarios[0].strategies[0].strategy == "systematic"
+    broken = {**summary, "scenarios": [{"target": 7}]}
+    with pytest.raises(explorer.ExplorerError, match='field "target" is int'):
+        Summary.from_json(broken)
 
 
 def test_failures_have_timeline_why_graph_and_replay() -> None:

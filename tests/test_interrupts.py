@@ -222,6 +222,7 @@ def _wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table in /proc")
 @pytest.mark.parametrize("workers", [None, 2])
+@pytest.mark.slow
 def test_ctrl_c_on_the_command_line(tmp_path: Path, workers: int | None) -> None:
     (tmp_path / "scen.py").write_text(SLOW_MODULE)
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
@@ -312,6 +313,7 @@ def test_pytest_plugin_reports_a_scenario_keyboard_interrupt_as_a_failure(
     result.stdout.fnmatch_lines(["*failed (exception at*", "*KeyboardInterrupt*"])
 
 
+@pytest.mark.slow
 def test_pytest_still_stops_on_a_real_ctrl_c(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_sigint=textwrap.dedent("""
         import asyncio

@@ -21,14 +21,9 @@ from examples.gallery import CORE, all_examples
 from explorer import cli, strategies
 from explorer._corpus import Corpus, CorpusEntry
 from explorer._engine import explore
-from explorer._nightly import (
-    NightlyOptions,
-    excerpt,
-    format_duration,
-    parse_duration,
-    prepare,
-)
+from explorer._nightly import NightlyOptions, excerpt, prepare
 from explorer._parallel import Observed
+from explorer._settings import format_duration, parse_duration
 from explorer._targets import load_config
 from explorer.strategies import Systematic
 
@@ -199,6 +194,7 @@ def test_systematic_partitions_are_disjoint_and_complete(count: int) -> None:
 # --------------------------------------------------------------------------- the gallery
 
 
+@pytest.mark.slow
 def test_nightly_over_the_gallery_finds_every_bug(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
@@ -267,7 +263,7 @@ def test_state_of_another_run_is_not_mixed_in(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("EXPLORER_PROGRESS", "0")
     options = NightlyOptions(60.0, project / "out", project / "corpus", collect=False, seed=0)
     run = prepare(options, load_config(project))  # planned, then "killed"
-    assert len(run.state["plan"]) == 2 and not run.state["results"]
+    assert len(run.state.plan) == 2 and not run.state.results
     code = cli.main(["nightly", "--budget", "2m", "--no-collect", "--seed", "0",
                      "--output", "out"])
     err = capsys.readouterr().err
@@ -323,6 +319,7 @@ def _state(project: Path) -> dict[str, Any] | None:
         return None
 
 
+@pytest.mark.slow
 def test_killed_and_restarted_run_gives_the_same_results(
         tmp_path: Path, baseline: subprocess.Popen[str]) -> None:
     project = make_project(tmp_path, RESUME_TARGETS)
@@ -359,6 +356,7 @@ def test_killed_and_restarted_run_gives_the_same_results(
     check_corpus(project / "corpus")  # and no temp file of the killed run is left
 
 
+@pytest.mark.slow
 def test_the_same_job_on_a_dask_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str],
                                         baseline: subprocess.Popen[str]) -> None:

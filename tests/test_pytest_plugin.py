@@ -136,6 +136,7 @@ def test_failure_is_readable_shrunk_and_saved(pytester: pytest.Pytester) -> None
     assert f"SAVED test_bank.py::test_double_spend: saved {saved}" in out
 
 
+@pytest.mark.slow
 def test_a_users_own_strategies_module_does_not_shadow_the_explorers(
         pytester: pytest.Pytester) -> None:
     # Hypothesis users often keep their strategies in strategies.py beside the tests; the
@@ -233,8 +234,9 @@ def test_command_line_overrides_the_marker(pytester: pytest.Pytester) -> None:
 
 
 @pytest.mark.parametrize(("marker", "ini", "args", "schedules"), [
-    ("", "", (), 200),                                    # the default profile
-    ("", "", ("--explore-profile", "ci"), 2000),          # a profile
+    ("", "", (), 1000),                                   # the default: explore()'s
+    ("", "", ("--explore-profile", "quick"), 200),        # a profile
+    ("", "", ("--explore-profile", "ci"), 2000),
     ("", "explore_profile = ci", (), 2000),               # chosen in the ini file
     ("", "explore_max_schedules = 7", ("--explore-profile", "ci"), 7),  # ini > profile
     (", max_schedules=5", "explore_max_schedules = 7", (), 5),          # marker > ini
@@ -253,8 +255,8 @@ def test_bad_options_are_usage_errors(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_bank=BUGGY)
     result = _run(pytester, "--explore-profile", "weekly")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "unknown explorer profile 'weekly'; the profiles are default, ci, nightly" in \
-        result.stderr.str()
+    assert "unknown explorer profile 'weekly'; the profiles are default, quick, ci, " \
+        "nightly" in result.stderr.str()
     result = _run(pytester, "--explore-strategy", "sideways")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--explore-strategy: unknown strategy 'sideways'" in result.stderr.str()

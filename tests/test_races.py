@@ -10,10 +10,10 @@ import pytest
 
 import explorer
 from examples import bank, counter
-from explorer._asyncio._footprints import StepRecord
 from explorer._deciding import Guided, reversed_order
+from explorer._footprint import StepRecord
+from explorer._happens_before import RunAnalysis
 from explorer.strategies import DPOR
-from explorer.strategies._dpor import RunAnalysis
 
 
 class Account:

@@ -18,6 +18,7 @@ import explorer
 from explorer import strategies
 from explorer._asyncio._runner import AsyncioRuntime
 from explorer._errors import HealthWarning, UsageError
+from explorer._runtime import RunMode
 from explorer._watchdog import RunTimeout
 from tests.conftest import cli_project, run_cli
 
@@ -59,6 +60,7 @@ def _hang(result: explorer.ExploreResult) -> explorer.ScheduleFailure:
     return failure
 
 
+@pytest.mark.slow
 def test_a_task_that_never_awaits_is_reported_as_a_hang(tmp_path: Path) -> None:
     result = explorer.explore(spinning_child, run_timeout=LIMIT, raise_on_failure=False,
                               corpus=tmp_path)
@@ -82,6 +84,7 @@ def test_a_task_that_never_awaits_is_reported_as_a_hang(tmp_path: Path) -> None:
     assert replayed.value.kind == "hang"
 
 
+@pytest.mark.slow
 def test_a_trio_task_that_never_awaits_is_reported_as_a_hang() -> None:
     trio = pytest.importorskip("trio")
 
@@ -132,6 +135,7 @@ def test_a_handler_stuck_in_a_busy_loop_behind_starlette_and_httpx() -> None:
     assert failure.outcome.location.function.endswith("report")
 
 
+@pytest.mark.slow
 def test_swallowing_the_first_stop_does_not_escape_the_limit() -> None:
     async def stubborn() -> None:
         try:
@@ -160,8 +164,8 @@ def test_the_stop_never_lands_outside_a_run() -> None:
         for index in range(400):
             fixed = strategies.Fixed([], strict=False)
             fixed.start_run()
-            record = runtime.run(quick, fixed.choose, max_steps=1000,
-                                 run_timeout=0.00005 * (1 + index % 20))
+            record = runtime.run(quick, fixed.choose, RunMode(
+                max_steps=1000, run_timeout=0.00005 * (1 + index % 20)))
             kinds.add(record.outcome.kind)
     gc.collect()  # the unawaited coroutines of stopped runs go now, under this test's filter
     assert kinds <= {"pass", "hang"}
@@ -181,7 +185,7 @@ def test_max_time_also_stops_a_run_that_hangs() -> None:
     assert result.schedules == 0
 
 
-@pytest.mark.parametrize("bad", [-1, "5", True, float("nan")])
+@pytest.mark.parametrize("bad", [-1, "soon", True, float("nan")])
 def test_bad_run_timeout_is_a_usage_error(bad: object) -> None:
     with pytest.raises(UsageError, match="run_timeout must be a number of seconds"):
         explorer.explore(quick, run_timeout=bad)  # type: ignore[arg-type]
@@ -223,6 +227,7 @@ SPIN_MODULE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_cli_run_timeout_on_explore_replay_and_shrink(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -255,6 +260,7 @@ def test_cli_rejects_a_negative_run_timeout(
     assert err.count("\n") == 1 and "--run-timeout" in err
 
 
+@pytest.mark.slow
 def test_pytest_marker_ini_and_command_line_run_timeout(
         pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     # pytest prints the short summary untruncated when CI is set, which would repeat the

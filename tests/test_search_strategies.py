@@ -189,6 +189,7 @@ def test_portfolio_finds_every_ported_bug(program: Program) -> None:
 
 
 @pytest.mark.parametrize("family", ["reorder", "twostage"])
+@pytest.mark.slow
 def test_portfolio_stays_fast_on_many_identical_tasks(family: str) -> None:
     # The random walk's median grows with N (about 110 and 100 schedules at N = 20, from
     # about 20 at N = 3); the portfolio's stays flat, and under 50 at N = 20.
@@ -206,6 +207,7 @@ def test_portfolio_stays_fast_on_many_identical_tasks(family: str) -> None:
 # one kind (pool-double-checkout): the health warning about identical schedules is right.
 @pytest.mark.filterwarnings("ignore::explorer.HealthWarning")
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.name)
+@pytest.mark.slow
 def test_no_false_alarm_on_the_fixed_gallery(example: Example) -> None:
     for name in sorted(SAMPLERS):
         result = find(example.fixed, SAMPLERS[name](0), cap=300, max_steps=example.max_steps)
@@ -214,6 +216,7 @@ def test_no_false_alarm_on_the_fixed_gallery(example: Example) -> None:
 
 @pytest.mark.filterwarnings("ignore::explorer.HealthWarning")
 @pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.name)
+@pytest.mark.slow
 def test_no_false_alarm_on_the_fixed_ports(program: Program) -> None:
     for name in sorted(SAMPLERS):
         result = find(program.fixed, SAMPLERS[name](0), cap=100)
@@ -347,6 +350,7 @@ async def _fails_in_stock_order() -> None:
     assert state["count"] == 2, "an increment was lost"
 
 
+@pytest.mark.slow
 def test_default_strategy_finds_a_stock_order_bug_at_schedule_1() -> None:
     for seed in range(5):
         result = explorer.explore(_fails_in_stock_order, seed=seed, raise_on_failure=False,

@@ -44,6 +44,7 @@ def _minimum(fn: object, max_steps: int = 20_000) -> explorer.ScheduleFailure:
     return info.value
 
 
+@pytest.mark.slow
 def test_deep_bug_needs_two_deviations_and_is_shrunk_to_two() -> None:
     assert explorer.run(deep).passed
     minimum = _minimum(deep)
@@ -67,6 +68,7 @@ def test_deep_bug_needs_two_deviations_and_is_shrunk_to_two() -> None:
 
 
 @pytest.mark.parametrize("example", all_examples(), ids=lambda e: e.name)
+@pytest.mark.slow
 def test_gallery_failures_shrink_to_the_minimum(example: Example) -> None:
     minimum = _minimum(example.buggy, example.max_steps)
     found = 0
@@ -123,6 +125,7 @@ async def latched_livelock() -> None:
     await asyncio.gather(busy(), busy(), writer("a"), writer("b"), poller())
 
 
+@pytest.mark.slow
 def test_a_livelock_with_thousands_of_deviations_shrinks_to_the_minimum() -> None:
     # A livelock verdict needs max_steps steps in stock order after the last deviation
     # (fairness), so PCT's deviations all come before the poller spins alone.

@@ -28,6 +28,7 @@ from examples.gallery import Example, trio_examples
 from examples.trio import bank, counter, signal, transfer
 from explorer import strategies
 from explorer._trio import _selftest
+from explorer._trio._runner import TrioRuntime
 from explorer.strategies.hypothesis import schedules
 from tests.conftest import ROOT
 
@@ -381,6 +382,7 @@ SOUND = [_locked_counter, _fifo_lock_and_semaphore, _capacity_limiter,
 
 
 @pytest.mark.parametrize("scenario", SOUND, ids=lambda f: f.__name__.strip("_"))
+@pytest.mark.slow
 def test_trio_primitives_pass_every_explored_schedule(scenario: Callable[[], Any]) -> None:
     systematic = _explore(scenario, strategy="systematic", deviation_bound=2,
                           max_schedules=3000)
@@ -597,6 +599,7 @@ def test_dpor_finds_the_gallery_bugs_and_proves_the_fixes(example: Example) -> N
     assert proof.ok and proof.exhausted
 
 
+@pytest.mark.slow
 def test_dpor_on_trio_primitives_is_sound_and_reduces() -> None:
     declared = _explore(_locked_counter, strategy=strategies.DPOR(declared=True),
                         max_schedules=50_000)
@@ -670,6 +673,7 @@ async def _cancel_race(finals: list[tuple[Any, ...]]) -> None:
 
 @pytest.mark.parametrize("program", [_primitives_order, _cancel_race],
                          ids=["primitives", "cancellation"])
+@pytest.mark.slow
 def test_dpor_reaches_every_final_state_that_exhaustive_search_reaches(
         program: Callable[[list[tuple[Any, ...]]], Any]) -> None:
     everything = _final_states(program, "systematic")
@@ -720,14 +724,14 @@ def test_self_test_names_the_trio_version_when_an_internal_changes(
     monkeypatch.setattr(inspect, "getsource", lambda obj: real(obj).replace(
         "batch = list(runner.runq)", "batch = sorted(runner.runq)"))
     with pytest.raises(explorer.RuntimeSelfTestError) as caught:
-        _selftest.self_test.__wrapped__()
+        _selftest.self_test.__wrapped__(TrioRuntime)
     message = str(caught.value)
     assert trio.__version__ in message and "list(runner.runq)" in message
     assert _selftest.SUPPORTED in message
 
 
 def test_the_self_test_passes_on_the_installed_trio() -> None:
-    _selftest.self_test.__wrapped__()
+    _selftest.self_test.__wrapped__(TrioRuntime)
     assert math.isfinite(len(trio.__version__))
 
 
@@ -756,4 +760,4 @@ def test_self_test_names_a_primitive_operation_that_is_gone(
     monkeypatch.setattr(_footprints, "_targets", lambda: [
         *real(), (trio.Lock, ("acquire_eventually",), lambda lock: lock)])
     with pytest.raises(explorer.RuntimeSelfTestError, match=r"Lock\.acquire_eventually"):
-        _selftest.self_test.__wrapped__()
+        _selftest.self_test.__wrapped__(TrioRuntime)

@@ -539,6 +539,7 @@ def test_a_configured_target_gives_the_runtime(
     assert "unknown runtime 'curio'" in err and "available runtimes: asyncio, trio" in err
 
 
+@pytest.mark.slow
 def test_nightly_explores_a_trio_target_and_verifies_its_entry(
         project: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
     root, name = project

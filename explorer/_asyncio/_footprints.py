@@ -1,7 +1,7 @@
 """Recording step footprints on the controlled loop, for partial-order reduction.
 
 While a reduction strategy explores, :meth:`ControlledLoop.drive` records every step it
-runs into the :class:`FootprintRecorder` in the loop's tracer slot: the per-step work is
+runs into the :class:`FootprintRecorder` it is given: the per-step work is
 inlined there, behind the one check the untraced hot path already makes. asyncio's
 primitives are wrapped so each operation adds an access to the running step's footprint.
 Each handle also carries the index of the step that scheduled it (its ``_cause`` slot):
@@ -15,23 +15,10 @@ import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import CodeType, FunctionType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any
 
 from explorer import _footprint
-from explorer._footprint import UNKNOWN, Access, record
-
-if TYPE_CHECKING:
-    from explorer._asyncio._loop import ControlledLoop
-
-
-class StepRecord(NamedTuple):
-    """One step: its process (task id, or ``loop`` for plain callbacks), footprint, the
-    step that scheduled it (``None`` for the first) and its scheduling point, if any."""
-
-    process: str
-    footprint: set[Access]
-    enabler: int | None
-    point: int | None
+from explorer._footprint import UNKNOWN, Access, StepRecord, record
 
 
 class FootprintRecorder:
@@ -43,11 +30,10 @@ class FootprintRecorder:
     tuples.
     """
 
-    __slots__ = ("conservative", "foreign_causes", "loop", "naming", "point", "points",
-                 "steps", "task_names")
+    __slots__ = ("conservative", "foreign_causes", "naming", "point", "points", "steps",
+                 "task_names")
 
-    def __init__(self, loop: ControlledLoop, *, declared: bool, naming: bool = False) -> None:
-        self.loop = loop
+    def __init__(self, *, declared: bool, naming: bool = False) -> None:
         self.naming = naming
         self.task_names: dict[int, str] = {}
         # Without the "declared" contract, a task's own code may touch anything.

@@ -47,30 +47,48 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, TypeVarTuple, U
 from explorer import _footprint
 from explorer._asyncio._footprints import (
     FootprintRecorder,
-    StepRecord,
     callback_footprint,
     cause_of,
     set_cause,
 )
-from explorer._asyncio._inspect import caller_location, describe_candidate
+from explorer._asyncio._inspect import (
+    callback_name,
+    coroutine_frames,
+    handle_owner,
+    waiting_on,
+)
 from explorer._asyncio._selftest import task_callback_types
 from explorer._classify import broken_invariant
 from explorer._errors import EscapeError
 from explorer._escapes import PROCESS_FIX
-from explorer._footprint import CANCELLED, UNKNOWN, Access, record
-from explorer._runtime import STARVATION_BOUND, Candidate, Location
+from explorer._footprint import CANCELLED, UNKNOWN, Access, StepRecord, record
+from explorer._locations import caller_location, user_location
+from explorer._runtime import STARVATION_BOUND, Candidate, Location, RunMode, RunStatus
 
 if TYPE_CHECKING:
-    from explorer._asyncio._tracer import Tracer
     from explorer._runtime import Chooser
 
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
 
-DONE: Final = 0
-DEADLOCK: Final = 1
-STEP_BOUND: Final = 2
-ABORTED: Final = 3
+# Why drive() stopped, as module globals: returned once per drive, never looked up per step.
+DONE: Final = RunStatus.DONE
+DEADLOCK: Final = RunStatus.DEADLOCK
+STEP_BOUND: Final = RunStatus.STEP_BOUND
+ABORTED: Final = RunStatus.ABORTED
+
+
+class StepTracer(Protocol):
+    """What :meth:`ControlledLoop.drive` tells a readable trace's recorder (the traced
+    runtime's ``Tracer``): each decision, each step to run (the tracer runs it), and each
+    timer scheduled."""
+
+    def decision(self, chosen: int, count: int, fires_timer: bool) -> None: ...
+
+    def run(self, handle: asyncio.Handle, step_no: int) -> None: ...
+
+    def scheduled_timer(self, timer: asyncio.TimerHandle) -> None: ...
+
 
 # Real seconds a failing run waits for a call from a live foreign thread (see
 # ControlledLoop._wait_for_threads): long enough for a thread answering a request, short
@@ -213,7 +231,9 @@ class ControlledLoop(asyncio.BaseEventLoop):
     _asyncgen_firstiter_hook: Callable[[AsyncGenerator[Any, Any]], None]
     _asyncgen_finalizer_hook: Callable[[AsyncGenerator[Any, Any]], None]
 
-    def __init__(self) -> None:
+    def __init__(self, previous: ControlledLoop | None = None) -> None:
+        """A closed-world loop; ``previous``, the loop of the exploration's last session,
+        passes on what it learnt about foreign threads (see :meth:`_wait_for_threads`)."""
         super().__init__()
         self._now = 0.0
         self._clock_resolution = 0.0
@@ -223,7 +243,8 @@ class ControlledLoop(asyncio.BaseEventLoop):
         self._eligible: list[int] | None = None
         self._timer_races = False
         _detect_task_callback_types()
-        self._tracer: Tracer | FootprintRecorder | None = None
+        # What records the steps of the drive in progress, if anything (see drive()).
+        self._tracer: StepTracer | FootprintRecorder | None = None
         self._invariants: list[tuple[Callable[[], object], str, Location | None]] = []
         self._invariant_failure: tuple[str, BaseException | None, Location | None] | None = None
         self._callback_errors: list[dict[str, Any]] = []
@@ -231,9 +252,10 @@ class ControlledLoop(asyncio.BaseEventLoop):
         # Set by a call from a foreign thread; waited on once per run (_wait_for_threads).
         self._foreign_call = threading.Event()
         self._waited_for_threads = False
-        self._foreign_seen = False  # carried over from session to session by the runtime,
-        # as is the count of vain waits
-        self._fruitless_waits = 0
+        # Carried over from session to session (from ``previous``), as is the count of
+        # vain waits: idle threads cost a few waits per exploration, not per session.
+        self._foreign_seen: bool = previous._foreign_seen if previous is not None else False
+        self._fruitless_waits: int = previous._fruitless_waits if previous is not None else 0
         # The tasks of the run in creation order; each carries its stable id as the
         # attribute _explorer_id (not a dict keyed by task: hashing tasks costs a call).
         self.tasks: list[asyncio.Task[Any]] = []
@@ -247,8 +269,11 @@ class ControlledLoop(asyncio.BaseEventLoop):
 
     # ------------------------------------------------------------------ run lifecycle
 
-    def reset(self) -> None:
-        """Forget everything of the previous run; the loop object itself is reused."""
+    def reset(self, mode: RunMode) -> None:
+        """Forget everything of the previous run and prepare one made as ``mode`` says;
+        the loop object itself is reused."""
+        self._timer_races = mode.timer_races
+        self._tracer = None
         self._ready.clear()
         self._scheduled.clear()
         self._timer_cancelled_count = 0
@@ -274,19 +299,22 @@ class ControlledLoop(asyncio.BaseEventLoop):
         self.points = 0
 
     def drive(self, main: _Doneable, choose: Chooser, decisions: list[int],
-              max_steps: int) -> int:
+              max_steps: int, tracer: StepTracer | FootprintRecorder | None = None
+              ) -> RunStatus:
         """Run ready work until ``main`` is done; return why it stopped.
+
+        ``tracer`` records the steps of this drive: a readable trace (a
+        :class:`StepTracer`) or footprints (a :class:`FootprintRecorder`).
 
         This is the per-step hot path: keep it free of anything not needed on every step.
         With no tracer, a step costs one check beyond running it. With a
-        :class:`FootprintRecorder` in the tracer slot, the recording is done inline here
-        (a step is a few microseconds; a method call per step would be a good part of
-        what recording costs).
+        :class:`FootprintRecorder`, the recording is done inline here (a step is a few
+        microseconds; a method call per step would be a good part of what recording costs).
         """
         ready = self._ready
         scheduled = self._scheduled
         append = decisions.append
-        tracer = self._tracer
+        self._tracer = tracer  # call_at and recorded_steps() consult it while driving
         invariants = self._invariants
         timer_races = self._timer_races
         steps = self.steps
@@ -463,6 +491,7 @@ class ControlledLoop(asyncio.BaseEventLoop):
         except _Abort:
             return ABORTED
         finally:
+            self._tracer = None
             self.steps = steps
             self.stock_steps = steps - deviated - 1
             self.points = points
@@ -549,10 +578,32 @@ class ControlledLoop(asyncio.BaseEventLoop):
         """Check ``predicate`` after every step from now on in this run."""
         self._invariants.append((predicate, message, where))
 
+    def begin_cleanup(self) -> None:
+        """The run is classified; what is left of it unwinds in stock order: no more
+        invariants are checked and no timer races the ready work."""
+        self._invariants.clear()
+        self._timer_races = False
+
+    def discard_pending(self) -> None:
+        """Drop whatever the unwound run left queued (callbacks, timers)."""
+        self._ready.clear()
+        self._scheduled.clear()
+
     # ------------------------------------------------------------------ PointView
 
     def candidate(self, index: int) -> Candidate:
-        return describe_candidate(self, index)
+        """PointView: ready handle ``index`` (or the timer pseudo-candidate), described."""
+        ready = self._ready
+        eligible = self._eligible
+        if index >= (len(ready) if eligible is None else len(eligible)):
+            return Candidate(None, "timer", None, "fire timer", None)
+        handle = ready[index if eligible is None else eligible[index]]
+        task, kind = handle_owner(handle)
+        if task is None:
+            return Candidate(None, kind, None, callback_name(handle), None)
+        op, resource = waiting_on(task)
+        return Candidate(self.task_id(task), kind, user_location(coroutine_frames(task)),
+                         op, self.resource_name(resource) if resource is not None else None)
 
     def recorded_steps(self) -> list[Any] | None:
         """The step records of this run so far while footprints are recorded, else None.

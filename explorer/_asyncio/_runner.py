@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from asyncio import events
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import ExitStack, contextmanager
 from types import FrameType
 from typing import Any
@@ -14,35 +14,37 @@ from explorer import _footprint as footprint_module
 from explorer import _interrupts as interrupts
 from explorer import _outcome as oc
 from explorer import _watchdog
-from explorer._asyncio import _loop
 from explorer._asyncio import _patches as patches
 from explorer._asyncio._footprints import FootprintRecorder, recording_primitives
-from explorer._asyncio._inspect import (
-    coroutine_frames,
-    traceback_location,
-    user_location,
-)
+from explorer._asyncio._inspect import coroutine_frames
 from explorer._asyncio._loop import ControlledLoop
 from explorer._asyncio._selftest import self_test
 from explorer._asyncio._tracer import Tracer
 from explorer._asyncio._tracking import track_holders
 from explorer._asyncio._waitfor import analyse
 from explorer._classify import (
+    BrokenInvariant,
+    classify_run,
     deadlock_outcome,
-    escape_outcome,
     exception_outcome,
     hang_outcome,
-    invariant_outcome,
-    livelock_outcome,
     qualname,
 )
-from explorer._errors import UsageError
+from explorer._errors import EscapeError, UsageError
 from explorer._footprint import describe_objects
+from explorer._locations import traceback_location, user_location
 from explorer._outcome import Outcome
-from explorer._runtime import Chooser, RunRecord, RunStats, display_task
+from explorer._runtime import (
+    Chooser,
+    RunMode,
+    RunRecord,
+    RunStats,
+    RunStatus,
+    Scenario,
+    display_task,
+    finding,
+)
 from explorer._watchdog import Hang, RunTimeout, Watchdog, describe_stack
-
-Scenario = Callable[[], Coroutine[Any, Any, Any]]
 
 _CLEANUP_STEPS = 100_000
 
@@ -67,7 +69,7 @@ class AsyncioRuntime:
         """Make a fresh controlled loop the running loop of this thread for many runs.
 
         ``footprints`` wraps asyncio's primitives for the session so that runs made with
-        ``run(..., footprints=True)`` record what each step touches."""
+        a recording :class:`RunMode` record what each step touches."""
         previous = events._get_running_loop()
         if isinstance(previous, ControlledLoop):
             raise UsageError(
@@ -76,18 +78,18 @@ class AsyncioRuntime:
                 "scenario"
             )
         old_hooks = sys.get_asyncgen_hooks()
-        last = self.loop
-        loop = self.loop = ControlledLoop()
         # What the loop learnt about foreign threads holds for the whole exploration (its
         # explore, confirm and shrink sessions): idle threads cost a few short waits per
         # exploration, not per session (see ControlledLoop._wait_for_threads).
-        loop._foreign_seen = last._foreign_seen
-        loop._fruitless_waits = last._fruitless_waits
+        loop = self.loop = ControlledLoop(previous=self.loop)
         events._set_running_loop(loop)
         sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook,
                                finalizer=loop._asyncgen_finalizer_hook)
         try:
-            with patches.installed(loop), ExitStack() as stack:
+            # explorer.always() finds the run through this: the loop is the running loop
+            # of this thread for the whole session, and a run is what it runs.
+            with patches.installed(loop), finding(lambda: _running_loop(loop)), \
+                    ExitStack() as stack:
                 if footprints:
                     stack.enter_context(recording_primitives())
                     stack.callback(_stop_automatic_footprints)
@@ -97,34 +99,35 @@ class AsyncioRuntime:
             sys.set_asyncgen_hooks(*old_hooks)
             events._set_running_loop(previous)
 
-    def run(self, scenario: Scenario, chooser: Chooser, *, max_steps: int,
-            timer_races: bool = False, traced: bool = False,
-            footprints: str | None = None, naming: bool = False,
-            run_timeout: float | None = None) -> RunRecord:
-        """Run ``scenario`` once under ``chooser``; the loop must be in a session.
+    def run(self, scenario: Scenario, chooser: Chooser, mode: RunMode) -> RunRecord:
+        """Run ``scenario`` once under ``chooser``, as ``mode`` says; the loop must be in
+        a session.
 
-        ``traced`` records a readable trace; ``footprints`` (``"declared"``,
-        ``"conservative"`` or ``"auto"``, see :class:`explorer.strategies.DPOR`) records each step's
-        footprint and causes, for partial-order reduction; with ``naming`` also readable
-        names of the objects they touched (``RunRecord.names``). ``traced`` and
-        ``footprints`` are exclusive. A run longer than ``run_timeout`` seconds of real
-        time is stopped and ends as a ``hang``; a ``SystemExit`` or ``KeyboardInterrupt``
-        from scenario code ends it as an ``exception``, a real Ctrl-C is re-raised."""
+        ``mode.traced`` records a readable trace; ``mode.footprints`` (``"declared"``,
+        ``"conservative"`` or ``"auto"``, see :class:`explorer.strategies.DPOR`) records
+        each step's footprint and causes, for partial-order reduction; with
+        ``mode.naming`` also readable names of the objects they touched
+        (``RunRecord.names``). A traced run records no footprints. A run longer than
+        ``mode.run_timeout`` seconds of real time is stopped and ends as a ``hang``; a
+        ``SystemExit`` or ``KeyboardInterrupt`` from scenario code ends it as an
+        ``exception``, a real Ctrl-C is re-raised."""
         loop = self.loop
-        loop.reset()
-        loop._timer_races = timer_races
+        loop.reset(mode)
         decisions: list[int] = []
         coro = _start(scenario)
         main = loop.create_main_task(coro)
-        tracer = Tracer(loop) if traced else None
+        tracer = Tracer(loop) if mode.traced else None
         # "auto": user code's own accesses are recorded (Python 3.12+); if that cannot
         # start, task code counts as touching everything, as in "conservative".
-        automatic = footprints == "auto" and not traced and _start_automatic_footprints()
-        recorder = (FootprintRecorder(loop, declared=footprints == "declared" or automatic,
-                                      naming=naming)
-                    if footprints and not traced else None)
-        if recorder is not None and naming:
+        recording = mode.recording
+        automatic = recording and mode.footprints == "auto" \
+            and _start_automatic_footprints()
+        recorder = (FootprintRecorder(declared=mode.footprints == "declared" or automatic,
+                                      naming=mode.naming)
+                    if recording else None)
+        if recorder is not None and mode.naming:
             footprint_module.seen = {}
+        run_timeout = mode.run_timeout
         watchdog = _watchdog.current() if run_timeout else None
         if watchdog is not None:
             assert run_timeout is not None
@@ -134,12 +137,11 @@ class AsyncioRuntime:
             try:
                 with ExitStack() as stack:
                     if tracer is not None:
-                        loop._tracer = tracer
                         stack.enter_context(track_holders(tracer.holders))
-                    elif recorder is not None:
-                        loop._tracer = recorder
-                    status = loop.drive(main, chooser, decisions, max_steps)
-                    outcome = self._classify(main, status, tracer, max_steps)
+                    status = loop.drive(main, chooser, decisions, mode.max_steps,
+                                        tracer if tracer is not None else recorder)
+                    outcome = classify_run(_Facts(loop, main, status, tracer,
+                                                  mode.max_steps))
             except (KeyboardInterrupt, SystemExit) as exc:
                 # Task.__step and Handle._run re-raise these two out of the loop.
                 if isinstance(exc, RunTimeout) and watchdog is not None:
@@ -151,7 +153,6 @@ class AsyncioRuntime:
             finally:
                 # Also when the chooser raised (a strict replay that diverged): every task
                 # of the run is unwound, so nothing leaks into the next run.
-                loop._tracer = None
                 footprint_module.current = None
                 objects, footprint_module.seen = footprint_module.seen, None
                 stats = RunStats(loop.steps, loop.points, loop._now, len(loop.tasks),
@@ -174,76 +175,6 @@ class AsyncioRuntime:
                          tracer.trace if tracer is not None else None,
                          recorder.steps if recorder is not None else None, names)
 
-    # ------------------------------------------------------------------ outcome
-
-    def _classify(self, main: asyncio.Task[Any], status: int, tracer: Tracer | None,
-                  max_steps: int) -> Outcome:
-        loop = self.loop
-        if loop._escapes:
-            return escape_outcome(loop._escapes[0])
-        if status == _loop.ABORTED:
-            return self._aborted(tracer)
-        if status == _loop.DEADLOCK:
-            return self._deadlock(tracer)
-        if status == _loop.STEP_BOUND:
-            return self._livelock(tracer, max_steps)
-        if main.cancelled():
-            return Outcome(oc.EXCEPTION, "the scenario's main task was cancelled",
-                           exc_type="asyncio.CancelledError")
-        exc = main.exception()
-        if exc is not None:
-            return exception_outcome(exc)
-        return self._after_return(main)
-
-    def _after_return(self, main: asyncio.Task[Any]) -> Outcome:
-        loop = self.loop
-        leaked = [t for t in loop.tasks if not t.done()]
-        if leaked:
-            names = sorted(loop.task_id(t) for t in leaked)
-            first = min(leaked, key=loop.task_id)
-            where = user_location(coroutine_frames(first))
-            return Outcome(
-                oc.LEAKED_TASK,
-                f"the scenario returned while {len(leaked)} task(s) were still pending: "
-                f"{', '.join(display_task(n) for n in names)}; await them (TaskGroup, "
-                "gather) or cancel them before the scenario returns",
-                where, details={"tasks": names},
-            )
-        for task in sorted(loop.tasks, key=loop.task_id):
-            if task is main or task.cancelled():
-                continue
-            exc = task._exception  # type: ignore[attr-defined,unused-ignore]
-            if exc is not None and task._log_traceback:
-                out = exception_outcome(exc)
-                return Outcome(out.kind, f"task {display_task(loop.task_id(task))} raised "
-                               f"and nobody retrieved it: {out.message}", out.location,
-                               out.exc_type, exception=exc)
-        for context in loop._callback_errors:
-            return _callback_outcome(context)
-        return oc.PASSED
-
-    def _aborted(self, tracer: Tracer | None) -> Outcome:
-        loop = self.loop
-        if loop._invariant_failure is not None:
-            return invariant_outcome(loop._invariant_failure,
-                                     tracer.trace if tracer is not None else None)
-        return _callback_outcome(loop._callback_errors[-1])
-
-    def _deadlock(self, tracer: Tracer | None) -> Outcome:
-        report = analyse(self.loop, tracer.holders if tracer is not None else None)
-        return deadlock_outcome(report, "timer")
-
-    def _livelock(self, tracer: Tracer | None, max_steps: int) -> Outcome:
-        loop = self.loop
-        running: list[str] = []
-        if tracer is not None:
-            window = tracer.trace.steps[-max(50, max_steps // 10):]
-            running = sorted({s.task for s in window if s.kind != "callback"})
-        else:
-            running = sorted({display_task(loop.task_id(t)) for t in loop.tasks
-                              if not t.done()})
-        return livelock_outcome(running, max_steps)
-
     # ------------------------------------------------------------------ cleanup
 
     def _hang_site(self, frames: list[FrameType]) -> Hang:
@@ -258,20 +189,18 @@ class AsyncioRuntime:
         pending = [t for t in loop.tasks if not t.done()]
         for task in pending:
             task.cancel()
-        for agen in list(loop._asyncgens):
-            loop.create_task(agen.aclose())
+        if loop._asyncgens:  # iterating an empty WeakSet still costs a microsecond or two
+            for agen in list(loop._asyncgens):
+                loop.create_task(agen.aclose())
         if pending or loop._ready:
-            loop._invariants.clear()
-            loop._timer_races = False
+            loop.begin_cleanup()
             self._unwind(watchdog)
         for task in loop.tasks:
             if not task.done():  # refused to die; do not let GC log it into a later run
                 task._log_destroy_pending = False  # type: ignore[attr-defined]  # private
             elif not task.cancelled():
                 task._log_traceback = False  # reported already
-        loop._ready.clear()
-        loop._scheduled.clear()
-
+        loop.discard_pending()
 
     def _unwind(self, watchdog: Watchdog | None) -> None:
         """Drive the cancelled run to its end. Cleanup must never mask the outcome
@@ -334,3 +263,88 @@ def _callback_outcome(context: dict[str, Any]) -> Outcome:
         return Outcome(oc.EXCEPTION, str(message))
     return Outcome(oc.EXCEPTION, f"{message}: {type(exc).__name__}: {exc}",
                    traceback_location(exc), qualname(type(exc)), exception=exc)
+
+
+class _Facts:
+    """A finished asyncio run, as :func:`~explorer._classify.classify_run` asks about it."""
+
+    __slots__ = ("loop", "main", "max_steps", "status", "trace", "tracer")
+
+    def __init__(self, loop: ControlledLoop, main: asyncio.Task[Any], status: RunStatus,
+                 tracer: Tracer | None, max_steps: int) -> None:
+        self.loop = loop
+        self.main = main
+        self.status = status
+        self.tracer = tracer
+        self.trace = tracer.trace if tracer is not None else None
+        self.max_steps = max_steps
+
+    def escape(self) -> EscapeError | None:
+        escapes = self.loop._escapes
+        return escapes[0] if escapes else None
+
+    def broken_invariant(self) -> BrokenInvariant | None:
+        return self.loop._invariant_failure  # set only when it aborted the run
+
+    def aborted(self) -> Outcome:
+        return _callback_outcome(self.loop._callback_errors[-1])
+
+    def deadlock(self) -> Outcome:
+        tracer = self.tracer
+        report = analyse(self.loop, tracer.holders if tracer is not None else None)
+        return deadlock_outcome(report, "timer")
+
+    def still_running(self) -> list[str]:
+        loop = self.loop
+        if self.trace is not None:
+            window = self.trace.steps[-max(50, self.max_steps // 10):]
+            return sorted({s.task for s in window if s.kind != "callback"})
+        return sorted({display_task(loop.task_id(t)) for t in loop.tasks if not t.done()})
+
+    def scenario_error(self) -> Outcome | None:
+        main = self.main
+        if main.cancelled():
+            return Outcome(oc.EXCEPTION, "the scenario's main task was cancelled",
+                           exc_type="asyncio.CancelledError")
+        exc = main.exception()
+        return exception_outcome(exc) if exc is not None else None
+
+    def leaked(self) -> Outcome | None:
+        loop = self.loop
+        leaked = [t for t in loop.tasks if not t.done()]
+        if not leaked:
+            return None
+        names = sorted(loop.task_id(t) for t in leaked)
+        first = min(leaked, key=loop.task_id)
+        return Outcome(
+            oc.LEAKED_TASK,
+            f"the scenario returned while {len(leaked)} task(s) were still pending: "
+            f"{', '.join(display_task(n) for n in names)}; await them (TaskGroup, "
+            "gather) or cancel them before the scenario returns",
+            user_location(coroutine_frames(first)), details={"tasks": names},
+        )
+
+    def unretrieved(self) -> Outcome | None:
+        loop = self.loop
+        main = self.main
+        # Filtered before sorting by id: most runs have no such task, and the sort's key
+        # function costs a call per task.
+        failed = [t for t in loop.tasks if t is not main and not t.cancelled()
+                  and t._exception is not None  # type: ignore[attr-defined,unused-ignore]
+                  and t._log_traceback]
+        if failed:
+            task = min(failed, key=loop.task_id)
+            exc = task._exception  # type: ignore[attr-defined,unused-ignore]
+            assert exc is not None  # filtered above
+            out = exception_outcome(exc)
+            return Outcome(out.kind, f"task {display_task(loop.task_id(task))} raised "
+                           f"and nobody retrieved it: {out.message}", out.location,
+                           out.exc_type, exception=exc)
+        for context in loop._callback_errors:
+            return _callback_outcome(context)
+        return None
+
+
+def _running_loop(loop: ControlledLoop) -> ControlledLoop | None:
+    """``loop`` when it is the running loop of the calling thread (inside a run of it)."""
+    return loop if events._get_running_loop() is loop else None

@@ -9,10 +9,10 @@ from explorer._asyncio._inspect import (
     callback_name,
     coroutine_frames,
     handle_owner,
-    user_location,
     waiting_on,
 )
 from explorer._asyncio._tracking import Holders
+from explorer._locations import user_location
 from explorer._runtime import Location, display_task
 from explorer._trace import Step, Trace
 from explorer._watchdog import RunTimeout
@@ -45,7 +45,7 @@ class Tracer:
             self._preempted = (None, None)
             self.trace.steps.append(Step(len(self.trace.steps), "clock", "timer", None, None,
                                          "fire timer", None, (chosen, count),
-                                         self.loop._now, None, who, where))
+                                         self.loop.time(), None, who, where))
             return
         self._decision = (chosen, count)
 
@@ -66,7 +66,7 @@ class Tracer:
         loop = self.loop
         if task is None:
             self.trace.steps.append(Step(len(self.trace.steps), "loop", kind, None, None,
-                                         callback_name(handle), None, decision, loop._now,
+                                         callback_name(handle), None, decision, loop.time(),
                                          None, preempted, preempted_at))
             return
         end = None
@@ -80,7 +80,7 @@ class Tracer:
             op, res = waiting_on(task)
             resource = loop.resource_name(res) if res is not None else None
         self.trace.steps.append(Step(len(self.trace.steps), _display(loop.task_id(task)),
-                                     kind, start, end, op, resource, decision, loop._now,
+                                     kind, start, end, op, resource, decision, loop.time(),
                                      result, preempted, preempted_at))
 
 

@@ -1,7 +1,7 @@
 """Step footprints under trio, for partial-order reduction (the ``dpor`` strategy).
 
 While a reduction strategy explores a trio scenario, the scheduler records one
-``StepRecord`` per step (see :mod:`explorer._asyncio._footprints` for the format): the
+``StepRecord`` per step (see :mod:`explorer._footprint` for the format): the
 task's id, what the step touched, the step that made the task runnable, and the scheduling
 point the step was chosen at. What a step touched:
 

@@ -13,7 +13,7 @@ from typing import Any
 import trio
 from trio.lowlevel import Task
 
-from explorer._asyncio._inspect import frame_location, is_user_file, user_location
+from explorer._locations import frame_location, is_user_file, user_location
 from explorer._runtime import Candidate, Location
 
 _SLEEPS = frozenset({"sleep", "sleep_until", "sleep_forever", "checkpoint",
@@ -144,7 +144,7 @@ def is_holdable(resource: object) -> bool:
                                  trio.CapacityLimiter))
 
 
-def describe(task: Task, names: Names) -> Candidate:
+def describe_task(task: Task, names: Names) -> Candidate:
     """The :class:`Candidate` for a runnable task."""
     op, resource = waiting_on(task)
     kind = "start" if not task._schedule_points else "step"

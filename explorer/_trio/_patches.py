@@ -30,8 +30,8 @@ import trio
 import trio.lowlevel
 
 from explorer import _escapes
-from explorer._asyncio._inspect import caller_location
 from explorer._errors import EscapeError
+from explorer._locations import caller_location
 from explorer._patching import Patch, Patches, when_imported
 
 _active: list[Any] = []  # the Scheduler of the controlled run in progress, if any
@@ -47,6 +47,16 @@ def active() -> Any:
     if getattr(GLOBAL_RUN_CONTEXT, "runner", None) is not scheduler.runner:
         return None
     return scheduler
+
+
+@contextmanager
+def controlling(scheduler: Any) -> Iterator[None]:
+    """Make ``scheduler`` the controlled run the replacements check, for the block."""
+    _active.append(scheduler)
+    try:
+        yield
+    finally:
+        _active.pop()
 
 
 def escape(scheduler: Any, what: str, fix: str) -> EscapeError:

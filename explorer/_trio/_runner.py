@@ -17,7 +17,7 @@ import contextlib
 import gc
 import sys
 import warnings
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import ExitStack, contextmanager
 from types import FrameType
 from typing import Any
@@ -31,29 +31,34 @@ from explorer import _interrupts as interrupts
 from explorer import _outcome as oc
 from explorer import _watchdog
 from explorer._classify import (
+    BrokenInvariant,
+    classify_run,
     deadlock_outcome,
     escape_outcome,
     exception_outcome,
     hang_outcome,
-    invariant_outcome,
-    livelock_outcome,
 )
 from explorer._errors import EscapeError, UsageError
 from explorer._footprint import describe_objects
 from explorer._outcome import Outcome
-from explorer._runtime import Chooser, RunRecord, RunStats, display_task
+from explorer._runtime import (
+    Chooser,
+    RunMode,
+    RunRecord,
+    RunStats,
+    RunStatus,
+    Scenario,
+    display_task,
+    finding,
+)
 from explorer._trio import _patches as patches
-from explorer._trio import _scheduler as sched
 from explorer._trio._clock import VirtualClock
 from explorer._trio._footprints import CANCELLATION, recording_primitives
-from explorer._trio._inspect import Names, describe, waiting_on
+from explorer._trio._inspect import Names, waiting_on
 from explorer._trio._scheduler import Scheduler
 from explorer._trio._selftest import self_test
-from explorer._trio._tracer import TrioTracer
 from explorer._trio._waitfor import analyse
 from explorer._watchdog import Hang, RunTimeout, Watchdog, describe_stack
-
-Scenario = Callable[[], Coroutine[Any, Any, Any]]
 
 
 class _Spawns(trio.abc.Instrument):
@@ -73,7 +78,7 @@ class TrioRuntime:
     name = "trio"
 
     def __init__(self) -> None:
-        self_test()
+        self_test(TrioRuntime)
         _watchdog.current()  # its thread starts now, before a session refuses threads
 
     @contextmanager
@@ -87,17 +92,16 @@ class TrioRuntime:
                 "replay and run are entry points: call them from a plain (synchronous) "
                 "test, not from inside trio.run or a trio test function"
             )
-        with patches.installed(), ExitStack() as stack:
+        # explorer.always() finds a run through patches.active: the scheduler of the run
+        # in progress on this thread.
+        with patches.installed(), finding(patches.active), ExitStack() as stack:
             if footprints:
                 stack.enter_context(recording_primitives())
             yield self
 
-    def run(self, scenario: Scenario, chooser: Chooser, *, max_steps: int,
-            timer_races: bool = False, traced: bool = False,
-            footprints: str | None = None, naming: bool = False,
-            run_timeout: float | None = None) -> RunRecord:
+    def run(self, scenario: Scenario, chooser: Chooser, mode: RunMode) -> RunRecord:
         """Run ``scenario`` once under ``chooser``; see :meth:`AsyncioRuntime.run`."""
-        if footprints is not None and timer_races:
+        if mode.footprints is not None and mode.timer_races:
             raise UsageError(
                 "the dpor strategy cannot be combined with timer_races=True under trio; "
                 "use a search strategy (the default portfolio, random, pct...) with "
@@ -106,26 +110,16 @@ class TrioRuntime:
         coro = _start(scenario)
         names = Names()
         clock = VirtualClock()
-        scheduler = Scheduler(chooser, max_steps, timer_races, clock,
-                              lambda task: describe(task, names))
-        tracer = None
-        if traced:
-            tracer = scheduler.tracer = TrioTracer(scheduler, names)
-            scheduler.woken = {}
-            scheduler.slow = True
-        elif footprints is not None:
-            scheduler.records = []
-            scheduler.conservative = footprints != "declared"
-            scheduler.process_of = names.task_id
-            scheduler.slow = True
-            if naming:
-                footprint_module.seen = {}
         runner = trio_run.setup_runner(clock, [_Spawns(names)], False, True)
+        scheduler = Scheduler(chooser, mode, clock, names, runner)
         runner.runq = scheduler  # type: ignore[assignment]  # a deque stand-in
-        scheduler.runner = runner
+        tracer = scheduler.tracer
+        if mode.recording and mode.naming:
+            footprint_module.seen = {}
         outcome: Outcome | None = None
+        stuck: Outcome | None = None
         previous_library, sniffio_library.name = sniffio_library.name, "trio"
-        patches._active.append(scheduler)
+        run_timeout = mode.run_timeout
         watchdog = _watchdog.current() if run_timeout else None
         if watchdog is not None:
             assert run_timeout is not None
@@ -134,12 +128,12 @@ class TrioRuntime:
         gen = trio_run.unrolled_run(runner, lambda: coro, ())
         try:
             try:
-                outcome = self._drive(gen, runner, scheduler, names)
+                with patches.controlling(scheduler):
+                    stuck = self._drive(gen, runner, scheduler, names)
             except (KeyboardInterrupt, SystemExit, trio.TrioInternalError) as exc:
                 # Delivered outside any task (in trio's own loop): the run cannot go on.
                 outcome = self._broken(exc, gen, runner, watchdog)
             finally:
-                patches._active.pop()
                 sniffio_library.name = previous_library
                 footprint_module.current = None
                 objects, footprint_module.seen = footprint_module.seen, None
@@ -154,7 +148,7 @@ class TrioRuntime:
         if tracer is not None:
             tracer.finish_step()
         if outcome is None:
-            outcome = self._classify(runner, scheduler, names, tracer, max_steps)
+            outcome = classify_run(_Facts(runner, scheduler, stuck, mode.max_steps))
         stats = RunStats(scheduler.steps, scheduler.points, clock.now, len(names.tasks),
                          scheduler.steps - scheduler.deviated - 1)
         return RunRecord(scheduler.decisions, outcome, stats,
@@ -181,7 +175,8 @@ class TrioRuntime:
 
     def _drive(self, gen: Any, runner: Any, scheduler: Scheduler,
                names: Names) -> Outcome | None:
-        """Drive trio's loop to its end; return an outcome decided while it ran."""
+        """Drive trio's loop to its end; return what the run was found to be when no
+        task could move (a deadlock, or a wait for real I/O), if that happened."""
         outcome: Outcome | None = None
         events: Any = None  # the first send into a fresh generator must be None
         get_events = runner.io_manager.get_events
@@ -213,7 +208,7 @@ class TrioRuntime:
             if scheduler.tracer is not None:
                 scheduler.tracer.finish_step()
             outcome = self._stuck(runner, scheduler, names)
-            scheduler.stop(sched.DEADLOCK)
+            scheduler.stop(RunStatus.DEADLOCK)
 
     def _stuck(self, runner: Any, scheduler: Scheduler, names: Names) -> Outcome:
         """No task can move: a deadlock, or a task waiting for real I/O."""
@@ -228,38 +223,74 @@ class TrioRuntime:
                 return escape_outcome(err)
         return deadlock_outcome(analyse(blocked, names), "deadline")
 
-    # ------------------------------------------------------------------ outcome
 
-    def _classify(self, runner: Any, scheduler: Scheduler, names: Names,
-                  tracer: TrioTracer | None, max_steps: int) -> Outcome:
-        if scheduler.escapes:
-            first = scheduler.escapes[0]
-            assert isinstance(first, EscapeError)
-            return escape_outcome(first)
-        if scheduler.status == sched.STEP_BOUND:
-            running = sorted({display_task(names.task_id(t))
-                              for t in scheduler.still_running})
-            return livelock_outcome(running, max_steps)
-        if scheduler.status == sched.ABORTED and scheduler.invariant_failure is not None:
-            return invariant_outcome(scheduler.invariant_failure,
-                                     tracer.trace if tracer is not None else None)
+class _Facts:
+    """A finished trio run, as :func:`~explorer._classify.classify_run` asks about it.
+
+    ``stuck`` is what the run was found to be when no task could move (a deadlock, or a
+    task waiting for real I/O), decided while the blocked tasks could still be inspected.
+    trio's nurseries make a scenario wait for every task it started and raise every
+    task's error, so a trio run has no leaked task and no unretrieved error."""
+
+    def __init__(self, runner: Any, scheduler: Scheduler, stuck: Outcome | None,
+                 max_steps: int) -> None:
+        self.runner = runner
+        self.scheduler = scheduler
+        self.stuck = stuck
+        # A run that finished by itself keeps the status RUNNING: it was never stopped.
+        status = scheduler.status
+        self.status: RunStatus = RunStatus.DONE if status is RunStatus.RUNNING else status
+        self.trace = scheduler.tracer.trace if scheduler.tracer is not None else None
+        self.max_steps = max_steps
+
+    def escape(self) -> EscapeError | None:
+        escapes = self.scheduler.escapes
+        if not escapes:
+            return None
+        assert isinstance(escapes[0], EscapeError)
+        return escapes[0]
+
+    def broken_invariant(self) -> BrokenInvariant | None:
+        scheduler = self.scheduler
+        if self.status is RunStatus.ABORTED:
+            return scheduler.invariant_failure
         # The invariants after the last step (the others were checked before each pick).
-        if scheduler.invariants and not scheduler.invariants_hold():
-            assert scheduler.invariant_failure is not None
-            return invariant_outcome(scheduler.invariant_failure,
-                                     tracer.trace if tracer is not None else None)
-        result = runner.main_task_outcome
-        error = getattr(result, "error", None)
-        if error is not None:
-            return exception_outcome(error)
-        return oc.PASSED
+        if self.status is RunStatus.DONE and scheduler.invariants \
+                and not scheduler.invariants_hold():
+            return scheduler.invariant_failure
+        return None
+
+    def aborted(self) -> Outcome:
+        # Only a broken invariant or a chooser error (raised before classifying) abort.
+        return self.scenario_error() or oc.PASSED
+
+    def deadlock(self) -> Outcome:
+        if self.stuck is not None:
+            return self.stuck
+        # Unwinding the deadlocked run was interrupted (and no hang was recorded): the
+        # blocked tasks are gone, so what the main task did is all that is left to tell.
+        return self.scenario_error() or oc.PASSED
+
+    def still_running(self) -> list[str]:
+        names = self.scheduler.names
+        return sorted({display_task(names.task_id(t)) for t in self.scheduler.still_running})
+
+    def scenario_error(self) -> Outcome | None:
+        error = getattr(self.runner.main_task_outcome, "error", None)
+        return exception_outcome(error) if error is not None else None
+
+    def leaked(self) -> Outcome | None:
+        return None
+
+    def unretrieved(self) -> Outcome | None:
+        return None
 
 
 def _hang_site(frames: list[FrameType], runner: Any, scheduler: Scheduler,
                names: Names) -> Hang:
     """Called by the watchdog's thread while the run's thread is stuck in a step; also
     makes the scheduler stop at its next pick, so the run unwinds without new decisions."""
-    scheduler.max_steps = -1
+    scheduler.halt()
     return describe_stack(frames, [(names.task_id(t), t.coro) for t in list(runner.tasks)])
 
 

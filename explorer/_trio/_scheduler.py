@@ -33,23 +33,25 @@ from typing import TYPE_CHECKING, Any, Final
 from trio._core._run import GLOBAL_RUN_CONTEXT
 
 from explorer import _footprint
-from explorer._asyncio._footprints import StepRecord
 from explorer._classify import BrokenInvariant, Invariant, broken_invariant
-from explorer._footprint import UNKNOWN
-from explorer._runtime import STARVATION_BOUND, Candidate, Chooser
+from explorer._footprint import UNKNOWN, StepRecord
+from explorer._runtime import STARVATION_BOUND, Candidate, Chooser, Location, RunMode, RunStatus
 from explorer._trio._footprints import CANCEL_READ
+from explorer._trio._inspect import Names, describe_task
+from explorer._trio._tracer import TrioTracer
 
 if TYPE_CHECKING:
     from trio.lowlevel import Task
 
     from explorer._trio._clock import VirtualClock
-    from explorer._trio._tracer import TrioTracer
 
-RUNNING: Final = 0
-DONE: Final = 1
-DEADLOCK: Final = 2
-STEP_BOUND: Final = 3
-ABORTED: Final = 4
+# Run statuses as module globals: compared once per pick, where an attribute of the enum
+# class would be one more lookup.
+RUNNING: Final = RunStatus.RUNNING
+DONE: Final = RunStatus.DONE
+DEADLOCK: Final = RunStatus.DEADLOCK
+STEP_BOUND: Final = RunStatus.STEP_BOUND
+ABORTED: Final = RunStatus.ABORTED
 
 CLEANUP_STEPS: Final = 10_000
 
@@ -61,7 +63,11 @@ def _creation(task: Task) -> int:
 
 
 class Scheduler:
-    """trio's run queue during a controlled run; also the chooser's view of candidates."""
+    """trio's run queue during a controlled run; also the chooser's view of candidates,
+    and the run's sink for ``explorer.always`` invariants.
+
+    It is built for one run from its :class:`~explorer._runtime.RunMode`, with the run's
+    task names and trio ``Runner`` (whose ``runq`` the caller then replaces with it)."""
 
     __slots__ = (
         "bound",
@@ -73,7 +79,6 @@ class Scheduler:
         "conservative",
         "count",
         "decisions",
-        "describe",
         "deviated",
         "error",
         "escapes",
@@ -83,10 +88,10 @@ class Scheduler:
         "items",
         "limit",
         "max_steps",
+        "names",
         "oldest",
         "passed",
         "points",
-        "process_of",
         "records",
         "runner",
         "running",
@@ -101,8 +106,8 @@ class Scheduler:
         "woken",
     )
 
-    def __init__(self, chooser: Chooser, max_steps: int, timer_races: bool,
-                 clock: VirtualClock, describe: Callable[[Task], Candidate]) -> None:
+    def __init__(self, chooser: Chooser, mode: RunMode, clock: VirtualClock, names: Names,
+                 runner: Any) -> None:
         self.items: list[Task] = []
         self.system: list[Task] = []
         self.stable = 0
@@ -111,7 +116,7 @@ class Scheduler:
         self.steps = 0
         self.points = 0
         self.count = 0  # candidates at the latest pick (the traced path reads it)
-        self.max_steps = max_steps
+        self.max_steps = mode.max_steps
         # Fairness (module docstring): the head at the latest point, at how many points
         # in a row it was passed over, how many it may be, the step count at the latest
         # deviation, and the step bound now in force.
@@ -119,30 +124,49 @@ class Scheduler:
         self.passed = 0
         self.bound = STARVATION_BOUND
         self.deviated = -1
-        self.limit = max_steps
-        self.timer_races = timer_races
+        self.limit = mode.max_steps
+        self.timer_races = mode.timer_races
         self.clock = clock
-        self.runner: Any = None
+        self.names = names
+        self.runner = runner
         self.status = RUNNING
-        self.slow = False
         self.cleanup = False
         self.cleanup_steps = 0
         self.hard_stop = False
         self.error: BaseException | None = None
-        self.tracer: TrioTracer | None = None
         self.invariants: list[Invariant] = []
         self.invariant_failure: BrokenInvariant | None = None
-        self.describe = describe
-        self.woken: dict[Task, str] | None = None
         self.still_running: list[Task] = []
         self.escapes: list[BaseException] = []
         # Footprint recording (partial-order reduction): step records, the step that made
-        # each queued task runnable, the step running now, and the task-id function.
-        self.records: list[StepRecord] | None = None
+        # each queued task runnable, the step running now, and whether a task's own code
+        # counts as touching anything (unless its footprints are declared).
+        self.records: list[StepRecord] | None = [] if mode.recording else None
         self.causes: dict[Task, int | None] = {}
         self.running: int | None = None
-        self.conservative = True
-        self.process_of: Callable[[Task], str] | None = None
+        self.conservative = mode.footprints != "declared"
+        # Traced: the trace's recorder, and whether each queued task yielded or was woken.
+        self.tracer = TrioTracer(self, names) if mode.traced else None
+        self.woken: dict[Task, str] | None = {} if mode.traced else None
+        # The slow pick (_pick_slow): tracing, recording footprints, invariants, cleanup.
+        self.slow = mode.traced or mode.recording
+
+    def describe(self, task: Task) -> Candidate:
+        """The :class:`Candidate` for a runnable task."""
+        return describe_task(task, self.names)
+
+    def add_invariant(self, predicate: Callable[[], object], message: str,
+                      where: Location | None) -> None:
+        """InvariantSink: check ``predicate`` before every pick (and after the last step)
+        from now on in this run."""
+        self.invariants.append((predicate, message, where))
+        self.slow = True
+
+    def halt(self) -> None:
+        """After a hang (called from the watchdog's thread): once the step bound is
+        reached, stop the run at once instead of granting ``max_steps`` more steps in
+        stock order. A plain store, which the run's thread reads at its next pick."""
+        self.max_steps = -1
 
     # ------------------------------------------------------------ the deque trio sees
 
@@ -255,10 +279,10 @@ class Scheduler:
     def _record(self, task: Task, point: int | None) -> None:
         """Start the record of the step ``task`` is about to run."""
         records = self.records
-        assert records is not None and self.process_of is not None
+        assert records is not None
         footprint = {UNKNOWN} if self.conservative else {CANCEL_READ}
         self.running = len(records)
-        records.append(StepRecord(self.process_of(task), footprint,
+        records.append(StepRecord(self.names.task_id(task), footprint,
                                   self.causes.pop(task, None), point))
         _footprint.current = footprint
 
@@ -289,8 +313,7 @@ class Scheduler:
         items = self.items
         if index >= len(items):
             return "clock"
-        assert self.process_of is not None
-        return self.process_of(items[index])
+        return self.names.task_id(items[index])
 
     def recorded_steps(self) -> list[StepRecord] | None:
         return self.records
@@ -311,7 +334,7 @@ class Scheduler:
         self.invariant_failure = broken_invariant(self.invariants)
         return self.invariant_failure is None
 
-    def stop(self, status: int) -> None:
+    def stop(self, status: RunStatus) -> None:
         """End the controlled part of the run: cancel everything and let it unwind."""
         if self.status == RUNNING:
             self.status = status

@@ -7,22 +7,40 @@ when the task has reached its next checkpoint or finished.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from trio.lowlevel import Task
 
-from explorer._runtime import Location, display_task
+from explorer._runtime import Candidate, Location, display_task
 from explorer._trace import Step, Trace
+from explorer._trio._clock import VirtualClock
 from explorer._trio._inspect import Names, task_location, waiting_on
 
-if TYPE_CHECKING:
-    from explorer._trio._scheduler import Scheduler
+
+class SchedulerView(Protocol):
+    """What the tracer reads of the run's scheduler (``explorer._trio._scheduler``)."""
+
+    @property
+    def items(self) -> list[Task]: ...
+
+    @property
+    def woken(self) -> dict[Task, str] | None: ...
+
+    @property
+    def clock(self) -> VirtualClock: ...
+
+    @property
+    def runner(self) -> Any: ...
+
+    def candidate(self, index: int) -> Candidate: ...
+
+    def describe(self, task: Task) -> Candidate: ...
 
 
 class TrioTracer:
     """Builds the trace of one run from the scheduler's start/finish calls."""
 
-    def __init__(self, scheduler: Scheduler, names: Names) -> None:
+    def __init__(self, scheduler: SchedulerView, names: Names) -> None:
         self.scheduler = scheduler
         self.names = names
         self.trace = Trace()

@@ -1,7 +1,7 @@
 """Deadlock analysis for trio: the wait-for graph of the blocked tasks.
 
-The graph has the same shape as the asyncio runtime's (see
-:mod:`explorer._asyncio._waitfor`): ``task -> resource`` for a wait, ``resource -> task``
+The graph has the shape described in :mod:`explorer._waitgraph`, which also finds its
+cycle and orphans: ``task -> resource`` for a wait, ``resource -> task``
 for a holder (locks, conditions, capacity limiters) or for a child a nursery waits on.
 trio records lock owners itself, so holders are known in every run, traced or not.
 """
@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from trio.lowlevel import Task
 
-from explorer._asyncio._waitfor import DeadlockReport, Wait, _find_cycle, _is_orphan
 from explorer._trio._inspect import Names, holders, is_holdable, task_location, waiting_on
+from explorer._waitgraph import DeadlockReport, Wait, find_cycle, is_orphan, new_graph
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -21,9 +21,7 @@ if TYPE_CHECKING:
 
 def analyse(blocked: list[Task], names: Names) -> DeadlockReport:
     """Build the wait-for graph of ``blocked``, the user tasks of a run that cannot move."""
-    import networkx as nx  # only when a deadlock is analysed: it is slow to import
-
-    graph: nx.DiGraph[str] = nx.DiGraph()
+    graph: nx.DiGraph[str] = new_graph()
     waits: list[Wait] = []
     for task in sorted(blocked, key=names.task_id):
         tid = names.task_id(task)
@@ -42,8 +40,8 @@ def analyse(blocked: list[Task], names: Names) -> DeadlockReport:
             graph.add_edge(name, names.task_id(child), label="completes")
         for owner in holders(res):
             graph.add_edge(name, names.task_id(owner), label="held by")
-    cycle = _find_cycle(graph)
-    orphans = [w for w in waits if w.resource is not None and _is_orphan(graph, w)]
+    cycle = find_cycle(graph)
+    orphans = [w for w in waits if w.resource is not None and is_orphan(graph, w)]
     return DeadlockReport(graph, waits, cycle, orphans, True)
 
 

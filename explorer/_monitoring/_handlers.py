@@ -1,0 +1,478 @@
+"""The instruction handlers: what each watched instruction of user code reads and writes.
+
+One handler per kind of :class:`~explorer._monitoring._dataflow.SitePlan`: called by the
+INSTRUCTION hook just before the instruction runs, with the frame and the site, it adds the
+instruction's accesses to the running step's footprint and returns False when it cannot
+model them (the step is then UNKNOWN). A handler whose site is ``capture`` also stores
+what the instruction will produce (a real object when that can be had without running any
+code, a mark otherwise) in the session's ``values``, where later operands find it.
+"""
+
+from __future__ import annotations
+
+import collections
+import types
+from typing import Any, Final
+
+from explorer import _footprint
+from explorer._monitoring._categories import (
+    ATOM,
+    BAD,
+    FUT,
+    IMM,
+    ITER,
+    KEYED,
+    MUT,
+    PY,
+    VIEW,
+    atom_key,
+    category_of,
+    elements_kind,
+    lookup,
+    plain_value,
+    python_generator,
+)
+from explorer._monitoring._memory import (
+    advance,
+    attribute_access,
+    deep_all,
+    item_access,
+    iter_kind,
+    iterate,
+    iterator_kind,
+    note,
+    note_cells,
+    note_namespace,
+    read_c_state,
+    shallow,
+)
+from explorer._monitoring._places import TRUSTED, USER, code_kind
+from explorer._monitoring._state import STATE, Footprint, Handler, Site
+from explorer._monitoring._values import (
+    ASYNC_GENERATOR_FLAG,
+    CELLS,
+    COROUTINE_FLAGS,
+    FUNCTION,
+    GENERATOR_FLAGS,
+    OPAQUE,
+    ORDER,
+    PURE,
+    SAFE,
+    TRUSTED_RESULT,
+    Await,
+    Coro,
+    Fresh,
+    Iter,
+    Mark,
+    New,
+    known,
+    private,
+    python_callable,
+)
+
+
+def operand(src: Any, frame: types.FrameType) -> Any:
+    """The value of an operand, as the analysis located it."""
+    if src is None:
+        return OPAQUE
+    tag = src[0]
+    if tag == "o":
+        return STATE.values.get((id(frame), src[1]), OPAQUE)
+    if tag == "c":
+        return src[2]
+    if tag == "l":
+        return frame.f_locals.get(src[1], OPAQUE)
+    if tag == "p":
+        return PURE
+    if tag == "F":
+        return FUNCTION
+    if tag == "f":
+        return Fresh(tuple(operand(part, frame) for part in src[1]), _footprint.current)
+    return OPAQUE
+
+
+def keep_output(frame: types.FrameType, site: Site, value: object) -> None:
+    """Store the instruction's output, if a later one uses it."""
+    if site.capture:
+        STATE.values[(id(frame), site.offset)] = value
+
+
+def _h_unknown(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    keep_output(frame, site, OPAQUE)
+    return False
+
+
+def _h_attr_r(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    obj = operand(site.first, frame)
+    name = site.second
+    if site.capture:
+        STATE.values[(id(frame), site.offset)] = OPAQUE if private(obj) else plain_value(obj, name)
+    return attribute_access(obj, name, "r", fp)
+
+
+def _h_attr_w(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    return attribute_access(operand(site.first, frame), site.second, "w", fp)
+
+
+def _h_super(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    obj = operand(site.first, frame)
+    return not private(obj) and attribute_access(obj, site.second, "r", fp)
+
+
+def _h_glob_r(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    namespace = frame.f_globals
+    name = site.first
+    fp.add((id(namespace), name, "r"))
+    note_namespace(namespace)
+    value = namespace.get(name, OPAQUE)
+    if value is OPAQUE:
+        builtins_ = frame.f_builtins
+        fp.add((id(builtins_), name, "r"))
+        value = builtins_.get(name, OPAQUE)
+    keep_output(frame, site, value)
+    return True
+
+
+def _h_glob_w(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    namespace = frame.f_globals
+    name = site.first
+    if name not in namespace:
+        fp.add((id(namespace), ORDER, "w"))
+    fp.add((id(namespace), name, "w"))
+    note_namespace(namespace)
+    return True
+
+
+def _h_cell_r(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    fp.add((id(CELLS), site.first, "r"))
+    note_cells()
+    if site.capture:
+        STATE.values[(id(frame), site.offset)] = frame.f_locals.get(site.first, OPAQUE)
+    return True
+
+
+def _h_cell_w(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    fp.add((id(CELLS), site.first, "w"))
+    note_cells()
+    return True
+
+
+def _h_item_r(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    container = operand(site.first, frame)
+    key = operand(site.second, frame)
+    tp = type(container)
+    inserting = False
+    if tp is collections.defaultdict:  # a missing key is inserted
+        inserting = isinstance(key, Mark) or not atom_key(key) \
+            or not dict.__contains__(container, key)
+    if site.capture:
+        value: object = OPAQUE
+        if tp in (dict, list, tuple, collections.defaultdict) and not inserting \
+                and not isinstance(key, Mark) and atom_key(key):
+            try:
+                value = tp.__getitem__(container, key)  # an exact builtin type: C code
+            except (KeyError, IndexError, TypeError):
+                value = OPAQUE
+        elif inserting and isinstance(container.default_factory, type):
+            value = New(container.default_factory)
+        STATE.values[(id(frame), site.offset)] = value
+    if inserting:
+        factory = container.default_factory
+        if not (factory is None or python_callable(factory)
+                or (isinstance(factory, type) and category_of(factory) in (MUT, IMM, ATOM, PY))):
+            return False  # a C callable producing the default value
+        return item_access(container, key, "w", fp, inserting=True)
+    return item_access(container, key, "r", fp)
+
+
+def _h_item_w(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    return item_access(operand(site.first, frame), operand(site.second, frame), "w", fp,
+                       inserting=True)
+
+
+def _h_item_d(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    return item_access(operand(site.first, frame), operand(site.second, frame), "w", fp)
+
+
+def _h_slice_r(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    container = operand(site.first, frame)
+    keep_output(frame, site, Fresh((container,), fp) if not isinstance(container, Mark)
+          else container)
+    return item_access(container, OPAQUE, "r", fp)
+
+
+def _h_slice_w(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    return item_access(operand(site.first, frame), OPAQUE, "w", fp, inserting=True)
+
+
+_INPLACE: Final = 13  # BINARY_OP's in-place operators are the plain ones plus 13
+_REMAINDER: Final = 6
+
+
+def _h_binop(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    """An arithmetic or container operator: atoms are free; containers are read (the
+    left one written, in place); Python operands run their own (watched) methods."""
+    lhs = operand(site.first, frame)
+    rhs = operand(site.second, frame)
+    inplace = site.third >= _INPLACE
+    changed: object = None  # the left operand, when it is changed in place
+    containers = python = False
+    for left, value in ((True, lhs), (False, rhs)):
+        if isinstance(value, Mark):
+            if not value.known:
+                keep_output(frame, site, OPAQUE)
+                return False
+            continue
+        if isinstance(value, (Fresh, Iter)):
+            if isinstance(value, Iter) and not advance(value, fp):
+                return False
+            containers = True
+            continue
+        category = category_of(type(value))
+        if category in (MUT, VIEW, FUT, IMM):
+            if not shallow(value, fp):
+                return False
+            containers = True
+            if left and inplace and category == MUT:
+                fp.add((id(value), None, "w"))
+                changed = value
+        elif category in (PY, ITER):
+            python = True  # its Python method runs (watched); what it returns is unknown
+        elif category == BAD:
+            if left and inplace:
+                keep_output(frame, site, OPAQUE)
+                return False
+            read_c_state(fp)
+            python = True
+    if site.third % _INPLACE == _REMAINDER and isinstance(lhs, (str, bytes)) \
+            and not deep_all((rhs,), fp):
+        return False  # "%s" % x formats x
+    result: object = PURE
+    if changed is not None:
+        result = changed
+    elif python:
+        result = OPAQUE
+    elif containers:
+        result = Fresh((lhs, rhs), fp)  # a new container holding what they hold
+    keep_output(frame, site, result)
+    return True
+
+
+def _h_unary(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    value = operand(site.first, frame)
+    if isinstance(value, Mark) or type(value) in (int, float, complex, bool):
+        keep_output(frame, site, PURE if known(value) else OPAQUE)
+        return known(value)
+    keep_output(frame, site, OPAQUE)
+    return shallow(value, fp)
+
+
+def _h_truth(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    return shallow(operand(site.first, frame), fp)
+
+
+def _rich_compare_is_python(value: object) -> bool:
+    if private(value) or category_of(type(value)) != PY:
+        return False
+    tp = type(value)
+    return any(isinstance(lookup(tp, name), types.FunctionType)
+               for name in ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"))
+
+
+def _h_compare(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    lhs = operand(site.first, frame)
+    rhs = operand(site.second, frame)
+    python = _rich_compare_is_python(lhs) or _rich_compare_is_python(rhs)
+    keep_output(frame, site, OPAQUE if python else PURE)
+    if python and site.third:
+        return False  # 3.13 turns the result into a bool: the truth of an unknown object
+    return deep_all((lhs, rhs), fp)
+
+
+def _h_contains(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    item = operand(site.first, frame)
+    container = operand(site.second, frame)
+    if isinstance(container, Mark):
+        return container.known and deep_all((item,), fp)
+    if isinstance(container, Fresh):
+        return deep_all((container, item), fp)
+    if isinstance(container, Iter):
+        return advance(container, fp) and deep_all((item,), fp)
+    category = category_of(type(container))
+    if category == MUT and isinstance(container, KEYED):
+        return item_access(container, item, "r", fp)  # a hash lookup of the key
+    if category in (MUT, IMM, VIEW):
+        if (isinstance(item, Mark) and item.known) or category_of(type(item)) == ATOM:
+            return shallow(container, fp)  # an atom compares equal to atoms only
+        return deep_all((container, item), fp)
+    if category == PY:
+        if lookup(type(container), "__contains__") is not None:
+            return True  # Python code
+        return iterate(container, fp)
+    if category == ITER:
+        return advance(iterator_kind(container), fp) and deep_all((item,), fp)
+    if category == BAD:
+        read_c_state(fp)
+    return category != FUT
+
+
+
+def _h_iter(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    kind = iter_kind(operand(site.first, frame))
+    keep_output(frame, site, kind if kind is not None else OPAQUE)
+    return kind is not None
+
+
+
+def _h_next(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    src = site.first
+    value = operand(src, frame)
+    if src is not None and src[0] == "o":  # GET_ITER's (or a call's) output
+        kind = value if isinstance(value, Iter) else None
+    else:  # an iterator held in a variable (a generator expression's argument)
+        kind = None if private(value) else iter_kind(value)
+    if site.capture:
+        elements: object = OPAQUE
+        if kind is not None:
+            elements = kind.elements
+            if elements is OPAQUE and len(kind.reads) == 1:
+                elements = elements_kind(kind.reads[0])  # what it holds now
+        STATE.values[(id(frame), site.offset)] = elements
+    return kind is not None and advance(kind, fp)
+
+
+def _h_await(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    value = operand(site.first, frame)
+    kind: object = OPAQUE
+    if value is SAFE or value is TRUSTED_RESULT or isinstance(value, Coro):
+        kind = value if isinstance(value, Coro) else SAFE
+    elif isinstance(value, types.CoroutineType):
+        kind = Coro(value.cr_code)
+    elif isinstance(value, types.GeneratorType):
+        kind = Coro(value.gi_code)
+    elif not private(value):
+        category = category_of(type(value))
+        if category == FUT:
+            fp.add((id(value), None, "r"))
+            note(value)
+            kind = Await(value)
+        elif category == PY and python_generator(lookup(type(value), "__await__")):
+            kind = SAFE
+    keep_output(frame, site, kind)
+    if site.second is not None:
+        _awaiting(frame, site, kind)
+    return kind is not OPAQUE
+
+
+def _awaiting(frame: types.FrameType, site: Site, kind: object) -> None:
+    """Before the first SEND of an await. Resuming the awaitable in later steps runs
+    watched code (a coroutine) or reads a future (recorded by the wake-up); an unknown
+    awaitable marks the frame, so that every step resuming it is UNKNOWN."""
+    if kind is OPAQUE:
+        STATE.tainted.add(id(frame))
+    else:
+        STATE.tainted.discard(id(frame))
+    if site.third:  # the await's result: unknown, unless watched code returns it
+        key = (id(frame), site.second)
+        STATE.values[key] = OPAQUE
+        STATE.expect[key] = kind.code if isinstance(kind, Coro) else None
+
+
+def _h_send(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    kind = operand(site.first, frame)
+    if site.capture:  # the await's result: unknown, unless watched code returns it
+        key = (id(frame), site.offset)
+        STATE.values[key] = OPAQUE
+        STATE.expect[key] = kind.code if isinstance(kind, Coro) else None
+    if kind is SAFE or isinstance(kind, Coro):
+        return True
+    if isinstance(kind, Await):
+        fp.add((id(kind.future), None, "r"))
+        return True
+    return False
+
+
+def _h_aiter(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    value = operand(site.first, frame)
+    ok = isinstance(value, types.AsyncGeneratorType) or (isinstance(value, Coro) and bool(
+        value.code.co_flags & ASYNC_GENERATOR_FLAG))  # an async generator of watched code
+    keep_output(frame, site, SAFE if ok else OPAQUE)
+    return ok
+
+
+def _h_anext(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    ok = operand(site.first, frame) is SAFE
+    keep_output(frame, site, SAFE if ok else OPAQUE)
+    if site.second is not None:
+        _awaiting(frame, site, SAFE if ok else OPAQUE)
+    return ok
+
+
+def _h_with(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    """with / async with: the manager's methods must be Python code (watched, or foreign
+    and caught); for async with, what __aenter__ returns is awaited next."""
+    manager = operand(site.first, frame)
+    cls = manager.cls if isinstance(manager, New) else type(manager)
+    ok = (isinstance(manager, New) or not private(manager)) and category_of(cls) == PY
+    if site.capture:
+        enter = lookup(cls, "__aenter__") if ok else None
+        code = getattr(enter, "__code__", None)
+        safe = code is not None and code.co_flags & COROUTINE_FLAGS
+        STATE.values[(id(frame), site.offset)] = SAFE if safe else OPAQUE
+    return ok
+
+
+def _h_format(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    return deep_all((operand(site.first, frame),), fp)
+
+
+def _h_iterate(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    return iterate(operand(site.first, frame), fp)
+
+
+def python_result(frame: types.FrameType, offset: int, code: types.CodeType) -> object:
+    """What a call of Python code ``code`` returns, as far as known now; watched code's
+    return value replaces it when it returns (see :func:`_on_return`)."""
+    kind = code_kind(code)
+    if kind == TRUSTED:
+        STATE.expect[(id(frame), offset)] = None
+        return TRUSTED_RESULT
+    if code.co_flags & (COROUTINE_FLAGS | GENERATOR_FLAGS):
+        STATE.expect[(id(frame), offset)] = None  # it returns the coroutine, not its value
+        return Coro(code) if kind == USER else SAFE
+    STATE.expect[(id(frame), offset)] = code if kind == USER else None
+    return OPAQUE
+
+
+def _h_callpre(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    """Before a call whose result is used: what a Python callee returns (the call event
+    that follows, if any, refines it; 3.12 has none for a Python ``f(*args)``)."""
+    if site.second is not None and not iterate(operand(site.second, frame), fp):
+        return False  # f(*args) iterates over args
+    if not site.capture:
+        return True
+    callee = operand(site.first, frame)
+    tp = type(callee)
+    if tp is types.FunctionType or tp is types.MethodType:
+        code = (callee.__func__ if tp is types.MethodType else callee).__code__
+        kind = python_result(frame, site.offset, code)
+    else:
+        kind = OPAQUE
+        STATE.expect[(id(frame), site.offset)] = None
+    STATE.values[(id(frame), site.offset)] = kind
+    return True
+
+
+HANDLERS: dict[str, Handler] = {
+    "unknown": _h_unknown, "attr_r": _h_attr_r, "attr_w": _h_attr_w, "super": _h_super,
+    "glob_r": _h_glob_r, "glob_w": _h_glob_w, "cell_r": _h_cell_r, "cell_w": _h_cell_w,
+    "item_r": _h_item_r, "item_w": _h_item_w, "item_d": _h_item_d, "slice_r": _h_slice_r,
+    "slice_w": _h_slice_w, "binop": _h_binop, "unary": _h_unary, "truth": _h_truth,
+    "compare": _h_compare, "contains": _h_contains, "iter": _h_iter, "next": _h_next,
+    "await": _h_await, "send": _h_send, "aiter": _h_aiter, "anext": _h_anext,
+    "with": _h_with, "format": _h_format, "extend": _h_iterate, "unpack": _h_iterate,
+    "callpre": _h_callpre,
+}
+"""The handler of each kind of site the analysis plans."""
+
+

@@ -1,0 +1,251 @@
+"""The ``sys.monitoring`` callbacks of automatic footprints.
+
+PY_START, PY_RESUME and PY_THROW fire for all code: user code is analysed the first time it
+starts (:func:`install`) and gets local INSTRUCTION, CALL and PY_RETURN events; trusted and
+helper code is switched off at once (trusted functions that take futures from user code
+excepted); foreign code started by user code makes the step UNKNOWN. INSTRUCTION dispatches
+to the site's handler, CALL to :func:`~explorer._monitoring._calls.describe_call`, and
+PY_RETURN hands a watched function's return value to the call or await that expects it.
+
+A callback never raises into the scenario: anything unexpected makes the step UNKNOWN.
+These run on every watched instruction: they reach the session through
+:data:`~explorer._monitoring._state.STATE` and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import types
+from asyncio import tasks
+from typing import Any, Final
+
+from explorer import _footprint
+from explorer._footprint import UNKNOWN
+from explorer._monitoring._calls import describe_call
+from explorer._monitoring._dataflow import CodePlan, analyse, unknown_plan
+from explorer._monitoring._handlers import HANDLERS, python_result
+from explorer._monitoring._memory import note
+from explorer._monitoring._places import HELPER, TRUSTED, USER, code_kind
+from explorer._monitoring._state import STATE, Footprint, Site
+from explorer._monitoring._values import COROUTINE_FLAGS, GENERATOR_FLAGS, OPAQUE, PURE
+
+_mon: Any = getattr(sys, "monitoring", None)  # absent before 3.12, and from 3.11's stubs
+_DISABLE: Final[Any] = getattr(_mon, "DISABLE", None)
+_current_task: Final = asyncio.current_task
+_getframe: Final = sys._getframe
+
+
+def _future_arguments() -> dict[types.CodeType, str]:
+    """Trusted functions that take futures from user code: the locals that hold them."""
+    table = {}
+    for function, name in ((tasks.gather, "coros_or_futures"), (tasks.wait, "fs"),
+                           (tasks.wait_for, "fut"), (tasks.shield, "arg"),
+                           (tasks.ensure_future, "coro_or_future"),
+                           (tasks.as_completed, "fs")):
+        code = getattr(function, "__code__", None)
+        if code is not None:
+            table[code] = name
+    return table
+
+
+_FUTURE_ARGUMENTS: Final = _future_arguments()
+
+
+def local_events() -> int:
+    """The events set on each code object of user code."""
+    events = _mon.events
+    return int(events.INSTRUCTION | events.CALL | events.PY_RETURN)
+
+
+def install(code: types.CodeType, plan: CodePlan) -> None:
+    """Act on ``code`` as ``plan`` says from now on."""
+    STATE.codes[id(code)] = plan
+    STATE.sites[id(code)] = {
+        offset: Site(HANDLERS[spec.kind], spec.offset, spec.capture, spec.where, spec.first,
+                     spec.second, spec.third)
+        for offset, spec in plan.sites.items()}
+
+
+def _unknown(fp: Footprint, why: str) -> None:
+    fp.add(UNKNOWN)
+    debug = STATE.debug
+    if debug is not None:
+        debug[why] += 1
+
+
+def on_instruction(code: types.CodeType, offset: int) -> Any:
+    """INSTRUCTION: the site's handler (switched off where there is none)."""
+    sites = STATE.sites.get(id(code))
+    site = sites.get(offset) if sites is not None else None
+    if site is None:
+        return _DISABLE
+    fp = _footprint.current
+    if fp is None:  # not recording: a later step must not use a value from before
+        if site.capture:
+            STATE.values[(id(_getframe(1)), offset)] = OPAQUE
+        return None
+    if not site.capture and UNKNOWN in fp:
+        return None
+    try:
+        if not site.handler(_getframe(1), site, fp):
+            _unknown(fp, site.where)
+    except Exception as exc:  # noqa: BLE001  # an unexpected object: a step we cannot model
+        _unknown(fp, f"{site.where} (raised {type(exc).__name__}: {exc})")
+        if site.capture:
+            STATE.values[(id(sys._getframe(1)), offset)] = OPAQUE
+    return None
+
+
+def on_call(code: types.CodeType, offset: int, callable_: object, arg0: object) -> Any:
+    """CALL: what the call does, and what it returns if a later instruction uses it."""
+    info = STATE.codes.get(id(code))
+    call = info.calls.get(offset) if info is not None else None
+    if call is None:
+        return None
+    frame = sys._getframe(1)
+    key = (id(frame), offset)
+    if call.capture:
+        STATE.expect[key] = None  # until the callee is known to be watched code
+    fp = _footprint.current
+    if fp is None:  # not recording: only what the call returns, for later steps
+        if call.capture:
+            function: Any = callable_
+            if type(function) is types.MethodType:
+                function = function.__func__
+            STATE.values[key] = python_result(frame, offset, function.__code__) \
+                if type(function) is types.FunctionType else OPAQUE
+        return None
+    if not call.capture and UNKNOWN in fp:
+        return None
+    try:
+        kind = describe_call(frame, call, callable_, arg0, fp)
+    except Exception as exc:  # noqa: BLE001  # an unexpected callable: cannot model it
+        _unknown(fp, f"{call.where} (raised {type(exc).__name__}: {exc})")
+        kind = OPAQUE
+    if kind is None:
+        name = getattr(callable_, "__qualname__", None) or type(callable_).__name__
+        _unknown(fp, f"{call.where} to {name}")
+        kind = OPAQUE
+    if call.capture:
+        STATE.values[key] = kind
+    return None
+
+
+def on_return(code: types.CodeType, offset: int, value: object) -> Any:
+    """PY_RETURN of user code: the value is the output of the call (or await) in the
+    caller that expected it."""
+    frame = sys._getframe(1)
+    if STATE.tainted:
+        STATE.tainted.discard(id(frame))
+    caller = frame.f_back
+    if caller is not None:
+        offset = caller.f_lasti
+        info = STATE.codes.get(id(caller.f_code))
+        if info is not None:
+            key = (id(caller), info.aliases.get(offset, offset))
+            if STATE.expect.get(key) is code:
+                STATE.values[key] = PURE if value is None else value
+    return None  # (nothing here can raise: plain dict operations)
+
+
+def on_start(code: types.CodeType, offset: int) -> Any:
+    """PY_START and PY_RESUME: set user code up, and check foreign code."""
+    try:
+        return _started(code)
+    except Exception:  # noqa: BLE001  # never break the scenario: the step is unknown
+        _broken(code)
+        return None
+
+
+def on_throw(code: types.CodeType, offset: int, exception: BaseException) -> Any:
+    """PY_THROW: as PY_START."""
+    try:
+        _started(code)  # PY_THROW cannot be switched off: whatever it says
+    except Exception:  # noqa: BLE001
+        _broken(code)
+    return None
+
+
+def _broken(code: types.CodeType) -> None:
+    """This package failed on ``code``: every step that runs it is UNKNOWN."""
+    fp = _footprint.current
+    if fp is not None:
+        _unknown(fp, f"internal error on {code.co_qualname}")
+    if code_kind(code) == USER:
+        install(code, unknown_plan(code, "broken"))
+
+
+def _started(code: types.CodeType) -> Any:
+    # Called by the two callbacks above: the frame of ``code`` is two levels up.
+    kind = code_kind(code)
+    if kind == USER:
+        if id(code) not in STATE.codes:
+            install(code, analyse(code))
+            STATE.enabled.append(code)
+            _mon.set_local_events(STATE.tool, code, local_events())
+        flags = code.co_flags
+        if flags & (GENERATOR_FLAGS | COROUTINE_FLAGS):
+            fp = _footprint.current
+            if fp is not None:
+                frame = sys._getframe(2)
+                if flags & GENERATOR_FLAGS:  # resuming a generator moves it on: a write
+                    fp.add((id(frame), None, "w"))
+                if STATE.tainted and id(frame) in STATE.tainted:
+                    _unknown(fp, f"{code.co_qualname} awaits an unknown awaitable")
+                # A task's step reads whether the task was cancelled (task.cancel() writes
+                # it), whichever way the step then goes.
+                task = _current_task()
+                if task is not None:
+                    fp.add((id(task), None, "r"))
+            return None
+        return _DISABLE
+    if kind == TRUSTED:
+        name = _FUTURE_ARGUMENTS.get(code)
+        if name is None:
+            return _DISABLE
+        fp = _footprint.current
+        if fp is not None:
+            _futures_passed(sys._getframe(2).f_locals.get(name), fp)
+        return None
+    if kind == HELPER:
+        return _DISABLE
+    fp = _footprint.current
+    if fp is not None and UNKNOWN not in fp:
+        _foreign(code, sys._getframe(2), fp)
+    return None
+
+
+def _foreign(code: types.CodeType, frame: types.FrameType, fp: Footprint) -> None:
+    """Foreign code started or resumed in a step: fine when trusted code called it (that
+    is the trusted code's business), UNKNOWN when user code did (directly, through C
+    code, or through helpers)."""
+    if code.co_flags & (GENERATOR_FLAGS | COROUTINE_FLAGS):
+        _unknown(fp, f"foreign coroutine or generator {code.co_qualname}")
+        return
+    caller = frame.f_back
+    while caller is not None:
+        kind = code_kind(caller.f_code)
+        if kind == TRUSTED:
+            return
+        if kind != HELPER:
+            _unknown(fp, f"foreign code {code.co_filename}:{code.co_qualname}")
+            return
+        caller = caller.f_back
+    _unknown(fp, f"foreign code {code.co_qualname} with no caller")
+
+
+def _futures_passed(value: object, fp: Footprint) -> None:
+    """A trusted function was given futures (gather, wait, wait_for, shield): it reads
+    their state and adds callbacks to them."""
+    values: Any
+    if isinstance(value, (tuple, list, set, frozenset)):
+        values = value
+        if not isinstance(value, (tuple, frozenset)):
+            fp.add((id(value), None, "r"))
+    else:
+        values = (value,)
+    for item in values:
+        if isinstance(item, asyncio.Future):
+            fp.add((id(item), None, "w"))
+            note(item)

@@ -1,0 +1,330 @@
+"""The memory model: recording what an operation on a value reads and writes.
+
+Footprint locations (see the package docstring): ``(object, name)`` for attributes,
+``(module.__dict__, name)`` for globals, ``(container, key)`` for items of the builtin
+containers, the whole container for size, iteration and structural changes, a separate
+*insertion order* item, ``(future, whole)``, and one sentinel read for any other C-level
+state. Each function here adds to the running step's footprint what one operation does and
+returns False when the operation cannot be modelled (the caller then makes the step
+UNKNOWN). Values may be marks (:mod:`explorer._monitoring._values`).
+"""
+
+from __future__ import annotations
+
+import gc
+import types
+from typing import Any, Final
+
+from explorer import _footprint
+from explorer._footprint import Label
+from explorer._monitoring._categories import (
+    ATOM,
+    BAD,
+    FUT,
+    IMM,
+    ITER,
+    MUT,
+    PY,
+    SEQUENCES,
+    VIEW,
+    atom_key,
+    builtin_base,
+    category_of,
+    contents,
+    lookup,
+    python_generator,
+)
+from explorer._monitoring._state import STATE, Footprint
+from explorer._monitoring._values import (
+    ATOM_ITER,
+    C_STATE,
+    CELLS,
+    OPAQUE,
+    ORDER,
+    PRIVATE_ITER,
+    PURE,
+    TUPLES,
+    Fresh,
+    Iter,
+    Mark,
+    known,
+    private,
+)
+
+
+def note(obj: object, attributes: bool = False) -> None:
+    """Remember a recorded object, for race explanations (only while naming)."""
+    seen = _footprint.seen
+    if seen is not None and id(obj) not in seen:
+        seen[id(obj)] = Label(type(obj).__name__, attributes, obj) if attributes else obj
+
+
+def note_namespace(namespace: dict[str, Any]) -> None:
+    """Remember a module namespace, for race explanations (only while naming)."""
+    seen = _footprint.seen
+    if seen is not None and id(namespace) not in seen:
+        seen[id(namespace)] = Label(f"module {namespace.get('__name__', '?')}", True,
+                                    namespace, numbered=False)
+
+
+def read_c_state(fp: Footprint) -> None:
+    """Record reading C-level state (one sentinel location for all of it)."""
+    fp.add((id(C_STATE), None, "r"))
+
+
+def _unshared(value: object, fp: Footprint) -> bool:
+    """For a mark or fresh container: True if accessing it touches nothing shared (an
+    atom, or a container a builtin made, which only this frame's stack holds), False
+    if it may be anything."""
+    return isinstance(value, Fresh) or known(value)
+
+
+_IMMUTABLE_ATOMS: Final = frozenset({
+    int, float, complex, bool, str, bytes, type(None), type(...), type(NotImplemented),
+    range, slice, types.BuiltinFunctionType, types.MethodType, types.CodeType, property,
+    staticmethod, classmethod, types.MethodDescriptorType, types.WrapperDescriptorType,
+    types.MethodWrapperType, types.ClassMethodDescriptorType, types.GetSetDescriptorType,
+    types.MemberDescriptorType, types.GenericAlias, types.UnionType})
+_INTERPRETER_STATE: Final = frozenset({
+    types.CellType, types.FrameType, types.TracebackType, types.CoroutineType,
+    types.GeneratorType, types.AsyncGeneratorType})
+
+
+def attribute_access(obj: object, name: str | None, mode: str, fp: Footprint) -> bool:
+    """Record an attribute access; False when it cannot be modelled."""
+    if private(obj):
+        return _unshared(obj, fp)  # an atom, or an object only this step can reach
+    if isinstance(obj, types.ModuleType):
+        namespace = obj.__dict__
+        if mode == "w" and name not in namespace:
+            fp.add((id(namespace), ORDER, "w"))
+        fp.add((id(namespace), name, mode))
+        note_namespace(namespace)
+        return True
+    if name == "__dict__":
+        return False  # the instance dict would be written under another identity
+    category = category_of(type(obj))
+    if mode != "r":
+        if isinstance(obj, type):
+            STATE.attributes.clear()
+            return False  # a class attribute: changes the lookups of every instance
+        if category == BAD or type(obj) in _INTERPRETER_STATE:
+            return False  # C-level state (a cell's contents, a frame's locals, ...)
+        if name == "__class__":
+            name = None
+    elif category in (IMM, MUT, VIEW, ITER) or type(obj) in _IMMUTABLE_ATOMS:
+        return True  # a method or attribute of a builtin type: those never change
+    fp.add((id(obj), name, mode))
+    note(obj, attributes=True)
+    return True
+
+
+def item_access(container: Any, key: object, mode: str, fp: Footprint,
+          inserting: bool = False) -> bool:
+    """Record an item access (``mode`` "r" or "w"); ``key`` may be a mark (unknown key)."""
+    if private(container):
+        return _unshared(container, fp)
+    category = category_of(type(container))
+    if category != MUT:
+        if category == BAD:
+            if mode == "r":
+                read_c_state(fp)
+                return True
+            return False
+        return True  # immutable, or a Python __getitem__ (watched, or foreign and caught)
+    item: object = None
+    if isinstance(container, SEQUENCES):
+        if type(key) is int or type(key) is bool:
+            index = int(key)
+            item = index + builtin_base(container).__len__(container) if index < 0 else index
+    elif not isinstance(key, Mark) and atom_key(key):
+        item = key
+        if inserting and not builtin_base(container).__contains__(container, key):
+            fp.add((id(container), ORDER, "w"))
+    if item is None and inserting:
+        fp.add((id(container), ORDER, "w"))
+    fp.add((id(container), item, mode))
+    note(container)
+    return True
+
+
+def shallow(value: object, fp: Footprint) -> bool:
+    """Record reading ``value`` as a whole (its size or truth value)."""
+    if isinstance(value, Mark):
+        return value.known
+    if isinstance(value, Fresh):
+        return True
+    if isinstance(value, Iter):
+        return advance(value, fp)
+    category = category_of(type(value))
+    if category in (MUT, FUT):
+        fp.add((id(value), None, "r"))
+        note(value)
+    elif category == VIEW:
+        return _read_underlying(value, fp)
+    elif category == BAD:
+        read_c_state(fp)
+    return True
+
+
+def iterate(value: object, fp: Footprint) -> bool:
+    """Record C code iterating over ``value`` to its end (list(x), x.extend(y), a, b = y)."""
+    if isinstance(value, Mark):
+        return value.known or value is TUPLES
+    if isinstance(value, Fresh):
+        return True
+    if isinstance(value, Iter):
+        return advance(value, fp)
+    category = category_of(type(value))
+    if category == ITER:
+        return advance(iterator_kind(value), fp)
+    if category == PY:
+        # Its __iter__ runs as Python code; C code then iterates over what it returned,
+        # which is watched only if __iter__ is a generator function.
+        if isinstance(value, _footprint.SharedDict):
+            return True  # iterates over a private copy of its keys
+        method = lookup(type(value), "__iter__")
+        return method is None or python_generator(method)
+    if category == BAD:
+        if hasattr(type(value), "__next__"):
+            return False  # advancing a C iterator writes its state
+        read_c_state(fp)
+        return True
+    return shallow(value, fp)
+
+
+def deep(value: object, fp: Footprint, budget: list[int], step: object,
+          seen: set[int]) -> bool:
+    """Record reading ``value`` and everything it contains (comparison, formatting)."""
+    if isinstance(value, Mark):
+        return value.known
+    if isinstance(value, Fresh):
+        return value.step is step and all(
+            deep(source, fp, budget, step, seen) for source in value.sources)
+    if isinstance(value, Iter):
+        if value.obj is not None:
+            fp.add((id(value.obj), None, "w"))
+        return value.elements is PURE or all(
+            deep(source, fp, budget, step, seen) for source in value.reads)
+    category = category_of(type(value))
+    if category in (ATOM, PY, ITER):
+        return True  # immutable, identity-based, or Python dunders (watched)
+    if category == BAD:
+        read_c_state(fp)
+        return True
+    if category == FUT:
+        fp.add((id(value), None, "r"))
+        note(value)
+        return True
+    if id(value) in seen:
+        return True
+    seen.add(id(value))
+    parts: list[Any]
+    if category == VIEW:
+        if not _read_underlying(value, fp):
+            return False
+        parts = [part for dictionary in gc.get_referents(value) for part in contents(dictionary)]
+    else:
+        if category == MUT:
+            fp.add((id(value), None, "r"))
+            note(value)
+        parts = contents(value)
+    budget[0] -= len(parts)
+    if budget[0] < 0:
+        return False
+    return all(deep(part, fp, budget, step, seen) for part in parts)
+
+
+def deep_all(values: Any, fp: Footprint) -> bool:
+    budget = [1000]
+    seen: set[int] = set()
+    return all(deep(value, fp, budget, fp, seen) for value in values)
+
+
+def _read_underlying(view: object, fp: Footprint) -> bool:
+    return all(shallow(part, fp) for part in gc.get_referents(view))
+
+
+def iterator_kind(iterator: object) -> Iter:
+    """What advancing a builtin iterator object does: write it, read what is under it."""
+    reads: list[object] = []
+    if not _collect(iterator, reads, 0):
+        return Iter(iterator, (OPAQUE,), OPAQUE)
+    elements = TUPLES if isinstance(iterator, (enumerate, zip)) else OPAQUE
+    return Iter(iterator, tuple(reads), elements)
+
+
+def _collect(obj: object, reads: list[object], depth: int) -> bool:
+    """The containers and iterators a builtin iterator reads and advances, or False."""
+    if depth > 8:
+        return False
+    for part in gc.get_referents(obj):
+        category = category_of(type(part))
+        if category in (MUT, VIEW):
+            reads.append(part)
+        elif category == ITER:
+            reads.append(Iter(part, (), OPAQUE))  # advanced as well
+            if not _collect(part, reads, depth + 1):
+                return False
+        elif category == IMM:
+            if not _collect(part, reads, depth + 1):
+                return False
+        elif category == BAD or (callable(part) and not isinstance(
+                part, types.FunctionType | types.MethodType)):
+            return False  # map() or filter() calling C code on each element
+    return True
+
+
+def advance(kind: Iter, fp: Footprint) -> bool:
+    """Record advancing an iterator of this kind once."""
+    if kind.obj is not None:
+        fp.add((id(kind.obj), None, "w"))
+    for source in kind.reads:
+        if isinstance(source, Iter):
+            if not advance(source, fp):
+                return False
+        elif not shallow(source, fp):
+            return False
+    return True
+
+
+def note_cells() -> None:
+    """Remember the closure-variables location, for race explanations."""
+    seen = _footprint.seen
+    if seen is not None and id(CELLS) not in seen:
+        seen[id(CELLS)] = Label("closure variables", True, CELLS, numbered=False)
+
+
+def iter_kind(value: object) -> Iter | None:
+    """What iterating over ``value`` writes and reads at each step, or None if unknown."""
+    if isinstance(value, Iter):
+        return value
+    if isinstance(value, Fresh):
+        return PRIVATE_ITER
+    if isinstance(value, Mark):
+        if value is PURE:
+            return ATOM_ITER  # a string, a range
+        return PRIVATE_ITER if value.known else None  # a generator: its code is watched
+    category = category_of(type(value))
+    if category == ATOM:
+        if isinstance(value, (str, bytes, range)):
+            return ATOM_ITER
+        return PRIVATE_ITER  # a generator: resuming it is watched
+    if category == IMM:
+        parts: Any = value
+        return ATOM_ITER if all(atom_key(part) for part in parts) else PRIVATE_ITER
+    if category == MUT:
+        return Iter(None, (value,), OPAQUE)
+    if category == VIEW:
+        items = type(value) is type({}.items())
+        return Iter(None, tuple(gc.get_referents(value)), TUPLES if items else OPAQUE)
+    if category == ITER:
+        return iterator_kind(value)
+    if category == PY:
+        if isinstance(value, _footprint.SharedDict):
+            return PRIVATE_ITER  # iterates over a copy of its keys, recording the read
+        if python_generator(lookup(type(value), "__iter__")):
+            return PRIVATE_ITER
+    return None
+
+

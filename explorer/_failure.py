@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from explorer._errors import ExplorerError
 from explorer._explain import explain, swimlanes
+from explorer._failure_record import (
+    FailureRecord,
+    FailureReport,
+    OutcomeRecord,
+    SavedStep,
+)
+from explorer._locations import Location
 from explorer._outcome import Outcome
 from explorer._schedule import Schedule
 from explorer._shrink import ShrinkReport
 from explorer._trace import Trace
+from explorer.strategies._base import Parameter
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from explorer._races import Conflict
 
 
 class ScheduleFailure(ExplorerError, AssertionError):
@@ -23,11 +36,14 @@ class ScheduleFailure(ExplorerError, AssertionError):
     ``found_after`` (1-based index of the failing schedule), ``deviations``, ``trace``,
     ``outcome``, ``scenario`` (its dotted name), ``strategy`` (how it was found) and
     ``shrink`` (a :class:`ShrinkReport`, when the schedule was shrunk).
+
+    :meth:`record` is the failure as data (:class:`FailureRecord`); :meth:`to_json` is its
+    JSON, the published form, and :meth:`from_record` reads one back.
     """
 
     def __init__(self, outcome: Outcome, schedule: Schedule, trace: Trace | None, *,
                  scenario: str, found_after: int = 1,
-                 strategy: dict[str, Any] | None = None, runtime: str = "asyncio",
+                 strategy: Mapping[str, Parameter] | None = None, runtime: str = "asyncio",
                  shrink: ShrinkReport | None = None) -> None:
         self.outcome = outcome
         self.kind = outcome.kind
@@ -40,21 +56,42 @@ class ScheduleFailure(ExplorerError, AssertionError):
         self.runtime = runtime
         self.shrink = shrink
         self.corpus_path: Path | None = None
-        self.conflicts: list[Any] = []
-        self.happens_before: Any = None
+        self.conflicts: list[Conflict] = []
+        self.happens_before: nx.DiGraph[int] | None = None
+        self._loaded: FailureRecord | None = None
+        self._message: str | None = None
         super().__init__(self.render())
 
-    def explain_races(self, conflicts: list[Any], graph: Any) -> None:
+    @classmethod
+    def from_record(cls, report: FailureReport) -> ScheduleFailure:
+        """The failure a record describes, read back (from a job's ``--json`` result):
+        its outcome, schedule and trace rebuilt (locations keep base names), its
+        :meth:`record` the one read, its message the saved one when there is one."""
+        record = report.record
+        failure = cls(record.outcome.outcome(), Schedule.parse(record.schedule),
+                      Trace([s.step() for s in record.steps]), scenario=record.scenario,
+                      found_after=record.found_after, strategy=dict(record.strategy),
+                      runtime=record.runtime, shrink=record.shrink)
+        failure._loaded = record
+        failure._message = report.message
+        if report.corpus_path is not None:
+            failure.corpus_path = Path(report.corpus_path)
+        failure.args = (failure.render(),)
+        return failure
+
+    def explain_races(self, conflicts: list[Conflict], graph: nx.DiGraph[int] | None
+                      ) -> None:
         """Attach the conflicting accesses of the run (:class:`explorer._races.Conflict`,
         each possibly judged by a reversed replay) and its happens-before graph (a
         ``networkx.DiGraph``); the message lists the pairs whose order decided the
         failure first, then the others."""
         self.conflicts = list(conflicts)
         self.happens_before = graph
+        self._loaded = self._message = None  # the races are part of the record and message
         self.args = (self.render(),)
 
     @property
-    def deciding(self) -> list[Any]:
+    def deciding(self) -> list[Conflict]:
         """The conflicting pairs whose order decided the failure: run the other way round
         (replayed), the failure went away or changed."""
         return [c for c in self.conflicts if c.decides]
@@ -68,10 +105,11 @@ class ScheduleFailure(ExplorerError, AssertionError):
     def saved_to(self, path: Path) -> None:
         """Record that the failure was saved to the corpus (the message says where)."""
         self.corpus_path = path
+        self._message = None
         self.args = (self.render(),)
 
     @property
-    def location(self) -> Any:
+    def location(self) -> Location | None:
         return self.outcome.location
 
     def replay_line(self) -> str:
@@ -81,6 +119,8 @@ class ScheduleFailure(ExplorerError, AssertionError):
 
     def render(self) -> str:
         """The full message: what failed, where, the trace, the schedule and replay line."""
+        if self._message is not None:
+            return self._message
         outcome = self.outcome
         where = f" at {outcome.location.short}" if outcome.location else ""
         how = self.strategy.get("name", "?")
@@ -114,23 +154,28 @@ class ScheduleFailure(ExplorerError, AssertionError):
         ]
         return "\n".join(lines)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "scenario": self.scenario,
-            "runtime": self.runtime,
-            "schedule": str(self.schedule),
-            "found_after": self.found_after,
-            "deviations": self.deviations,
-            "strategy": self.strategy,
-            "outcome": self.outcome.to_json(),
-            "trace": self.trace.to_json(),
-            "trace_hash": self.trace.hash(),
-            "explanation": explain(self.trace),
-            "conflicts": [c.describe() for c in self.conflicts],
-            "deciding": [c.describe() for c in self.deciding],
-            "races": [c.to_json() for c in self.conflicts],
-            "shrink": dataclasses.asdict(self.shrink) if self.shrink else None,
-        }
+    def record(self) -> FailureRecord:
+        """The failure as data (what :meth:`to_json` writes, typed)."""
+        if self._loaded is not None:
+            return self._loaded
+        return FailureRecord(
+            self.scenario, self.runtime, str(self.schedule), self.found_after,
+            self.deviations, dict(self.strategy), OutcomeRecord.of(self.outcome),
+            tuple(SavedStep.of(step) for step in self.trace), self.trace.hash(),
+            tuple(explain(self.trace)), tuple(c.describe() for c in self.conflicts),
+            tuple(c.describe() for c in self.deciding),
+            tuple(c.record() for c in self.conflicts), self.shrink)
+
+    def report(self, *, corpus_path: str | None = None, new_in_corpus: bool = False,
+               message: bool = False) -> FailureReport:
+        """The record as a front end hands it on: with the replay line, the corpus entry
+        it was saved to, and (``message``) the rendered message."""
+        return FailureReport(self.record(), self.replay_line(), corpus_path, new_in_corpus,
+                             str(self) if message else None)
+
+    def to_json(self) -> dict[str, object]:
+        """The published JSON form (``--json`` output, summaries): :meth:`record`'s."""
+        return self.record().to_json()
 
     def to_json_text(self) -> str:
         return json.dumps(self.to_json(), indent=2, sort_keys=True)

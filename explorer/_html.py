@@ -5,8 +5,9 @@ Invariant: every piece of text from a summary, a trace or a corpus entry goes th
 inline CSS, inline SVG, no script, no external asset.
 
 The input is one or more nightly summaries (:class:`explorer._summary.Summary`, as read
-back from ``summary.json``) whose ``failure_details`` hold failures as
-:meth:`ScheduleFailure.to_json` gives them.
+back from ``summary.json``) whose ``failure_details`` hold failures as typed records
+(:class:`~explorer._failure_record.FailureReport`); a deadlock's wait-for graph is drawn from
+its :class:`~explorer._failure_record.WaitFor`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,15 @@ import html
 import math
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
+from explorer._failure_record import (
+    FailureRecord,
+    FailureReport,
+    SavedLocation,
+    SavedStep,
+    WaitFor,
+)
 from explorer._summary import (
     CorpusRow,
     FailureRow,
@@ -143,66 +150,65 @@ def _corpus_table(rows: Sequence[CorpusRow]) -> str:
 # --------------------------------------------------------------------------- one failure
 
 
-def render_failure(failure: Mapping[str, Any], *, anchor: str = "failure") -> str:
-    """A failure (``ScheduleFailure.to_json()`` plus ``message``/``replay``) as a section."""
-    outcome = failure.get("outcome") or {}
-    loc = outcome.get("location") or {}
-    where = f" at {loc.get('file')}:{loc.get('line')}" if loc else ""
+def render_failure(failure: FailureReport, *, anchor: str = "failure") -> str:
+    """A failure (its record, replay line and corpus entry) as a section."""
+    record = failure.record
+    outcome = record.outcome
+    where = f" at {outcome.location.short}" if outcome.location else ""
     parts = [f'<section class="failure" id="{_e(anchor)}">',
-             f"<h3>{_e(failure.get('scenario'))}: {_e(outcome.get('kind'))}{_e(where)}</h3>",
-             f"<p>{_e(_found(failure))}</p>",
-             f"<pre>{_e(outcome.get('message'))}</pre>"]
-    why = failure.get("explanation") or []
+             f"<h3>{_e(record.scenario)}: {_e(outcome.kind)}{_e(where)}</h3>",
+             f"<p>{_e(_found(record))}</p>",
+             f"<pre>{_e(outcome.message)}</pre>"]
+    why = record.explanation
     if why:
         parts += ["<h4>Why: the deviations from the stock order that make it fail</h4>",
                   '<ol class="why">', *(f"<li>{_e(line)}</li>" for line in why), "</ol>"]
-    details = outcome.get("details") or {}
-    if outcome.get("kind") == "deadlock" and details.get("edges"):
-        parts += ["<h4>Wait-for graph</h4>", wait_for_svg(details), wait_for_table(details)]
-    trace = failure.get("trace") or []
+    graph = outcome.wait_for
+    if outcome.kind == "deadlock" and graph is not None:
+        parts += ["<h4>Wait-for graph</h4>", wait_for_svg(graph), wait_for_table(graph)]
+    trace = record.steps
     if trace:
         parts += ["<h4>Timeline (one lane per task; highlighted rows are deviations from the "
                   "stock order)</h4>", timeline(trace)]
     parts += [
         "<table>",
-        f"<tr><th>Schedule</th><td><code>{_e(failure.get('schedule'))}</code></td></tr>",
-        f"<tr><th>Replay</th><td><code>{_e(failure.get('replay'))}</code></td></tr>",
-        f"<tr><th>Command line</th><td><code>explorer replay {_e(failure.get('scenario'))} "
-        f"{_e(repr(str(failure.get('schedule'))))}</code></td></tr>",
-        *([f"<tr><th>Corpus</th><td>{_e(failure.get('corpus_path'))}</td></tr>"]
-          if failure.get("corpus_path") else []),
+        f"<tr><th>Schedule</th><td><code>{_e(record.schedule)}</code></td></tr>",
+        f"<tr><th>Replay</th><td><code>{_e(failure.replay)}</code></td></tr>",
+        f"<tr><th>Command line</th><td><code>explorer replay {_e(record.scenario)} "
+        f"{_e(repr(record.schedule))}</code></td></tr>",
+        *([f"<tr><th>Corpus</th><td>{_e(failure.corpus_path)}</td></tr>"]
+          if failure.corpus_path else []),
         "</table></section>",
     ]
     return "\n".join(parts)
 
 
-def _found(failure: Mapping[str, Any]) -> str:
-    strategy = failure.get("strategy") or {}
-    text = (f"Found after {failure.get('found_after')} schedule(s) of "
+def _found(record: FailureRecord) -> str:
+    strategy = record.strategy
+    text = (f"Found after {record.found_after} schedule(s) of "
             f"{strategy.get('name', '?')} search")
     if strategy.get("seed") is not None:
         text += f" (seed {strategy['seed']})"
-    text += f"; {failure.get('deviations')} deviation(s) from the stock schedule"
-    shrink = failure.get("shrink")
+    text += f"; {record.deviations} deviation(s) from the stock schedule"
+    shrink = record.shrink
     if shrink:
-        text += (f"; shrunk from {shrink.get('original_deviations')} deviation(s)"
-                 + (", proven minimal" if shrink.get("proven_minimal") else ""))
+        text += (f"; shrunk from {shrink.original_deviations} deviation(s)"
+                 + (", proven minimal" if shrink.proven_minimal else ""))
     return text + "."
 
 
-def _where(location: Mapping[str, Any] | None, home: str) -> str:
+def _where(location: SavedLocation | None, home: str) -> str:
     if not location:
         return "?"
-    if location.get("file") == home:
-        return str(location.get("line"))
-    return f"{location.get('file')}:{location.get('line')}"
+    if location.file == home:
+        return str(location.line)
+    return location.short
 
 
-def timeline(steps: Sequence[Mapping[str, Any]], *, limit: int = 600) -> str:
+def timeline(steps: Sequence[SavedStep], *, limit: int = 600) -> str:
     """The run as a table: a row per step, a lane (column) per task, plus the loop."""
-    tasks = list(dict.fromkeys(s["task"] for s in steps if s["task"] not in ("loop", "clock")))
-    files = Counter(loc["file"] for s in steps for loc in (s.get("start"), s.get("end"))
-                    if loc)
+    tasks = list(dict.fromkeys(s.task for s in steps if s.task not in ("loop", "clock")))
+    files = Counter(loc.file for s in steps for loc in (s.start, s.end) if loc)
     home = files.most_common(1)[0][0] if files else ""
     shown = list(steps) if len(steps) <= limit else [*steps[: limit // 2], *steps[-limit // 2:]]
     head = ["step", *tasks, "loop"]
@@ -212,20 +218,20 @@ def timeline(steps: Sequence[Mapping[str, Any]], *, limit: int = 600) -> str:
            *(f"<th>{_e(h)}</th>" for h in head), "</tr></thead><tbody>"]
     previous = None
     for step in shown:
-        if previous is not None and step["index"] != previous + 1:
+        if previous is not None and step.index != previous + 1:
             out.append(f'<tr><td colspan="{len(head)}" class="muted">… '
-                       f"{step['index'] - previous - 1} steps elided …</td></tr>")
-        previous = step["index"]
-        decision = step.get("decision")
-        deviated = bool(decision and decision[0])
-        mark = (f"{step['index']}{'*' if deviated else ''}"
+                       f"{step.index - previous - 1} steps elided …</td></tr>")
+        previous = step.index
+        decision = step.decision
+        deviated = step.deviated
+        mark = (f"{step.index}{'*' if deviated else ''}"
                 + (f" [{decision[0]}/{decision[1]}]" if decision else ""))
         cells = [""] * len(tasks)
         loop = ""
-        if step["task"] in ("loop", "clock"):
-            loop = _e(step.get("operation") or step.get("kind"))
+        if step.task in ("loop", "clock"):
+            loop = _e(step.operation or step.kind)
         else:
-            cells[tasks.index(step["task"])] = _e(_cell(step, home))
+            cells[tasks.index(step.task)] = _e(_cell(step, home))
         row_class = ' class="deviation"' if deviated else ""
         out.append(f"<tr{row_class}><td class='step'>{_e(mark)}</td>"
                    + "".join(f"<td class='ran'>{c}</td>" if c else "<td></td>" for c in cells)
@@ -234,26 +240,21 @@ def timeline(steps: Sequence[Mapping[str, Any]], *, limit: int = 600) -> str:
     return "".join(out)
 
 
-def _cell(step: Mapping[str, Any], home: str) -> str:
-    start = _where(step.get("start"), home)
-    if step.get("end") is None:
-        span = f"{start}→{step.get('result') or 'done'}"
+def _cell(step: SavedStep, home: str) -> str:
+    start = _where(step.start, home)
+    if step.end is None:
+        span = f"{start}→{step.result or 'done'}"
     else:
-        end = _where(step.get("end"), home)
+        end = _where(step.end, home)
         span = start if start == end else f"{start}→{end}"
-    waits = " ".join(str(x) for x in (step.get("operation"), step.get("resource")) if x)
+    waits = " ".join(str(x) for x in (step.operation, step.resource) if x)
     return f"{span} {waits}".strip()
 
 
-def _edges(details: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    return [(str(e[0]), str(e[1]), str(e[2]) if len(e) > 2 else "")
-            for e in details.get("edges") or [] if len(e) >= 2]
-
-
-def cycle_edges(details: Mapping[str, Any]) -> set[tuple[str, str]]:
+def cycle_edges(graph: WaitFor) -> set[tuple[str, str]]:
     """The edges on the wait-for cycle: task -> resource it waits on -> task holding it."""
-    cycle = [str(t) for t in details.get("cycle") or []]
-    pairs = {(a, b) for a, b, _ in _edges(details)}
+    cycle = graph.cycle
+    pairs = {(e.source, e.target) for e in graph.edges}
     hot: set[tuple[str, str]] = set()
     for i, task in enumerate(cycle):
         after = cycle[(i + 1) % len(cycle)]
@@ -265,26 +266,25 @@ def cycle_edges(details: Mapping[str, Any]) -> set[tuple[str, str]]:
     return hot
 
 
-def wait_for_table(details: Mapping[str, Any]) -> str:
-    hot = cycle_edges(details)
+def wait_for_table(graph: WaitFor) -> str:
+    hot = cycle_edges(graph)
     rows = []
-    for source, target, label in _edges(details):
-        mark = " class=cycle" if (source, target) in hot else ""
-        rows.append([f"<td{mark}>{_e(source)}</td>", f"<td{mark}>{_e(label)}</td>",
-                     f"<td{mark}>{_e(target)}</td>"])
-    caption = ("cycle: " + " → ".join(details.get("cycle") or [])
-               if details.get("cycle") else
-               "no cycle: " + ", ".join(details.get("lost_wakeups") or []) +
+    for edge in graph.edges:
+        mark = " class=cycle" if (edge.source, edge.target) in hot else ""
+        rows.append([f"<td{mark}>{_e(edge.source)}</td>", f"<td{mark}>{_e(edge.label)}</td>",
+                     f"<td{mark}>{_e(edge.target)}</td>"])
+    caption = ("cycle: " + " → ".join(graph.cycle) if graph.cycle else
+               "no cycle: " + ", ".join(graph.lost_wakeups) +
                " wait(s) for something nothing will do (lost wake-up)")
     return f"<p>{_e(caption)}</p>" + _table(("from", "relation", "to"), rows)
 
 
-def wait_for_svg(details: Mapping[str, Any]) -> str:
+def wait_for_svg(graph: WaitFor) -> str:
     """The wait-for graph drawn as inline SVG: nodes on a circle, labelled arrows."""
-    edges = _edges(details)
-    hot_edges = cycle_edges(details)
+    edges = [(e.source, e.target, e.label) for e in graph.edges]
+    hot_edges = cycle_edges(graph)
     nodes = list(dict.fromkeys(n for a, b, _ in edges for n in (a, b)))
-    cycle = set(details.get("cycle") or [])
+    cycle = set(graph.cycle)
     count = max(len(nodes), 1)
     radius = 60 + 28 * count
     width = 2 * radius + 260
@@ -311,7 +311,7 @@ def wait_for_svg(details: Mapping[str, Any]) -> str:
                    f'stroke="{color}" stroke-width="1.5" marker-end="url(#arrow)"/>')
         out.append(f'<text x="{(sx + ex) / 2:.1f}" y="{(sy + ey) / 2 - 4:.1f}" '
                    f'text-anchor="middle" fill="#646970">{_e(label)}</text>')
-    tasks = {w.get("task") for w in details.get("waits") or []} | cycle
+    tasks = {w.task for w in graph.waits if w.task is not None} | cycle
     for name, (x, y) in pos.items():
         fill = "#f7c9cc" if name in cycle else ("#e7f0fa" if name in tasks else "#f6f7f7")
         out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="12" fill="{fill}" '

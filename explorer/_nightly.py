@@ -37,6 +37,7 @@ from typing import Any, Final
 
 from explorer._corpus import Corpus, CorpusError
 from explorer._errors import ExplorerError, UsageError
+from explorer._failure_record import FailureReport, SavedStep, cut_trace
 from explorer._files import write_atomically
 from explorer._parallel import Executor, explore_target
 from explorer._regressions import UNKNOWN_SCENARIO, Scenarios, replay_one
@@ -45,7 +46,6 @@ from explorer._summary import STATE_FORMAT as STATE_FORMAT
 from explorer._summary import SUMMARY_FORMAT as SUMMARY_FORMAT
 from explorer._summary import VERSION as VERSION
 from explorer._summary import (
-    FailureJson,
     NightlyState,
     Slice,
     SliceResult,
@@ -365,13 +365,10 @@ def _verify(item: Slice, path: Path, corpus: Corpus, scenarios: Scenarios) -> Sl
             f"no target of this run is named {entry.scenario}, so nothing was run (the "
             "corpus never imports what its files name): add it to [tool.explorer] "
             "targets, mark its test @pytest.mark.explore, or pass it as a target"))
-    failure: FailureJson | None = None
+    failure: FailureReport | None = None
     if report.failure is not None:
         report.failure.saved_to(entry.path)
-        data = report.failure.to_json()
-        data["trace"] = excerpt(data["trace"])
-        failure = {**data, "replay": report.failure.replay_line(),
-                   "corpus_path": str(entry.path), "new_in_corpus": False}
+        failure = _kept_small(report.failure.report(corpus_path=str(entry.path)))
     # replay_one replays under the runtime the entry recorded
     return SliceResult(item.id, item.kind, report.status, time.perf_counter() - start,
                        failure=failure, scenario=entry.scenario, runtime=entry.runtime,
@@ -398,18 +395,16 @@ def _explore(item: Slice, ref: TargetRef, run: NightlyRun, executor: Executor,
                            target=ref.spec,
                            error=f"internal error: {type(exc).__name__}: {exc}",
                            extra={"traceback": traceback.format_exc()})
-    failure: FailureJson | None = None
+    failure: FailureReport | None = None
     if result.failure is not None:
         saved = corpus.save(result.failure)  # one entry per bug: see Corpus.save
         result.new_in_corpus = saved.new
         result.failure.saved_to(saved.path)
         result.corpus_path = str(saved.path)
-        failure = result.failure.to_json()
         # The rendered message repeats the outcome, the explanation and the swimlanes of
         # the whole run: the report rebuilds it from the parts, kept small here.
-        failure.update(replay=result.failure.replay_line(), corpus_path=result.corpus_path,
-                       new_in_corpus=result.new_in_corpus)
-        failure["trace"] = excerpt(failure["trace"])
+        failure = _kept_small(result.failure.report(corpus_path=result.corpus_path,
+                                                    new_in_corpus=result.new_in_corpus))
     extra = {"probes": result.probes, "steps": result.steps, "rate": round(result.rate, 3),
              "exhausted": result.exhausted, "strategy": result.strategy,
              "workers": result.workers, "warnings": result.warnings,
@@ -424,14 +419,18 @@ def _explore(item: Slice, ref: TargetRef, run: NightlyRun, executor: Executor,
 EXCERPT: Final = 200
 
 
-def excerpt(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def excerpt(steps: Sequence[SavedStep]) -> tuple[SavedStep, ...]:
     """A long trace cut to its first and last :data:`EXCERPT` steps and every deviation
     (the state, the summary and the report stay small; step indices show the gaps)."""
-    if len(steps) <= 2 * EXCERPT:
-        return steps
-    keep = {s["index"] for s in steps[:EXCERPT]} | {s["index"] for s in steps[-EXCERPT:]}
-    keep |= {s["index"] for s in steps if s.get("decision") and s["decision"][0]}
-    return [s for s in steps if s["index"] in keep]
+    return cut_trace(steps, EXCERPT)
+
+
+def _kept_small(failure: FailureReport) -> FailureReport:
+    """``failure`` with its trace cut to an :func:`excerpt` (its hash stays the whole
+    trace's)."""
+    record = failure.record
+    return dataclasses.replace(failure, record=dataclasses.replace(
+        record, trace=excerpt(record.steps)))
 
 
 # --------------------------------------------------------------------------- summary

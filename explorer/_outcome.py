@@ -54,7 +54,7 @@ class Outcome:
         return (self.kind, loc.short if loc else None, loc.lineno if loc else None,
                 self.exc_type)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "kind": self.kind,
             "message": self.message,

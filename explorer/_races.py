@@ -13,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from explorer._failure_record import RaceRecord
 from explorer._footprint import INSERTION_ORDER, UNKNOWN, Access, StepRecord
 from explorer._happens_before import LOOP, RunAnalysis
 from explorer._runtime import display_task
@@ -66,10 +67,13 @@ class Conflict:
         return (f"{_where(self.first)} {self.first_access}, then {_where(self.second)} "
                 f"{self.second_access}")
 
-    def to_json(self) -> dict[str, Any]:
-        return {"first": self.first.index, "second": self.second.index,
-                "description": self.describe(), "decides": self.decides,
-                "reversed": self.reversed or None}
+    def record(self) -> RaceRecord:
+        """The pair as saved in a failure's record: step indices, sentence, verdict."""
+        return RaceRecord(self.first.index, self.second.index, self.describe(), self.decides,
+                          self.reversed or None)
+
+    def to_json(self) -> dict[str, object]:
+        return self.record().to_json()
 
 
 def _verb(mode: str) -> str:

@@ -9,9 +9,10 @@ published file format (``state.json``, ``summary.json``), unchanged.
 Invariant: ``from_json`` reads files a person can hand over (``explorer report
 summary.json``), so it checks the type of every field it reads and raises
 :class:`SummaryError` naming the field; a missing optional field takes its default (older
-summaries and hand-written ones lack some). A failure's detail stays the JSON of
-:meth:`ScheduleFailure.to_json` (plus ``replay``, ``corpus_path``, ``new_in_corpus``),
-with the trace cut to an excerpt: it is a serialised record, drawn by the HTML report.
+summaries and hand-written ones lack some). A failure's detail is a
+:class:`~explorer._failure_record.FailureReport` (the JSON of
+:meth:`ScheduleFailure.to_json` plus ``replay``, ``corpus_path``, ``new_in_corpus``), with
+the trace cut to an excerpt, checked the same way.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any, Final, TypeAlias, TypeVar
+from typing import Final, TypeVar
 
 from explorer._errors import ExplorerError
+from explorer._failure_record import FailureReport, RecordError
 from explorer._files import file_kind
 from explorer._targets import TargetRef
 
@@ -31,15 +33,19 @@ STATE_FORMAT: Final = "explorer-nightly-state"
 SUMMARY_FORMAT: Final = "explorer-nightly"
 VERSION: Final = 1
 
-FailureJson: TypeAlias = dict[str, Any]
-"""A failure as :meth:`ScheduleFailure.to_json` writes it (with ``replay``,
-``corpus_path`` and ``new_in_corpus``): JSON of an already typed object, kept as JSON."""
-
 _T = TypeVar("_T")
 
 
 class SummaryError(ExplorerError, ValueError):
     """A state or summary file does not have the shape this explorer writes."""
+
+
+def _failure(data: object, where: str) -> FailureReport:
+    """A failure's detail read back; :class:`SummaryError` naming the field otherwise."""
+    try:
+        return FailureReport.from_json(data, where)
+    except RecordError as err:
+        raise SummaryError(str(err)) from None
 
 
 def _get(data: Mapping[str, object], key: str, kinds: type[_T] | tuple[type, ...],
@@ -85,7 +91,7 @@ def _bool(data: Mapping[str, object], key: str, where: str, default: bool = Fals
     return _get(data, key, bool, default, where)
 
 
-def _objects(data: Mapping[str, object], key: str, where: str) -> list[dict[str, Any]]:
+def _objects(data: Mapping[str, object], key: str, where: str) -> list[Mapping[str, object]]:
     items = _get(data, key, list, [], where)
     for index, item in enumerate(items):
         if not isinstance(item, dict):
@@ -169,7 +175,7 @@ class SliceResult:
     elapsed: float = 0.0
     pid: int | None = None
     finished_at: str | None = None
-    failure: FailureJson | None = None
+    failure: FailureReport | None = None
     scenario: str | None = None
     runtime: str | None = None
     target: str | None = None
@@ -181,19 +187,20 @@ class SliceResult:
     schedule: str | None = None
     detail: str = ""
     same: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         data: dict[str, object] = dict(self.extra)
         data.update({name: getattr(self, name) for name in _RESULT_FIELDS})
+        data["failure"] = self.failure.to_json() if self.failure is not None else None
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> SliceResult:
+    def from_json(cls, data: Mapping[str, object]) -> SliceResult:
         where = f"nightly result {data.get('id')!r}"
         failure = data.get("failure")
-        if failure is not None and not isinstance(failure, dict):
-            raise SummaryError(f'{where}: field "failure" is not an object')
+        if failure is not None:
+            failure = _failure(failure, f"{where} failure")
         return cls(
             _text(data, "id", where), _text(data, "kind", where),
             _text(data, "status", where), _float(data, "elapsed", where),
@@ -244,7 +251,7 @@ class NightlyState:
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> NightlyState:
+    def from_json(cls, data: Mapping[str, object]) -> NightlyState:
         """The state of ``data`` (whose format and version the caller checked)."""
         where = "nightly state"
         results = _get(data, "results", dict, {}, where)
@@ -388,7 +395,7 @@ class Summary:
     scenarios: list[ScenarioRow] = field(default_factory=list)
     corpus: list[CorpusRow] = field(default_factory=list)
     failures: list[FailureRow] = field(default_factory=list)
-    failure_details: list[FailureJson] = field(default_factory=list)
+    failure_details: list[FailureReport] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     started: str | None = None
     finished: str | None = None
@@ -407,7 +414,8 @@ class Summary:
             "scenarios": [row.to_json() for row in self.scenarios],
             "corpus": [row.to_json() for row in self.corpus],
             "failures": [row.to_json() for row in self.failures],
-            "failure_details": self.failure_details, "errors": self.errors,
+            "failure_details": [detail.to_json() for detail in self.failure_details],
+            "errors": self.errors,
             "exit_code": self.exit_code,
         }
 
@@ -422,7 +430,9 @@ class Summary:
             [ScenarioRow.from_json(r) for r in _objects(data, "scenarios", where)],
             [CorpusRow.from_json(r) for r in _objects(data, "corpus", where)],
             [FailureRow.from_json(r) for r in _objects(data, "failures", where)],
-            _objects(data, "failure_details", where), _texts(data, "errors", where),
+            [_failure(detail, f"{where} failure_details[{index}]") for index, detail
+             in enumerate(_get(data, "failure_details", list, [], where))],
+            _texts(data, "errors", where),
             _opt_text(data, "started", where), _opt_text(data, "finished", where),
             _bool(data, "complete", where, True), _opt_float(data, "budget", where),
             _float(data, "spent", where), _opt_int(data, "seed", where),
@@ -432,20 +442,19 @@ class Summary:
 # --------------------------------------------------------------------------- summing up
 
 
-def signature(failure: Mapping[str, Any]) -> tuple[str, str, str]:
-    """Kind, ``file:line`` and exception type of a failure's JSON."""
-    outcome = failure.get("outcome") or {}
-    loc = outcome.get("location") or {}
-    where = f"{loc.get('file')}:{loc.get('line')}" if loc else ""
-    return (str(outcome.get("kind", "?")), where, str(outcome.get("exc_type")))
+def signature(failure: FailureReport) -> tuple[str, str, str]:
+    """Kind, ``file:line`` and exception type of a failure."""
+    outcome = failure.record.outcome
+    where = outcome.location.short if outcome.location is not None else ""
+    return (outcome.kind, where, str(outcome.exc_type))
 
 
-def _failure_row(scenario: str, failure: Mapping[str, Any], source: str) -> FailureRow:
+def _failure_row(scenario: str, failure: FailureReport, source: str) -> FailureRow:
     kind, where, _ = signature(failure)
-    return FailureRow(scenario, kind, where, failure.get("schedule"), source,
-                      failure.get("runtime", "asyncio"), failure.get("deviations"),
-                      failure.get("corpus_path"), bool(failure.get("new_in_corpus")),
-                      failure.get("replay"))
+    record = failure.record
+    return FailureRow(scenario, kind, where, record.schedule, source, record.runtime,
+                      record.deviations, failure.corpus_path, failure.new_in_corpus,
+                      failure.replay)
 
 
 def summarize(state: NightlyState) -> Summary:
@@ -455,7 +464,7 @@ def summarize(state: NightlyState) -> Summary:
     summary = Summary(errors=list(state.problems))
     seen: set[tuple[str, tuple[str, str, str]]] = set()
 
-    def add(scenario: str, failure: FailureJson, source: str) -> FailureRow | None:
+    def add(scenario: str, failure: FailureReport, source: str) -> FailureRow | None:
         key = (scenario, signature(failure))
         if key in seen:
             return None
@@ -523,11 +532,11 @@ def _exit_code(summary: Summary, results: Iterable[SliceResult], state: NightlyS
 
 
 def distinct_failures(summaries: Sequence[Summary]
-                      ) -> tuple[list[FailureRow], list[FailureJson]]:
+                      ) -> tuple[list[FailureRow], list[FailureReport]]:
     """Failure rows and their details, one per bug (scenario, kind and place) however many
     shards found it, under whichever schedule."""
     failures: list[FailureRow] = []
-    details: list[FailureJson] = []
+    details: list[FailureReport] = []
     seen: set[tuple[str, str, str]] = set()
     for summary in summaries:
         for row, detail in zip(summary.failures, summary.failure_details, strict=False):

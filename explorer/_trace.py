@@ -11,7 +11,6 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from explorer._locations import Location
 
@@ -45,7 +44,7 @@ class Step:
     def deviated(self) -> bool:
         return self.decision is not None and self.decision[0] != 0
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "index": self.index,
             "task": self.task,
@@ -92,7 +91,7 @@ class Trace:
     def __len__(self) -> int:
         return len(self.steps)
 
-    def to_json(self) -> list[dict[str, Any]]:
+    def to_json(self) -> list[dict[str, object]]:
         return [s.to_json() for s in self.steps]
 
     def hash(self) -> str:

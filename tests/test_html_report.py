@@ -14,6 +14,7 @@ import pytest
 import explorer
 from examples import bank, transfer
 from explorer import cli
+from explorer._failure_record import WaitFor
 from explorer._html import cycle_edges
 from explorer._html import render_report as render_summaries
 from explorer._summary import Summary
@@ -107,7 +108,7 @@ def test_failures_have_timeline_why_graph_and_replay() -> None:
     assert page.count("svg") == 1 and page.count("line") == len(abba["outcome"]["details"][
         "edges"])
     assert "cycle: main/checked_transfer#1 → main/transfer#1" in text
-    assert len(cycle_edges(abba["outcome"]["details"])) == 4
+    assert len(cycle_edges(WaitFor.from_details(abba["outcome"]["details"]))) == 4
     assert page.count("td", class_="cycle") == 4 * 3
     # The summary table per scenario.
     assert "distinct interleavings" in text and "123/s" in text

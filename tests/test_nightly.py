@@ -21,6 +21,7 @@ from examples.gallery import CORE, all_examples
 from explorer import cli, strategies
 from explorer._corpus import Corpus, CorpusEntry
 from explorer._engine import explore
+from explorer._failure_record import SavedStep
 from explorer._nightly import NightlyOptions, excerpt, prepare
 from explorer._parallel import Observed
 from explorer._settings import format_duration, parse_duration
@@ -143,11 +144,12 @@ def test_format_duration() -> None:
 
 
 def test_excerpt_keeps_both_ends_and_every_deviation() -> None:
-    steps = [{"index": i, "decision": [1, 2] if i == 700 else None} for i in range(2000)]
-    kept = [s["index"] for s in excerpt(steps)]
+    steps = [SavedStep(i, "t#1", "step", None, None, decision=(1, 2) if i == 700 else
+                       (0, 2) if i == 900 else None) for i in range(2000)]
+    kept = [s.index for s in excerpt(steps)]
     assert kept[:200] == list(range(200)) and kept[-200:] == list(range(1800, 2000))
-    assert 700 in kept and len(kept) == 401
-    assert excerpt(steps[:10]) == steps[:10]
+    assert 700 in kept and 900 not in kept and len(kept) == 401
+    assert excerpt(steps[:10]) == tuple(steps[:10])
 
 
 class _Recorder(strategies.Strategy):

@@ -9,15 +9,16 @@ The coverage sentence says what the parts covered jointly, and no more.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import explorer.strategies as _strategies
 from explorer._engine import run
-from explorer._errors import ExplorerError
+from explorer._errors import ExplorerError, InvalidScheduleError
 from explorer._failure import ScheduleFailure
+from explorer._failure_record import FailureReport, Fields, RecordError
 from explorer._parallel._executors import Executor, ProgressCallback
 from explorer._parallel._split import (
     EXPLORE_LOCK,
@@ -68,25 +69,62 @@ class JobResult:
     def rate(self) -> float:
         return self.schedules / self.elapsed if self.elapsed > 0 else 0.0
 
-    def to_json(self, *, trace: bool = True) -> dict[str, Any]:
-        failure = None
-        if self.failure is not None:
-            failure = self.failure.to_json()
-            if not trace:
-                failure.pop("trace")
-            failure["message"] = str(self.failure)
-            failure["replay"] = self.failure.replay_line()
-            failure["corpus_path"] = self.corpus_path
-            failure["new_in_corpus"] = self.new_in_corpus
+    def failure_report(self, *, trace: bool = True) -> FailureReport | None:
+        """The failure as data, with its message, replay line and corpus entry (``trace``:
+        with its trace; without, the JSON leaves the trace out)."""
+        if self.failure is None:
+            return None
+        report = self.failure.report(corpus_path=self.corpus_path,
+                                     new_in_corpus=self.new_in_corpus, message=True)
+        if trace:
+            return report
+        return dataclasses.replace(report, record=dataclasses.replace(report.record,
+                                                                      trace=None))
+
+    def to_json(self, *, trace: bool = True) -> dict[str, object]:
+        failure = self.failure_report(trace=trace)
+        # The rate is of the elapsed time as written, so that a result read back
+        # (from_json) writes the same JSON again.
+        elapsed = round(self.elapsed, 6)
         return {"target": self.target, "scenario": self.scenario,
                 "runtime": self.settings.runtime,
                 "status": "failed" if self.failure else "passed",
                 "schedules": self.schedules, "probes": self.probes, "steps": self.steps,
-                "distinct": self.distinct, "elapsed": round(self.elapsed, 6),
-                "rate": round(self.rate, 3), "exhausted": self.exhausted,
-                "coverage": self.coverage, "strategy": self.strategy,
-                "workers": self.workers, "warnings": self.warnings, "failure": failure,
+                "distinct": self.distinct, "elapsed": elapsed,
+                "rate": round(self.schedules / elapsed if elapsed > 0 else 0.0, 3),
+                "exhausted": self.exhausted, "coverage": self.coverage,
+                "strategy": self.strategy, "workers": self.workers,
+                "warnings": self.warnings,
+                "failure": failure.to_json() if failure is not None else None,
                 "settings": self.settings.to_json()}
+
+    @classmethod
+    def from_json(cls, data: object) -> JobResult:
+        """A result as :meth:`to_json` wrote it (``explorer explore --json``) read back;
+        :class:`RecordError` naming the field if it is not one. Its failure is rebuilt
+        from the record (:meth:`ScheduleFailure.from_record`), not replayed."""
+        where = "explore result"
+        fields = Fields.of(data, where)
+        settings = fields.obj("settings")
+        if settings is None:
+            raise fields.error("settings", None, "an object")
+        raw = fields.data.get("failure")
+        report = None if raw is None else FailureReport.from_json(raw, f"{where} failure")
+        failure = None
+        if report is not None:
+            try:
+                failure = ScheduleFailure.from_record(report)
+            except InvalidScheduleError as err:
+                raise RecordError(f'{where}: field "failure.schedule": {err}') from None
+        return cls(fields.text("target"), fields.text("scenario"),
+                   Settings.from_json(settings.data), fields.integer("schedules"),
+                   fields.integer("probes"), fields.integer("steps"),
+                   fields.integer("distinct"), fields.number("elapsed"),
+                   fields.flag("exhausted"), fields.text("coverage"),
+                   fields.parameters("strategy"), failure, fields.integer("workers", 1),
+                   list(fields.texts("warnings")),
+                   report.corpus_path if report is not None else None,
+                   report.new_in_corpus if report is not None else False)
 
 
 def job_settings(resolved: Resolved, overrides: Mapping[str, object], *,

@@ -34,7 +34,7 @@ def schedules_to_failure(example: Example, strategy: str, seed: int | None,
                               deviation_bound=example.bound if strategy == "systematic"
                               else None,
                               max_schedules=cap, max_steps=example.max_steps,
-                              raise_on_failure=False)
+                              raise_on_failure=False, **example.options())
     return result.failure.found_after if result.failure is not None else None
 
 
@@ -60,6 +60,6 @@ def prove(example: Example, cap: int, strategy: str = "systematic") -> Proof:
     result = explorer.explore(example.fixed, strategy=strategy,
                               deviation_bound=example.bound, max_schedules=cap,
                               max_steps=example.max_steps, raise_on_failure=False,
-                              runtime=example.runtime)
+                              **example.options())
     return Proof(example.name, example.bound, result.schedules, result.exhausted,
                  result.failure is None, result.elapsed)

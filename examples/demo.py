@@ -14,7 +14,8 @@ from examples.gallery import Example, all_examples, trio_examples
 
 # Shown in full by default: one of each family of hazard.
 FEATURED = ("double-spend", "auth-bypass", "lock-order-deadlock", "lost-wakeup",
-            "fastapi-rate-limit-bypass")
+            "fastapi-rate-limit-bypass", "orm-lost-update", "redis-session-revoked",
+            "payment-double-charge")
 
 
 def rule(title: str) -> str:
@@ -28,14 +29,18 @@ def check(example: Example, verbose: bool) -> tuple[bool, str]:
                          runtime=runtime).outcome.kind
     found = explorer.explore(example.buggy, strategy="systematic",
                              deviation_bound=example.bound, max_steps=example.max_steps,
-                             max_schedules=20_000, raise_on_failure=False, runtime=runtime)
+                             max_schedules=20_000, raise_on_failure=False,
+                             **example.options())
     proof = explorer.explore(example.fixed, strategy="systematic",
                              deviation_bound=example.bound, max_steps=example.max_steps,
-                             max_schedules=20_000, raise_on_failure=False, runtime=runtime)
+                             max_schedules=20_000, raise_on_failure=False,
+                             **example.options())
     failure = found.failure
     if verbose:
         print(rule(f"{example.name}: {example.hazard}"))
-        print(f"stock {example.runtime} order: {stock}")
+        print(f"stock {example.runtime} order: {stock}"
+              + (" (explored with faults=True: network faults are decisions)"
+                 if example.faults else ""))
         if failure is not None:
             print(f"found after {found.schedules} schedule(s):\n\n{failure}")
         verdict = "passes" if proof.failure is None else "FAILS"

@@ -38,10 +38,20 @@ class Example:
     bound: int = 2
     max_steps: int = 20_000
     runtime: str = "asyncio"
+    # The bug needs an injected network fault (a lost response, a reset): explore with
+    # ``faults=True`` (see :meth:`options`).
+    faults: bool = False
+    # The scenario reaches servers by names only the simulated network serves
+    # (``redis.internal``): it cannot run on a stock event loop.
+    network: bool = False
 
     @property
     def module(self) -> str:
         return self.buggy.__module__
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments every exploration of this example needs."""
+        return {"runtime": self.runtime, **({"faults": True} if self.faults else {})}
 
 
 CORE: list[Example] = [
@@ -82,6 +92,16 @@ def web_examples() -> list[Example]:
     return list(EXAMPLES)
 
 
+def services_examples() -> list[Example]:
+    """Databases, Redis and HTTP services started inside the scenario, when the optional
+    ``web`` and ``services`` extras are installed."""
+    try:
+        from examples.services import EXAMPLES
+    except ImportError:
+        return []
+    return list(EXAMPLES)
+
+
 def trio_examples() -> list[Example]:
     """The core hazards in trio form (run with ``runtime="trio"``)."""
     from examples.trio import EXAMPLES
@@ -89,6 +109,14 @@ def trio_examples() -> list[Example]:
     return list(EXAMPLES)
 
 
+def unfaulted_examples() -> list[Example]:
+    """The asyncio examples whose bug needs no injected fault: the ones every strategy and
+    the strategy-wide tests run as they are (an example that needs ``faults=True`` is
+    explored with it by its own tests; ``dpor`` refuses faults)."""
+    return [example for example in all_examples() if not example.faults]
+
+
 def all_examples() -> list[Example]:
-    """Every asyncio example (core and web); the trio forms are in :func:`trio_examples`."""
-    return CORE + web_examples()
+    """Every asyncio example (core, web and services); the trio forms are in
+    :func:`trio_examples`."""
+    return CORE + web_examples() + services_examples()

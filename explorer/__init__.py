@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from explorer._footprint import shared
     from explorer._interrupts import ExplorationInterrupted
     from explorer._invariants import always
+    from explorer._network import alias
     from explorer._outcome import FAILURE_KINDS, Outcome
     from explorer._regressions import (
         CorpusReplay,
@@ -60,6 +61,7 @@ _WHERE: dict[str, str] = {
     "ScheduleFailure": "_failure",
     "shared": "_footprint",
     "always": "_invariants",
+    "alias": "_network",
     "ExplorationInterrupted": "_interrupts",
     "FAILURE_KINDS": "_outcome", "Outcome": "_outcome",
     "CorpusReplay": "_regressions", "pin": "_regressions", "replay_corpus": "_regressions",
@@ -73,6 +75,7 @@ _WHERE: dict[str, str] = {
 
 __all__ = [
     "FAILURE_KINDS",
+    "alias",
     "always",
     "Candidate",
     "Corpus",

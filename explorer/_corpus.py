@@ -48,7 +48,9 @@ from explorer._corpus_format import decode as decode
 from explorer._corpus_format import parse as parse
 from explorer._corpus_format import parse_json as parse_json
 from explorer._errors import ExplorerError
+from explorer._faults import FAULT_KIND
 from explorer._files import write_atomically
+from explorer._runtime import display_task
 from explorer._schedule import Schedule
 from explorer._trace import Trace
 from explorer._version import __version__
@@ -184,7 +186,9 @@ def expected_candidates(trace: Trace) -> list[dict[str, Any]]:
         if step.decision is None:
             continue
         if step.decision[0]:
-            out.append({"point": point, "choice": step.decision[0], "task": step.task,
+            # A fault's options belong to no task: a replay finds "fault" there.
+            task = display_task(None, step.kind) if step.kind == FAULT_KIND else step.task
+            out.append({"point": point, "choice": step.decision[0], "task": task,
                         "kind": step.kind})
         point += 1
     return out

@@ -42,7 +42,7 @@ SCENARIO_PATTERN = (r"^[A-Za-z_][A-Za-z0-9_]*(\.([A-Za-z_][A-Za-z0-9_]*|<locals>
 _SCENARIO = re.compile(SCENARIO_PATTERN)
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 # The schedule string as Schedule.parse writes it (it reads some looser forms too).
-_SCHEDULE = re.compile(r"^v1(\+timers)?:"
+_SCHEDULE = re.compile(r"^v1(\+timers)?(\+faults(=[a-z]+(\.[a-z]+)*)?)?:"
                        r"([0-9]{1,6}=0*[1-9][0-9]{0,4}(,[0-9]{1,6}=0*[1-9][0-9]{0,4})*)?$")
 
 

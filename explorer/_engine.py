@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +24,7 @@ from explorer._deciding import deciding
 from explorer._determinism import verify
 from explorer._errors import DidNotReproduce, HealthWarning, UsageError
 from explorer._failure import ScheduleFailure
+from explorer._faults import spell as spell_faults
 from explorer._happens_before import RunAnalysis
 from explorer._interrupts import ExplorationInterrupted
 from explorer._outcome import HANG, Outcome
@@ -108,6 +109,7 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = DEFAULT_RUNTIME,
             max_schedules: int = DEFAULT_MAX_SCHEDULES, seed: int | None = None,
             max_steps: int = DEFAULT_MAX_STEPS, raise_on_failure: bool = True,
             deviation_bound: int | None = None, timer_races: bool = False,
+            faults: bool | Iterable[str] | None = None,
             max_time: float | str | None = None, shrink: bool = True,
             corpus: str | os.PathLike[str] | None = None,
             run_timeout: float | str | None = DEFAULT_RUN_TIMEOUT,
@@ -120,6 +122,9 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = DEFAULT_RUNTIME,
     On failure raise :class:`ScheduleFailure` (or, with ``raise_on_failure=False``, return
     it in the result). ``deviation_bound`` limits the systematic strategy; ``timer_races``
     adds "fire the next timer now" as a candidate, to find timeout-versus-completion races.
+    ``faults`` (True for every kind, or a set of ``refused``, ``reset``, ``dropped``,
+    ``unanswered``) lets the simulated network inject those faults, each as a decision
+    counted like a deviation (see :mod:`explorer._faults`); off by default.
     A failing schedule is shrunk (``shrink=True``) to the fewest deviations, then the
     shortest run, then the lowest candidate indices that fail the same way, and saved to
     the ``corpus`` directory when one is given.
@@ -141,13 +146,15 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = DEFAULT_RUNTIME,
         {"strategy": strategy, "max_schedules": max_schedules, "seed": seed,
          "deviation_bound": deviation_bound, "max_steps": max_steps,
          "timer_races": timer_races, "shrink": shrink, "max_time": max_time,
-         "runtime": runtime, "run_timeout": run_timeout}, settings=settings, profile=profile)
+         "runtime": runtime, "run_timeout": run_timeout, "faults": faults},
+        settings=settings, profile=profile)
     strategy, seed = chosen_settings.strategy, chosen_settings.seed
     max_schedules = chosen_settings.max_schedules or _UNBOUNDED
     deviation_bound, max_steps = chosen_settings.deviation_bound, chosen_settings.max_steps
     timer_races, shrink = chosen_settings.timer_races, chosen_settings.shrink
     max_time, runtime = chosen_settings.max_time, chosen_settings.runtime
     run_timeout = chosen_settings.run_timeout
+    fault_kinds = chosen_settings.faults
     scenario = _bind(fn, args)
     name = scenario_name(fn)
     target = _unwrapped(fn)
@@ -166,13 +173,21 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = DEFAULT_RUNTIME,
     next_check = 1
     choose = chosen.choose
     footprints = chosen.footprints
+    if fault_kinds and footprints is not None:
+        raise UsageError(
+            f"the {chosen.name} strategy records footprints for partial-order reduction, "
+            f"which cannot be combined with faults={spell_faults(fault_kinds)!r}: a fault "
+            "decision has no footprint, so the reduction would skip schedules and its "
+            "coverage claim would be false. Inject faults under another strategy (the "
+            "default portfolio, or systematic with a deviation_bound), or explore without "
+            "faults under dpor")
     found: Outcome | None = None
     with interrupts.watching(), _interrupted(lambda: _so_far(name, schedules, start, found)), \
             rt.session(footprints=footprints is not None):
         for pin in pins:
             schedules += 1
             traced, _ = _replay_record(rt, scenario, pin.decisions(), max_steps=max_steps,
-                                       timer_races=pin.timers, traced=True,
+                                       timer_races=pin.timers, traced=True, faults=pin.faults,
                                        run_timeout=run_timeout)
             steps += traced.stats.steps
             if traced.outcome.failed:
@@ -184,7 +199,7 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = DEFAULT_RUNTIME,
             limit, cut = _run_limit(run_timeout, deadline)
             record = rt.run(scenario, choose, RunMode(
                 max_steps=max_steps, timer_races=timer_races, footprints=footprints,
-                run_timeout=limit))
+                run_timeout=limit, faults=fault_kinds))
             if cut and record.outcome.kind == HANG:  # max_time ran out during this run
                 warnings.warn(HealthWarning(
                     f"max_time ran out while a run of {name} was still going (stopped at "
@@ -208,13 +223,14 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = DEFAULT_RUNTIME,
             if failed:
                 found = record.outcome
                 failure = _confirm(rt, scenario, name, record, schedules, chosen.describe(),
-                                   max_steps, timer_races, shrink, footprints, run_timeout)
+                                   max_steps, timer_races, shrink, footprints, run_timeout,
+                                   faults=fault_kinds)
                 break
             if schedules == next_check:
                 next_check *= 2
                 failure = _check_determinism(rt, scenario, name, record, schedules,
                                              chosen.describe(), max_steps, timer_races,
-                                             run_timeout)
+                                             run_timeout, faults=fault_kinds)
                 if failure is not None:
                     break
             if deadline is not None and time.perf_counter() > deadline:
@@ -320,13 +336,14 @@ def _reproduce(fn: Callable[..., Any], args: tuple[Any, ...], schedule: Schedule
 def _replay_record(rt: Runtime, scenario: Scenario, decisions: list[int], *,
                    max_steps: int, timer_races: bool, traced: bool, strict: bool = True,
                    expected: Mapping[int, str] | None = None,
-                   run_timeout: float | None = None
+                   run_timeout: float | None = None,
+                   faults: frozenset[str] = frozenset()
                    ) -> tuple[RunRecord, _strategies.Fixed]:
     fixed = _strategies.Fixed(decisions, strict=strict, expected=expected)
     fixed.start_run()
     record = rt.run(scenario, fixed.choose, RunMode(
         max_steps=max_steps, timer_races=timer_races, traced=traced,
-        run_timeout=run_timeout))
+        run_timeout=run_timeout, faults=faults))
     fixed.check_complete()
     return record, fixed
 
@@ -335,7 +352,8 @@ def _confirm(rt: Runtime, scenario: Scenario, name: str, record: RunRecord,
              index: int, strategy: dict[str, Any], max_steps: int,
              timer_races: bool, shrink: bool = False,
              footprints: str | None = None,
-             run_timeout: float | None = None) -> ScheduleFailure:
+             run_timeout: float | None = None,
+             faults: frozenset[str] = frozenset()) -> ScheduleFailure:
     """Check that a failing run replays (traced, twice, identically), shrink it, and build
     the failure from a traced replay of the shrunk schedule.
 
@@ -344,12 +362,13 @@ def _confirm(rt: Runtime, scenario: Scenario, name: str, record: RunRecord,
     def replay_of(decisions: list[int]) -> Callable[[], RunRecord]:
         return lambda: _replay_record(rt, scenario, decisions, max_steps=max_steps,
                                       timer_races=timer_races, traced=True,
-                                      run_timeout=run_timeout)[0]
+                                      run_timeout=run_timeout, faults=faults)[0]
 
     def failure(outcome: Outcome, rec: RunRecord, trace: Trace | None,
                 report: ShrinkReport | None = None) -> ScheduleFailure:
         return ScheduleFailure(outcome, Schedule.from_decisions(rec.decisions,
-                                                                timers=timer_races),
+                                                                timers=timer_races,
+                                                                faults=faults),
                                trace, scenario=name, found_after=index, strategy=strategy,
                                shrink=report, runtime=rt.name)
 
@@ -361,7 +380,8 @@ def _confirm(rt: Runtime, scenario: Scenario, name: str, record: RunRecord,
     if shrink:
         def run_once(chooser: Chooser) -> RunRecord:
             return rt.run(scenario, chooser, RunMode(
-                max_steps=max_steps, timer_races=timer_races, run_timeout=run_timeout))
+                max_steps=max_steps, timer_races=timer_races, run_timeout=run_timeout,
+                faults=faults))
 
         shrunk, report = Shrinker(run_once, record.outcome.signature()).shrink(record)
         if shrunk is not record:
@@ -406,15 +426,17 @@ def _explain_races(rt: Runtime, scenario: Scenario, found: ScheduleFailure,
 def _check_determinism(rt: Runtime, scenario: Scenario, name: str,
                        record: RunRecord, index: int, strategy: dict[str, Any],
                        max_steps: int, timer_races: bool,
-                       run_timeout: float | None = None) -> ScheduleFailure | None:
+                       run_timeout: float | None = None,
+                       faults: frozenset[str] = frozenset()) -> ScheduleFailure | None:
     """Replay a passing run traced, twice: both must match it and each other."""
     traced, problem = verify(record, lambda: _replay_record(
         rt, scenario, record.decisions, max_steps=max_steps, timer_races=timer_races,
-        traced=True, run_timeout=run_timeout)[0])
+        traced=True, run_timeout=run_timeout, faults=faults)[0])
     if problem is None:
         return None
     return ScheduleFailure(problem, Schedule.from_decisions(record.decisions,
-                                                            timers=timer_races),
+                                                            timers=timer_races,
+                                                            faults=faults),
                            traced.trace if traced is not None else None, scenario=name,
                            found_after=index, strategy=strategy, runtime=rt.name)
 
@@ -442,9 +464,11 @@ def run(fn: Callable[..., Any], *args: Any,
     sched = Schedule.coerce(schedule) if schedule is not None else Schedule()
     with interrupts.watching(), rt.session():
         record, fixed = _replay_record(rt, scenario, sched.decisions(), max_steps=max_steps,
-                                       timer_races=sched.timers, traced=True, strict=strict,
+                                       timer_races=sched.timers, faults=sched.faults,
+                                       traced=True, strict=strict,
                                        expected=expected, run_timeout=run_timeout)
-    actual = Schedule.from_decisions(record.decisions, timers=sched.timers)
+    actual = Schedule.from_decisions(record.decisions, timers=sched.timers,
+                                     faults=sched.faults)
     return RunResult(record.outcome, actual, record.traced(), record.stats.steps,
                      record.decisions, fixed.divergences)
 
@@ -456,12 +480,14 @@ def _run_strategy(rt: Runtime, scenario: Scenario, strategy: _strategies.Strateg
             f"the {strategy.name} strategy has no run left to make; a schedule drawn from "
             "schedules() runs once, so draw one per run"
         )
-    timers = strategy.timer_races
+    timers, faults = strategy.timer_races, strategy.faults
     with interrupts.watching(), rt.session():
         record = rt.run(scenario, strategy.choose, RunMode(
-            max_steps=max_steps, timer_races=timers, traced=True, run_timeout=run_timeout))
+            max_steps=max_steps, timer_races=timers, traced=True, run_timeout=run_timeout,
+            faults=faults))
     strategy.end_run(record.decisions, record.outcome.failed)
-    return RunResult(record.outcome, Schedule.from_decisions(record.decisions, timers=timers),
+    return RunResult(record.outcome, Schedule.from_decisions(record.decisions, timers=timers,
+                                                             faults=faults),
                      record.traced(), record.stats.steps, record.decisions)
 
 

@@ -64,16 +64,17 @@ Refuser = Callable[[], "Refuse | None"]
 """Returns how to refuse when called inside a controlled run, else None."""
 
 NETWORK_FIX = (
-    "real sockets reach the network at a moment the schedule does not control; talk to the "
-    "code under test in memory instead: for an HTTP or ASGI app "
-    "httpx.AsyncClient(transport=httpx.ASGITransport(app=app)), for Redis fakeredis, for "
-    "other protocols a fake client or an in-memory stream (an asyncio.Queue, "
-    "trio.testing.memory_stream_pair)"
+    "real sockets reach the network at a moment the schedule does not control; connect "
+    "through the event loop instead (asyncio.open_connection, loop.create_connection, "
+    "httpx, aiohttp, trio.open_tcp_stream), which the explorer simulates in memory against "
+    "servers started inside the scenario, or talk to the code under test in memory "
+    "(httpx.AsyncClient(transport=httpx.ASGITransport(app=app)))"
 )
 DNS_FIX = (
-    "resolving a host name queries DNS, real network I/O outside the controlled schedule; "
-    "pass an IP address, or talk to the code under test in memory (for an HTTP or ASGI app "
-    "httpx.AsyncClient(transport=httpx.ASGITransport(app=app)))"
+    "resolving a host name nothing in the scenario serves would query DNS, real network "
+    "I/O outside the controlled schedule; start the server for that name inside the "
+    "scenario (names served there resolve in memory), call explorer.alias(name, port, "
+    "to=...), or pass an IP address"
 )
 SELECT_FIX = (
     "it waits for real file descriptors in real time, outside the controlled schedule; "

@@ -11,6 +11,8 @@ import linecache
 import os
 from collections import Counter
 
+from explorer._faults import FAULT_KIND
+from explorer._faults import describe as describe_fault
 from explorer._runtime import Location
 from explorer._trace import Step, Trace
 
@@ -55,6 +57,15 @@ def explain(trace: Trace) -> list[str]:
     for step in trace.steps:
         if not step.deviated:
             continue
+        if step.kind == FAULT_KIND:
+            # A fault struck in a task's step (a connect) or in the network's own
+            # callback (a delivery), which belongs to no task and has no line to show.
+            where = f" at {source(step.start)}" if step.start is not None else ""
+            during = f"while {step.task} ran{where}" if step.task != "loop" else \
+                "in the network"
+            lines.append(f"step {step.index}: fault injected {during}: "
+                         f"{describe_fault(step.operation or '?', step.resource)}")
+            continue
         if step.kind == "timer":
             lines.append(f"step {step.index}: time jumped to t={step.time:g} and timers "
                          f"fired before ready work ({step.preempted or 'a task'}) ran")
@@ -93,11 +104,14 @@ def swimlanes(trace: Trace, *, width: int = 18) -> str:
     header = "step   " + " ".join(f"{c:<{width}}" for c in columns) + tail
     lines = [f"(lines in {os.path.basename(home)} unless named)" if home else "", header]
     for step in trace.steps:
+        if step.kind == FAULT_KIND and not step.deviated:
+            continue  # a fault point where no fault was injected: nothing happened
         mark = "*" if step.deviated else " "
         cells = [""] * len(tasks)
         loop_cell = ""
         if step.task in ("loop", "clock"):
-            loop_cell = (step.operation or step.kind).replace("callback ", "")
+            loop_cell = _cell(step, home) if step.kind == FAULT_KIND else \
+                (step.operation or step.kind).replace("callback ", "")
         else:
             cells[tasks.index(step.task)] = _cell(step, home)
         lines.append(f"{step.index:>4}{mark}  " + " ".join(f"{c:<{width}}" for c in cells)
@@ -114,6 +128,8 @@ def _where(location: Location | None, home: str) -> str:
 
 
 def _cell(step: Step, home: str) -> str:
+    if step.kind == FAULT_KIND:  # the fault itself, where the task reached its site
+        return f"fault {step.operation}"
     start = _where(step.start, home)
     if step.end is None:
         return f"{start}→{step.result or 'done'}"

@@ -40,7 +40,10 @@ class Candidate:
 
     ``kind`` is one of ``start`` (a task's first step), ``step`` (a task resuming after a
     bare yield), ``wakeup`` (a task resuming because what it awaited completed),
-    ``callback`` (a plain callback) or ``timer`` (fire the earliest pending timer now).
+    ``callback`` (a plain callback), ``timer`` (fire the earliest pending timer now) or
+    ``fault`` (an option at a fault point of the simulated network: ``operation`` is
+    ``no fault`` for option 0 or the fault kind, ``resource`` the connection's address;
+    ``task`` is None, so that samplers weigh the options as work of no task).
     """
 
     task: str | None
@@ -52,9 +55,10 @@ class Candidate:
 
 def display_task(task_id: str | None, kind: str = "callback") -> str:
     """How traces name the work of a step: task ids without the common ``main/`` prefix;
-    ``clock`` for a timer firing, ``loop`` for a plain callback."""
+    ``clock`` for a timer firing, ``fault`` for an option at a fault point, ``loop`` for
+    a plain callback."""
     if task_id is None:
-        return "clock" if kind == "timer" else "loop"
+        return "clock" if kind == "timer" else "fault" if kind == "fault" else "loop"
     return task_id[5:] if task_id.startswith("main/") else task_id
 
 
@@ -67,7 +71,8 @@ class PointView(Protocol):
 
     def process(self, index: int) -> str:
         """Who candidate ``index`` belongs to, cheaply: a task id, ``loop`` for a plain
-        callback, ``clock`` for the "fire the next timer now" candidate."""
+        callback, ``clock`` for the "fire the next timer now" candidate, ``fault`` for an
+        option at a fault point."""
         ...
 
     def recorded_steps(self) -> Sequence[StepTuple] | None:
@@ -152,6 +157,8 @@ class RunMode:
       reduction; ignored when ``traced`` (a traced run is a replay that needs no reduction).
     - ``naming``: with ``footprints``, also name the objects steps touched.
     - ``run_timeout``: seconds of real time before the run is stopped as a ``hang``.
+    - ``faults``: the network fault kinds the run may inject, each as a decision of its
+      own (:mod:`explorer._faults`); empty, the default, adds no decision anywhere.
     """
 
     max_steps: int
@@ -160,8 +167,16 @@ class RunMode:
     footprints: str | None = None
     naming: bool = False
     run_timeout: float | None = None
+    faults: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
+        if self.faults and self.recording:
+            raise UsageError(
+                f"RunMode(faults={sorted(self.faults)!r}, footprints={self.footprints!r}): "
+                "fault decisions have no footprint, so partial-order reduction cannot "
+                "keep its guarantee with them; record footprints without faults, or "
+                "inject faults under a strategy without footprints (the default portfolio, "
+                "systematic)")
         if self.footprints is not None and self.footprints not in _FOOTPRINTS:
             raise UsageError(
                 f"RunMode(footprints={self.footprints!r}): footprints are recorded as one "

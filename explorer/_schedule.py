@@ -10,6 +10,11 @@ String form (version 1)::
     v1:                      the stock schedule (no deviations)
     v1:3=1,7=2               at scheduling point 3 take candidate 1, at point 7 candidate 2
     v1+timers:3=1            the same, with timer-firing choices enabled while running
+    v1+faults:3=1            with injected network faults offered (every kind)
+    v1+faults=reset.dropped:3=1   with only the faults of those kinds offered
+
+A flag changes what the indices mean (a timer candidate, a fault point), so it is part of
+the string; a string without it reads exactly as before the flag existed.
 
 The string is what failure messages print and what ``explorer.replay`` accepts. Points and
 choices are plain ASCII digits below :data:`MAX_INDEX`: a run reaches its step bound (20,000
@@ -25,10 +30,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from explorer._errors import InvalidScheduleError
+from explorer._faults import ALL, KINDS
 
 FORMAT_VERSION = 1
 _FLAGS = ("timers",)
-_HEADER = re.compile(r"v(?P<version>[0-9]{1,9})(?P<flags>(?:\+[a-z]+)*)")
+_HEADER = re.compile(r"v(?P<version>[0-9]{1,9})(?P<flags>(?:\+[a-z]+(?:=[a-z.]+)?)*)")
 # ASCII digits only: ``\d`` would also accept the digits of other scripts (fullwidth ones).
 _ENTRY = re.compile(r"(?P<point>[0-9]+)=(?P<choice>[0-9]+)")
 MAX_INDEX = 1_000_000
@@ -40,16 +46,20 @@ class Schedule:
     """An immutable schedule: ``deviations`` maps scheduling point -> chosen index (> 0).
 
     ``timers`` records whether the run offered "fire the next timer now" as an extra
-    candidate at scheduling points, which changes what each index means.
+    candidate at scheduling points, which changes what each index means; ``faults`` the
+    network fault kinds offered at fault points (:mod:`explorer._faults`; empty: none,
+    and then no fault point exists).
     """
 
     deviations: tuple[tuple[int, int], ...] = ()
     timers: bool = False
+    faults: frozenset[str] = frozenset()
 
     @classmethod
-    def from_decisions(cls, decisions: Iterable[int], *, timers: bool = False) -> Schedule:
+    def from_decisions(cls, decisions: Iterable[int], *, timers: bool = False,
+                       faults: frozenset[str] = frozenset()) -> Schedule:
         """Build a schedule from the full list of decisions of a run."""
-        return cls(tuple((i, d) for i, d in enumerate(decisions) if d), timers)
+        return cls(tuple((i, d) for i, d in enumerate(decisions) if d), timers, faults)
 
     @classmethod
     def parse(cls, text: str) -> Schedule:
@@ -72,11 +82,13 @@ class Schedule:
                 f"of the explorer reads version {FORMAT_VERSION}; upgrade the explorer to replay it"
             )
         flags = [f for f in match["flags"].split("+") if f]
+        faults = _faults_flag(text, flags)
+        flags = [f for f in flags if f != "faults" and not f.startswith("faults=")]
         unknown = [f for f in flags if f not in _FLAGS]
         if unknown:
             raise InvalidScheduleError(
                 f"schedule {_clip(text)!r} uses unknown option(s) {', '.join(unknown)}; "
-                f"known options are: {', '.join(_FLAGS)}"
+                f"known options are: {', '.join(_FLAGS)}, faults"
             )
         deviations: list[tuple[int, int]] = []
         for raw in filter(None, body.split(",")):
@@ -99,7 +111,7 @@ class Schedule:
                     f"but {point} follows {deviations[-1][0]}"
                 )
             deviations.append((point, choice))
-        return cls(tuple(deviations), "timers" in flags)
+        return cls(tuple(deviations), "timers" in flags, faults)
 
     @classmethod
     def coerce(cls, value: Schedule | str) -> Schedule:
@@ -122,8 +134,32 @@ class Schedule:
 
     def __str__(self) -> str:
         flags = "+timers" if self.timers else ""
+        if self.faults:
+            flags += "+faults" if self.faults >= ALL else \
+                "+faults=" + ".".join(k for k in KINDS if k in self.faults)
         body = ",".join(f"{p}={c}" for p, c in self.deviations)
         return f"v{FORMAT_VERSION}{flags}:{body}"
+
+
+def _faults_flag(text: str, flags: list[str]) -> frozenset[str]:
+    """The fault kinds a header's ``faults`` flag names (``faults``: all of them)."""
+    found = [f for f in flags if f == "faults" or f.startswith("faults=")]
+    if not found:
+        return frozenset()
+    if len(found) > 1:
+        raise InvalidScheduleError(f"schedule {_clip(text)!r} names the faults option twice; "
+                                   "copy the string whole from the failure message")
+    kinds = found[0].partition("=")[2]
+    if not kinds:
+        return ALL
+    chosen = frozenset(kinds.split("."))
+    unknown = sorted(chosen - ALL)
+    if unknown or "" in chosen:
+        raise InvalidScheduleError(
+            f"schedule {_clip(text)!r} names unknown fault kind(s) "
+            f"{', '.join(map(repr, unknown)) or repr('')}; the kinds are "
+            f"{', '.join(KINDS)} (written as +faults=reset.dropped)")
+    return chosen
 
 
 def _index(text: str, raw: str, digits: str, what: str) -> int:

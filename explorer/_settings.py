@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 from explorer._errors import UsageError
+from explorer._faults import fault_kinds
+from explorer._faults import spell as spell_faults
 
 if TYPE_CHECKING:
     from explorer.strategies import Strategy
@@ -52,7 +54,7 @@ leave room for a loaded CI machine while a task that never awaits is caught quic
 DEFAULT_RUNTIME: Final = "asyncio"
 RUNTIMES: Final = ("asyncio", "trio")
 
-SettingValue: TypeAlias = "str | int | float | bool | Strategy | None"
+SettingValue: TypeAlias = "str | int | float | bool | frozenset[str] | Strategy | None"
 """A value a settings layer may hold (:meth:`Settings.merged` checks each one)."""
 Layer: TypeAlias = "Settings | Mapping[str, object]"
 
@@ -128,7 +130,10 @@ class Settings:
     :class:`~explorer.strategies.Strategy` instance (not sent to worker processes);
     ``max_schedules`` None means no schedule budget (the nightly job bounds by time);
     ``seed`` None means a fresh one; ``deviation_bound`` limits systematic search and DPOR;
-    ``max_time`` and ``run_timeout`` are seconds (``run_timeout`` None: no limit).
+    ``max_time`` and ``run_timeout`` are seconds (``run_timeout`` None: no limit);
+    ``faults`` the network fault kinds to inject as decisions (:mod:`explorer._faults`:
+    given as True for all, False for none, a set of kinds or ``"reset,dropped"``; held as
+    a frozenset, empty by default).
     """
 
     strategy: str | Strategy = DEFAULT_STRATEGY
@@ -141,12 +146,15 @@ class Settings:
     max_time: float | None = None
     runtime: str = DEFAULT_RUNTIME
     run_timeout: float | None = DEFAULT_RUN_TIMEOUT
+    faults: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         # Durations given as text become seconds here, so equal settings compare equal
         # whichever front end spelled them.
         object.__setattr__(self, "max_time", _max_time(self.max_time))
         object.__setattr__(self, "run_timeout", _run_timeout(self.run_timeout))
+        # Likewise the fault kinds: True, "reset,dropped" or a set become one frozenset.
+        object.__setattr__(self, "faults", _faults(self.faults))
         _check_strategy(self.strategy)
         if self.runtime not in RUNTIMES:
             raise SettingsError("runtime", self.runtime,
@@ -217,6 +225,7 @@ class Settings:
         data: dict[str, str | int | float | bool | None] = {"strategy": self.strategy}
         for name in NAMES[1:]:
             data[name] = getattr(self, name)
+        data["faults"] = spell_faults(self.faults)  # a set is no JSON; the text reads back
         return data
 
     @classmethod
@@ -420,6 +429,14 @@ def _max_time(value: object) -> float | None:
                             f"{value!r}; for example max_time=60 or max_time='10m' (None: "
                             "no time limit)", requirement="must be 0 or more seconds")
     return seconds
+
+
+def _faults(value: object) -> frozenset[str]:
+    """The fault kinds a ``faults`` value enables (see :func:`explorer._faults.fault_kinds`)."""
+    try:
+        return fault_kinds(value)
+    except UsageError as err:
+        raise SettingsError("faults", value, str(err), detail=str(err)) from None
 
 
 def _run_timeout(value: object) -> float | None:

@@ -130,7 +130,8 @@ OPTIONS: Final = {"strategy": "--strategy", "max_schedules": "--max-schedules",
                   "seed": "--seed", "deviation_bound": "--deviation-bound",
                   "max_steps": "--max-steps", "timer_races": "--timer-races",
                   "shrink": "--shrink", "max_time": "--max-time", "runtime": "--runtime",
-                  "run_timeout": "--run-timeout", "profile": "--profile"}
+                  "run_timeout": "--run-timeout", "profile": "--profile",
+                  "faults": "--faults"}
 """The command-line option of each setting (for messages)."""
 
 
@@ -191,6 +192,10 @@ RunTimeoutOpt = Annotated[str | None, typer.Option(
     "--run-timeout", metavar="SECONDS", help="Stop a run that takes longer than this much "
     "real time (seconds, or 30s, 2m) and report it as a hang (default: the target's "
     "run_timeout, else 5; 0 disables).", show_default=False)]
+FaultsOpt = Annotated[str | None, typer.Option(
+    "--faults", metavar="KINDS", help="Let the simulated network inject faults, each as a "
+    "decision counted like a deviation: 'all', or kinds among refused, reset, dropped, "
+    "unanswered, comma-separated ('none' turns a target's faults off).", show_default=False)]
 
 
 @app.command("explore")
@@ -212,7 +217,7 @@ def explore_command(
     corpus: CorpusOpt = None,
     no_save: Annotated[bool, typer.Option("--no-save", help="Do not save failures in the "
                                                             "corpus.")] = False,
-    runtime: RuntimeOpt = None, run_timeout: RunTimeoutOpt = None,
+    runtime: RuntimeOpt = None, run_timeout: RunTimeoutOpt = None, faults: FaultsOpt = None,
     profile: ProfileOpt = None,
     workers: WorkersOpt = None, cluster: ClusterOpt = None, shard: ShardOpt = None,
     as_json: JsonOpt = False,
@@ -227,7 +232,7 @@ def explore_command(
         "strategy": strategy, "max_schedules": max_schedules, "seed": seed,
         "max_steps": max_steps, "deviation_bound": deviation_bound,
         "timer_races": timer_races, "shrink": shrink, "max_time": max_time,
-        "runtime": runtime, "run_timeout": run_timeout}
+        "runtime": runtime, "run_timeout": run_timeout, "faults": faults}
     _settings({"profile": profile}, overrides)
     _check_workers(workers, cluster)
     config = _config()
@@ -450,6 +455,7 @@ def shrink_command(
         result = explore(resolved.fn, runtime=chosen,
                          strategy=strategies.Fixed(sched.decisions()),
                          max_schedules=1, max_steps=steps, timer_races=sched.timers,
+                         faults=sched.faults,
                          raise_on_failure=False, shrink=True,
                          corpus=str(corpus) if corpus else None, run_timeout=limit)
     failure = result.failure

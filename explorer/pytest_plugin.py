@@ -134,7 +134,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "explore(**settings): run this async test once per schedule with the schedule "
         "explorer; settings: strategy, max_schedules, seed, deviation_bound, max_steps, "
-        "timer_races, shrink, max_time, run_timeout, runtime ('asyncio' or 'trio'; default "
+        "timer_races, faults, shrink, max_time, run_timeout, runtime ('asyncio' or 'trio'; default "
         "'trio' for a test marked trio), profile")
     if not _registered(config, TRIO_MARK):
         # pytest-trio is not installed (or is disabled): without this, --strict-markers

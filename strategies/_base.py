@@ -52,6 +52,10 @@ class Strategy(ABC):
     timer_races: bool = False
     """Whether the runs this strategy decides offer "fire the next timer now" candidates
     (a strategy that carries its own setting, such as a drawn Hypothesis schedule)."""
+    faults: frozenset[str] = frozenset()
+    """The network fault kinds the runs this strategy decides offer at fault points
+    (:mod:`explorer._faults`), when it carries its own setting as :attr:`timer_races`
+    does; empty: no fault point."""
     splitting: ClassVar[Splitting] = "whole"
     """How the parallel job shares this strategy's work among workers (:data:`Splitting`)."""
 

@@ -19,8 +19,11 @@ A drawn schedule runs once: draw another for another run.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from hypothesis import strategies as st
 
+from explorer._faults import fault_kinds
 from explorer._runtime import PointView
 from explorer._schedule import Schedule
 from explorer.strategies._base import Parameter, Strategy
@@ -33,9 +36,11 @@ class DrawnSchedule(Strategy):
 
     name = "hypothesis"
 
-    def __init__(self, data: st.DataObject, *, timer_races: bool = False) -> None:
+    def __init__(self, data: st.DataObject, *, timer_races: bool = False,
+                 faults: bool | Iterable[str] = False) -> None:
         self._data = data
         self.timer_races = timer_races
+        self.faults = fault_kinds(faults)  # checked when the test runs, not when declared
         self.decisions: list[int] = []
         self._used = False
 
@@ -59,7 +64,8 @@ class DrawnSchedule(Strategy):
     @property
     def schedule(self) -> Schedule:
         """The decisions drawn so far, as a replayable schedule."""
-        return Schedule.from_decisions(self.decisions, timers=self.timer_races)
+        return Schedule.from_decisions(self.decisions, timers=self.timer_races,
+                                       faults=self.faults)
 
     def describe(self) -> dict[str, Parameter]:
         return {"name": self.name}
@@ -70,7 +76,10 @@ class DrawnSchedule(Strategy):
         return f"schedules() -> {self.schedule}"
 
 
-def schedules(*, timer_races: bool = False) -> st.SearchStrategy[DrawnSchedule]:
+def schedules(*, timer_races: bool = False, faults: bool | Iterable[str] = False
+              ) -> st.SearchStrategy[DrawnSchedule]:
     """A Hypothesis strategy for schedules; pass the drawn value to ``explorer.replay``
-    or ``explorer.run`` as the ``schedule``."""
-    return st.builds(lambda data: DrawnSchedule(data, timer_races=timer_races), st.data())
+    or ``explorer.run`` as the ``schedule``. ``timer_races`` and ``faults`` (True, or
+    some of the kinds of :mod:`explorer._faults`) are the settings of the run it makes."""
+    return st.builds(lambda data: DrawnSchedule(data, timer_races=timer_races, faults=faults),
+                     st.data())

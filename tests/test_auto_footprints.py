@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import explorer
-from examples.gallery import Example, all_examples
+from examples.gallery import Example, unfaulted_examples
 from explorer.strategies import DPOR
 
 needs_monitoring = pytest.mark.skipif(
@@ -520,7 +520,7 @@ def test_every_outcome_of_exhaustive_search_is_reached(program: Program) -> None
 
 
 @needs_monitoring
-@pytest.mark.parametrize("example", all_examples(), ids=lambda e: e.name)
+@pytest.mark.parametrize("example", unfaulted_examples(), ids=lambda e: e.name)
 def test_every_gallery_bug_is_still_found(example: Example) -> None:
     result = explorer.explore(example.buggy, strategy=DPOR(example.bound, footprints="auto"),
                               max_steps=example.max_steps, max_schedules=20_000,
@@ -530,7 +530,7 @@ def test_every_gallery_bug_is_still_found(example: Example) -> None:
 
 
 @needs_monitoring
-@pytest.mark.parametrize("example", all_examples(), ids=lambda e: e.name)
+@pytest.mark.parametrize("example", unfaulted_examples(), ids=lambda e: e.name)
 def test_fixed_gallery_versions_pass_every_schedule(example: Example) -> None:
     result = explorer.explore(example.fixed, strategy=DPOR(example.bound, footprints="auto"),
                               max_steps=example.max_steps, max_schedules=20_000)

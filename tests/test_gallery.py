@@ -24,20 +24,28 @@ RANDOM_MISSES = {
                        "handlers in step long enough; the systematic search finds it",
 }
 
-# Packages only the optional ``web`` extra installs.
-OPTIONAL = {"anyio", "fastapi", "httpx", "pydantic", "starlette"}
+# Packages only the optional ``web`` and ``services`` extras install.
+OPTIONAL = {"anyio", "fastapi", "httpx", "pydantic", "starlette", "sqlalchemy", "aiosqlite",
+            "aiohttp", "redis", "uvicorn", "greenlet"}
+
+
+def _slow(example: Example) -> bool:
+    """Services examples run real drivers and protocol stacks: a few hundred schedules
+    take seconds, so they run with ``--run-slow`` (``make test``)."""
+    return example.module.startswith("examples.services.")
 
 
 def by_name(marks: dict[str, str] | None = None) -> list[Any]:
     return [pytest.param(example, id=example.name,
-                         marks=[pytest.mark.skip(reason=marks[example.name])]
-                         if marks and example.name in marks else [])
+                         marks=([pytest.mark.skip(reason=marks[example.name])]
+                                if marks and example.name in marks else [])
+                         + ([pytest.mark.slow] if _slow(example) else []))
             for example in EXAMPLES]
 
 
 def explore(example: Example, scenario: Callable[[], Any], **options: Any) -> Any:
     return explorer.explore(scenario, max_steps=example.max_steps, raise_on_failure=False,
-                            **options)
+                            **example.options(), **options)
 
 
 def test_names_are_unique_and_kebab_case() -> None:
@@ -73,6 +81,33 @@ def test_random_walk_finds_the_bug(example: Example) -> None:
     result = explore(example, example.buggy, strategy="random", seed=0, max_schedules=2000)
     assert result.failure is not None, f"not found in {result.schedules} random schedules"
     assert result.failure.kind == example.kind, result.failure
+
+
+# The aiohttp server on the simulated network can still see connection_lost before the
+# first step of the handler task that connection_made created, an order a real event loop
+# never makes (the task's first step is queued before any later event of its connection);
+# with faults, the fixed payment example then trips aiohttp's own assertion. Known gap of
+# the network model, listed in docs/services.md ("Limits"); strict, so the fix is noticed.
+_MODEL_GAPS = {"payment-double-charge": pytest.mark.xfail(
+    strict=True, reason="simulated network: connection_lost may overtake the first step "
+    "of a task started in connection_made (aiohttp's web_protocol asserts on it)")}
+SERVICES = [pytest.param(example, id=example.name,
+                         marks=[pytest.mark.slow,
+                                *([_MODEL_GAPS[example.name]]
+                                  if example.name in _MODEL_GAPS else [])])
+            for example in EXAMPLES if _slow(example)]
+
+
+@pytest.mark.parametrize("example", SERVICES)
+def test_default_strategy_finds_the_services_bug(example: Example) -> None:
+    """The bar for services: the default strategy finds each race within 2,000 schedules,
+    and each fixed version passes 300 schedules of it."""
+    found = explore(example, example.buggy, max_schedules=2000)
+    assert found.failure is not None, f"not found in {found.schedules} default schedules"
+    assert found.failure.kind == example.kind, found.failure
+    proof = explore(example, example.fixed, max_schedules=300)
+    assert proof.failure is None, proof.failure
+    assert proof.schedules == 300
 
 
 def _example_modules() -> list[str]:

@@ -71,6 +71,8 @@ def _target(example: Any, *, fixed: bool = False) -> str:
         options.append(f"max_steps = {example.max_steps}")
     if example.kind == "livelock":  # a random walk does not keep the pair in step
         options.append('strategy = "systematic"')
+    if getattr(example, "faults", False):  # found only with injected network faults
+        options.append("faults = true")
     return "{" + ", ".join(options) + "}"
 
 

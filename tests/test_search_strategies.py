@@ -18,12 +18,12 @@ import pytest
 
 import explorer
 from benchmarks.sctbench import PROGRAMS, Program, by_name
-from examples.gallery import Example, all_examples
+from examples.gallery import Example, unfaulted_examples
 from explorer import Candidate, Location, strategies
 from explorer.strategies import PCT, POS, SURW, CoverageGuided, Portfolio, SymmetricWalk
 from explorer.strategies._features import spawn_order, task_kind
 
-EXAMPLES = all_examples()
+EXAMPLES = unfaulted_examples()
 CAP = 2000
 
 Factory = Callable[[int], strategies.Strategy]

@@ -94,7 +94,8 @@ def _by_name(settings: Settings) -> Settings:
     ({"run_timeout": math.nan}, "run_timeout must be a number of seconds"),
     ({"max_schedule": 5}, "unknown explorer setting(s) max_schedule; the settings are "
                           "strategy, max_schedules, seed, deviation_bound, max_steps, "
-                          "timer_races, shrink, max_time, runtime, run_timeout (and profile)"),
+                          "timer_races, shrink, max_time, runtime, run_timeout, faults "
+                          "(and profile)"),
     ({"profile": "weekly"}, "unknown explorer profile 'weekly'; the profiles are default, "
                             "quick, ci, nightly (add one with explorer.register_profile)"),
 ])

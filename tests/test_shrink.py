@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import explorer
-from examples.gallery import Example, all_examples
+from examples.gallery import Example, unfaulted_examples
 
 
 async def deep() -> None:
@@ -67,7 +67,7 @@ def test_deep_bug_needs_two_deviations_and_is_shrunk_to_two() -> None:
         assert again.outcome.signature() == failure.outcome.signature()
 
 
-@pytest.mark.parametrize("example", all_examples(), ids=lambda e: e.name)
+@pytest.mark.parametrize("example", unfaulted_examples(), ids=lambda e: e.name)
 @pytest.mark.slow
 def test_gallery_failures_shrink_to_the_minimum(example: Example) -> None:
     minimum = _minimum(example.buggy, example.max_steps)

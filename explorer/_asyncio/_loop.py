@@ -38,7 +38,7 @@ import sys
 import threading
 import weakref
 from asyncio import events
-from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Sequence
 from contextvars import Context, copy_context
 from itertools import islice, repeat
 from types import MethodType
@@ -57,10 +57,13 @@ from explorer._asyncio._inspect import (
     handle_owner,
     waiting_on,
 )
+from explorer._asyncio._naming import NamingLoop
+from explorer._asyncio._network import NetworkLoop
 from explorer._asyncio._selftest import task_callback_types
 from explorer._classify import broken_invariant
 from explorer._errors import EscapeError
 from explorer._escapes import PROCESS_FIX
+from explorer._faults import OptionsView
 from explorer._footprint import CANCELLED, UNKNOWN, Access, StepRecord, record
 from explorer._locations import caller_location, user_location
 from explorer._runtime import STARVATION_BOUND, Candidate, Location, RunMode, RunStatus
@@ -89,6 +92,8 @@ class StepTracer(Protocol):
 
     def scheduled_timer(self, timer: asyncio.TimerHandle) -> None: ...
 
+    def fault(self, option: Candidate, chosen: int, count: int) -> None: ...
+
 
 # Real seconds a failing run waits for a call from a live foreign thread (see
 # ControlledLoop._wait_for_threads): long enough for a thread answering a request, short
@@ -102,7 +107,6 @@ FRUITLESS_WAITS: Final = 3
 _EAGER_FACTORY_QUALNAME: Final = "create_eager_task_factory.<locals>.factory"
 
 
-_RESOURCE_KINDS: Final = {"_GatheringFuture": "gather", "Future": "future"}
 
 
 # How task steps and wake-ups reach call_soon; filled in by _detect_task_callback_types().
@@ -158,6 +162,15 @@ class _TaskHandle(_Handle):
     """A task's step or wake-up: the unit whose timing varies with how long awaits take."""
 
     __slots__ = ()
+
+
+class _IOHandle(_Handle):
+    """A callback of the simulated network (a delivery, an accept): a candidate however
+    many plain callbacks are queued, as readiness of different sockets arrives in any
+    order on a real loop. ``_process`` names its connection and direction."""
+
+    __slots__ = ("_process",)
+    _process: str
 
 
 _new_handle = object.__new__
@@ -216,7 +229,8 @@ class _TimerHandle(events.TimerHandle):
         super().cancel()
 
 
-class ControlledLoop(asyncio.BaseEventLoop):
+# NetworkLoop overrides networking methods with narrower signatures (in-memory results).
+class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: ignore[misc]
     """An event loop whose every choice among ready work is made by a chooser."""
 
     # Private state of BaseEventLoop that this class drives directly (checked at first use
@@ -259,13 +273,24 @@ class ControlledLoop(asyncio.BaseEventLoop):
         # The tasks of the run in creation order; each carries its stable id as the
         # attribute _explorer_id (not a dict keyed by task: hashing tasks costs a call).
         self.tasks: list[asyncio.Task[Any]] = []
+        self._adopted = 0
         self._spawn_counts: dict[tuple[str, str], int] = {}
         self._custom_task_constructor: Callable[..., asyncio.Task[Any]] | None = None
-        self._resource_names: dict[int, tuple[object, str]] = {}
+        self._resource_names: dict[int, tuple[Callable[[], object], str]] = {}
         self._resource_counts: dict[str, int] = {}
         self.steps = 0
         self.stock_steps = 0  # steps after the last deviation (module docstring)
         self.points = 0
+        self._init_network()
+        # decide(): the fault kinds a run may inject; the drive's chooser and decisions;
+        # the choices made in this drive; an error the chooser raised there; whether a
+        # fault deviated since the step bound was checked; whether points are forced.
+        self.faults: frozenset[str] = frozenset()
+        self._choose: Chooser | None = None
+        self._decisions: list[int] = []
+        self._decided = 0
+        self._decide_error: BaseException | None = None
+        self._fault_deviated = self._forced = False
 
     # ------------------------------------------------------------------ run lifecycle
 
@@ -273,6 +298,9 @@ class ControlledLoop(asyncio.BaseEventLoop):
         """Forget everything of the previous run and prepare one made as ``mode`` says;
         the loop object itself is reused."""
         self._timer_races = mode.timer_races
+        self.faults = mode.faults
+        self._decide_error = None
+        self._fault_deviated = self._forced = False
         self._tracer = None
         self._ready.clear()
         self._scheduled.clear()
@@ -288,12 +316,14 @@ class ControlledLoop(asyncio.BaseEventLoop):
         self._foreign_call.clear()
         self._waited_for_threads = False
         self.tasks.clear()
+        self._adopted = 0
         self._spawn_counts.clear()
         self._task_factory = None
         self._custom_task_constructor = None
         self._asyncgens.clear()
         self._resource_names.clear()
         self._resource_counts.clear()
+        self._reset_network()
         self.steps = 0
         self.stock_steps = 0
         self.points = 0
@@ -315,6 +345,8 @@ class ControlledLoop(asyncio.BaseEventLoop):
         scheduled = self._scheduled
         append = decisions.append
         self._tracer = tracer  # call_at and recorded_steps() consult it while driving
+        self._choose = choose  # decide() makes its choices with them while driving
+        self._decisions = decisions
         invariants = self._invariants
         timer_races = self._timer_races
         steps = self.steps
@@ -422,6 +454,13 @@ class ControlledLoop(asyncio.BaseEventLoop):
                     # Fairness: the verdict needs max_steps steps in stock order after
                     # the last deviation, so from here on every point is forced.
                     bound = 0
+                    self._forced = True  # and decide() injects no more faults
+                    if self._fault_deviated:
+                        # A fault deviated inside a step since the last deviation here;
+                        # which step is not tracked (hot path): count from now, which
+                        # only grants more steps before a verdict, never fewer.
+                        self._fault_deviated = False
+                        deviated = steps - 1
                     limit = deviated + 1 + max_steps
                     if steps > limit:
                         ready.appendleft(handle)
@@ -459,7 +498,7 @@ class ControlledLoop(asyncio.BaseEventLoop):
                         footprint_vars["current"] = footprint
                         handle._run()
                         footprint_vars["current"] = None
-                        process = "loop"
+                        process = handle._process if type(handle) is _IOHandle else "loop"
                     # This step happens before every handle it scheduled. While it ran,
                     # call_soon only appended to the ready queue, which held n - 1
                     # handles when it started: the new ones are those past that.
@@ -492,9 +531,11 @@ class ControlledLoop(asyncio.BaseEventLoop):
             return ABORTED
         finally:
             self._tracer = None
+            self._choose = None
             self.steps = steps
             self.stock_steps = steps - deviated - 1
-            self.points = points
+            self.points = points + self._decided
+            self._decided = 0
             if recorder is not None:
                 _footprint.current = None
                 records[start:] = map(_new_record, repeat(StepRecord), records[start:])
@@ -506,7 +547,7 @@ class ControlledLoop(asyncio.BaseEventLoop):
         eligible = []
         first_callback = True
         for index, handle in enumerate(self._ready):
-            if type(handle) is _TaskHandle:
+            if type(handle) is _TaskHandle or type(handle) is _IOHandle:
                 eligible.append(index)
             elif first_callback:
                 eligible.append(index)
@@ -568,6 +609,10 @@ class ControlledLoop(asyncio.BaseEventLoop):
         return in_batch
 
     def _check_invariants(self) -> None:
+        error = self._decide_error
+        if error is not None:  # see decide(): the chooser failed inside the last step
+            self._decide_error = None
+            raise error
         broken = broken_invariant(self._invariants)
         if broken is not None:
             self._invariant_failure = broken
@@ -624,7 +669,38 @@ class ControlledLoop(asyncio.BaseEventLoop):
         handle = ready[index if eligible is None else eligible[index]]
         if type(handle) is _TaskHandle:
             return self.task_id(handle._callback.__self__)  # type: ignore[attr-defined]
+        if type(handle) is _IOHandle:
+            return handle._process
         return "loop"
+
+    # ------------------------------------------------------------------ controlled choices
+
+    def decide(self, options: Sequence[Candidate]) -> int:
+        """A choice made inside the running step among ``options`` (0: what stock asyncio
+        does), by the drive's chooser, recorded as a scheduling point (replayed, a
+        deviation when non-zero, shrunk; a step of a readable trace, taken or not). 0
+        without a decision for fewer than two options, outside a drive, once the step
+        bound forces the stock order, or after the chooser failed in this step: its error
+        (a diverged replay) is kept from the scenario's code, which could catch it, and
+        raised out of :meth:`drive` after the step by the per-step invariant check (one
+        always-true invariant makes it run), so the hot path pays nothing."""
+        choose = self._choose
+        count = len(options)
+        if choose is None or count < 2 or self._decide_error is not None or self._forced:
+            return 0
+        try:
+            chosen = choose(count, OptionsView(options))
+        except BaseException as exc:  # noqa: BLE001 - re-raised out of drive(), see above
+            self._decide_error = exc
+            self._invariants.append(_ALWAYS)
+            return 0
+        self._decisions.append(chosen)
+        self._decided += 1
+        self._fault_deviated = self._fault_deviated or chosen > 0
+        tracer = self._tracer
+        if tracer is not None and not isinstance(tracer, FootprintRecorder):
+            tracer.fault(options[chosen], chosen, count)
+        return chosen
 
     # ------------------------------------------------------------------ scheduling API
 
@@ -655,6 +731,16 @@ class ControlledLoop(asyncio.BaseEventLoop):
         self._ready.append(handle)
         return handle
 
+    def _call_io(self, callback: Callable[..., object], *args: Any,
+                 process: str) -> events.Handle:
+        """Queue a network callback (:class:`_IOHandle`): ``process`` names who it belongs
+        to (a connection's direction, a listener) for the strategies that ask."""
+        handle = _IOHandle(callback, args, self, None)
+        handle._process = process
+        self._ncallbacks += 1
+        self._ready.append(handle)
+        return handle
+
     def call_at(self, when: float, callback: Callable[[Unpack[_Ts]], object],
                 *args: *_Ts, context: Context | None = None) -> events.TimerHandle:
         if when is None:
@@ -678,9 +764,10 @@ class ControlledLoop(asyncio.BaseEventLoop):
                 f"loop.call_soon_threadsafe({what}) from thread {thread.name!r}",
                 "that thread runs outside the controlled schedule, so when its callback "
                 "arrives depends on real time; keep the scenario's work on the loop: "
-                "asyncio.to_thread and run_in_executor run inline here, and a library "
-                "that answers from its own thread (started before the run or by the "
-                "library) needs an in-memory fake",
+                "asyncio.to_thread and run_in_executor run inline here, and so do "
+                "aiosqlite connections (and SQLAlchemy engines over them) opened inside "
+                "the scenario; a library that answers from its own thread (started "
+                "before the run or by the library) needs an in-memory fake",
             )
             self._foreign_seen = True
             self._foreign_call.set()
@@ -757,34 +844,6 @@ class ControlledLoop(asyncio.BaseEventLoop):
         self._custom_task_constructor = None
         super().set_task_factory(factory)
 
-    def task_id(self, task: asyncio.Future[Any] | None) -> str:
-        """The stable id of a task of this run (or a fallback for foreign ones)."""
-        if task is None:
-            return "loop"
-        found = getattr(task, "_explorer_id", None)
-        if found is not None:
-            return str(found)
-        if isinstance(task, asyncio.Task):
-            return f"unregistered/{task.get_name()}"
-        return type(task).__name__
-
-    def resource_name(self, resource: object) -> str:
-        """A name for a shared object that is stable for a given schedule: ``Lock#2``.
-
-        Numbered per type in order of first mention within the run.
-        """
-        if isinstance(resource, asyncio.Task):
-            return self.task_id(resource)
-        entry = self._resource_names.get(id(resource))
-        if entry is None or entry[0] is not resource:
-            kind = type(resource).__name__
-            kind = _RESOURCE_KINDS.get(kind, kind)
-            count = self._resource_counts.get(kind, 0) + 1
-            self._resource_counts[kind] = count
-            entry = (resource, f"{kind}#{count}")
-            self._resource_names[id(resource)] = entry
-        return entry[1]
-
     # ------------------------------------------------------------------ errors and hooks
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
@@ -853,6 +912,9 @@ class ControlledLoop(asyncio.BaseEventLoop):
         )
 
 
+_ALWAYS: Final = (lambda: True, "", None)
+
+
 def _refuse(name: str, fix: str) -> Callable[..., Any]:
     def refused(self: ControlledLoop, *args: Any, **kwargs: Any) -> Any:
         raise self._escape(f"loop.{name}()", fix)
@@ -861,18 +923,18 @@ def _refuse(name: str, fix: str) -> Callable[..., Any]:
     return refused
 
 
-_NETWORK_FIX = ("real sockets are outside the controlled schedule; use an in-memory "
-                "transport (for an ASGI app: httpx.AsyncClient(transport="
-                "httpx.ASGITransport(app)); for streams: a fake or asyncio.Queue)")
+_NETWORK_FIX = ("real sockets are outside the controlled schedule; servers and stream "
+                "connections made inside the scenario (asyncio.start_server, "
+                "open_connection, loop.create_server/create_connection) are simulated in "
+                "memory: use those, or a fake for datagrams and raw socket I/O")
 _FD_FIX = ("file descriptors are outside the controlled schedule; replace the I/O with an "
            "in-memory fake in the scenario")
 _PROC_FIX = "subprocesses are outside the controlled schedule; fake the child process"
 
-for _name in ("getaddrinfo", "getnameinfo", "create_connection", "create_server",
-              "create_datagram_endpoint", "create_unix_connection", "create_unix_server",
-              "connect_accepted_socket", "sock_recv", "sock_recv_into", "sock_recvfrom",
-              "sock_recvfrom_into", "sock_sendall", "sock_sendto", "sock_connect",
-              "sock_accept", "sock_sendfile", "sendfile", "start_tls"):
+# The stream networking methods are simulated (explorer._asyncio._network); these are not.
+for _name in ("create_datagram_endpoint", "connect_accepted_socket", "sock_recv",
+              "sock_recv_into", "sock_recvfrom", "sock_recvfrom_into", "sock_sendall",
+              "sock_sendto", "sock_accept", "sock_sendfile", "sendfile"):
     setattr(ControlledLoop, _name, _refuse(_name, _NETWORK_FIX))
 for _name in ("add_reader", "add_writer", "remove_reader", "remove_writer",
               "connect_read_pipe", "connect_write_pipe", "add_signal_handler",

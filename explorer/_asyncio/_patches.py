@@ -4,11 +4,16 @@ Each closes a hole in the controlled world that the loop itself cannot see:
 
 - ``time.sleep`` blocks in real time: on the loop's thread it is refused as an escape.
 - ``threading.Thread.start`` on the loop's thread starts work the schedule cannot see: it
-  is refused as an escape.
+  is refused as an escape, naming the thread's target. aiosqlite's worker threads are
+  never started: its connections opened in a run are served inline
+  (:mod:`explorer._asyncio._drivers`, patched once the scenario imports aiosqlite).
 - Raw sockets, selectors, blocking file descriptors, forks and process pools are refused
-  before they act, by the runtime-neutral guards of :mod:`explorer._escapes`.
-- Each refusal applies only on the loop's thread while it drives a run (:func:`_in_run`):
-  the explorer's own work between runs, and every other thread, call the originals.
+  before they act, by the runtime-neutral guards of :mod:`explorer._escapes`; on top of
+  them, ``socket.getaddrinfo`` answers the local host and the names served in the run
+  from the simulated network (:func:`explorer._asyncio._network.resolving`).
+- Each refusal applies only on the loop's thread while it drives a run (:func:`_in_run`),
+  greenlets that a run switched to included (SQLAlchemy's async bridge): the explorer's
+  own work between runs, and every other thread, call the originals.
 - ``asyncio.as_completed`` turns its arguments into tasks by iterating ``set(fs)``, an order
   that follows object addresses; the replacement wraps them into tasks in the order given
   first, so the same schedule always creates the same tasks in the same order.
@@ -34,7 +39,9 @@ from types import FrameType, ModuleType
 from typing import Any, Final, SupportsIndex
 
 from explorer import _escapes
+from explorer._asyncio import _drivers
 from explorer._asyncio._loop import ControlledLoop
+from explorer._asyncio._network import resolving
 from explorer._patching import Patch, Patches, when_imported
 
 _DRIVE_CODE: Final = ControlledLoop.drive.__code__
@@ -49,11 +56,42 @@ def _in_run(loop: ControlledLoop) -> bool:
     if events._get_running_loop() is not loop:
         return False
     frame: FrameType | None = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code is _DRIVE_CODE:
-            return True
-        frame = frame.f_back
-    return False
+    runner: Any = None
+    while True:
+        while frame is not None:
+            if frame.f_code is _DRIVE_CODE:
+                return True
+            frame = frame.f_back
+        # Inside a greenlet (SQLAlchemy's async bridge runs sync code such as
+        # AsyncConnection.run_sync in one) the stack ends at the greenlet's start: the
+        # run's frames are those of the greenlet that switched to it.
+        greenlet = sys.modules.get("greenlet")
+        if greenlet is None:
+            return False
+        runner = (runner if runner is not None else greenlet.getcurrent()).parent
+        if runner is None:
+            return False
+        frame = runner.gr_frame
+
+
+THREAD_FIX: Final = (
+    "a thread runs outside the controlled schedule; asyncio.to_thread, "
+    "loop.run_in_executor and anyio.to_thread.run_sync run inline here, and so do the "
+    f"worker threads of aiosqlite ({_drivers.AIOSQLITE_SUPPORTED}, and SQLAlchemy's async "
+    "engine over it) when the connection is opened inside the scenario; for another "
+    "threaded driver, use an asyncio-native one, or fake the threaded work "
+    "(see 'Databases and worker threads' in docs/services.md)"
+)
+
+
+def _thread_target(thread: threading.Thread) -> str:
+    """What the refused thread would have run, for the message."""
+    target = getattr(thread, "_target", None)
+    if target is None:
+        target = type(thread).run
+    module = getattr(target, "__module__", None) or "?"
+    name = getattr(target, "__qualname__", None) or type(target).__name__
+    return f"target {module}.{name}"
 
 
 @contextmanager
@@ -82,11 +120,8 @@ def installed(loop: ControlledLoop) -> Iterator[None]:
 
     def guarded_start(thread: threading.Thread) -> None:
         if _in_run(loop):
-            raise loop._escape(
-                "threading.Thread.start()",
-                "a thread runs outside the controlled schedule; use asyncio.to_thread or "
-                "anyio.to_thread.run_sync, which run inline here, or fake the threaded work",
-            )
+            raise loop._escape(f"threading.Thread.start() ({_thread_target(thread)})",
+                               THREAD_FIX)
         real_start(thread)
 
     patch = Patches()
@@ -96,7 +131,9 @@ def installed(loop: ControlledLoop) -> Iterator[None]:
         patch(asyncio, "as_completed", ordered_as_completed)
         patch(threading.Thread, "start", guarded_start)
         _patch_anyio(loop, patch)
-        with _escapes.installed(lambda: loop._escape if _in_run(loop) else None):
+        _drivers.patch_aiosqlite(lambda: _in_run(loop), loop._escape, patch)
+        with _escapes.installed(lambda: loop._escape if _in_run(loop) else None), \
+                resolving(loop, lambda: _in_run(loop)):
             yield
     finally:
         patch.restore()

@@ -18,6 +18,7 @@ from explorer._asyncio import _patches as patches
 from explorer._asyncio._footprints import FootprintRecorder, recording_primitives
 from explorer._asyncio._inspect import coroutine_frames
 from explorer._asyncio._loop import ControlledLoop
+from explorer._asyncio._naming import adopting
 from explorer._asyncio._selftest import self_test
 from explorer._asyncio._tracer import Tracer
 from explorer._asyncio._tracking import track_holders
@@ -89,7 +90,7 @@ class AsyncioRuntime:
             # explorer.always() finds the run through this: the loop is the running loop
             # of this thread for the whole session, and a run is what it runs.
             with patches.installed(loop), finding(lambda: _running_loop(loop)), \
-                    ExitStack() as stack:
+                    adopting(loop), ExitStack() as stack:
                 if footprints:
                     stack.enter_context(recording_primitives())
                     stack.callback(_stop_automatic_footprints)

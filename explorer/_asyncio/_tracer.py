@@ -12,8 +12,9 @@ from explorer._asyncio._inspect import (
     waiting_on,
 )
 from explorer._asyncio._tracking import Holders
+from explorer._faults import site_location
 from explorer._locations import user_location
-from explorer._runtime import Location, display_task
+from explorer._runtime import Candidate, Location, display_task
 from explorer._trace import Step, Trace
 from explorer._watchdog import RunTimeout
 
@@ -30,6 +31,8 @@ class Tracer:
         self.holders = Holders()
         self._decision: tuple[int, int] | None = None
         self._preempted: tuple[str | None, Location | None] = (None, None)
+        # Fault points met during the step being run: (task, line, option, decision, time).
+        self._faults: list[tuple[str, Location | None, Candidate, tuple[int, int], float]] = []
 
     def scheduled_timer(self, timer: asyncio.TimerHandle) -> None:
         return None
@@ -49,6 +52,25 @@ class Tracer:
             return
         self._decision = (chosen, count)
 
+    def fault(self, option: Candidate, chosen: int, count: int) -> None:
+        """A fault point (:mod:`explorer._faults`), taken or not, as a step of its own,
+        named after the task whose step reached the site (``loop`` for a network
+        callback) and its user line. Kept until the step it happens in is recorded and
+        put right after it, so the trace's decisions stay in scheduling-point order."""
+        loop = self.loop
+        task = asyncio.current_task(loop)
+        coro = task.get_coro() if task is not None else None
+        where = site_location(getattr(coro, "cr_frame", None))
+        who = _display(loop.task_id(task)) if task is not None else "loop"
+        self._faults.append((who, where, option, (chosen, count), loop.time()))
+
+    def _flush_faults(self) -> None:
+        steps = self.trace.steps
+        for who, where, option, decision, now in self._faults:
+            steps.append(Step(len(steps), who, "fault", where, where, option.operation,
+                              option.resource, decision, now))
+        self._faults.clear()
+
     def run(self, handle: asyncio.Handle, step_no: int) -> None:
         task, kind = handle_owner(handle)
         decision, self._decision = self._decision, None
@@ -59,6 +81,8 @@ class Tracer:
             handle._run()
         finally:  # a step that raised out of the loop (SystemExit, a stopped hang) too
             self._record(handle, task, kind, start, decision, preempted, preempted_at)
+            if self._faults:
+                self._flush_faults()
 
     def _record(self, handle: asyncio.Handle, task: asyncio.Task[Any] | None, kind: str,
                 start: Location | None, decision: tuple[int, int] | None,

@@ -4,8 +4,10 @@ controlled world that trio's run loop cannot see.
 - ``trio.to_thread.run_sync`` (and anyio's worker threads on trio) run the function inline
   after a checkpoint, as the asyncio runtime does for ``asyncio.to_thread``: a real thread
   would finish at a time the schedule does not control.
-- ``trio.lowlevel.wait_readable``/``wait_writable`` and ``trio.socket.getaddrinfo`` wait
-  for the operating system: a user task calling them is refused as an escape.
+- ``trio.lowlevel.wait_readable``/``wait_writable`` wait for the operating system: a user
+  task calling them is refused as an escape. trio's sockets and name lookups go over the
+  run's simulated network instead (:mod:`explorer._trio._network`, installed per run),
+  which refuses an address nothing in the scenario serves.
 - ``time.sleep`` and ``threading.Thread.start`` inside a controlled run are escapes.
 - Raw sockets, selectors, blocking file descriptors, forks and process pools are refused
   in user tasks before they act, by the runtime-neutral guards of :mod:`explorer._escapes`
@@ -19,6 +21,7 @@ like the original otherwise.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -100,7 +103,6 @@ def installed() -> Iterator[None]:
     real_to_thread = trio.to_thread.run_sync
     real_readable = trio.lowlevel.wait_readable
     real_writable = trio.lowlevel.wait_writable
-    real_getaddrinfo = trio.socket.getaddrinfo
 
     def guarded_sleep(seconds: float | SupportsIndex, /) -> None:
         scheduler = active()
@@ -138,13 +140,6 @@ def installed() -> Iterator[None]:
         guarded.__name__ = name
         return guarded
 
-    async def guarded_getaddrinfo(*args: Any, **kwargs: Any) -> Any:
-        scheduler = active()
-        if scheduler is not None:
-            raise escape(scheduler, "trio.socket.getaddrinfo()",
-                         "DNS is real network I/O; fake the resolver or pass addresses")
-        return await real_getaddrinfo(*args, **kwargs)
-
     try:
         patch(time, "sleep", guarded_sleep)
         patch(threading.Thread, "start", guarded_start)
@@ -152,13 +147,32 @@ def installed() -> Iterator[None]:
         for owner in (trio.lowlevel, trio._core):
             patch(owner, "wait_readable", io_guard(real_readable, "wait_readable"))
             patch(owner, "wait_writable", io_guard(real_writable, "wait_writable"))
-        patch(trio.socket, "getaddrinfo", guarded_getaddrinfo)
+        _one_wildcard(patch)
         _patch_anyio(patch, inline_to_thread)
         _guard_foreign_reentry(patch)
         with _escapes.installed(_refuser, trusted=(_TRIO_CORE,)):
             yield
     finally:
         patch.restore()
+
+
+def _one_wildcard(patch: Patch) -> None:
+    """In a controlled run, the wildcard lookup of a server about to bind
+    (``getaddrinfo(None, port, flags=AI_PASSIVE)``, what ``open_tcp_listeners`` and
+    ``serve_tcp`` do without a host) answers the IPv4 wildcard only, as on a host without
+    IPv6. Both wildcards are the one simulated local host, and a second listener would add
+    a task, and so scheduling points, to every run of a scenario that serves."""
+    real = trio.socket.getaddrinfo
+
+    async def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0,
+                          proto: int = 0, flags: int = 0) -> Any:
+        if active() is not None and not host and not family and \
+                flags & socket.AI_PASSIVE:
+            family = socket.AF_INET
+        return await real(host, port, family, type, proto, flags)
+
+    getaddrinfo.__doc__ = real.__doc__
+    patch(trio.socket, "getaddrinfo", getaddrinfo)
 
 
 def _guard_foreign_reentry(patch: Patch) -> None:

@@ -5,7 +5,9 @@
 :class:`~explorer._trio._scheduler.Scheduler` and the clock by a
 :class:`~explorer._trio._clock.VirtualClock`. Between passes of trio's loop the driver
 decides what happens when no task is runnable: time jumps to the next deadline; with no
-deadline, no I/O and no idle waiter left, the run is deadlocked. A stopped run (deadlock,
+deadline, no I/O and no idle waiter left, the run is deadlocked. Each run has its own
+simulated network (:mod:`~explorer._trio._network`), installed as the run's socket factory
+and name resolver before its first task starts. A stopped run (deadlock,
 step bound, broken invariant, refused schedule) is cancelled from its root nursery and
 unwound by trio itself, so every ``finally`` block of the scenario runs.
 """
@@ -55,6 +57,7 @@ from explorer._trio import _patches as patches
 from explorer._trio._clock import VirtualClock
 from explorer._trio._footprints import CANCELLATION, recording_primitives
 from explorer._trio._inspect import Names, waiting_on
+from explorer._trio._network import TrioNetwork, install
 from explorer._trio._scheduler import Scheduler
 from explorer._trio._selftest import self_test
 from explorer._trio._waitfor import analyse
@@ -113,6 +116,7 @@ class TrioRuntime:
         runner = trio_run.setup_runner(clock, [_Spawns(names)], False, True)
         scheduler = Scheduler(chooser, mode, clock, names, runner)
         runner.runq = scheduler  # type: ignore[assignment]  # a deque stand-in
+        install(runner, TrioNetwork(scheduler))  # trio.socket over the simulated network
         tracer = scheduler.tracer
         if mode.recording and mode.naming:
             footprint_module.seen = {}

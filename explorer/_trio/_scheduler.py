@@ -27,14 +27,16 @@ with every point forced to candidate 0).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from trio._core._run import GLOBAL_RUN_CONTEXT
 
 from explorer import _footprint
 from explorer._classify import BrokenInvariant, Invariant, broken_invariant
+from explorer._faults import OptionsView
 from explorer._footprint import UNKNOWN, StepRecord
+from explorer._network import Network
 from explorer._runtime import STARVATION_BOUND, Candidate, Chooser, Location, RunMode, RunStatus
 from explorer._trio._footprints import CANCEL_READ
 from explorer._trio._inspect import Names, describe_task
@@ -82,6 +84,7 @@ class Scheduler:
         "deviated",
         "error",
         "escapes",
+        "faults",
         "hard_stop",
         "invariant_failure",
         "invariants",
@@ -89,6 +92,7 @@ class Scheduler:
         "limit",
         "max_steps",
         "names",
+        "network",
         "oldest",
         "passed",
         "points",
@@ -126,6 +130,7 @@ class Scheduler:
         self.deviated = -1
         self.limit = mode.max_steps
         self.timer_races = mode.timer_races
+        self.faults = mode.faults  # the fault kinds decide() may be asked about
         self.clock = clock
         self.names = names
         self.runner = runner
@@ -138,6 +143,9 @@ class Scheduler:
         self.invariant_failure: BrokenInvariant | None = None
         self.still_running: list[Task] = []
         self.escapes: list[BaseException] = []
+        # The run's simulated network (addresses and listeners; explorer.alias reaches
+        # it through the active-run hook), served by explorer._trio._network.
+        self.network: Network[Any] = Network()
         # Footprint recording (partial-order reduction): step records, the step that made
         # each queued task runnable, the step running now, and whether a task's own code
         # counts as touching anything (unless its footprints are declared).
@@ -161,6 +169,30 @@ class Scheduler:
         from now on in this run."""
         self.invariants.append((predicate, message, where))
         self.slow = True
+
+    def decide(self, options: Sequence[Candidate]) -> int:
+        """A controlled choice made inside the running task's step, among ``options``
+        (option 0 is what trio itself does): the chooser picks, and the pick is one of
+        the run's decisions like any scheduling point (replayed, counted as a deviation
+        when non-zero, shrunk). 0 without a decision for fewer than two options or once
+        the run is stopping. A failing chooser stops the run, as at a pick, instead of
+        raising into the scenario's code."""
+        count = len(options)
+        if count < 2 or self.cleanup or self.bound == 0:  # stopping, or forced (fairness)
+            return 0
+        self.points += 1
+        try:
+            index = self.chooser(count, OptionsView(options))
+        except BaseException as exc:  # noqa: BLE001 - re-raised once the run unwound
+            self.error = exc
+            self.stop(ABORTED)
+            return 0
+        self.decisions.append(index)
+        if index:
+            self.deviated = self.steps - 1
+        if self.tracer is not None:  # every fault point is a step of the trace, as in asyncio
+            self.tracer.fault(options[index], index, count)
+        return index
 
     def halt(self) -> None:
         """After a hang (called from the watchdog's thread): once the step bound is

@@ -3,7 +3,9 @@
 The runtime replaces ``Runner.runq`` and drives ``unrolled_run`` itself, so it depends on
 how trio's loop takes its batch (``list(runner.runq)`` then ``runner.runq.clear()``), on
 ``setup_runner``, on a few Task fields (``_counter``, ``_ki_protected``,
-``_schedule_points``), on the ``Deadlines`` and ``GLOBAL_RUN_CONTEXT`` objects, and on the
+``_schedule_points``), on the ``Deadlines`` and ``GLOBAL_RUN_CONTEXT`` objects, on the
+run variables behind ``trio.socket``'s custom socket factory and resolver (set in a
+runner's ``_locals`` before its run starts, for the simulated network), and on the
 primitive operations partial-order reduction records. Most of them are private: each is
 checked once per process, at first use, and a change raises
 :class:`~explorer.RuntimeSelfTestError` naming it and the trio version instead of letting
@@ -62,8 +64,9 @@ def self_test(runtime: type[Runtime]) -> None:
         _require(name in fields, f"trio.lowlevel.Task has no field {name}")
     fields = {f.name for f in _fields(_run.Runner)}
     for name in ("runq", "tasks", "deadlines", "main_task", "main_task_outcome",
-                 "waiting_for_idle", "io_manager"):
+                 "waiting_for_idle", "io_manager", "_locals"):
         _require(name in fields, f"trio's Runner has no field {name}")
+    _check_socket_hooks()
     _require(hasattr(_run.Deadlines, "next_deadline"), "Deadlines.next_deadline is missing")
     _check_primitives()
     _check_scheduling(runtime)
@@ -84,6 +87,17 @@ def _check_primitives() -> None:
                 _defining(cls, name)
             except AttributeError:
                 _require(False, f"{cls.__name__}.{name} is missing")
+
+
+def _check_socket_hooks() -> None:
+    """The simulated network is installed as a run's custom socket factory and hostname
+    resolver, through the run variables behind trio's ``set_custom_*`` functions."""
+    from trio import _socket
+
+    for name in ("_socket_factory", "_resolver"):
+        _require(isinstance(getattr(_socket, name, None), trio.lowlevel.RunVar),
+                 f"trio._socket.{name} is not the RunVar behind trio.socket's "
+                 "set_custom_socket_factory/set_custom_hostname_resolver")
 
 
 def _fields(cls: type) -> Any:

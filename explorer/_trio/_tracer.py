@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from trio._core._run import GLOBAL_RUN_CONTEXT
 from trio.lowlevel import Task
 
+from explorer._faults import site_location
 from explorer._runtime import Candidate, Location, display_task
 from explorer._trace import Step, Trace
 from explorer._trio._clock import VirtualClock
@@ -46,6 +48,8 @@ class TrioTracer:
         self.trace = Trace()
         self._open: tuple[Task, str, Location | None, tuple[int, int] | None,
                           str | None, Location | None, int] | None = None
+        # Fault points met during the open step: (task, line, option, decision, time).
+        self._faults: list[tuple[str, Location | None, Candidate, tuple[int, int], float]] = []
 
     def _preempted(self, decision: tuple[int, int] | None) -> tuple[str | None,
                                                                       Location | None]:
@@ -80,6 +84,25 @@ class TrioTracer:
                                      "fire timer", None, decision,
                                      self.scheduler.clock.now, None, who, where))
 
+    def fault(self, option: Candidate, chosen: int, count: int) -> None:
+        """A fault point (:mod:`explorer._faults`), taken or not, as a step of its own,
+        named after the running task and the user line that reached the site. Kept until
+        the step it happens in is recorded and put right after it, so the trace's
+        decisions stay in scheduling-point order."""
+        task = getattr(GLOBAL_RUN_CONTEXT, "task", None)
+        where = site_location(task.coro.cr_frame if task is not None else None)
+        who = display_task(self.names.task_id(task)) if task is not None else "loop"
+        self._faults.append((who, where, option, (chosen, count), self.scheduler.clock.now))
+        if self._open is None:
+            self._flush_faults()
+
+    def _flush_faults(self) -> None:
+        steps = self.trace.steps
+        for who, where, option, decision, now in self._faults:
+            steps.append(Step(len(steps), who, "fault", where, where, option.operation,
+                              option.resource, decision, now))
+        self._faults.clear()
+
     def finish_step(self) -> None:
         opened, self._open = self._open, None
         if opened is None:
@@ -99,6 +122,8 @@ class TrioTracer:
                                      display_task(self.names.task_id(task)), kind, start,
                                      end, op, resource, decision, self.scheduler.clock.now,
                                      result, who, where))
+        if self._faults:
+            self._flush_faults()
 
 
 def _pending_errors(task: Task) -> int:

@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m examples.demo
 
-# The whole suite, as CI runs it; a plain `pytest` in the environment is the fast local run.
+# The whole suite, as CI runs it, on two worker processes (pytest-xdist); a plain `pytest`
+# in the environment is the fast local run.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider --run-slow
+	$(BIN)/python -m pytest -q -p no:cacheprovider --run-slow -n 2
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import explorer
 from examples.gallery import Example, all_examples, trio_examples
@@ -22,19 +24,29 @@ def rule(title: str) -> str:
     return f"\n{'=' * 8} {title} {'=' * max(4, 78 - len(title))}"
 
 
-def check(example: Example, verbose: bool) -> tuple[bool, str]:
-    """Explore the buggy and the fixed version; return (as expected, one-line verdict)."""
+Search = Callable[[Example], tuple[explorer.ExploreResult, explorer.ExploreResult]]
+"""Explores an example: (the search for its bug, the search that proves its fix)."""
+
+
+def search(example: Example) -> tuple[explorer.ExploreResult, explorer.ExploreResult]:
+    """Systematic search within the example's deviation bound, for the buggy version and
+    for the fixed one (the gallery's tests make the same two searches)."""
+    def systematic(scenario: Callable[[], Any]) -> explorer.ExploreResult:
+        return explorer.explore(scenario, strategy="systematic",
+                                deviation_bound=example.bound, max_steps=example.max_steps,
+                                max_schedules=20_000, raise_on_failure=False,
+                                **example.options())
+
+    return systematic(example.buggy), systematic(example.fixed)
+
+
+def check(example: Example, verbose: bool, explore: Search = search) -> tuple[bool, str]:
+    """Explore the buggy and the fixed version with ``explore``; return (as expected,
+    one-line verdict)."""
     runtime = example.runtime
     stock = explorer.run(example.buggy, max_steps=example.max_steps,
                          runtime=runtime).outcome.kind
-    found = explorer.explore(example.buggy, strategy="systematic",
-                             deviation_bound=example.bound, max_steps=example.max_steps,
-                             max_schedules=20_000, raise_on_failure=False,
-                             **example.options())
-    proof = explorer.explore(example.fixed, strategy="systematic",
-                             deviation_bound=example.bound, max_steps=example.max_steps,
-                             max_schedules=20_000, raise_on_failure=False,
-                             **example.options())
+    found, proof = explore(example)
     failure = found.failure
     if verbose:
         print(rule(f"{example.name}: {example.hazard}"))
@@ -57,14 +69,17 @@ def check(example: Example, verbose: bool) -> tuple[bool, str]:
     return ok, line
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, explore: Search = search) -> int:
+    """Run the demo; ``explore`` makes each example's two searches (a caller that has
+    made them already, such as the gallery's tests, passes them in)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--all", action="store_true", help="print every failure in full")
     args = parser.parse_args(argv)
     examples = all_examples() + trio_examples()
     verdicts = []
     for example in examples:
-        verdicts.append((example, *check(example, args.all or example.name in FEATURED)))
+        verdicts.append((example, *check(example, args.all or example.name in FEATURED,
+                                         explore)))
     print(rule("summary: every example in the gallery"))
     width = max(len(e.name) for e in examples)
     for example, ok, line in verdicts:

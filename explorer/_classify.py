@@ -13,7 +13,9 @@ A runtime hands :func:`classify_run` the facts of a run that stopped by itself (
    a task waiting for real I/O at that moment is an escape;
 5. the fair **step bound** ran out: a livelock;
 6. the scenario's main task **raised** (or was cancelled);
-7. the scenario returned while tasks it started were still pending: **leaked** tasks;
+7. the scenario returned while tasks it started were still pending: **leaked** tasks
+   (asyncio judges them where ``asyncio.run`` stops the loop: after the iteration in
+   progress and the next one, see :mod:`explorer._asyncio._loop`);
 8. an error **nobody retrieved** (a task's unawaited exception, a callback's error);
 9. otherwise the run **passed**.
 

@@ -7,6 +7,8 @@ where the run's thread is executing (a :class:`Hang`, described by the runtime) 
 acknowledge it (scenario code swallowed it), it is raised again every :data:`REFIRE`
 seconds. The exception is never delivered after :meth:`Watchdog.disarm`: firing holds a
 lock that disarming takes, and disarming takes an exception raised but not delivered yet.
+One delivered inside a finaliser or a weak reference's callback is swallowed there: while
+armed, the watchdog's ``sys.unraisablehook`` drops its report and raises it again at once.
 
 This stops any Python code, including a task that never awaits (``while True: pass``). It
 cannot interrupt a blocking C call (a lock or socket wait outside the controlled world):
@@ -27,7 +29,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from sys import UnraisableHookArgs
 
 from explorer._locations import frame_location, is_user_file
 from explorer._runtime import Location
@@ -87,6 +92,9 @@ class Watchdog:
         self._describe: Describe | None = None
         self._hang: Hang | None = None
         self._pending = False  # raised, not acknowledged yet
+        # Installed while armed (one bound method, so that identity tells it apart).
+        self._hook = self._unraisable
+        self._previous_hook = sys.unraisablehook
         self._wake.acquire()
         _start_thread(threading.Thread(target=self._serve, daemon=True,
                                        name="explorer-watchdog"))
@@ -99,6 +107,8 @@ class Watchdog:
         self._hang = None
         self._pending = False
         deadline = self._deadline = time.monotonic() + limit
+        if sys.unraisablehook is not self._hook:
+            self._previous_hook, sys.unraisablehook = sys.unraisablehook, self._hook
         self._armed = True  # last: the watchdog's thread reads the rest once this is set
         if deadline < self._waking:
             # Usually the thread sleeps toward an earlier run's deadline and finds this
@@ -135,7 +145,21 @@ class Watchdog:
             break
         hang = self._hang
         lock.release()
+        if sys.unraisablehook is self._hook:
+            sys.unraisablehook = self._previous_hook
         return hang
+
+    def _unraisable(self, unraisable: UnraisableHookArgs) -> None:
+        """``sys.unraisablehook`` while armed. A :class:`RunTimeout` delivered inside a
+        finaliser or a weak reference's callback (the garbage collector runs them between
+        any two bytecodes) is swallowed there and reported as unraisable: it is no error of
+        the scenario's, so it is not reported, and the run gets it again at once."""
+        if isinstance(unraisable.exc_value, RunTimeout):
+            self._deadline = time.monotonic()
+            with contextlib.suppress(RuntimeError):  # the watchdog's thread is awake
+                self._wake.release()
+            return
+        self._previous_hook(unraisable)
 
     @property
     def fired(self) -> bool:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,13 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
     code = cli.main(list(args))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+@pytest.fixture
+def no_foreign_garbage() -> None:
+    """Collect, quietly, the garbage that earlier tests of this process left (finalisers
+    that warn, such as an unclosed stock event loop's) before a test whose own collection
+    or runs must see only its own: under two workers, which tests ran before it varies."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gc.collect()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Hashable
+import gc
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 import pytest
@@ -131,12 +132,48 @@ def test_a_declared_race_is_still_found() -> None:
     assert info.value.kind == "assertion"
 
 
-@pytest.mark.parametrize("example", unfaulted_examples(), ids=lambda e: e.name)
+def _services(example: Example) -> bool:
+    return example.module.startswith("examples.services.")
+
+
+# A found pool race ends its run while the other request still holds a connection; the
+# run's end cancels that request, as asyncio.run does, and SQLAlchemy warns when the
+# garbage collector later finalises the connection, in whichever test runs then. Expected
+# of that buggy example: collected at the end of its test, with the warning ignored in
+# the services tests (pytest applies an item's filters to its teardown too).
+_ABANDONED_CONNECTION = pytest.mark.filterwarnings(
+    "ignore:The garbage collector is trying to clean up non-checked-in connection"
+    ":sqlalchemy.exc.SAWarning")
+
+
+@pytest.fixture
+def services_garbage(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test of the pool example, collect what its runs left (see above)."""
+    yield
+    example = request.node.callspec.params.get("example")
+    if isinstance(example, Example) and example.name == "pool-nested-checkout":
+        gc.collect()
+
+
+def _gallery(examples: list[Example]) -> list[Any]:
+    return [pytest.param(example, id=example.name,
+                         marks=[pytest.mark.slow, _ABANDONED_CONNECTION]
+                         if _services(example) else [])
+            for example in examples]
+
+
+@pytest.mark.parametrize("example", _gallery(unfaulted_examples()))
+@pytest.mark.usefixtures("services_garbage")
 def test_every_gallery_bug_is_still_found(example: Example) -> None:
-    result = explorer.explore(example.buggy, strategy="dpor", deviation_bound=example.bound,
+    # Every services bug takes one deviation (the systematic search finds each at 1):
+    # DPOR must find it within 1. Within the ORM example's bound of 2, its DFS order
+    # reaches the bug only after 1,226 schedules of SQLAlchemy work (23 s), within 1
+    # after 51.
+    bound = min(example.bound, 1) if _services(example) else example.bound
+    result = explorer.explore(example.buggy, strategy="dpor", deviation_bound=bound,
                               max_steps=example.max_steps, max_schedules=20_000,
                               raise_on_failure=False)
-    assert result.failure is not None
+    assert result.failure is not None, result.coverage
     assert result.failure.kind == example.kind
 
 

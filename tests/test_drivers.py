@@ -120,6 +120,28 @@ def test_aiosqlite_starts_no_thread_and_leaves_none_behind(
     assert max(threads_seen) <= threading.active_count()
 
 
+def test_inline_connections_skip_fsync_and_a_scenario_may_restore_it(
+        fresh_db: Callable[[], str]) -> None:
+    # synchronous = OFF only drops the fsync of each commit (durability against a power
+    # loss); what a second connection reads afterwards is unchanged.
+    seen: list[tuple[int, int, int]] = []
+
+    async def scenario() -> None:
+        path = fresh_db()
+        await _stocked(path, stock=5)
+        async with aiosqlite.connect(path) as db:
+            async with db.execute("PRAGMA synchronous") as cursor:
+                row = await cursor.fetchone()
+            await db.execute("PRAGMA synchronous = FULL")
+            async with db.execute("PRAGMA synchronous") as cursor:
+                restored = await cursor.fetchone()
+        assert row is not None and restored is not None
+        seen.append((row[0], restored[0], await _stock(path)))
+
+    explorer.run(scenario)
+    assert seen == [(0, 2, 5)]
+
+
 def test_a_lost_update_through_aiosqlite_is_found(fresh_db: Callable[[], str]) -> None:
     async def scenario() -> None:
         path = fresh_db()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import queue
 import sys
 import threading
@@ -172,6 +173,64 @@ def test_to_thread_runs_inline_as_one_step() -> None:
     assert explorer.run(_to_thread, out).passed
     assert out["result"] == 42
     assert out["thread"] == out["loop_thread"]
+
+
+async def _book_across_to_thread(locked: bool) -> None:
+    """Check a seat, write an audit line in a worker thread, then take the seat."""
+    seats: dict[str, str] = {}
+    lock = asyncio.Lock()
+
+    def audit(who: str) -> str:
+        return f"{who} books 7"
+
+    async def book(who: str) -> None:
+        async with lock if locked else contextlib.nullcontext():
+            if "7" not in seats:
+                await asyncio.to_thread(audit, who)
+                assert "7" not in seats, f"seat 7 booked twice ({seats['7']}, {who})"
+                seats["7"] = who
+
+    async def book_later(who: str) -> None:
+        await asyncio.sleep(0)  # in stock order the first booking is over by now
+        await book(who)
+
+    await asyncio.gather(book("ann"), book_later("bob"))
+
+
+def test_to_thread_suspends_its_caller_so_races_across_it_are_found() -> None:
+    # On a real pool the caller waits while the thread runs and other tasks go on; the
+    # function runs in a step of its own, named after it.
+    with pytest.raises(explorer.ScheduleFailure) as caught:
+        explorer.explore(_book_across_to_thread, False, strategy="systematic",
+                         deviation_bound=2)
+    failure = caught.value
+    assert failure.kind == "assertion" and "booked twice" in str(failure)
+    assert "audit (worker thread)" in str(failure)
+    result = explorer.explore(_book_across_to_thread, True, strategy="systematic",
+                              deviation_bound=2)
+    assert result.ok and result.exhausted and result.schedules > 1
+
+
+def test_run_in_executor_hands_exceptions_and_cancellation_to_the_caller() -> None:
+    ran: list[str] = []
+
+    def fails() -> None:
+        ran.append("fails")
+        raise KeyError("from the pool")
+
+    def skipped() -> None:
+        ran.append("skipped")
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        with pytest.raises(KeyError, match="from the pool"):
+            await loop.run_in_executor(None, fails)
+        future = loop.run_in_executor(None, skipped)
+        future.cancel()  # cancelled before the pool got to it: the function never runs
+        await asyncio.sleep(0)
+
+    assert explorer.explore(scenario, strategy="systematic").ok
+    assert set(ran) == {"fails"}
 
 
 async def _opens_a_socket() -> None:
@@ -395,3 +454,276 @@ def test_tasks_made_without_create_task_get_ids_stable_across_runs() -> None:
     # The determinism check replays a sample of these runs: no false nondeterminism.
     result = explorer.explore(scenario, max_schedules=50, seed=3, raise_on_failure=False)
     assert result.ok, result.failure
+
+
+# ---------------------------------------------------------------- the end of a run
+# asyncio.run stops the loop at the end of the iteration after main's return (see
+# explorer._asyncio._loop, "The end of a run"); what is pending there is a leak.
+
+
+def _task_name(qualname: str) -> str:
+    return qualname.rpartition(".")[2]
+
+
+async def _woken_at_return(log: list[str]) -> None:
+    """The worker's wake-up is queued when main returns: it runs in the last iteration."""
+    event = asyncio.Event()
+
+    async def worker() -> None:
+        await event.wait()
+        log.append("worker woke")
+
+    asyncio.create_task(worker())
+    await asyncio.sleep(0)
+    event.set()
+
+
+async def _woken_in_the_last_iteration(log: list[str]) -> None:
+    """first wakes in the last iteration and wakes second, which never runs again."""
+    one, two = asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        await one.wait()
+        log.append("first woke")
+        two.set()
+
+    async def second() -> None:
+        await two.wait()
+        log.append("second woke")
+
+    asyncio.create_task(first())
+    asyncio.create_task(second())
+    await asyncio.sleep(0)
+    one.set()
+
+
+async def _woken_by_the_rest_of_the_iteration(log: list[str]) -> None:
+    """setter's step runs after main's last step, in the same iteration; the waiter it
+    wakes runs in the next one, the last."""
+    go, event = asyncio.Event(), asyncio.Event()
+
+    async def waiter() -> None:
+        await event.wait()
+        log.append("waiter woke")
+
+    async def setter() -> None:
+        go.set()  # main's wake-up is queued ahead of this task's next step
+        await asyncio.sleep(0)
+        event.set()
+        log.append("set")
+
+    asyncio.create_task(waiter())
+    asyncio.create_task(setter())
+    await go.wait()
+    log.append("main returns")
+
+
+async def _woken_by_a_due_timer(log: list[str]) -> None:
+    """A zero-delay timer joins the last iteration; the waiter it wakes is too late."""
+    event = asyncio.Event()
+
+    async def waiter() -> None:
+        await event.wait()
+        log.append("waiter woke")
+
+    asyncio.create_task(waiter())
+    await asyncio.sleep(0)
+    asyncio.get_running_loop().call_later(0, event.set)
+
+
+async def _never_woken(log: list[str]) -> None:
+    async def waiter() -> None:
+        await asyncio.Event().wait()
+        log.append("never")
+
+    async def quick() -> None:
+        log.append("quick ran")
+
+    asyncio.create_task(waiter())
+    await asyncio.sleep(0)
+    asyncio.create_task(quick())  # started at the return: its one step still runs
+
+
+_END_SHAPES = [_woken_at_return, _woken_in_the_last_iteration,
+               _woken_by_the_rest_of_the_iteration, _woken_by_a_due_timer, _never_woken]
+
+
+def _stock_end(shape: Any) -> tuple[list[str], list[str]]:
+    """What asyncio.run's loop ran, and the tasks pending where it stops the loop."""
+    log: list[str] = []
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(shape(log))
+        pending = asyncio.all_tasks(loop)
+        names = sorted(_task_name(t.get_coro().__qualname__) for t in pending)
+        if pending:  # cancelled as asyncio.run does next
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    finally:
+        loop.close()
+    return log, names
+
+
+@pytest.mark.parametrize("shape", _END_SHAPES, ids=lambda shape: shape.__name__)
+def test_a_run_ends_where_asyncio_run_stops_the_loop(shape: Any) -> None:
+    stock_log, stock_pending = _stock_end(shape)
+    log: list[str] = []
+    result = explorer.run(shape, log)
+    assert log == stock_log
+    if stock_pending:
+        assert result.outcome.kind == "leaked_task"
+        leaked = [task.rpartition("/")[2].partition("#")[0]
+                  for task in result.outcome.details["tasks"]]
+        assert leaked == stock_pending
+    else:
+        assert result.passed, result.outcome
+
+
+def test_the_steps_after_the_return_are_counted_but_not_traced() -> None:
+    log: list[str] = []
+    result = explorer.run(_woken_at_return, log)
+    assert result.passed and log == ["worker woke"]
+    assert [step.task for step in result.trace.steps][-1] == "main"
+    assert result.steps == len(result.trace.steps) + 1  # the worker's last step
+
+
+def test_a_task_woken_before_the_return_is_never_a_leak() -> None:
+    logs: list[list[str]] = []
+
+    async def scenario() -> None:
+        log: list[str] = []
+        logs.append(log)
+        await _woken_at_return(log)
+
+    result = explorer.explore(scenario, strategy="systematic", deviation_bound=2)
+    assert result.failure is None
+    assert result.exhausted and result.schedules > 1
+    assert all(any("woke" in entry for entry in log) for log in logs)
+
+
+def test_a_never_woken_task_is_a_leak_in_every_schedule() -> None:
+    async def scenario() -> None:
+        await _never_woken([])
+
+    verdicts = []
+    strategy = explorer.strategies.Systematic(deviation_bound=2)
+    for _ in range(1000):
+        try:
+            result = explorer.run(scenario, schedule=strategy)
+        except explorer.UsageError as exc:  # every schedule within 2 deviations ran
+            assert "no run left" in str(exc)
+            break
+        verdicts.append((result.outcome.kind, result.outcome.details.get("tasks")))
+    else:
+        pytest.fail("the systematic search did not end within 1000 schedules")
+    assert len(verdicts) > 1
+    assert {(kind, tuple(tasks or ())) for kind, tasks in verdicts} == {
+        ("leaked_task", ("main/waiter#1",))}
+
+
+def test_an_error_raised_in_the_last_iteration_surfaces_as_under_asyncio_run() -> None:
+    async def scenario() -> None:
+        event = asyncio.Event()
+
+        async def worker() -> None:
+            await event.wait()
+            raise LookupError("after the scenario returned")
+
+        asyncio.create_task(worker())
+        await asyncio.sleep(0)
+        event.set()
+
+    result = explorer.run(scenario)
+    assert result.outcome.kind == "exception"
+    assert "nobody retrieved it" in result.outcome.message
+    assert "LookupError: after the scenario returned" in result.outcome.message
+
+
+def test_a_streams_handler_finishing_after_the_reply_is_not_a_leak() -> None:
+    """The handler's last wake-up (its side of the connection closed) may still be
+    queued when the client, having read the reply and the end of the stream, returns."""
+    runs: list[list[str]] = []
+
+    async def scenario() -> None:
+        finished: list[str] = []
+        runs.append(finished)
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            line = await reader.readline()
+            writer.write(b"ok " + line)
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+            finished.append("handler done")
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"hi\n")
+        assert await reader.readline() == b"ok hi\n"
+        assert await reader.read() == b""
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+
+    result = explorer.explore(scenario, strategy="systematic", deviation_bound=2)
+    assert result.failure is None
+    assert result.exhausted
+    assert result.schedules > 1
+    assert all(finished == ["handler done"] for finished in runs)
+
+
+def test_an_aiohttp_handler_finishing_after_the_cleanup_is_not_a_leak() -> None:
+    from aiohttp import ClientSession, web
+
+    async def scenario() -> None:
+        async def hello(request: web.Request) -> web.Response:
+            return web.json_response({"ok": True})
+
+        app = web.Application()
+        app.router.add_get("/", hello)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
+        async with ClientSession() as session, \
+                session.get(f"http://localhost:{port}/") as response:
+            assert response.status == 200
+        await runner.cleanup()  # after the session closed: see docs/services.md
+
+    assert explorer.explore(scenario, max_schedules=100, seed=1).failure is None
+
+
+def test_a_task_stuck_in_its_cleanup_is_closed_quietly_when_the_run_ends() -> None:
+    # A deadlocked run: at cleanup the worker is cancelled, and its `finally` awaits a
+    # future nothing will set. Left to the garbage collector, closing it would print
+    # "coroutine ignored GeneratorExit" into whatever runs then.
+    closed: list[str] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def worker() -> None:
+            try:
+                await loop.create_future()
+            finally:
+                try:
+                    await loop.create_future()
+                finally:
+                    closed.append("worker")
+
+        task = loop.create_task(worker())
+        await task
+
+    unraisable: list[Any] = []
+    previous = sys.unraisablehook
+    sys.unraisablehook = unraisable.append
+    try:
+        result = explorer.run(scenario)
+        gc.collect()
+    finally:
+        sys.unraisablehook = previous
+    assert result.outcome.kind == "deadlock", result.outcome
+    assert closed == ["worker"]
+    assert unraisable == []

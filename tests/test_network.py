@@ -512,6 +512,160 @@ def test_unix_socket_server_and_client() -> None:
     assert seen == {"line": b"echo ping\n", "name": "/run/app.sock"}
 
 
+# ---------------------------------------------------------------- order within a connection
+
+
+class _Watchful(asyncio.Protocol):
+    """Starts a task in ``connection_made`` and in every ``data_received`` (as aiohttp's
+    server starts its request loop in ``connection_made``), and notes any later event of
+    its connection that arrives before that task's first step: a real loop runs the step
+    first, since it is queued before the next poll can report the socket again."""
+
+    def __init__(self, out_of_order: list[str], tasks: list[asyncio.Task[None]]) -> None:
+        self.out_of_order = out_of_order
+        self.tasks = tasks
+        self.waiting: str | None = None  # the event whose task has not started yet
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def _event(self, name: str, start: bool = True) -> None:
+        if self.waiting is not None:
+            self.out_of_order.append(f"{name} before the task of {self.waiting}")
+        if start:
+            self.waiting = name
+            self.tasks.append(asyncio.get_running_loop().create_task(self._started()))
+
+    async def _started(self) -> None:
+        self.waiting = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._event("connection_made")
+
+    def data_received(self, data: bytes) -> None:
+        self._event(f"data_received({data!r})")
+
+    def eof_received(self) -> None:
+        self._event("eof_received", start=False)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._event("connection_lost", start=False)
+        self.lost.set_result(None)
+
+
+def _watched_exchange(out_of_order: list[str]) -> Any:
+    """A client and a server of :class:`_Watchful` protocols: the client sends two writes
+    and its end of stream; the server answers once and closes."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        tasks: list[asyncio.Task[None]] = []
+        served: list[_Watchful] = []
+
+        class Answering(_Watchful):
+            transport: asyncio.Transport | None = None
+
+            def data_received(self, data: bytes) -> None:
+                super().data_received(data)
+                if self.transport is not None and data.endswith(b"two"):
+                    self.transport.write(b"answer")
+                    self.transport.close()
+
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                super().connection_made(transport)
+                assert isinstance(transport, asyncio.Transport)
+                self.transport = transport
+                served.append(self)
+
+        server = await loop.create_server(lambda: Answering(out_of_order, tasks),
+                                          "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, client = await loop.create_connection(
+            lambda: _Watchful(out_of_order, tasks), "127.0.0.1", port)
+        transport.write(b"one")
+        await asyncio.sleep(0)
+        transport.write(b"two")
+        transport.write_eof()
+        await client.lost
+        while not served:
+            await asyncio.sleep(0)
+        await served[0].lost
+        server.close()
+        await asyncio.gather(*tasks)
+        assert not out_of_order, out_of_order
+
+    return scenario
+
+
+def test_a_connections_events_never_overtake_the_tasks_its_callbacks_started() -> None:
+    out_of_order: list[str] = []
+    scenario = _watched_exchange(out_of_order)
+    searched = explorer.explore(scenario, strategy="systematic", deviation_bound=2,
+                                max_schedules=20_000)
+    assert searched.failure is None and searched.exhausted, searched.coverage
+    # Resets strike while bytes are on their way: connection_lost then comes early, but
+    # still after the tasks the earlier events started. (The scenario waits for both
+    # ends to close, so it has no use for refused connections or unanswered responses.)
+    faults = {"reset", "dropped"}
+    with_faults = explorer.explore(scenario, strategy="systematic", deviation_bound=2,
+                                   faults=faults, max_schedules=20_000)
+    assert with_faults.failure is None and with_faults.exhausted, with_faults.coverage
+    assert explorer.explore(scenario, max_schedules=300, faults=faults, seed=1).failure is None
+    assert out_of_order == []
+
+
+def test_a_delivery_still_overtakes_a_task_its_connection_did_not_start() -> None:
+    """Work queued by other code is not waited for: a delivery runs before or after an
+    unrelated task's first step, in either order, whichever was queued first."""
+    seen: set[tuple[str, bool]] = set()
+
+    def scenario(task_first: bool) -> Any:
+        async def run() -> None:
+            loop = asyncio.get_running_loop()
+            ran: list[str] = []
+            served: list[_Recorder] = []
+
+            class Noting(_Recorder):
+                def data_received(self, data: bytes) -> None:
+                    super().data_received(data)
+                    seen.add(("task first" if task_first else "write first", bool(ran)))
+
+            def factory() -> _Recorder:
+                served.append(Noting())
+                return served[-1]
+
+            async def unrelated() -> None:
+                ran.append("ran")
+
+            server = await loop.create_server(factory, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            transport, client = await loop.create_connection(_Recorder, "127.0.0.1", port)
+            while not served or served[0].transport is None:
+                await asyncio.sleep(0)
+            if task_first:
+                task = asyncio.create_task(unrelated())
+                transport.write(b"x")
+            else:
+                transport.write(b"x")
+                task = asyncio.create_task(unrelated())
+            await task
+            while not served[0].data:
+                await asyncio.sleep(0)
+            transport.close()
+            assert served[0].transport is not None
+            served[0].transport.close()
+            await client.lost
+            await served[0].lost
+            server.close()
+
+        return run
+
+    for task_first in (True, False):
+        result = explorer.explore(scenario(task_first), strategy="systematic",
+                                  deviation_bound=1)
+        assert result.failure is None and result.exhausted, result.coverage
+    assert seen == {("task first", True), ("task first", False),
+                    ("write first", True), ("write first", False)}
+
+
 # ---------------------------------------------------------------- names and refusals
 
 
@@ -616,6 +770,96 @@ def test_a_closed_server_refuses_connections() -> None:
     result = explorer.run(scenario)
     assert result.passed, result.outcome
     assert "127.0.0.1:8080" in seen["refused"]
+
+
+async def _idle_connection(handler: Any, out: dict[str, Any]) -> None:
+    """One request answered, then the client closes without waiting and the scenario
+    returns after closing the server: the handler may still be waiting for the client's
+    end of stream (what ``wait_closed()`` leaves behind before Python 3.12)."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"hello\n")
+    out["reply"] = await reader.readline()
+    writer.close()
+    server.close()
+
+
+def test_a_connection_handler_left_waiting_is_cancelled_as_asyncio_run_does() -> None:
+    out: dict[str, Any] = {}
+    cancelled: list[bool] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                writer.write(line)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+        finally:
+            writer.close()
+
+    result = explorer.explore(_idle_connection, handler, out, strategy="systematic",
+                              deviation_bound=2)
+    assert result.ok and result.exhausted
+    assert out["reply"] == b"hello\n"
+    assert cancelled  # some schedules end with the handler still waiting
+
+
+async def _swallows_cancellation(reader: asyncio.StreamReader,
+                                 writer: asyncio.StreamWriter) -> None:
+    writer.write(await reader.readline())
+    writer.close()
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:  # swallowed: asyncio.run would wait for it forever
+        await asyncio.Event().wait()
+
+
+def test_a_connection_handler_that_ignores_its_cancellation_is_leaked() -> None:
+    result = explorer.run(_idle_connection, _swallows_cancellation, {})
+    assert result.outcome.kind == "leaked_task", result.outcome
+    assert "_swallows_cancellation" in result.outcome.message
+
+
+def test_an_error_a_connection_handler_raises_when_cancelled_is_a_failure() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.readline())
+        try:
+            await asyncio.Event().wait()
+        finally:
+            writer.close()
+            raise OSError("audit log unavailable at shutdown")
+
+    result = explorer.run(_idle_connection, handler, {})
+    assert result.outcome.kind == "exception", result.outcome
+    assert "audit log unavailable at shutdown" in result.outcome.message
+
+
+def test_a_task_of_the_scenario_pending_at_the_stop_stays_a_leak() -> None:
+    # A task the scenario itself started is its own to await, even when it finishes
+    # while the connection handlers are being cancelled.
+    async def scenario() -> None:
+        closing = asyncio.Event()
+
+        async def handler(reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+            writer.write(await reader.readline())
+            try:
+                await asyncio.Event().wait()
+            finally:
+                writer.close()
+                closing.set()
+
+        async def forgotten() -> None:
+            await closing.wait()
+
+        asyncio.get_running_loop().create_task(forgotten())
+        await _idle_connection(handler, {})
+
+    result = explorer.run(scenario)
+    assert result.outcome.kind == "leaked_task", result.outcome
+    assert "forgotten" in result.outcome.message
 
 
 def test_tls_is_refused_with_the_fix() -> None:

@@ -155,6 +155,7 @@ def test_swallowing_the_first_stop_does_not_escape_the_limit() -> None:
 
 # A run stopped between creating a coroutine and awaiting it leaves it unawaited.
 @pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
+@pytest.mark.usefixtures("no_foreign_garbage")
 def test_the_stop_never_lands_outside_a_run() -> None:
     # Limits close to a run's own length: the watchdog fires around the end of many runs,
     # and its exception must be withdrawn, not delivered after the run returned.
@@ -292,3 +293,40 @@ def test_pytest_rejects_a_bad_run_timeout(pytester: pytest.Pytester) -> None:
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*explore_run_timeout in the ini file = 'soon' must be a "
                                  "number of seconds*"])
+
+
+class _Node:
+    pass
+
+
+def _busy_callback(_ref: object) -> None:
+    for _ in range(3_000):  # where the stop often lands: inside a weakref callback
+        pass
+
+
+async def spin_in_callbacks() -> None:
+    import weakref
+
+    await asyncio.sleep(0)
+    while True:
+        node = _Node()
+        ref = weakref.ref(node, _busy_callback)
+        del node  # the callback runs now
+        del ref
+
+
+def test_a_stop_landing_in_a_weakref_callback_is_delivered_again_not_reported() -> None:
+    # A callback the garbage collector or a refcount drop runs swallows an exception and
+    # reports it as unraisable; the watchdog drops that report and stops the run again.
+    import sys
+
+    reported: list[object] = []
+    previous = sys.unraisablehook
+    sys.unraisablehook = reported.append
+    try:
+        for _ in range(3):
+            result = explorer.run(spin_in_callbacks, run_timeout=0.05)
+            assert result.outcome.kind == "hang", result.outcome
+    finally:
+        sys.unraisablehook = previous
+    assert reported == []

@@ -57,7 +57,8 @@ MISSES: dict[str, dict[str, str]] = {
     # Tasks of one kind share a priority and keep the stock order among themselves.
     "pct-kind": {**{name: "the race is between two tasks of one kind" for name in (
         "lost-update", "rate-limit-bypass", "cache-stampede", "pool-double-checkout",
-        "starlette-double-spend", "fastapi-rate-limit-bypass")},
+        "starlette-double-spend", "fastapi-rate-limit-bypass", "pool-nested-checkout",
+        "redis-session-revoked")},
         "polite-livelock": "its lockstep lasts only while it deviates (as for pct)"},
 }
 
@@ -209,8 +210,12 @@ def test_portfolio_stays_fast_on_many_identical_tasks(family: str) -> None:
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.name)
 @pytest.mark.slow
 def test_no_false_alarm_on_the_fixed_gallery(example: Example) -> None:
+    # A services example's run drives real drivers and protocol stacks (10-30 ms a run):
+    # 30 schedules per strategy here; test_gallery searches their fixed versions further
+    # (the systematic proof within the example's bound, 100-300 default schedules).
+    cap = 30 if example.module.startswith("examples.services.") else 300
     for name in sorted(SAMPLERS):
-        result = find(example.fixed, SAMPLERS[name](0), cap=300, max_steps=example.max_steps)
+        result = find(example.fixed, SAMPLERS[name](0), cap=cap, max_steps=example.max_steps)
         assert result.failure is None, (name, result.failure)
 
 

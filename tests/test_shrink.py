@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
@@ -67,12 +68,37 @@ def test_deep_bug_needs_two_deviations_and_is_shrunk_to_two() -> None:
         assert again.outcome.signature() == failure.outcome.signature()
 
 
-@pytest.mark.parametrize("example", unfaulted_examples(), ids=lambda e: e.name)
+# Shrinking the pool example's race runs schedules that end while a request still holds a
+# connection; the run's end cancels that request (as asyncio.run does) and SQLAlchemy
+# warns when the garbage collector finalises the connection later: expected of that buggy
+# example, so collected within the test, with that one warning ignored (named only where
+# SQLAlchemy is installed: the filter imports its category).
+_ABANDONED_CONNECTION = pytest.mark.filterwarnings(
+    "ignore:The garbage collector is trying to clean up non-checked-in connection"
+    ":sqlalchemy.exc.SAWarning")
+
+
+@pytest.mark.parametrize("example", [
+    pytest.param(example, id=example.name,
+                 marks=[_ABANDONED_CONNECTION] if example.name == "pool-nested-checkout"
+                 else [])
+    for example in unfaulted_examples()])
 @pytest.mark.slow
 def test_gallery_failures_shrink_to_the_minimum(example: Example) -> None:
+    try:
+        _shrinks_to_the_minimum(example)
+    finally:
+        if example.name == "pool-nested-checkout":
+            gc.collect()
+
+
+def _shrinks_to_the_minimum(example: Example) -> None:
     minimum = _minimum(example.buggy, example.max_steps)
     found = 0
-    for seed in range(3):
+    # A services example's shrink replays real drivers and protocol stacks, seconds per
+    # failure: one random failure of each is shrunk, three of every other example.
+    seeds = 1 if example.module.startswith("examples.services.") else 3
+    for seed in range(seeds):
         result = explorer.explore(example.buggy, strategy="random", seed=seed,
                                   max_steps=example.max_steps, raise_on_failure=False)
         failure = result.failure

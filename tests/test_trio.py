@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import json
 import math
 import os
@@ -29,6 +30,7 @@ from examples.trio import bank, counter, signal, transfer
 from explorer import strategies
 from explorer._trio import _selftest
 from explorer._trio._runner import TrioRuntime
+from explorer._watchdog import RunTimeout
 from explorer.strategies.hypothesis import schedules
 from tests.conftest import ROOT
 
@@ -761,3 +763,116 @@ def test_self_test_names_a_primitive_operation_that_is_gone(
         *real(), (trio.Lock, ("acquire_eventually",), lambda lock: lock)])
     with pytest.raises(explorer.RuntimeSelfTestError, match=r"Lock\.acquire_eventually"):
         _selftest.self_test.__wrapped__(TrioRuntime)
+
+
+# ---------------------------------------------------------------- runs left unfinished
+# A run that cannot finish keeps its tasks suspended inside their nurseries; were they
+# garbage collected, trio's Nursery.__del__ would assert, in whatever test runs then.
+
+
+@contextlib.contextmanager
+def _unraisable_reports() -> Any:
+    """Collect what the interpreter reports as unraisable (a failing ``__del__``) while
+    the block runs; the block ends with a full collection. A later run first (re-arming
+    the watchdog drops what it kept of the previous one)."""
+    reports: list[str] = []
+    previous = sys.unraisablehook
+    sys.unraisablehook = lambda report: reports.append(
+        f"{type(report.exc_value).__name__} in {report.object!r}")
+    try:
+        yield reports
+        explorer.run(_two_steps, runtime="trio")
+        gc.collect()
+    finally:
+        sys.unraisablehook = previous
+
+
+async def _two_steps() -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.sleep, 0)
+        nursery.start_soon(trio.sleep, 0)
+
+
+def _error_of(fn: Callable[..., object], *args: Any, **kwargs: Any) -> str:
+    """What ``fn`` raised, as text: the exception itself is dropped here, since its
+    traceback would keep the run's objects alive past the collection being tested."""
+    try:
+        fn(*args, **kwargs)
+    except trio.TrioInternalError as exc:
+        return f"TrioInternalError from {type(exc.__cause__).__name__}"
+    except Exception as exc:  # noqa: BLE001 - the test compares what it was
+        return f"{type(exc).__name__}: {exc}"
+    return "nothing raised"
+
+
+class _Fails(strategies.Strategy):
+    """Raises ``error`` at its second decision, as a diverged replay or an interrupted
+    chooser does."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self.decided = 0
+
+    def start_run(self) -> bool:
+        return True
+
+    def choose(self, count: int, view: object) -> int:
+        self.decided += 1
+        if self.decided == 2:
+            raise self.error
+        return 0
+
+
+async def _spinners() -> None:
+    async def spin() -> None:
+        while True:
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(spin)
+
+
+def test_a_chooser_that_raises_leaves_nothing_to_finalise() -> None:
+    with _unraisable_reports() as reports:
+        error = _error_of(explorer.run, _spinners, schedule=_Fails(LookupError("diverged")),
+                          runtime="trio", max_steps=50)
+    assert error == "LookupError: diverged"
+    assert reports == []
+
+
+def test_the_run_timeout_landing_in_the_chooser_is_a_hang() -> None:
+    with _unraisable_reports() as reports:
+        result = explorer.run(_spinners, schedule=_Fails(RunTimeout()), runtime="trio",
+                              max_steps=50, run_timeout=60)
+    assert result.outcome.kind == "hang"
+    assert reports == []
+
+
+def test_a_run_stopped_at_the_step_bound_leaves_nothing_to_finalise() -> None:
+    with _unraisable_reports() as reports:
+        result = explorer.run(_spinners, runtime="trio", max_steps=50)
+    assert result.outcome.kind == "livelock"
+    assert reports == []
+
+
+def test_a_run_trio_fails_inside_its_loop_is_never_finalised() -> None:
+    """An abort function that raises fails inside trio's own loop (a TrioInternalError,
+    as under trio.run); the run's tasks stay suspended and must stay unreachable."""
+
+    async def scenario() -> None:
+        def abort(raise_cancel: object) -> trio.lowlevel.Abort:
+            raise ZeroDivisionError("the abort function failed")
+
+        async def waiter() -> None:
+            with trio.move_on_after(1):
+                await trio.lowlevel.wait_task_rescheduled(abort)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(waiter)
+            nursery.start_soon(trio.sleep, 5)
+
+    with _unraisable_reports() as reports:
+        error = _error_of(explorer.run, scenario, runtime="trio")
+    assert error == "TrioInternalError from ZeroDivisionError"
+    assert reports == []

@@ -540,6 +540,7 @@ def test_a_configured_target_gives_the_runtime(
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("no_foreign_garbage")
 def test_nightly_explores_a_trio_target_and_verifies_its_entry(
         project: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
     root, name = project
@@ -556,7 +557,7 @@ def test_nightly_explores_a_trio_target_and_verifies_its_entry(
         (f"{name}.lost_update", "trio", True)]
     assert {row["target"]: (row["runtime"], row["status"]) for row in summary["scenarios"]} \
         == {f"{name}:lost_update": ("trio", "failed"),
-            f"{name}:lost_update_fixed": ("trio", "passed")}
+            f"{name}:lost_update_fixed": ("trio", "passed")}, summary["errors"]
     [entry] = _entries(root / "corpus")
     assert entry.runtime == "trio"
     assert summary["failure_details"][0]["replay"].endswith("runtime='trio')")

@@ -23,7 +23,9 @@ virtual time; then ``database is locked`` is delivered, as for real. Other tasks
 meanwhile and the loop never waits. Where SQLite does not call the busy handler (a
 transaction that already read tries to write while another holds the write lock), the
 error is delivered at once, as SQLite does to break that deadlock. ``SQLITE_LOCKED`` (a
-table lock of a shared-cache database) is never waited for, as in SQLite.
+table lock of a shared-cache database) is never waited for, as in SQLite. Each adopted
+connection starts with ``PRAGMA synchronous = OFF``: commits skip their fsync, which only
+durability against a power loss depends on (a scenario may set its own value).
 
 A connection opened outside a run keeps its real thread; its answers then reach the
 controlled loop from a foreign thread, which the loop refuses as an escape.
@@ -174,6 +176,47 @@ class InlineRequests:
         """Called after each request that is not retried."""
 
 
+class ExecutorCall:
+    """The step that runs one ``loop.run_in_executor`` (and so ``asyncio.to_thread``)
+    call inline and settles its future, named after the function for stories and
+    swimlanes. Exceptions reach the awaiter, as a thread pool's would; ``SystemExit`` and
+    ``KeyboardInterrupt`` are the explorer's to handle."""
+
+    def __init__(self, future: asyncio.Future[Any], func: Callable[..., Any],
+                 args: tuple[Any, ...]) -> None:
+        self._future = future
+        self._func = func
+        self._args = args
+        self.__qualname__ = f"{_function_name(func, args)} (worker thread)"
+
+    def __call__(self) -> None:
+        future = self._future
+        if future.cancelled():  # the awaiter gave up (a timeout): the pool skips it too
+            return
+        try:
+            result = self._func(*self._args)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - delivered to the awaiter
+            if not future.done():
+                future.set_exception(exc)
+        else:
+            if not future.done():
+                future.set_result(result)
+
+
+def _function_name(func: Callable[..., Any], args: tuple[Any, ...]) -> str:
+    """The user's function behind ``asyncio.to_thread``'s wrapping
+    (``partial(context.run, func, ...)``), or ``func``'s own name."""
+    if isinstance(func, partial):
+        args = func.args + args
+        func = func.func
+    if getattr(func, "__name__", "") == "run" and args and callable(args[0]) and \
+            type(getattr(func, "__self__", None)).__name__ == "Context":
+        func = args[0]
+    return getattr(func, "__qualname__", None) or type(func).__qualname__
+
+
 class _Serve:
     """The callback that serves a request, named after it (the loop's descriptions of a
     plain callback read its ``__qualname__``)."""
@@ -272,6 +315,10 @@ class SqliteRequests(InlineRequests):
                 self._connection = result
                 self._opened = True
                 self._adopt_timeout(result)
+                # Durability against a power loss is outside any run, and each commit's
+                # fsync costs milliseconds of real time (most of a FastAPI + SQLAlchemy
+                # run): locking, visibility and snapshots do not depend on it.
+                result.execute("PRAGMA synchronous = OFF")
             return
         try:
             in_transaction = self._connection.in_transaction

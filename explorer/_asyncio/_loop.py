@@ -27,6 +27,25 @@ of different durations, within two limits:
    (every point forced, no decisions) until it finishes or that holds. The verdict thus
    comes from a schedule whose unbounded part is the stock one, where every ready handle
    runs in turn; the recorded decisions replay to the same verdict.
+
+The end of a run: the loop stops where ``asyncio.run`` stops it. There,
+``run_until_complete`` gives the main task a done-callback that calls ``loop.stop()``.
+When main's last step finishes it, that callback is queued behind the handles already
+ready, so ``_run_once`` first finishes the iteration in progress; the callback runs in the
+next iteration, ``stop()`` only sets a flag, and ``run_forever`` returns once that whole
+iteration (every handle ready when it began, plus the timers already due) has run. Then
+``asyncio.run`` cancels the tasks still pending and runs them until they finish
+(``Runner.close``: ``_cancel_all_tasks``, then closing async generators and the default
+executor). The runtime does the same: once main is done (``drive(finish=True)``), the
+rest of the current iteration and the next one run in stock order, with no decision, no
+injected fault, no clock advance and no trace or footprint record (they are counted in
+the run's steps, and invariants are still checked after each). The connection handlers
+servers started are then cancelled and run out (:mod:`explorer._asyncio._shutdown`);
+only then are the tasks still pending judged (a ``leaked_task``: ``asyncio.run`` would
+cancel them), and the
+runtime's cleanup cancels and unwinds them as ``_cancel_all_tasks`` does. A task whose
+wake-up was already queued when main returned thus runs that step, as it would for real;
+a task woken only in that last iteration, or never, is still pending.
 """
 
 from __future__ import annotations
@@ -45,12 +64,21 @@ from types import MethodType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, TypeVarTuple, Unpack
 
 from explorer import _footprint
+from explorer._asyncio._drivers import ExecutorCall
 from explorer._asyncio._footprints import (
     FootprintRecorder,
     callback_footprint,
     cause_of,
     set_cause,
 )
+
+# The handle kinds, under the names the per-step code reads as module globals.
+from explorer._asyncio._handles import Handle as _Handle
+from explorer._asyncio._handles import HeldHandle as _HeldHandle
+from explorer._asyncio._handles import IOHandle as _IOHandle
+from explorer._asyncio._handles import TaskHandle as _TaskHandle
+from explorer._asyncio._handles import TimerHandle as _TimerHandle
+from explorer._asyncio._handles import count_callbacks, eligible_indices, queued_since
 from explorer._asyncio._inspect import (
     callback_name,
     coroutine_frames,
@@ -60,6 +88,7 @@ from explorer._asyncio._inspect import (
 from explorer._asyncio._naming import NamingLoop
 from explorer._asyncio._network import NetworkLoop
 from explorer._asyncio._selftest import task_callback_types
+from explorer._asyncio._shutdown import cancel_served
 from explorer._classify import broken_invariant
 from explorer._errors import EscapeError
 from explorer._escapes import PROCESS_FIX
@@ -134,45 +163,6 @@ class _Abort(BaseException):
     """Raised through a running handle to end the run at once (callback error, invariant)."""
 
 
-class _Handle(events.Handle):
-    """A ready callback that tells its loop when it is cancelled, so candidates stay live.
-
-    ``_cause`` is set only while footprints are recorded: the index of the step that
-    scheduled the handle (unset for handles scheduled outside any recorded step).
-    """
-
-    __slots__ = ("_cause",)
-    # Slots of events.Handle that the typeshed stubs do not declare.
-    _loop: Any
-    _context: Context
-    _callback: Callable[..., object]
-    _args: tuple[Any, ...]
-    _repr: str | None
-    _source_traceback: Any
-
-    def cancel(self) -> None:
-        if not self._cancelled:
-            self._loop._dirty = True
-            # The cancelling step decides whether this callback runs at all (footprints).
-            record(self, CANCELLED, "w")
-        super().cancel()
-
-
-class _TaskHandle(_Handle):
-    """A task's step or wake-up: the unit whose timing varies with how long awaits take."""
-
-    __slots__ = ()
-
-
-class _IOHandle(_Handle):
-    """A callback of the simulated network (a delivery, an accept): a candidate however
-    many plain callbacks are queued, as readiness of different sockets arrives in any
-    order on a real loop. ``_process`` names its connection and direction."""
-
-    __slots__ = ("_process",)
-    _process: str
-
-
 _new_handle = object.__new__
 _new_record = tuple.__new__  # a StepRecord without NamedTuple's Python-level __new__
 _Future = asyncio.Future
@@ -214,24 +204,11 @@ _new_future = asyncio.Task.__new__
 _task_init = asyncio.Task.__init__
 
 
-class _TimerHandle(events.TimerHandle):
-    """A timer that tells its loop when it is cancelled (it may already be in ``_ready``)."""
-
-    __slots__ = ("_cause",)  # as in _Handle
-    _loop: Any
-    _scheduled: bool
-
-    def cancel(self) -> None:
-        if not self._cancelled:
-            self._loop._dirty = True
-            if not self._scheduled:  # expired: queued (or run) like any callback
-                record(self, CANCELLED, "w")
-        super().cancel()
-
-
 # NetworkLoop overrides networking methods with narrower signatures (in-memory results).
 class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: ignore[misc]
     """An event loop whose every choice among ready work is made by a chooser."""
+
+    task_type: type = _Task  # what create_task makes (other tasks are adopted: _naming)
 
     # Private state of BaseEventLoop that this class drives directly (checked at first use
     # by the self-test); declared here because the typeshed stubs omit it.
@@ -253,7 +230,9 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
         self._clock_resolution = 0.0
         self._owner_thread = threading.get_ident()
         self._dirty = False
-        self._ncallbacks = 0  # plain (non-task) callbacks currently in _ready
+        # Plain (non-task) callbacks currently in _ready, plus one for each handle still
+        # held (_call_held): drive() filters candidates whenever this exceeds one.
+        self._ncallbacks = 0
         self._eligible: list[int] | None = None
         self._timer_races = False
         _detect_task_callback_types()
@@ -274,12 +253,14 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
         # attribute _explorer_id (not a dict keyed by task: hashing tasks costs a call).
         self.tasks: list[asyncio.Task[Any]] = []
         self._adopted = 0
+        self._executor_calls = 0  # numbers the worker threads of run_in_executor calls
         self._spawn_counts: dict[tuple[str, str], int] = {}
         self._custom_task_constructor: Callable[..., asyncio.Task[Any]] | None = None
         self._resource_names: dict[int, tuple[Callable[[], object], str]] = {}
         self._resource_counts: dict[str, int] = {}
         self.steps = 0
         self.stock_steps = 0  # steps after the last deviation (module docstring)
+        self._ended = 0  # steps run after main returned, until drive() counts them
         self.points = 0
         self._init_network()
         # decide(): the fault kinds a run may inject; the drive's chooser and decisions;
@@ -317,6 +298,7 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
         self._waited_for_threads = False
         self.tasks.clear()
         self._adopted = 0
+        self._executor_calls = 0
         self._spawn_counts.clear()
         self._task_factory = None
         self._custom_task_constructor = None
@@ -329,12 +311,15 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
         self.points = 0
 
     def drive(self, main: _Doneable, choose: Chooser, decisions: list[int],
-              max_steps: int, tracer: StepTracer | FootprintRecorder | None = None
-              ) -> RunStatus:
+              max_steps: int, tracer: StepTracer | FootprintRecorder | None = None,
+              *, finish: bool = False) -> RunStatus:
         """Run ready work until ``main`` is done; return why it stopped.
 
         ``tracer`` records the steps of this drive: a readable trace (a
-        :class:`StepTracer`) or footprints (a :class:`FootprintRecorder`).
+        :class:`StepTracer`) or footprints (a :class:`FootprintRecorder`). With
+        ``finish``, once ``main`` is done the loop ends as ``asyncio.run`` stops (module
+        docstring, "The end of a run"): in stock order, without decisions, and neither
+        traced nor recorded.
 
         This is the per-step hot path: keep it free of anything not needed on every step.
         With no tracer, a step costs one check beyond running it. With a
@@ -407,7 +392,7 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
                     extra = 1 if timer_races and self._has_live_timer() else 0
                     # Plain callbacks keep asyncio's documented FIFO order among
                     # themselves: only the first one queued is a candidate.
-                    eligible = self._eligible_indices() if self._ncallbacks > 1 else None
+                    eligible = eligible_indices(ready) if self._ncallbacks > 1 else None
                     m = n if eligible is None else len(eligible)
                     if m + extra > 1:
                         # Fairness: the oldest ready handle (the head) may be passed
@@ -524,6 +509,9 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
                     point = None
                 if invariants:
                     self._check_invariants()
+            if finish:  # once per run, out of the per-step loop
+                self._finish_iterations(max(0, min(batch, len(ready))))
+                cancel_served(self)
             if isinstance(main, asyncio.Future) and (main.cancelled() or main.exception()):
                 self._wait_for_threads()  # a thread's late call may explain the failure
             return DONE
@@ -532,6 +520,8 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
         finally:
             self._tracer = None
             self._choose = None
+            steps += self._ended  # the steps _finish_iterations ran, if it did
+            self._ended = 0
             self.steps = steps
             self.stock_steps = steps - deviated - 1
             self.points = points + self._decided
@@ -542,17 +532,37 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
                 recorder.point = point
                 recorder.points = points + point_base
 
-    def _eligible_indices(self) -> list[int]:
-        """Indices of the candidates: every task handle, and the first plain callback."""
-        eligible = []
-        first_callback = True
-        for index, handle in enumerate(self._ready):
-            if type(handle) is _TaskHandle or type(handle) is _IOHandle:
-                eligible.append(index)
-            elif first_callback:
-                eligible.append(index)
-                first_callback = False
-        return eligible
+    def _finish_iterations(self, left: int) -> None:
+        """``main`` is done: run the ``left`` handles that remain of the current loop
+        iteration, then one more iteration, and stop (module docstring, "The end of a
+        run"). Stock order, no decision, no clock advance; invariants are still checked
+        after every step."""
+        self._forced = True  # decide() makes no decision and injects no fault from here
+        ready = self._ready
+        scheduled = self._scheduled
+        invariants = self._invariants
+        for last in (False, True):
+            # Handles queued by these steps run in the next iteration, as in _run_once:
+            # only `left` are taken, however the queue grows meanwhile.
+            try:
+                for _ in range(left):
+                    handle = ready.popleft()
+                    if handle._cancelled:
+                        continue
+                    self._ended += 1
+                    handle._run()
+                    if invariants:
+                        self._check_invariants()
+            finally:  # counted once here rather than per step (held handles count twice)
+                self._ncallbacks = count_callbacks(ready) if ready else 0
+            if last:
+                return
+            # The iteration in which run_until_complete's done-callback calls stop(): the
+            # timers already due join it; time does not move (stop() makes the selector
+            # poll without waiting).
+            if scheduled and scheduled[0]._when <= self._now:
+                self._pop_expired_timers()
+            left = len(ready)
 
     def _pop_expired_timers(self) -> None:
         ready = self._ready
@@ -605,7 +615,7 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
         in_batch = sum(1 for h in islice(ready, max(batch, 0)) if h._cancelled)
         ready.clear()
         ready.extend(live)
-        self._ncallbacks = sum(1 for h in live if type(h) is not _TaskHandle)
+        self._ncallbacks = count_callbacks(live)
         return in_batch
 
     def _check_invariants(self) -> None:
@@ -732,14 +742,38 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
         return handle
 
     def _call_io(self, callback: Callable[..., object], *args: Any,
-                 process: str) -> events.Handle:
+                 process: str, after: tuple[events.Handle, ...] = ()) -> events.Handle:
         """Queue a network callback (:class:`_IOHandle`): ``process`` names who it belongs
-        to (a connection's direction, a listener) for the strategies that ask."""
+        to (a connection's direction, a listener) for the strategies that ask; it is held
+        behind ``after`` as :meth:`_call_held` says."""
         handle = _IOHandle(callback, args, self, None)
         handle._process = process
-        self._ncallbacks += 1
+        handle._after = after
+        self._ncallbacks += 2 if after else 1
         self._ready.append(handle)
         return handle
+
+    def _call_held(self, callback: Callable[..., object], *args: Any,
+                   after: tuple[events.Handle, ...]) -> events.Handle:
+        """Queue a plain callback that is no candidate while any handle of ``after``
+        (all queued before it) is still queued: an event of a connection never overtakes
+        the work its protocol's previous callback queued, as on a real loop, where that
+        work is queued before the next poll delivers the event (``_network``)."""
+        if not after:
+            return self.call_soon(callback, *args)
+        handle = _HeldHandle(callback, args, self, None)
+        handle._after = after
+        self._ncallbacks += 2  # counted twice while held, so drive() filters candidates
+        self._ready.append(handle)
+        return handle
+
+    def _queue_mark(self) -> int:
+        """Where the ready queue ends now; :meth:`_queued_since` takes it."""
+        return len(self._ready)
+
+    def _queued_since(self, mark: int) -> tuple[events.Handle, ...]:
+        """The task steps and plain callbacks queued since ``mark`` in the running step."""
+        return queued_since(self._ready, mark)
 
     def call_at(self, when: float, callback: Callable[[Unpack[_Ts]], object],
                 *args: *_Ts, context: Context | None = None) -> events.TimerHandle:
@@ -865,7 +899,14 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
 
     def run_in_executor(self, executor: Any, func: Callable[[Unpack[_Ts]], _T],
                         *args: *_Ts) -> asyncio.Future[_T]:
-        """Run ``func`` inline, as one atomic step (documented; no thread is started).
+        """Run ``func`` inline, as one atomic step of its own (documented; no thread is
+        started).
+
+        The call is served by a network-like callback (:meth:`_call_io`), so the caller is
+        suspended as it is on a real thread pool: other tasks may run before the function
+        runs and before the caller resumes, which is where races across ``to_thread``
+        live (a check, ``await asyncio.to_thread(...)``, then an act). Running it at
+        submission instead would make check-then-act across it atomic, hiding those races.
 
         A process pool is refused: inline, ``func`` would share the scenario's memory and
         skip pickling, which a child process never does."""
@@ -874,12 +915,9 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
             raise self._escape("loop.run_in_executor() with a ProcessPoolExecutor",
                                PROCESS_FIX)
         future: asyncio.Future[_T] = self.create_future()
-        try:
-            future.set_result(func(*args))
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:  # noqa: BLE001 - delivered to the awaiter, as an executor does
-            future.set_exception(exc)
+        self._executor_calls += 1
+        call = ExecutorCall(future, func, args)
+        self._call_io(call, process=f"worker thread {self._executor_calls}")
         return future
 
     def is_closed(self) -> bool:

@@ -77,6 +77,8 @@ class NamingLoop:
 class _Adopter(Protocol):
     """The loop whose tasks are adopted (a :class:`NamingLoop` that is an event loop)."""
 
+    task_type: type
+
     def adopt(self, task: asyncio.Task[Any]) -> None: ...
 
 
@@ -94,8 +96,12 @@ def adopting(loop: _Adopter) -> Iterator[None]:
         return
     real_add = registry.add
 
+    made = loop.task_type  # what the loop's create_task makes: named there already
+
     def add(task: asyncio.Task[Any]) -> None:
         real_add(task)
+        if type(task) is made:
+            return
         owner: object = task.get_loop() if isinstance(task, asyncio.Task) else None
         if owner is loop:
             loop.adopt(task)

@@ -35,6 +35,16 @@ with one ``read(n)`` as broken on every run. With faults off (the default) no de
 a decision, so default schedules stay free of within-step choices, which ``dpor`` cannot
 reduce over (it refuses faults for that reason) and which must be made the same way in
 every mode of a run.
+
+Ordering within a connection end: an event of an end (its ``connection_made``, a delivery
+of bytes, its EOF, its ``connection_lost``) never overtakes the task steps and callbacks
+that the previous such callback of its protocol queued (a task started in
+``connection_made``, a reader woken by ``data_received``): a real loop queues that work
+before the next poll can report the socket again, so it always runs first. The next event
+is held behind that work (:meth:`SimTransport._event` records it; ``_call_io`` and
+``_call_held`` hold behind it), and an EOF that follows bytes whose callback queued work
+is a delivery of its own. Work queued by other tasks, and other connections' events, are
+still overtaken in any order.
 The in-memory link has no kernel buffer: a delivery hands the bytes to the reader's
 protocol, and back-pressure comes from the reader pausing (a ``StreamReader`` past twice
 its limit), as it does on a real transport once the socket buffers are full.
@@ -173,6 +183,10 @@ class SimTransport(asyncio.Transport):
         loop._net_objects.append(self)
         self._faulted = False  # an injected fault struck this connection (see _fault)
         self._unanswered = False  # what this end writes never arrives (fault unanswered)
+        # What this end's latest protocol event queued, which its next event waits for,
+        # and where the queue ended when the event in progress began (module docstring).
+        self._fence: tuple[events.Handle, ...] = ()
+        self._event_mark: int | None = None
 
     # -------------------------------------------------------------- attaching a protocol
 
@@ -189,10 +203,31 @@ class SimTransport(asyncio.Transport):
     def _made(self) -> None:
         if self._closing:
             return
-        self._protocol.connection_made(self)
+        self._event(self._protocol.connection_made, self)
         self._connected = True
         if self.peer is not None:
             self.peer._schedule_delivery()
+
+    def _event(self, callback: Callable[..., object], *args: Any) -> object:
+        """Run one callback of this end's protocol that the peer's side causes (made,
+        bytes, EOF) and keep what it queued: this end's next event waits for it."""
+        loop = self._sim_loop
+        mark = self._event_mark = loop._queue_mark()
+        born = len(loop.tasks)
+        try:
+            return callback(*args)
+        finally:
+            self._event_mark = None
+            self._fence = loop._queued_since(mark)
+            if self._server is not None and len(loop.tasks) > born:
+                loop.served.extend(loop.tasks[born:])  # the server's: asyncio.run ends them
+
+    def _fence_now(self) -> tuple[events.Handle, ...]:
+        """What an event of this end queued now must wait for: the latest event's work,
+        and, inside an event, what it queued so far."""
+        if self._event_mark is None:
+            return self._fence
+        return self._fence + self._sim_loop._queued_since(self._event_mark)
 
     # -------------------------------------------------------------- writing
 
@@ -233,7 +268,10 @@ class SimTransport(asyncio.Transport):
             return
         if not peer._closing and not (peer._connected and peer._reading):
             return  # resumed by the peer's connection_made or resume_reading
-        self._delivery = self._sim_loop._call_io(self._deliver, process=self._process)
+        if peer._event_mark is not None:
+            return  # queued when the peer's event ends (by _made or _deliver), behind it
+        self._delivery = self._sim_loop._call_io(self._deliver, process=self._process,
+                                                 after=peer._fence)
 
     def _chunk(self) -> int:
         """How many pending bytes the next delivery carries (module docstring): all of
@@ -279,7 +317,9 @@ class SimTransport(asyncio.Transport):
         if size:
             peer._receive(self._consume(size))
             self._maybe_resume_protocol()
-        if self._outgoing:
+        if self._outgoing or (size and peer._fence):
+            # More bytes, or an EOF that must wait for what these bytes' callback queued
+            # (a real loop reports it at a later poll): a delivery of its own.
             self._schedule_delivery()
             return
         if self._eof_queued and not self._eof_sent:
@@ -324,8 +364,10 @@ class SimTransport(asyncio.Transport):
 
     def _receive(self, data: bytes) -> None:
         """Bytes from the peer reach this end's protocol (dropped once it is closed)."""
-        if self._closing:
-            return
+        if not self._closing:
+            self._event(self._hand_over, data)
+
+    def _hand_over(self, data: bytes) -> None:
         protocol = self._protocol
         if isinstance(protocol, asyncio.BufferedProtocol):
             view = memoryview(data)
@@ -343,8 +385,8 @@ class SimTransport(asyncio.Transport):
     def _receive_eof(self) -> None:
         if self._closing:
             return
-        keep_open = self._protocol.eof_received()  # type: ignore[attr-defined]
-        if not keep_open:
+        keep_open = self._event(self._protocol.eof_received)  # type: ignore[attr-defined]
+        if not keep_open:  # connection_lost, after what eof_received queued (_lose)
             self.close()
 
     # -------------------------------------------------------------- reading
@@ -431,7 +473,8 @@ class SimTransport(asyncio.Transport):
             return
         self._lost = True
         self._closing = True
-        self._sim_loop.call_soon(self._connection_lost, exc)
+        # A plain callback, as on a real loop; held behind this end's latest event's work.
+        self._sim_loop._call_held(self._connection_lost, exc, after=self._fence_now())
 
     def _connection_lost(self, exc: Exception | None) -> None:
         try:
@@ -675,24 +718,39 @@ class NetworkLoop(asyncio.AbstractEventLoop):
         self._real_sockets: list[socket.socket] = []
         # The transports and servers of the run, made inert when it ends (_reset_network).
         self._net_objects: list[SimTransport | SimServer] = []
+        self.tasks: list[asyncio.Task[Any]] = []  # the run's tasks (the controlled loop's)
+        # Tasks servers' protocols started; the end of the run cancels them (_shutdown).
+        self.served: list[asyncio.Task[Any]] = []
+        self.pending_at_stop: list[asyncio.Task[Any]] = []
 
     def _reset_network(self) -> None:
-        """A new run: forget the addresses; close the real sockets the last run linked;
-        make the last run's transports and servers inert. The loop object is reused, and
-        a run's leftovers can still be called later: the garbage collector closes an
-        unclosed StreamWriter (``__del__``) at whatever moment it runs, which must not
-        queue callbacks into another run."""
+        """A run ended or begins: forget the addresses, close the real sockets it linked,
+        make its transports and servers inert (a StreamWriter the garbage collector closes
+        later must find its transport closed, not queue callbacks into another run)."""
         self.network.reset()
-        self._linked.clear()
+        if self._linked:  # a weak mapping's clear() is slow even when it is empty
+            self._linked.clear()
         for sock in self._real_sockets:
             sock.close()
         self._real_sockets.clear()
         for thing in self._net_objects:
             thing._retire()
         self._net_objects.clear()
+        self.served.clear()
+        self.pending_at_stop.clear()
 
     def _call_io(self, callback: Callable[..., object], *args: Any,
-                 process: str) -> events.Handle:
+                 process: str, after: tuple[events.Handle, ...] = ()) -> events.Handle:
+        raise NotImplementedError  # provided by the controlled loop
+
+    def _call_held(self, callback: Callable[..., object], *args: Any,
+                   after: tuple[events.Handle, ...]) -> events.Handle:
+        raise NotImplementedError  # provided by the controlled loop
+
+    def _queue_mark(self) -> int:
+        raise NotImplementedError  # provided by the controlled loop
+
+    def _queued_since(self, mark: int) -> tuple[events.Handle, ...]:
         raise NotImplementedError  # provided by the controlled loop
 
     def _escape(self, what: str, fix: str) -> EscapeError:

@@ -140,7 +140,8 @@ class AsyncioRuntime:
                     if tracer is not None:
                         stack.enter_context(track_holders(tracer.holders))
                     status = loop.drive(main, chooser, decisions, mode.max_steps,
-                                        tracer if tracer is not None else recorder)
+                                        tracer if tracer is not None else recorder,
+                                        finish=True)
                     outcome = classify_run(_Facts(loop, main, status, tracer,
                                                   mode.max_steps))
             except (KeyboardInterrupt, SystemExit) as exc:
@@ -199,9 +200,15 @@ class AsyncioRuntime:
         for task in loop.tasks:
             if not task.done():  # refused to die; do not let GC log it into a later run
                 task._log_destroy_pending = False  # type: ignore[attr-defined]  # private
+                _close_quietly(task.get_coro())
             elif not task.cancelled():
                 task._log_traceback = False  # reported already
         loop.discard_pending()
+        # The run's transports and servers are inert from now on, so a stream writer the
+        # scenario left open finds its transport closing when the garbage collector
+        # finalises it, whenever that is, instead of warning into a later run or test.
+        if loop._net_objects:
+            loop._reset_network()
 
     def _unwind(self, watchdog: Watchdog | None) -> None:
         """Drive the cancelled run to its end. Cleanup must never mask the outcome
@@ -222,6 +229,30 @@ class AsyncioRuntime:
                 # what it awaited); each time at least one step ran, so this ends.
             except Exception:  # noqa: BLE001 - see the docstring
                 return
+
+
+def _close_quietly(coro: object) -> None:
+    """Close the coroutine of a task that would not finish (stuck in a ``finally:`` that
+    awaits something the abandoned run will never deliver) now, where what its cleanup
+    code raises can be dropped, rather than when the garbage collector closes it:
+    Python then prints "coroutine ignored GeneratorExit" or the error of a context
+    manager's exit into whatever runs at that moment. Each attempt throws GeneratorExit
+    at the await it is stuck at; a few are enough for nested ``finally`` blocks."""
+    close = getattr(coro, "close", None)
+    if close is None:
+        return
+    for _ in range(_CLOSE_ATTEMPTS):
+        try:
+            close()
+            return
+        except (KeyboardInterrupt, SystemExit):
+            if interrupts.requested():
+                raise
+        except BaseException:  # noqa: BLE001 - an abandoned run's cleanup, dropped
+            continue
+
+
+_CLOSE_ATTEMPTS = 8
 
 
 def _start_automatic_footprints() -> bool:
@@ -312,7 +343,10 @@ class _Facts:
 
     def leaked(self) -> Outcome | None:
         loop = self.loop
+        # Pending where the loop stopped, or a connection handler that outlived its
+        # cancellation (explorer._asyncio._shutdown).
         leaked = [t for t in loop.tasks if not t.done()]
+        leaked += [t for t in loop.pending_at_stop if t.done()]
         if not leaked:
             return None
         names = sorted(loop.task_id(t) for t in leaked)
@@ -320,8 +354,11 @@ class _Facts:
         return Outcome(
             oc.LEAKED_TASK,
             f"the scenario returned while {len(leaked)} task(s) were still pending: "
-            f"{', '.join(display_task(n) for n in names)}; await them (TaskGroup, "
-            "gather) or cancel them before the scenario returns",
+            f"{', '.join(display_task(n) for n in names)}; they were not done when the "
+            "loop stopped (at the end of the iteration after the scenario's return, "
+            "where asyncio.run stops and cancels what is left), so their work would be "
+            "cut short: await them (TaskGroup, gather) or cancel them before the "
+            "scenario returns",
             user_location(coroutine_frames(first)), details={"tasks": names},
         )
 

@@ -9,7 +9,11 @@ deadline, no I/O and no idle waiter left, the run is deadlocked. Each run has it
 simulated network (:mod:`~explorer._trio._network`), installed as the run's socket factory
 and name resolver before its first task starts. A stopped run (deadlock,
 step bound, broken invariant, refused schedule) is cancelled from its root nursery and
-unwound by trio itself, so every ``finally`` block of the scenario runs.
+unwound by trio itself, so every ``finally`` block of the scenario runs. A run that cannot
+be unwound (its tasks refuse to die, an interruption or an error inside trio's own loop,
+an error of the driver) is quarantined (:func:`_abandon`): its suspended tasks and
+nurseries are never finalised, since trio's ``Nursery.__del__`` asserts on a nursery that
+still has children and would fire in whatever code runs at that garbage collection.
 """
 
 from __future__ import annotations
@@ -137,6 +141,11 @@ class TrioRuntime:
             except (KeyboardInterrupt, SystemExit, trio.TrioInternalError) as exc:
                 # Delivered outside any task (in trio's own loop): the run cannot go on.
                 outcome = self._broken(exc, gen, runner, watchdog)
+            except BaseException:
+                # An error of the driver itself: the run's tasks will never finish, so
+                # they must never be finalised either (see _abandon).
+                _abandon(gen, runner)
+                raise
             finally:
                 sniffio_library.name = previous_library
                 footprint_module.current = None
@@ -147,8 +156,13 @@ class TrioRuntime:
             raise KeyboardInterrupt
         if hang is not None:
             outcome = hang_outcome(hang, run_timeout or 0.0)
-        if scheduler.error is not None:
-            raise scheduler.error
+        error = scheduler.error
+        if isinstance(error, RunTimeout) and watchdog is not None:
+            # The limit passed while the chooser ran: the scheduler stopped the run there
+            # and it unwound; a hang, not an error of the chooser.
+            outcome = hang_outcome(hang, run_timeout or 0.0)
+        elif error is not None:
+            raise error
         if tracer is not None:
             tracer.finish_step()
         if outcome is None:
@@ -162,12 +176,13 @@ class TrioRuntime:
     def _broken(self, exc: BaseException, gen: Any, runner: Any,
                 watchdog: Watchdog | None) -> Outcome | None:
         """A SystemExit, KeyboardInterrupt or the watchdog's RunTimeout came out of trio's
-        loop itself (trio wraps it in TrioInternalError): abandon the run. Return its
-        outcome, or None for a hang (the watchdog's record makes it)."""
-        cause = exc.__cause__ if isinstance(exc, trio.TrioInternalError) else exc
-        if not isinstance(cause, KeyboardInterrupt | SystemExit):
+        loop itself (trio wraps it in TrioInternalError), or trio failed inside its loop:
+        abandon the run, whose tasks trio left unfinished. Return its outcome, or None
+        for a hang (the watchdog's record makes it); re-raise any other internal error."""
+        _abandon(gen, runner)  # first: whatever follows, the run is never finalised
+        cause = _interruption(exc)
+        if cause is None:
             raise exc
-        _abandon(gen, runner)
         if isinstance(cause, RunTimeout) and watchdog is not None:
             watchdog.acknowledge()
             return None
@@ -309,6 +324,21 @@ def _object_names(objects: dict[int, object] | None, names: Names) -> dict[int, 
         elif type(obj).__module__.startswith("trio"):
             described[key] = names.resource(obj)
     return described
+
+
+def _interruption(exc: BaseException) -> KeyboardInterrupt | SystemExit | None:
+    """The KeyboardInterrupt or SystemExit (the watchdog's RunTimeout among them) behind
+    ``exc`` as it came out of trio's loop: itself, or for a TrioInternalError what caused
+    it, directly or while trio handled it (one of trio's own checks can fail while the
+    interruption unwinds); None for an internal error of another cause."""
+    if not isinstance(exc, trio.TrioInternalError):
+        return exc if isinstance(exc, KeyboardInterrupt | SystemExit) else None
+    seen: BaseException | None = exc.__cause__ or exc.__context__
+    for _ in range(8):  # a short chain: trio wraps once, and may fail once more
+        if seen is None or isinstance(seen, KeyboardInterrupt | SystemExit):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _start(scenario: Scenario) -> Coroutine[Any, Any, Any]:

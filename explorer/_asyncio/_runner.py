@@ -116,23 +116,29 @@ class AsyncioRuntime:
         loop.reset(mode)
         decisions: list[int] = []
         coro = _start(scenario)
-        main = loop.create_main_task(coro)
-        tracer = Tracer(loop) if mode.traced else None
-        # "auto": user code's own accesses are recorded (Python 3.12+); if that cannot
-        # start, task code counts as touching everything, as in "conservative".
-        recording = mode.recording
-        automatic = recording and mode.footprints == "auto" \
-            and _start_automatic_footprints()
-        recorder = (FootprintRecorder(declared=mode.footprints == "declared" or automatic,
-                                      naming=mode.naming)
-                    if recording else None)
-        if recorder is not None and mode.naming:
-            footprint_module.seen = {}
-        run_timeout = mode.run_timeout
-        watchdog = _watchdog.current() if run_timeout else None
-        if watchdog is not None:
-            assert run_timeout is not None
-            watchdog.arm(run_timeout, self._hang_site)
+        try:  # a Ctrl-C before the run starts must not leave its coroutine unawaited
+            main = loop.create_main_task(coro)
+            tracer = Tracer(loop) if mode.traced else None
+            # "auto": user code's own accesses are recorded (Python 3.12+); if that cannot
+            # start, task code counts as touching everything, as in "conservative".
+            recording = mode.recording
+            automatic = recording and mode.footprints == "auto" \
+                and _start_automatic_footprints()
+            recorder = (FootprintRecorder(declared=mode.footprints == "declared" or automatic,
+                                          naming=mode.naming)
+                        if recording else None)
+            if recorder is not None and mode.naming:
+                footprint_module.seen = {}
+            run_timeout = mode.run_timeout
+            watchdog = _watchdog.current() if run_timeout else None
+            if watchdog is not None:
+                assert run_timeout is not None
+                watchdog.arm(run_timeout, self._hang_site)
+        except BaseException:
+            _close_quietly(coro)  # never started: closing it is silent
+            for task in loop.tasks:
+                task._log_destroy_pending = False  # type: ignore[attr-defined]  # private
+            raise
         outcome: Outcome | None = None
         try:
             try:
@@ -194,16 +200,18 @@ class AsyncioRuntime:
         if loop._asyncgens:  # iterating an empty WeakSet still costs a microsecond or two
             for agen in list(loop._asyncgens):
                 loop.create_task(agen.aclose())
-        if pending or loop._ready:
-            loop.begin_cleanup()
-            self._unwind(watchdog)
-        for task in loop.tasks:
-            if not task.done():  # refused to die; do not let GC log it into a later run
-                task._log_destroy_pending = False  # type: ignore[attr-defined]  # private
-                _close_quietly(task.get_coro())
-            elif not task.cancelled():
-                task._log_traceback = False  # reported already
-        loop.discard_pending()
+        try:
+            if pending or loop._ready:
+                loop.begin_cleanup()
+                self._unwind(watchdog)  # a real Ctrl-C leaves it at once
+        finally:
+            for task in loop.tasks:
+                if not task.done():  # refused to die; do not let GC log it into a later run
+                    task._log_destroy_pending = False  # type: ignore[attr-defined]  # private
+                    _close_quietly(task.get_coro())
+                elif not task.cancelled():
+                    task._log_traceback = False  # reported already
+            loop.discard_pending()
         # The run's transports and servers are inert from now on, so a stream writer the
         # scenario left open finds its transport closing when the garbage collector
         # finalises it, whenever that is, instead of warning into a later run or test.

@@ -79,7 +79,10 @@ def section(schedules: int, rounds: int) -> list[str]:
         "",
         f"Random strategy, {schedules} schedules per round; {rounds} alternating rounds, "
         "median. Stock means the same scenario on one reused stock asyncio loop with the "
-        "real thing: aiosqlite's worker threads, or loopback sockets.",
+        "real thing: aiosqlite's worker threads, or loopback sockets. Under the explorer "
+        "SQLite runs inline without fsync (`synchronous = OFF`, see docs/services.md) "
+        "and without thread hand-offs; the stock runs keep SQLite's default (a sync per "
+        "commit), part of the difference in the first row.",
         "",
         "| scenario | explorer schedules/s | steps/s | stock runs/s | stock uses | "
         "explorer / stock |",

@@ -718,7 +718,6 @@ class NetworkLoop(asyncio.AbstractEventLoop):
         self._real_sockets: list[socket.socket] = []
         # The transports and servers of the run, made inert when it ends (_reset_network).
         self._net_objects: list[SimTransport | SimServer] = []
-        self.tasks: list[asyncio.Task[Any]] = []  # the run's tasks (the controlled loop's)
         # Tasks servers' protocols started; the end of the run cancels them (_shutdown).
         self.served: list[asyncio.Task[Any]] = []
         self.pending_at_stop: list[asyncio.Task[Any]] = []
@@ -756,6 +755,7 @@ class NetworkLoop(asyncio.AbstractEventLoop):
     def _escape(self, what: str, fix: str) -> EscapeError:
         raise NotImplementedError  # provided by the controlled loop
 
+    tasks: list[asyncio.Task[Any]]  # the run's tasks: the controlled loop's
     faults: frozenset[str]  # the fault kinds of the run (explorer._faults): the loop's
 
     def decide(self, options: Sequence[Candidate]) -> int:

@@ -355,4 +355,67 @@ def automatic_footprints_section(rounds: int = 5, runs: int = 1000) -> list[str]
             counts.append(f"{result.schedules:,}" + ("" if result.exhausted
                                                      else " (cap, not done)"))
         lines.append(f"| {name} | {counts[0]} | {counts[1]} |")
+    return [*lines, "", *web_gallery_section()]
+
+
+# ---------------------------------------------------------------- the web gallery
+
+def web_gallery_section(cap: int = 20_000) -> list[str]:
+    """Python 3.12+: the fixed FastAPI/Starlette gallery apps proven over their whole
+    schedule space (no deviation bound): every schedule (``systematic``), conservative
+    DPOR, and DPOR with automatic footprints, which watch the web stack's code (httpx,
+    Starlette, FastAPI, anyio, pydantic) as well as the app's. Schedules and seconds."""
+    import platform
+    import sys
+
+    lines = ["## Reduction through framework code (Python 3.12+)", ""]
+    if sys.version_info < (3, 12):
+        return [*lines, f"Skipped: needs sys.monitoring (Python 3.12+); this is "
+                        f"{platform.python_version()}."]
+    from examples.gallery import web_examples
+
+    lines += [
+        f"Fixed web gallery apps, every schedule (no deviation bound, cap {cap:,}), "
+        f"CPython {platform.python_version()}: schedules (seconds).",
+        "",
+        "| fixed example | systematic | dpor (conservative) | dpor-auto | saved |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for example in web_examples():
+        cells = []
+        counts = []
+        for strategy in ("systematic", DPOR(), DPOR(footprints="auto")):
+            start = time.perf_counter()
+            result = explorer.explore(example.fixed, strategy=strategy, max_schedules=cap,
+                                      max_steps=example.max_steps, raise_on_failure=False)
+            seconds = time.perf_counter() - start
+            verdict = "" if result.exhausted and result.failure is None else (
+                " FAILED" if result.failure is not None else " (cap)")
+            cells.append(f"{result.schedules:,} ({seconds:.1f} s){verdict}")
+            counts.append(result.schedules)
+        lines.append(f"| {example.name} | {' | '.join(cells)} | "
+                     f"{counts[0] / max(counts[2], 1):.1f}x |")
     return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.reduction --web --output FILE``: one section, to a file."""
+    import argparse
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--web", action="store_true",
+                        help="only the web gallery (reduction through framework code)")
+    parser.add_argument("--output", type=Path, required=True,
+                        help="where to write the Markdown (never BENCHMARKS.md by default)")
+    args = parser.parse_args(argv)
+    sections = [web_gallery_section()] if args.web else [
+        section(), automatic_footprints_section()]  # (the latter ends with the web one)
+    text = "\n".join(line for lines in sections for line in [*lines, ""])
+    print(text)
+    args.output.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

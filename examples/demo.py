@@ -62,8 +62,11 @@ def check(example: Example, verbose: bool, explore: Search = search) -> tuple[bo
     if failure is None:
         line = f"NOT FOUND within {found.coverage}"
     else:
+        schedule = str(failure.schedule)
+        if len(schedule) > 60:  # a starvation keeps one task going: a long schedule
+            schedule = f"{schedule[:50]}... (replay string in the full report)"
         line = (f"{failure.kind} after {found.schedules} schedule(s), "
-                f"{failure.deviations} deviation(s), {failure.schedule}; fixed version "
+                f"{failure.simplicity()}, {schedule}; fixed version "
                 f"{'passes' if proof.failure is None else 'FAILS'} "
                 f"{proof.schedules} schedules within {example.bound} deviation(s)")
     return ok, line

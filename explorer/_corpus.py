@@ -213,6 +213,7 @@ def _entry_json(failure: ScheduleFailure) -> dict[str, Any]:
         "shrunk": failure.shrink is not None,
         "shrink": dataclasses.asdict(failure.shrink) if failure.shrink else None,
         "deviations": failure.deviations,
+        "switches": failure.switches,
         "expected": expected_candidates(failure.trace),
         "trace_hash": failure.trace.hash(),
     }

@@ -319,6 +319,7 @@ def decode(path: Path, data: object) -> CorpusEntry:
         shrunk = _get(data, "shrunk", "", (bool,), "true or false")
         _object(data, "shrink", "", required=False, nullable=True)
         _int(data, "deviations", "", 0, MAX_POINT, required=False)
+        _int(data, "switches", "", 0, MAX_POINT, required=False, nullable=True)
         expected = _check_expected(data)
         trace_hash = _text(data, "trace_hash", "", required=False, nullable=True, limit=64)
         if trace_hash is not None and not _HASH.fullmatch(trace_hash):

@@ -8,6 +8,12 @@ followed by ``b`` — the branch dynamic partial-order reduction would explore f
 failure when that reversed run, replayed, passes or fails in another way; when it fails the
 same way, the pair conflicted but its order did not matter.
 
+When no race decides — undeclared task code conflicts with everything, so in a schedule
+where one task *runs ahead* through several steps the only races are between neighbours —
+each run-ahead is taken back instead: the task it set aside runs its next step first, then
+the run-ahead. When that replay passes, the pair (the run-ahead's last step, the set-aside
+task's next step) decided the failure.
+
 Replays are cheap (one run each) and capped (:data:`MAX_REPLAYS`, and about
 :data:`STEP_BUDGET` steps in all); races not replayed are reported as not checked.
 """
@@ -19,9 +25,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from explorer._footprint import StepRecord
-from explorer._happens_before import CLOCK, RunAnalysis, dependent, recorded_steps
+from explorer._happens_before import CLOCK, LOOP, RunAnalysis, dependent, recorded_steps
 from explorer._outcome import Outcome
-from explorer._races import Conflict, describe_pair
+from explorer._races import Conflict, describe_pair, labels_of
 from explorer._runtime import Chooser, PointView, RunRecord
 from explorer._trace import Trace
 
@@ -153,6 +159,44 @@ def reverse(analysis: RunAnalysis, first: int, second: int, rerun: Rerun,
     return Reversal(realized, outcome, decides)
 
 
+def run_aheads(steps: Sequence[StepRecord]) -> list[tuple[int, int, int]]:
+    """``(start, end, resumed)`` for each stretch ``start..end`` of consecutive steps of one
+    task that began right after a step of another task, which runs again later, at
+    ``resumed``: the run-ahead of a switch."""
+    found: list[tuple[int, int, int]] = []
+    count = len(steps)
+    start = 1
+    while start < count:
+        process = steps[start].process
+        end = start
+        while end + 1 < count and steps[end + 1].process == process:
+            end += 1
+        before = steps[start - 1].process
+        if before != process and LOOP not in (before, process):
+            resumed = next((k for k in range(end + 1, count) if steps[k].process == before),
+                           None)
+            if resumed is not None:
+                found.append((start, end, resumed))
+        start = end + 1
+    return found
+
+
+def take_back(steps: Sequence[StepRecord], start: int, resumed: int, rerun: Rerun,
+              original: Outcome) -> Reversal:
+    """Replay the run with the set-aside task's step ``resumed`` run at ``start``, before
+    the run-ahead, and everything else in its order; judge the outcome."""
+    order = _with_clock(steps)
+    ks = [*range(start), resumed, *range(start, resumed), *range(resumed + 1, len(steps))]
+    record = rerun(Guided([p for k in ks for p in order[k]]))
+    replayed = record.footprints or []
+    realized = (len(replayed) > start and replayed[start].process == steps[resumed].process
+                and [s.process for s in replayed[:start]]
+                == [s.process for s in steps[:start]])
+    outcome: Outcome = record.outcome
+    decides = realized and (not outcome.failed or outcome.signature() != original.signature())
+    return Reversal(realized, outcome, decides)
+
+
 def deciding(named: list[Conflict], records: Sequence[StepRecord], trace: Trace,
              names: dict[int, str], original: Outcome, rerun: Rerun, *,
              max_replays: int = MAX_REPLAYS,
@@ -190,6 +234,18 @@ def deciding(named: list[Conflict], records: Sequence[StepRecord], trace: Trace,
         verdict = reverse(analysis, i, j, rerun, original)
         if verdict.decides:
             judged.append(Conflict(steps[i], steps[j], *describe_pair(records, i, j, names),
-                                   pair=(i, j)).judged(True, verdict.describe()))
+                                   pair=(i, j), names=labels_of(trace, steps[i], steps[j])
+                                   ).judged(True, verdict.describe()))
+    if not any(c.decides for c in judged):
+        for start, end, resumed in reversed(run_aheads(analysis.steps)):
+            if budget <= 0:
+                break
+            budget -= 1
+            verdict = take_back(analysis.steps, start, resumed, rerun, original)
+            if verdict.decides:
+                judged.append(Conflict(
+                    steps[end], steps[resumed], *describe_pair(records, end, resumed, names),
+                    pair=(end, resumed), names=labels_of(trace, steps[end], steps[resumed])
+                ).judged(True, verdict.describe()))
     judged.sort(key=lambda c: (not c.decides, c.pair))
     return judged

@@ -45,7 +45,7 @@ from explorer._settings import (  # the defaults are re-exported: callers import
     Settings,
     from_keywords,
 )
-from explorer._shrink import Shrinker, ShrinkReport
+from explorer._shrink import Shrinker, ShrinkReport, count_switches_of
 from explorer._trace import Trace
 
 _UNBOUNDED = 10**12  # what a Settings without a schedule budget (None) means here
@@ -113,20 +113,24 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = DEFAULT_RUNTIME,
             max_time: float | str | None = None, shrink: bool = True,
             corpus: str | os.PathLike[str] | None = None,
             run_timeout: float | str | None = DEFAULT_RUN_TIMEOUT,
-            profile: str | None = None, settings: Settings | None = None) -> ExploreResult:
+            profile: str | None = None, settings: Settings | None = None,
+            preemption_bound: int | None = None) -> ExploreResult:
     """Run ``fn(*args)`` once per schedule chosen by ``strategy`` until it fails or the
     budget (``max_schedules``, ``max_time`` seconds) or the strategy's space runs out.
     The default strategy, ``"portfolio"``, rotates several search strategies across the
     schedules, seeded by ``seed`` (see :mod:`explorer.strategies`).
 
     On failure raise :class:`ScheduleFailure` (or, with ``raise_on_failure=False``, return
-    it in the result). ``deviation_bound`` limits the systematic strategy; ``timer_races``
+    it in the result). ``deviation_bound`` limits the systematic strategy;
+    ``preemption_bound`` makes it count switches instead (a switch sets aside a task that
+    could continue) and run every schedule with at most that many; ``timer_races``
     adds "fire the next timer now" as a candidate, to find timeout-versus-completion races.
     ``faults`` (True for every kind, or a set of ``refused``, ``reset``, ``dropped``,
     ``unanswered``) lets the simulated network inject those faults, each as a decision
     counted like a deviation (see :mod:`explorer._faults`); off by default.
-    A failing schedule is shrunk (``shrink=True``) to the fewest deviations, then the
-    shortest run, then the lowest candidate indices that fail the same way, and saved to
+    A failing schedule is shrunk (``shrink=True``) to the fewest switches, then the fewest
+    deviations, then the shortest run, then the lowest candidate indices that fail the
+    same way, and saved to
     the ``corpus`` directory when one is given.
 
     A run that takes more than ``run_timeout`` seconds of real time (None or 0: no
@@ -146,7 +150,8 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = DEFAULT_RUNTIME,
         {"strategy": strategy, "max_schedules": max_schedules, "seed": seed,
          "deviation_bound": deviation_bound, "max_steps": max_steps,
          "timer_races": timer_races, "shrink": shrink, "max_time": max_time,
-         "runtime": runtime, "run_timeout": run_timeout, "faults": faults},
+         "runtime": runtime, "run_timeout": run_timeout, "faults": faults,
+         "preemption_bound": preemption_bound},
         settings=settings, profile=profile)
     strategy, seed = chosen_settings.strategy, chosen_settings.seed
     max_schedules = chosen_settings.max_schedules or _UNBOUNDED
@@ -163,7 +168,8 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = DEFAULT_RUNTIME,
         return _reproduce(fn, args, reproducing, runtime, max_steps, raise_on_failure,
                           run_timeout)
     pins: tuple[Schedule, ...] = getattr(target, PINS_ATTR, ())
-    chosen = _strategies.make_strategy(strategy, seed=seed, deviation_bound=deviation_bound)
+    chosen = _strategies.make_strategy(strategy, seed=seed, deviation_bound=deviation_bound,
+                                       preemption_bound=chosen_settings.preemption_bound)
     rt = _runtime(runtime)
     start = time.perf_counter()
     deadline = start + max_time if max_time is not None else None
@@ -365,32 +371,37 @@ def _confirm(rt: Runtime, scenario: Scenario, name: str, record: RunRecord,
                                       run_timeout=run_timeout, faults=faults)[0]
 
     def failure(outcome: Outcome, rec: RunRecord, trace: Trace | None,
-                report: ShrinkReport | None = None) -> ScheduleFailure:
+                report: ShrinkReport | None = None,
+                switches: int | None = None) -> ScheduleFailure:
         return ScheduleFailure(outcome, Schedule.from_decisions(rec.decisions,
                                                                 timers=timer_races,
                                                                 faults=faults),
                                trace, scenario=name, found_after=index, strategy=strategy,
-                               shrink=report, runtime=rt.name)
+                               shrink=report, runtime=rt.name, switches=switches)
 
     traced, problem = verify(record, replay_of(record.decisions))
     if problem is not None:
         return failure(problem, record, traced.trace if traced else None)
     assert traced is not None  # verify returns a replay whenever it finds no problem
-    report = None
-    if shrink:
-        def run_once(chooser: Chooser) -> RunRecord:
-            return rt.run(scenario, chooser, RunMode(
-                max_steps=max_steps, timer_races=timer_races, run_timeout=run_timeout,
-                faults=faults))
+    def run_once(chooser: Chooser) -> RunRecord:
+        return rt.run(scenario, chooser, RunMode(
+            max_steps=max_steps, timer_races=timer_races, run_timeout=run_timeout,
+            faults=faults))
 
-        shrunk, report = Shrinker(run_once, record.outcome.signature()).shrink(record)
+    report = switches = None
+    if not shrink:  # the shrinker counts the switches of what it returns; else one run
+        switches = count_switches_of(run_once, record.decisions)
+    else:
+        # The outcome, not its signature: the shrinker compares failures without task
+        # numbers, which a moved decision can shift (Outcome.stable_signature).
+        shrunk, report = Shrinker(run_once, record.outcome).shrink(record)
         if shrunk is not record:
             traced, problem = verify(shrunk, replay_of(shrunk.decisions))
             if problem is not None:
                 return failure(problem, shrunk, traced.trace if traced else None)
             assert traced is not None
             record = shrunk
-    found = failure(traced.outcome, record, traced.trace, report)
+    found = failure(traced.outcome, record, traced.trace, report, switches)
     if footprints is not None:
         _explain_races(rt, scenario, found, record.decisions, max_steps, timer_races,
                        footprints, run_timeout)

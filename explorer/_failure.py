@@ -33,9 +33,11 @@ class ScheduleFailure(ExplorerError, AssertionError):
 
     Attributes: ``kind`` (assertion, exception, deadlock, livelock, leaked_task,
     nondeterminism, escape), ``schedule`` (``str()`` gives the paste-able form),
-    ``found_after`` (1-based index of the failing schedule), ``deviations``, ``trace``,
-    ``outcome``, ``scenario`` (its dotted name), ``strategy`` (how it was found) and
-    ``shrink`` (a :class:`ShrinkReport`, when the schedule was shrunk).
+    ``found_after`` (1-based index of the failing schedule), ``deviations``, ``switches``
+    (decisions that set aside a task that could continue, :mod:`explorer._switches`; None
+    when not counted), ``trace``, ``outcome``, ``scenario`` (its dotted name),
+    ``strategy`` (how it was found) and ``shrink`` (a :class:`ShrinkReport`, when the
+    schedule was shrunk).
 
     :meth:`record` is the failure as data (:class:`FailureRecord`); :meth:`to_json` is its
     JSON, the published form, and :meth:`from_record` reads one back.
@@ -44,7 +46,7 @@ class ScheduleFailure(ExplorerError, AssertionError):
     def __init__(self, outcome: Outcome, schedule: Schedule, trace: Trace | None, *,
                  scenario: str, found_after: int = 1,
                  strategy: Mapping[str, Parameter] | None = None, runtime: str = "asyncio",
-                 shrink: ShrinkReport | None = None) -> None:
+                 shrink: ShrinkReport | None = None, switches: int | None = None) -> None:
         self.outcome = outcome
         self.kind = outcome.kind
         self.schedule = schedule
@@ -55,6 +57,8 @@ class ScheduleFailure(ExplorerError, AssertionError):
         self.strategy = dict(strategy or {})
         self.runtime = runtime
         self.shrink = shrink
+        self.switches = switches if switches is not None or shrink is None else \
+            shrink.switches
         self.corpus_path: Path | None = None
         self.conflicts: list[Conflict] = []
         self.happens_before: nx.DiGraph[int] | None = None
@@ -69,9 +73,11 @@ class ScheduleFailure(ExplorerError, AssertionError):
         :meth:`record` the one read, its message the saved one when there is one."""
         record = report.record
         failure = cls(record.outcome.outcome(), Schedule.parse(record.schedule),
-                      Trace([s.step() for s in record.steps]), scenario=record.scenario,
+                      Trace([s.step() for s in record.steps], dict(record.labels)),
+                      scenario=record.scenario,
                       found_after=record.found_after, strategy=dict(record.strategy),
-                      runtime=record.runtime, shrink=record.shrink)
+                      runtime=record.runtime, shrink=record.shrink,
+                      switches=record.switches)
         failure._loaded = record
         failure._message = report.message
         if report.corpus_path is not None:
@@ -108,6 +114,15 @@ class ScheduleFailure(ExplorerError, AssertionError):
         self._message = None
         self.args = (self.render(),)
 
+    def simplicity(self) -> str:
+        """``1 switch, 3 deviation(s)``: how simple the schedule is, switches first (what a
+        person counts), then deviations from the stock order; deviations alone when the
+        switches were not counted."""
+        deviations = f"{self.deviations} deviation(s)"
+        if self.switches is None:
+            return deviations
+        return f"{self.switches} switch{'' if self.switches == 1 else 'es'}, {deviations}"
+
     @property
     def location(self) -> Location | None:
         return self.outcome.location
@@ -129,22 +144,26 @@ class ScheduleFailure(ExplorerError, AssertionError):
             f" (seed {seed})" if seed is not None else "")
         lines = [
             f"{self.scenario} failed ({self.kind}{where}) under {found}, "
-            f"{self.deviations} deviation(s) from the stock schedule.",
+            f"{self.simplicity()} from the stock schedule.",
             *([f"Shrinking: {self.shrink.describe()}."] if self.shrink else []),
             "",
             *("  " + line for line in outcome.message.splitlines()),
             "",
         ]
-        why = explain(self.trace)
+        # A failure read back from its record tells the story it was saved with: the
+        # saved trace keeps base names only, so the source lines could not be re-read.
+        why = list(self._loaded.explanation) if self._loaded is not None else \
+            explain(self.trace)
         if why:
-            lines += ["Why: the deviations from the stock order that make it fail:",
+            lines += ["Why: what ran out of turn to make it fail:",
                       *(f"  {line}" for line in why), ""]
         if self.conflicts:
             from explorer._races import render
 
             lines += [*render(self.conflicts), ""]
         lines += [
-            "Swimlanes (one column per task, * marks a deviation; the full trace is "
+            "Swimlanes (one lane per task, library tasks folded into the task they serve; "
+            "* marks a switch, + another deviation from the stock order; the full trace is "
             "failure.trace):",
             swimlanes(self.trace),
             "",
@@ -164,7 +183,8 @@ class ScheduleFailure(ExplorerError, AssertionError):
             tuple(SavedStep.of(step) for step in self.trace), self.trace.hash(),
             tuple(explain(self.trace)), tuple(c.describe() for c in self.conflicts),
             tuple(c.describe() for c in self.deciding),
-            tuple(c.record() for c in self.conflicts), self.shrink)
+            tuple(c.record() for c in self.conflicts), self.shrink,
+            dict(self.trace.labels), self.switches)
 
     def report(self, *, corpus_path: str | None = None, new_in_corpus: bool = False,
                message: bool = False) -> FailureReport:

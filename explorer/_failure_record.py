@@ -29,7 +29,7 @@ from typing import Final, TypeAlias, TypeVar
 from explorer._errors import ExplorerError
 from explorer._locations import Location
 from explorer._outcome import Outcome
-from explorer._shrink import ShrinkReport
+from explorer._shrink import DEFAULT_MAX_RUNS, DEFAULT_MAX_SECONDS, ShrinkReport
 from explorer._trace import Step
 from explorer.strategies._base import Parameter
 
@@ -142,6 +142,16 @@ class Fields:
             out[str(name)] = value
         return out
 
+    def text_map(self, key: str) -> dict[str, str]:
+        """An object whose values are all strings (``{}`` when missing or null)."""
+        found = self.obj(key)
+        if found is None:
+            return {}
+        for name, value in found.data.items():
+            if not isinstance(value, str):
+                raise found.error(str(name), value, "a string")
+        return {str(name): str(value) for name, value in found.data.items()}
+
     def json_object(self, key: str) -> dict[str, JsonValue]:
         found = self.obj(key)
         return {} if found is None else {
@@ -219,12 +229,17 @@ class SavedStep:
     result: str | None = None
     preempted: str | None = None
     preempted_at: SavedLocation | None = None
+    switch: bool = False
+    foreign: bool = False
+    site: SavedLocation | None = None
+    call: str | None = None
 
     @classmethod
     def of(cls, step: Step) -> SavedStep:
         return cls(step.index, step.task, step.kind, _saved(step.start), _saved(step.end),
                    step.operation, step.resource, step.decision, step.time, step.result,
-                   step.preempted, _saved(step.preempted_at))
+                   step.preempted, _saved(step.preempted_at), step.switch, step.foreign,
+                   _saved(step.site), step.call)
 
     @property
     def deviated(self) -> bool:
@@ -237,7 +252,8 @@ class SavedStep:
 
         return Step(self.index, self.task, self.kind, live(self.start), live(self.end),
                     self.operation, self.resource, self.decision, self.time, self.result,
-                    self.preempted, live(self.preempted_at))
+                    self.preempted, live(self.preempted_at), self.switch, self.foreign,
+                    live(self.site), self.call)
 
     def to_json(self) -> dict[str, object]:
         # The same keys, in the same order, as Step.to_json: the trace hash is over them.
@@ -247,7 +263,8 @@ class SavedStep:
             "operation": self.operation, "resource": self.resource,
             "decision": list(self.decision) if self.decision else None,
             "time": self.time, "result": self.result, "preempted": self.preempted,
-            "preempted_at": _json(self.preempted_at),
+            "preempted_at": _json(self.preempted_at), "switch": self.switch,
+            "foreign": self.foreign, "site": _json(self.site), "call": self.call,
         }
 
     @classmethod
@@ -268,7 +285,9 @@ class SavedStep:
                    decision,
                    fields.number("time"), fields.opt_text("result"),
                    fields.opt_text("preempted"),
-                   SavedLocation.from_json(fields.obj("preempted_at")))
+                   SavedLocation.from_json(fields.obj("preempted_at")),
+                   fields.flag("switch"), fields.flag("foreign"),
+                   SavedLocation.from_json(fields.obj("site")), fields.opt_text("call"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,7 +409,14 @@ def _shrink(fields: Fields | None) -> ShrinkReport | None:
     return ShrinkReport(fields.integer("original_deviations"), fields.integer("deviations"),
                         fields.integer("original_steps"), fields.integer("steps"),
                         fields.integer("runs"), fields.flag("proven_minimal"),
-                        fields.flag("budget_exhausted"))
+                        fields.flag("budget_exhausted"),
+                        # Counted since switches order the shrinker; absent before.
+                        fields.opt_integer("original_switches"),
+                        fields.opt_integer("switches"), fields.flag("switches_proven"),
+                        fields.flag("deviations_proven"),
+                        fields.integer("max_runs", DEFAULT_MAX_RUNS),
+                        fields.number("max_seconds", DEFAULT_MAX_SECONDS),
+                        fields.flag("deviations_cut"))
 
 
 # --------------------------------------------------------------------------- the failure
@@ -404,6 +430,9 @@ class FailureRecord:
     ``trace_hash`` is the hash of the whole trace, also when ``trace`` is an excerpt.
     ``conflicts`` and ``deciding`` are the sentences of the conflicting pairs (all, then
     those whose order decided the failure); ``races`` the pairs with their verdicts.
+    ``labels`` names tasks for people (``Trace.labels``: a task as steps name it -> what it
+    is, such as ``POST /redeem/WELCOME10 #2 → redeem``). ``switches`` is the schedule's
+    switch count (:mod:`explorer._switches`; None when it was not counted).
     """
 
     scenario: str
@@ -420,6 +449,8 @@ class FailureRecord:
     deciding: tuple[str, ...] = ()
     races: tuple[RaceRecord, ...] = ()
     shrink: ShrinkReport | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    switches: int | None = None
 
     @property
     def steps(self) -> tuple[SavedStep, ...]:
@@ -435,6 +466,7 @@ class FailureRecord:
             "conflicts": list(self.conflicts), "deciding": list(self.deciding),
             "races": [r.to_json() for r in self.races],
             "shrink": _shrink_json(self.shrink),
+            "labels": dict(self.labels), "switches": self.switches,
         }
         if self.trace is None:
             del data["trace"]
@@ -456,7 +488,8 @@ class FailureRecord:
                    fields.texts("explanation"), fields.texts("conflicts"),
                    fields.texts("deciding"),
                    tuple(RaceRecord.from_json(r) for r in fields.objects("races")),
-                   _shrink(fields.obj("shrink")))
+                   _shrink(fields.obj("shrink")), fields.text_map("labels"),
+                   fields.opt_integer("switches"))
 
 
 @dataclass(frozen=True)

@@ -186,6 +186,12 @@ class OptionsView:
     def recorded_steps(self) -> None:
         return None  # faults are refused while footprints are recorded (RunMode)
 
+    def current(self) -> None:
+        return None  # the options belong to no task: choosing one is never a switch
+
+    def current_call(self) -> None:
+        return None  # no current task (see current)
+
 
 def site_location(top: FrameType | None) -> Location | None:
     """Where the running task reached a fault site: the innermost frame of user code on

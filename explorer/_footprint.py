@@ -77,7 +77,13 @@ Index = dict[int, list[tuple[object, str]]]
 
 
 def index(footprint: Iterable[Access]) -> Index:
-    """A footprint grouped by object, for repeated conflict checks."""
+    """A footprint grouped by object, for repeated conflict checks.
+
+    A footprint holding UNKNOWN conflicts with every non-empty one whatever else it holds,
+    so its index is UNKNOWN's alone: steps through a library can record thousands of
+    accesses before one of them turns out unknowable, and indexing those is wasted."""
+    if isinstance(footprint, (set, frozenset)) and UNKNOWN in footprint:
+        return {0: [(None, "w")]}
     out: Index = {}
     for obj, item, mode in footprint:
         out.setdefault(obj, []).append((item, mode))

@@ -15,13 +15,12 @@ from __future__ import annotations
 import html
 import math
 import os
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
+from explorer._explain import lanes
 from explorer._failure_record import (
     FailureRecord,
     FailureReport,
-    SavedLocation,
     SavedStep,
     WaitFor,
 )
@@ -33,6 +32,7 @@ from explorer._summary import (
     distinct_failures,
     merge_scenarios,
 )
+from explorer._trace import Trace
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;
@@ -52,6 +52,7 @@ font-weight:600}
 table.timeline td{white-space:nowrap}table.timeline td.step{color:#646970;text-align:right}
 tr.deviation td{background:#fcf0f1}tr.deviation td.step{color:#b32d2e;font-weight:700}
 td.ran{background:#e7f0fa}tr.deviation td.ran{background:#f7c9cc}
+tr.switch td.step{font-weight:700}
 .why li{margin:.2em 0}.cycle{color:#b32d2e;font-weight:600}
 .legend{font-size:12px;color:#646970}svg text{font:12px ui-monospace,monospace}
 """
@@ -161,15 +162,16 @@ def render_failure(failure: FailureReport, *, anchor: str = "failure") -> str:
              f"<pre>{_e(outcome.message)}</pre>"]
     why = record.explanation
     if why:
-        parts += ["<h4>Why: the deviations from the stock order that make it fail</h4>",
+        parts += ["<h4>Why: what ran out of turn to make it fail</h4>",
                   '<ol class="why">', *(f"<li>{_e(line)}</li>" for line in why), "</ol>"]
     graph = outcome.wait_for
     if outcome.kind == "deadlock" and graph is not None:
         parts += ["<h4>Wait-for graph</h4>", wait_for_svg(graph), wait_for_table(graph)]
     trace = record.steps
     if trace:
-        parts += ["<h4>Timeline (one lane per task; highlighted rows are deviations from the "
-                  "stock order)</h4>", timeline(trace)]
+        parts += ["<h4>Timeline (one lane per task, library tasks folded into the task they "
+                  "serve; highlighted rows are deviations from the stock order)</h4>",
+                  timeline(trace, labels=record.labels)]
     parts += [
         "<table>",
         f"<tr><th>Schedule</th><td><code>{_e(record.schedule)}</code></td></tr>",
@@ -197,58 +199,48 @@ def _found(record: FailureRecord) -> str:
     return text + "."
 
 
-def _where(location: SavedLocation | None, home: str) -> str:
-    if not location:
-        return "?"
-    if location.file == home:
-        return str(location.line)
-    return location.short
-
-
-def timeline(steps: Sequence[SavedStep], *, limit: int = 600) -> str:
-    """The run as a table: a row per step, a lane (column) per task, plus the loop."""
-    tasks = list(dict.fromkeys(s.task for s in steps if s.task not in ("loop", "clock")))
-    files = Counter(loc.file for s in steps for loc in (s.start, s.end) if loc)
-    home = files.most_common(1)[0][0] if files else ""
-    shown = list(steps) if len(steps) <= limit else [*steps[: limit // 2], *steps[-limit // 2:]]
-    head = ["step", *tasks, "loop"]
-    out = [f'<p class="legend">Lines are in {_e(home)} unless named; a cell shows where the '
-           "task ran from and to, and what it waits on next.</p>" if home else "",
+def timeline(steps: Sequence[SavedStep], *, labels: Mapping[str, str] | None = None,
+             limit: int = 600) -> str:
+    """The run as a table: a row per step, a lane (column) per user-level task named by
+    its label, plus the loop; the same lanes and attribution as the text swimlanes
+    (:func:`explorer._explain.lanes`)."""
+    drawn = lanes(Trace([s.step() for s in steps], dict(labels or {})))
+    rows = drawn.rows
+    shown = list(rows) if len(rows) <= limit else [*rows[: limit // 2], *rows[-limit // 2:]]
+    head = ["step", *drawn.headers, "loop"]
+    legend = (f"Lines are in {_e(drawn.home)} unless named; " if drawn.home else "") + (
+        "a cell shows where the task ran from and to in its code, and what it waits on "
+        "next; * marks a switch (the task that ran last could have continued), "
+        "highlighted rows are deviations from the stock order.")
+    out = [f'<p class="legend">{legend}</p>',
+           *(f'<p class="legend">{_e(note)}</p>' for note in drawn.folded),
            '<table class="timeline lane"><thead><tr>',
            *(f"<th>{_e(h)}</th>" for h in head), "</tr></thead><tbody>"]
     previous = None
-    for step in shown:
+    for row in shown:
+        step = row.step
         if previous is not None and step.index != previous + 1:
             out.append(f'<tr><td colspan="{len(head)}" class="muted">… '
                        f"{step.index - previous - 1} steps elided …</td></tr>")
         previous = step.index
         decision = step.decision
-        deviated = step.deviated
-        mark = (f"{step.index}{'*' if deviated else ''}"
+        mark = (f"{step.index}{'*' if row.mark == '*' else ''}"
                 + (f" [{decision[0]}/{decision[1]}]" if decision else ""))
-        cells = [""] * len(tasks)
+        cells = [""] * len(drawn.tasks)
         loop = ""
-        if step.task in ("loop", "clock"):
-            loop = _e(step.operation or step.kind)
+        if row.column is None:
+            loop = _e(row.cell)
         else:
-            cells[tasks.index(step.task)] = _e(_cell(step, home))
-        row_class = ' class="deviation"' if deviated else ""
+            waits = " ".join(str(x) for x in (step.operation, step.resource) if x)
+            cells[row.column] = _e(f"{row.cell} {waits}".strip() if not step.foreign
+                                   else row.cell)
+        row_class = ' class="deviation"' if step.deviated else \
+            ' class="switch"' if row.mark == "*" else ""
         out.append(f"<tr{row_class}><td class='step'>{_e(mark)}</td>"
                    + "".join(f"<td class='ran'>{c}</td>" if c else "<td></td>" for c in cells)
                    + f"<td>{loop}</td></tr>")
     out.append("</tbody></table>")
     return "".join(out)
-
-
-def _cell(step: SavedStep, home: str) -> str:
-    start = _where(step.start, home)
-    if step.end is None:
-        span = f"{start}→{step.result or 'done'}"
-    else:
-        end = _where(step.end, home)
-        span = start if start == end else f"{start}→{end}"
-    waits = " ".join(str(x) for x in (step.operation, step.resource) if x)
-    return f"{span} {waits}".strip()
 
 
 def cycle_edges(graph: WaitFor) -> set[tuple[str, str]]:

@@ -5,7 +5,9 @@ package (site-packages, dist-packages, the user site), a frozen module, or the e
 itself (its package and its strategies). Stories, traces, deadlock reports and escape
 messages attribute what happened to the nearest user frame; every helper here falls back
 to the nearest frame of any kind when no user frame exists, except :func:`caller_location`,
-which returns ``None``.
+which returns ``None``. Code that is neither the user's nor the async runtime's own
+(``asyncio``, ``trio``, ``anyio``, the explorer) is *foreign*: a task suspended in foreign
+code below its deepest user frame is inside a library call (:func:`library_call`).
 
 Nothing here knows about asyncio or trio: the runtimes hand over frames (a task's await
 chain, a traceback, the current call stack) and get :class:`Location` s
@@ -19,7 +21,7 @@ import os
 import site
 import sys
 import sysconfig
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Final
 
@@ -103,6 +105,83 @@ def user_location(frames: list[FrameType]) -> Location | None:
     return frame_location(frames[-1]) if frames else None
 
 
+def _package_dir(name: str) -> str | None:
+    spec = importlib.util.find_spec(name)  # found without importing the package
+    locations = spec.submodule_search_locations if spec is not None else None
+    return os.path.join(os.path.abspath(next(iter(locations))), "") if locations else None
+
+
+_RUNTIME_PACKAGES: Final = ("asyncio", "trio", "anyio")
+_RUNTIME: Final = tuple(sorted({p for p in map(_package_dir, _RUNTIME_PACKAGES) if p}
+                               | {os.path.join(PACKAGE_DIR, "")}))
+# Answers per file name, as for _user_cache: asked for every frame of the current task.
+_foreign_cache: dict[str, bool] = {}
+
+
+def is_foreign_file(filename: str) -> bool:
+    """True for code that is neither the user's nor the async runtime's own: the stdlib
+    outside ``asyncio``, and installed packages other than ``trio`` and ``anyio``
+    (``redis``, ``httpx``, ``starlette``, ``sqlalchemy``...). The explorer's own frames
+    count as the runtime's."""
+    found = _foreign_cache.get(filename)
+    if found is None:
+        found = not is_user_file(filename) and not os.path.abspath(filename).startswith(
+            _RUNTIME)
+        _foreign_cache[filename] = found
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryCall:
+    """A library call a task is suspended inside (see :func:`library_call`).
+
+    Two descriptions of one task compare equal exactly when they are the same call: ``key``
+    is made of the identities of the calling user frame, the instruction it is suspended
+    at and the call's outermost frame. ``anchor`` holds that outermost frame, so that
+    while a description is kept its frame's identity cannot be reused by a later call (a
+    loop calling the same function from the same line). ``caller`` is where the user's
+    code made the call (None when the task's own coroutine is the library's), ``entry``
+    the call's outermost frame: details for people. Only ``key`` is compared."""
+
+    key: tuple[int, int, int]
+    caller: Location | None = field(default=None, compare=False)
+    entry: Location | None = field(default=None, compare=False)
+    anchor: object = field(default=None, compare=False, repr=False)
+
+
+def library_call(frames: list[FrameType]) -> LibraryCall | None:
+    """The library call an await chain (``frames``, outermost first) is suspended inside,
+    or None when it is suspended at one of the user's own scheduling points.
+
+    A chain is inside a library call when a frame deeper than its deepest user frame (any
+    frame, when it has none: a task whose coroutine is the library's, such as
+    ``gather(client.post(...))``) is foreign (:func:`is_foreign_file`). So ``await
+    asyncio.sleep(0)``, ``await lock.acquire()``, ``await event.wait()``, ``await
+    queue.get()``, trio's and anyio's primitives and the runtime's own streams awaited
+    from user code are not library calls: they are the scheduling points the user
+    reasons about. ``await r.get(key)`` through redis-py, ``await client.post(...)``
+    through httpx until the request reaches the user's endpoint, and an SQLAlchemy
+    session call are. User code called back from a library (an endpoint, a
+    dependency) starts a new deepest user frame: what it awaits is judged afresh.
+
+    Costs one walk over ``frames``, with one cached test per file."""
+    deepest = -1
+    for i in range(len(frames) - 1, -1, -1):
+        if is_user_file(frames[i].f_code.co_filename):
+            deepest = i
+            break
+    below = frames[deepest + 1:]
+    if not any(is_foreign_file(frame.f_code.co_filename) for frame in below):
+        return None
+    if deepest < 0:
+        entry = frames[0]
+        return LibraryCall((0, -1, id(entry)), None, frame_location(entry), entry)
+    caller = frames[deepest]
+    entry = below[0]
+    return LibraryCall((id(caller), caller.f_lasti, id(entry)), frame_location(caller),
+                       frame_location(entry), entry)
+
+
 def traceback_location(exc: BaseException) -> Location | None:
     """Where an exception was raised, as the deepest user-code frame of its traceback."""
     tb = exc.__traceback__
@@ -127,3 +206,70 @@ def caller_location(depth: int = 1) -> Location | None:
             return frame_location(frame)
         frame = frame.f_back
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """Where a suspended task stands, for people (see :func:`attribute`).
+
+    ``location`` is the deepest user frame (as :func:`user_location` gives it); ``foreign``
+    says the chain has no user frame at all, so ``location`` is a library's; ``site`` is
+    the deepest frame in the file of the task's outermost user frame when ``location`` is
+    in another file (the handler line that called a helper module); ``call`` names the
+    library call the deepest user frame is inside (``Redis.execute_command (redis)``), or,
+    for a chain with no user frame, the library coroutine the task runs."""
+
+    location: Location | None
+    foreign: bool = False
+    site: Location | None = None
+    call: str | None = None
+
+
+def _package(filename: str) -> str:
+    """The top-level package or module a library file belongs to (``redis``, ``asyncio``)."""
+    if os.path.abspath(filename).startswith(os.path.join(PACKAGE_DIR, "")):
+        return "explorer"
+    parts = os.path.abspath(filename).split(os.sep)
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts:
+            index = len(parts) - 1 - parts[::-1].index(marker)
+            if index + 1 < len(parts):
+                return parts[index + 1].removesuffix(".py")
+    stdlib = os.path.join(os.path.abspath(sysconfig.get_paths()["stdlib"]), "")
+    path = os.path.abspath(filename)
+    if path.startswith(stdlib):
+        return path[len(stdlib):].split(os.sep)[0].removesuffix(".py")
+    return os.path.basename(filename).removesuffix(".py")
+
+
+def _call_name(frame: FrameType) -> str:
+    code = frame.f_code
+    name = str(getattr(code, "co_qualname", code.co_name)).rpartition("<locals>.")[2]
+    return f"{name} ({_package(code.co_filename)})"
+
+
+def attribute(frames: list[FrameType]) -> Attribution:
+    """Attribute an await chain (``frames``, outermost first) to the user's code: its
+    deepest user frame, the handler-file line above a helper module, and the library
+    call it is inside when that call is foreign code (:func:`is_foreign_file`: not the
+    runtime's own primitives, whose waits the step's operation already names)."""
+    user = [i for i, frame in enumerate(frames) if is_user_file(frame.f_code.co_filename)]
+    if not user:
+        if not frames:
+            return Attribution(None)
+        entry = frames[0]  # the coroutine the task runs: a library's, or the runtime's
+        call = _call_name(entry) if is_foreign_file(entry.f_code.co_filename) else None
+        return Attribution(frame_location(frames[-1]), True, None, call)
+    deepest = frames[user[-1]]
+    location = frame_location(deepest)
+    home = frames[user[0]].f_code.co_filename
+    site = None
+    if deepest.f_code.co_filename != home:
+        site = next(frame_location(frames[i]) for i in reversed(user)
+                    if frames[i].f_code.co_filename == home)
+    call = None
+    if user[-1] + 1 < len(frames):
+        callee = frames[user[-1] + 1]
+        if is_foreign_file(callee.f_code.co_filename):
+            call = _call_name(callee)
+    return Attribution(location, False, site, call)

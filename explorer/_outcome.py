@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -54,6 +55,30 @@ class Outcome:
         return (self.kind, loc.short if loc else None, loc.lineno if loc else None,
                 self.exc_type)
 
+    def stable_signature(self) -> tuple[object, ...]:
+        """What the shrinker compares: :meth:`signature`, made independent of how tasks
+        are numbered.
+
+        Moving one decision can move a spawn, and with it the spawn numbers in task ids
+        (``main/buyer#2`` becomes ``main/buyer#1``). The failure does not change, but the
+        task a deadlock or a leaked task is attributed to (the smallest id) can, and with
+        it :attr:`location`. So a deadlock is compared by the lines its tasks wait at (the
+        tasks of its cycle, else those that lost their wake-up, else all blocked tasks)
+        and whether it is a cycle; a leaked task by the kinds of tasks left pending (their
+        ids without spawn numbers). Other kinds compare as :meth:`signature`."""
+        details = self.details
+        if self.kind == DEADLOCK and details.get("waits") is not None:
+            waits = [w for w in details["waits"] if isinstance(w, dict)]
+            cycle = set(details.get("cycle") or ())
+            lost = set(details.get("lost_wakeups") or ())
+            chosen = [w for w in waits if w.get("task") in (cycle or lost)] or waits
+            lines = sorted({_wait_line(w) for w in chosen})
+            return (self.kind, tuple(lines), bool(cycle), None)
+        if self.kind == LEAKED_TASK and details.get("tasks") is not None:
+            kinds = sorted({_unnumbered(str(t)) for t in details["tasks"]})
+            return (self.kind, tuple(kinds), None, None)
+        return self.signature()
+
     def to_json(self) -> dict[str, object]:
         return {
             "kind": self.kind,
@@ -65,3 +90,17 @@ class Outcome:
 
 
 PASSED: Final = Outcome(PASS)
+
+_SPAWN_NUMBER: Final = re.compile(r"#[0-9]+|(?<=/)task-[0-9]+")
+
+
+def _unnumbered(task: str) -> str:
+    """A task id without its spawn numbers: ``main/buyer#2/fetch#1`` -> ``main/buyer/fetch``."""
+    return _SPAWN_NUMBER.sub(lambda m: "task" if m.group().startswith("task") else "", task)
+
+
+def _wait_line(wait: dict[str, Any]) -> str:
+    where = wait.get("location")
+    if not isinstance(where, dict):
+        return f"{wait.get('operation')} (no user line)"
+    return f"{where.get('file')}:{where.get('line')}"

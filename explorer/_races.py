@@ -27,13 +27,16 @@ if TYPE_CHECKING:
 _MAX_LINES = 12
 
 
-def _where(step: Step) -> str:
-    start, end = step.start, step.end
+def _where(step: Step, name: str | None = None) -> str:
+    """The step by its task (``name``: its label, when the trace has one) and the lines
+    of the task's own code it ran between (the handler's line above a helper module)."""
+    who = name or step.task
+    start, end = step.start, step.site or step.end
     if start is None:
-        return step.task
+        return who
     if end is None or end == start:
-        return f"{step.task} (from {start.short})"
-    return f"{step.task} (from {start.short} to {end.short})"
+        return f"{who} (from {start.short})"
+    return f"{who} (from {start.short} to {end.short})"
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,8 @@ class Conflict:
     indices in the run's step records. ``decides`` is ``True`` when running the pair the
     other way round made the failure go away or change, ``False`` when the run still
     failed the same way, ``None`` when that was not checked; ``reversed`` says what the
-    reversed run did.
+    reversed run did. ``names`` are what the trace calls the two tasks (their labels:
+    an HTTP request by method and path), when they have one.
     """
 
     first: Step
@@ -55,17 +59,17 @@ class Conflict:
     pair: tuple[int, int] = (-1, -1)
     decides: bool | None = None
     reversed: str = ""
+    names: tuple[str | None, str | None] = (None, None)
 
     def judged(self, decides: bool, reversed_: str) -> Conflict:
         """This conflict with the verdict of its reversed replay."""
         return dataclasses.replace(self, decides=decides, reversed=reversed_)
 
     def describe(self) -> str:
+        first, second = _where(self.first, self.names[0]), _where(self.second, self.names[1])
         if self.first_access is None or self.second_access is None:
-            return (f"{_where(self.first)}, then {_where(self.second)} (what their code "
-                    "touches is not declared)")
-        return (f"{_where(self.first)} {self.first_access}, then {_where(self.second)} "
-                f"{self.second_access}")
+            return f"{first}, then {second} (what their code touches is not declared)"
+        return f"{first} {self.first_access}, then {second} {self.second_access}"
 
     def record(self) -> RaceRecord:
         """The pair as saved in a failure's record: step indices, sentence, verdict."""
@@ -105,6 +109,11 @@ def _access_pairs(a: set[Access], b: set[Access],
     return None
 
 
+def labels_of(trace: Trace, first: Step, second: Step) -> tuple[str | None, str | None]:
+    """What ``trace`` calls the tasks of two steps, where it has a label for them."""
+    return trace.labels.get(first.task), trace.labels.get(second.task)
+
+
 def describe_pair(records: Sequence[StepRecord], i: int, j: int,
                   names: dict[int, str]) -> tuple[str | None, str | None]:
     """What steps ``i`` and ``j`` did to a location both touched (one writing), readably;
@@ -126,7 +135,8 @@ def conflicts(records: Sequence[StepRecord], trace: Trace, names: dict[int, str]
     for i, j in analysis.races:
         pair = _access_pairs(records[i].footprint, records[j].footprint, names)
         if pair is not None:
-            found.append(Conflict(steps[i], steps[j], *pair, pair=(i, j)))
+            found.append(Conflict(steps[i], steps[j], *pair, pair=(i, j),
+                                  names=labels_of(trace, steps[i], steps[j])))
     return found
 
 

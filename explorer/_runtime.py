@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from explorer._errors import UsageError
+from explorer._locations import LibraryCall as LibraryCall  # re-exported, as Location
 from explorer._locations import Location as Location  # re-exported: the seam's own type
 
 if TYPE_CHECKING:
@@ -78,6 +79,21 @@ class PointView(Protocol):
     def recorded_steps(self) -> Sequence[StepTuple] | None:
         """The step records of the run so far while footprints are recorded (plain
         ``(process, footprint, enabler, point)`` tuples while it goes), else None."""
+        ...
+
+    def current(self) -> str | None:
+        """The task whose step ran last (its id), or None before any task step and at a
+        choice made inside a step (a fault point). Plain callbacks and timer firings leave
+        it unchanged. Choosing another candidate while this task is among the candidates
+        is a *switch* (a preemption): what a person counts, where a deviation counts
+        against the stock FIFO order."""
+        ...
+
+    def current_call(self) -> LibraryCall | None:
+        """The library call the :meth:`current` task is suspended inside, whether it is a
+        candidate or blocked, or None (no current task, or it waits at one of the user's
+        own scheduling points): see :func:`explorer._locations.library_call`. Costs a walk
+        over that one task's await chain."""
         ...
 
 

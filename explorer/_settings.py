@@ -133,7 +133,8 @@ class Settings:
     ``max_time`` and ``run_timeout`` are seconds (``run_timeout`` None: no limit);
     ``faults`` the network fault kinds to inject as decisions (:mod:`explorer._faults`:
     given as True for all, False for none, a set of kinds or ``"reset,dropped"``; held as
-    a frozenset, empty by default).
+    a frozenset, empty by default); ``preemption_bound`` makes the systematic search
+    count switches instead of deviations and bounds it (None: the deviation search).
     """
 
     strategy: str | Strategy = DEFAULT_STRATEGY
@@ -147,6 +148,7 @@ class Settings:
     runtime: str = DEFAULT_RUNTIME
     run_timeout: float | None = DEFAULT_RUN_TIMEOUT
     faults: frozenset[str] = frozenset()
+    preemption_bound: int | None = None
 
     def __post_init__(self) -> None:
         # Durations given as text become seconds here, so equal settings compare equal
@@ -163,6 +165,7 @@ class Settings:
         _check_int("max_schedules", self.max_schedules, minimum=1, optional=True)
         _check_int("max_steps", self.max_steps, minimum=1, optional=False)
         _check_int("deviation_bound", self.deviation_bound, minimum=0, optional=True)
+        _check_int("preemption_bound", self.preemption_bound, minimum=0, optional=True)
         _check_int("seed", self.seed, minimum=None, optional=True)
         for name in ("timer_races", "shrink"):
             value = getattr(self, name)
@@ -288,7 +291,7 @@ def coerce_text(name: str, raw: str) -> object:
 
 _TEXT_KINDS: Final[dict[str, Literal["int", "bool"]]] = {
     "max_schedules": "int", "seed": "int", "deviation_bound": "int", "max_steps": "int",
-    "timer_races": "bool", "shrink": "bool",
+    "timer_races": "bool", "shrink": "bool", "preemption_bound": "int",
 }
 
 

@@ -25,6 +25,13 @@ class Step:
     ``resource`` which object (``Lock#1``), ``result`` how a finishing step ended. At a
     deviation, ``preempted`` names the work the stock order would have run instead (a task,
     or a callback) and ``preempted_at`` where that task stood.
+
+    Attribution to the user's code, at the end of the step: ``switch`` is set at a decision
+    where the task that ran last could have continued and other work was chosen;
+    ``foreign`` when the task had no user frame after the step (``end`` is then the
+    library's, as for a task a library spawned); ``site`` is the line in the task's own
+    file above a helper module (``end`` is then in the helper); ``call`` the library call
+    the task's user code was inside (``Redis.execute_command (redis)``).
     """
 
     index: int
@@ -39,6 +46,10 @@ class Step:
     result: str | None = None
     preempted: str | None = None
     preempted_at: Location | None = None
+    switch: bool = False
+    foreign: bool = False
+    site: Location | None = None
+    call: str | None = None
 
     @property
     def deviated(self) -> bool:
@@ -58,6 +69,10 @@ class Step:
             "result": self.result,
             "preempted": self.preempted,
             "preempted_at": self.preempted_at.to_json() if self.preempted_at else None,
+            "switch": self.switch,
+            "foreign": self.foreign,
+            "site": self.site.to_json() if self.site else None,
+            "call": self.call,
         }
 
     def describe(self) -> str:
@@ -81,9 +96,19 @@ def _span(start: Location | None, end: Location | None) -> str:
 
 @dataclass(slots=True)
 class Trace:
-    """The ordered steps of one run."""
+    """The ordered steps of one run.
+
+    ``labels`` maps a step's ``task`` (as steps name it) to what the task is, for people:
+    an HTTP request by method, path and handler (``POST /redeem/WELCOME10 #2 → redeem``).
+    Tasks without a label are shown by their name. Labels are derived from the run itself,
+    so the same schedule gives the same labels; they are not part of :meth:`hash`."""
 
     steps: list[Step] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def label(self, task: str) -> str:
+        """What to call ``task`` in stories, swimlanes and reports."""
+        return self.labels.get(task, task)
 
     def __iter__(self) -> Iterator[Step]:
         return iter(self.steps)

@@ -17,7 +17,8 @@ networkx is imported only when a deadlock is analysed: it is slow to import.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -53,13 +54,15 @@ class Wait:
 
 @dataclass(slots=True)
 class DeadlockReport:
-    """The wait-for graph of a deadlocked run, explained."""
+    """The wait-for graph of a deadlocked run, explained. ``labels`` (a traced run's
+    ``Trace.labels``) says what tasks are, such as the HTTP request a task carries."""
 
     graph: nx.DiGraph[str]
     waits: list[Wait]
     cycle: list[str]
     orphans: list[Wait]
     holders_known: bool
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def blame(self) -> Wait | None:
@@ -80,7 +83,7 @@ class DeadlockReport:
         for wait in self.orphans:
             if wait.task not in self.cycle:
                 lines.append(
-                    f"lost wake-up: {display_task(wait.task)} waits on {wait.resource} "
+                    f"lost wake-up: {self._name(wait.task)} waits on {wait.resource} "
                     f"({wait.operation}) at {_short(wait.location)}, and no task is left "
                     "that could wake it"
                 )
@@ -89,11 +92,14 @@ class DeadlockReport:
             held = self._held_by(wait.task)
             holding = f"; holds {', '.join(held)}" if held else ""
             what = _waiting_text(wait)
-            lines.append(f"  {display_task(wait.task)}: {what} at "
+            lines.append(f"  {self._name(wait.task)}: {what} at "
                          f"{_short(wait.location)}{holding}")
         if not self.holders_known:
             lines.append("(lock holders are recorded in traced replays only)")
         return "\n".join(lines)
+
+    def _name(self, task: str) -> str:
+        return labelled(task, self.labels)
 
     def _held_by(self, task: str) -> list[str]:
         return [r for r in self.graph.predecessors(task)
@@ -108,10 +114,10 @@ class DeadlockReport:
             via = f"waits on {wait.resource} ({wait.operation}) at {_short(wait.location)}"
             if wait.resource is not None and self.graph.has_edge(wait.resource, nxt) \
                     and self.graph.edges[wait.resource, nxt].get("label") == "held by":
-                via += f", held by {display_task(nxt)}"
+                via += f", held by {self._name(nxt)}"
             else:
-                via += f", which needs {display_task(nxt)}"
-            links.append(f"{display_task(task)} {via}")
+                via += f", which needs {self._name(nxt)}"
+            links.append(f"{self._name(task)} {via}")
         return links
 
     def to_json(self) -> dict[str, Any]:
@@ -123,6 +129,14 @@ class DeadlockReport:
                       for w in self.waits],
             "lost_wakeups": [w.task for w in self.orphans],
         }
+
+
+def labelled(task: str, labels: Mapping[str, str]) -> str:
+    """A task id as messages show it: ``AsyncClient.post#2 (POST /redeem/A #2 → redeem)``
+    when ``labels`` (keyed by display name) says what the task is."""
+    shown = display_task(task)
+    label = labels.get(shown)
+    return f"{shown} ({label})" if label and label != shown else shown
 
 
 def new_graph() -> nx.DiGraph[str]:

@@ -137,7 +137,7 @@ class Watchdog:
                 lock.acquire()
                 if self._pending:
                     self._pending = False
-                    _absorb()
+                    _absorb(self._tid)
             except RunTimeout:
                 if lock._is_owned():  # type: ignore[attr-defined]  # C RLock method
                     lock.release()
@@ -205,18 +205,23 @@ class Watchdog:
         return Hang(None, None)
 
 
-def _absorb() -> None:
+def _absorb(tid: int) -> None:
     """Give a raised but undelivered :class:`RunTimeout` the chance to be delivered, here.
 
     It is taken by running a few bytecodes, not withdrawn with
-    ``PyThreadState_SetAsyncExc(thread, NULL)``: on CPython 3.11 that call leaves the
+    ``PyThreadState_SetAsyncExc(thread, NULL)`` first: on CPython 3.11 that call leaves the
     interpreter's "asynchronous exception pending" signal set with nothing to deliver, and
-    every later bytecode boundary then takes the slow path."""
+    every later bytecode boundary then takes the slow path. But the signal is the
+    interpreter's, not the thread's: another thread can take it and leave the exception
+    waiting in this one (seen on 3.12 under load), to be delivered at some later, unrelated
+    bytecode outside every run. So when the bytecodes did not take it, it is withdrawn."""
     try:
         for _ in range(100):
             pass
     except RunTimeout:
-        pass
+        return
+    if sys.version_info >= (3, 12):  # where the signal can be taken by another thread
+        _set_async_exc(ctypes.c_ulong(tid), ctypes.py_object())  # NULL: withdraw it
 
 
 def describe_stack(frames: list[FrameType], tasks: Iterable[tuple[str, object]]) -> Hang:

@@ -131,7 +131,7 @@ OPTIONS: Final = {"strategy": "--strategy", "max_schedules": "--max-schedules",
                   "max_steps": "--max-steps", "timer_races": "--timer-races",
                   "shrink": "--shrink", "max_time": "--max-time", "runtime": "--runtime",
                   "run_timeout": "--run-timeout", "profile": "--profile",
-                  "faults": "--faults"}
+                  "faults": "--faults", "preemption_bound": "--preemption-bound"}
 """The command-line option of each setting (for messages)."""
 
 
@@ -179,6 +179,10 @@ MaxStepsOpt = Annotated[int | None, typer.Option(
 BoundOpt = Annotated[int | None, typer.Option(
     "--deviation-bound", "-d", min=0, help="Systematic: cover every schedule with at most "
     "this many deviations.")]
+PreemptionBoundOpt = Annotated[int | None, typer.Option(
+    "--preemption-bound", min=0, help="Systematic: count switches (a task set aside while "
+    "it could continue) instead of deviations, and cover every schedule with at most this "
+    "many.")]
 WorkersOpt = Annotated[int | None, typer.Option(
     "--workers", "-w", min=1, help="Explore in N worker processes (or N tasks on --cluster).")]
 ClusterOpt = Annotated[str | None, typer.Option(
@@ -206,6 +210,7 @@ def explore_command(
              "[tool.explorer] targets.", show_default=False)] = [],  # noqa: B006 - typer's idiom
     strategy: StrategyOpt = None, max_schedules: MaxSchedulesOpt = None,
     seed: SeedOpt = None, max_steps: MaxStepsOpt = None, deviation_bound: BoundOpt = None,
+    preemption_bound: PreemptionBoundOpt = None,
     max_time: Annotated[str | None, typer.Option(
         "--max-time", help="Stop each target after this long (90s, 10m, 2h).")] = None,
     timer_races: Annotated[bool | None, typer.Option(
@@ -232,7 +237,8 @@ def explore_command(
         "strategy": strategy, "max_schedules": max_schedules, "seed": seed,
         "max_steps": max_steps, "deviation_bound": deviation_bound,
         "timer_races": timer_races, "shrink": shrink, "max_time": max_time,
-        "runtime": runtime, "run_timeout": run_timeout, "faults": faults}
+        "runtime": runtime, "run_timeout": run_timeout, "faults": faults,
+        "preemption_bound": preemption_bound}
     _settings({"profile": profile}, overrides)
     _check_workers(workers, cluster)
     config = _config()

@@ -4,7 +4,8 @@
     Seeded uniform random walk; reproducible from its seed.
 ``systematic``
     Every schedule by increasing number of deviations from the stock order, optionally up
-    to a deviation bound; says honestly what it covered.
+    to a deviation bound; says honestly what it covered. With a ``preemption_bound``, by
+    increasing number of switches instead (:class:`PreemptionBounded`).
 ``pct``
     Probabilistic concurrency testing: random task priorities and ``depth - 1`` priority
     change points (depth 3 by name); finds bugs that need a task delayed for long.
@@ -18,6 +19,10 @@
 ``symmetric``
     A random walk over code sites and task kinds instead of tasks: identical tasks are
     folded together, so its power does not fall with their number.
+``coarse``
+    The symmetric walk at the granularity of the user's code: a call into a library
+    (redis-py, httpx, an ORM) runs as one step, so a run-ahead through library internals
+    is one decision; it cannot see races inside a library (see :class:`LibraryCalls`).
 ``portfolio``
     The default of :func:`explorer.explore`: rotates the strategies above across schedules.
 ``dpor``, ``dpor-declared``, ``dpor-auto``
@@ -29,29 +34,32 @@
 from __future__ import annotations
 
 from explorer.strategies._base import Splitting, Strategy
+from explorer.strategies._coarse import LibraryCalls
 from explorer.strategies._coverage import CoverageGuided
 from explorer.strategies._dpor import DPOR
 from explorer.strategies._fixed import Fixed
 from explorer.strategies._pct import PCT
 from explorer.strategies._portfolio import Portfolio
 from explorer.strategies._pos import POS
+from explorer.strategies._preemption import PreemptionBounded
 from explorer.strategies._random import RandomWalk
 from explorer.strategies._surw import SURW
 from explorer.strategies._symmetric import SymmetricWalk
 from explorer.strategies._systematic import Systematic
 
-__all__ = ["DPOR", "PCT", "POS", "SURW", "CoverageGuided", "Fixed", "Portfolio", "RandomWalk",
-           "Splitting", "Strategy", "SymmetricWalk", "Systematic", "make_strategy", "names",
-           "splitting"]
+__all__ = ["DPOR", "PCT", "POS", "SURW", "CoverageGuided", "Fixed", "LibraryCalls", "Portfolio",
+           "PreemptionBounded", "RandomWalk", "Splitting", "Strategy", "SymmetricWalk",
+           "Systematic", "make_strategy", "names", "splitting"]
 
 _BY_NAME: dict[str, type[Strategy]] = {"dpor": DPOR, "dpor-declared": DPOR,
                                         "dpor-auto": DPOR, "random": RandomWalk,
                                         "systematic": Systematic}
 # The seeded samplers, built from a name with a seed (None: drawn from the global random
 # module, as for "random").
-_SEEDED: dict[str, type[PCT | POS | SURW | CoverageGuided | SymmetricWalk | Portfolio]] = {
-    "coverage": CoverageGuided, "pct": PCT, "portfolio": Portfolio, "pos": POS, "surw": SURW,
-    "symmetric": SymmetricWalk,
+_SEEDED: dict[str, type[PCT | POS | SURW | CoverageGuided | SymmetricWalk | Portfolio
+                         | LibraryCalls]] = {
+    "coarse": LibraryCalls, "coverage": CoverageGuided, "pct": PCT, "portfolio": Portfolio,
+    "pos": POS, "surw": SURW, "symmetric": SymmetricWalk,
 }
 _BY_NAME.update(_SEEDED)
 
@@ -69,13 +77,19 @@ def names() -> list[str]:
 
 
 def make_strategy(spec: str | Strategy, *, seed: int | None = None,
-                  deviation_bound: int | None = None) -> Strategy:
-    """Build a strategy from its name (or pass an instance through unchanged)."""
+                  deviation_bound: int | None = None,
+                  preemption_bound: int | None = None) -> Strategy:
+    """Build a strategy from its name (or pass an instance through unchanged).
+
+    ``systematic`` with a ``preemption_bound`` is the search ordered and bounded by
+    switches (:class:`PreemptionBounded`); with both bounds, the switch bound decides."""
     if isinstance(spec, Strategy):
         return spec
     if spec == "random":
         return RandomWalk(seed)
     if spec == "systematic":
+        if preemption_bound is not None:
+            return PreemptionBounded(preemption_bound)
         return Systematic(deviation_bound)
     if spec in _SEEDED:
         return _SEEDED[spec](seed=seed)

@@ -38,6 +38,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if item.get_closest_marker("slow") is None]
 
 
+FAKEREDIS_INTERLEAVES = sys.version_info < (3, 12)
+"""Whether two redis-py commands over fakeredis can interleave. Up to 3.11,
+``asyncio.wait_for`` runs redis-py's send in a task of its own, so a command waits for that
+task; from 3.12 it awaits the send in the caller's task, and fakeredis answers a command as
+it is sent: a command never yields to the loop, so no other task can run between a read and
+a write, on the stock loop as under the explorer (the race needs a real server, or the
+simulated network's :class:`explorer.testing.RedisServer`)."""
+
+needs_interleaving_fakeredis = pytest.mark.skipif(
+    not FAKEREDIS_INTERLEAVES,
+    reason="from Python 3.12 a redis-py command over fakeredis never yields to the loop "
+           "(asyncio.wait_for no longer makes a task): there is no interleaving to explore")
+
+
 def cli_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                 request: pytest.FixtureRequest, prefix: str, source: str
                 ) -> tuple[Path, str]:

@@ -41,7 +41,9 @@ def test_save_is_content_addressed_and_idempotent(tmp_path: Path) -> None:
     assert data["failure"]["location"]["file"] == "bank.py"
     assert data["found"]["strategy"]["name"] == "systematic"
     assert data["shrunk"] is True
-    assert [e["task"] for e in data["expected"]] == ["mobile_withdrawal#1"] * 2
+    # The shrunk schedule: the phone's withdrawal runs ahead through its three steps (one
+    # switch, a deviation at each step).
+    assert [e["task"] for e in data["expected"]] == ["mobile_withdrawal#1"] * 3
 
 
 def test_round_trip_replays_in_a_fresh_process(tmp_path: Path) -> None:
@@ -200,14 +202,16 @@ def test_pin_needs_a_schedule() -> None:
 def test_failure_explains_its_deviations_on_source_lines() -> None:
     failure = _found(bank.double_spend)
     text = str(failure)
-    assert "Why: the deviations from the stock order that make it fail:" in text
-    assert "step 1: mobile_withdrawal#1 ran from bank.py:" in text
-    assert "`await asyncio.sleep(0)  # token lookup`" in text
-    assert "before withdraw#1 started (bank.py:" in text
+    assert "Why: what ran out of turn to make it fail:" in text
+    # One item for the run-ahead of the phone's withdrawal, at the scenario's lines.
+    [item] = failure.to_json()["explanation"]
+    assert isinstance(item, str) and item in text
+    assert item.startswith("steps ") and ": mobile_withdrawal 1 ran from bank.py:" in item
+    assert "`await asyncio.sleep(0)  # token lookup`" in item
+    assert "withdraw 1 " in item and "bank.py:26" in item  # where the ATM stood
     assert "Swimlanes" in text
     header = next(line for line in text.splitlines() if line.startswith("step   main"))
     assert "mobile_withdrawal" in header and "withdraw#1" in header
-    assert failure.to_json()["explanation"][0].startswith("step 1: mobile_withdrawal#1")
 
 
 def test_determinism_report_shows_the_first_differing_step() -> None:
@@ -278,7 +282,8 @@ def test_save_refreshes_a_stale_entry_and_a_shrunk_failure_replaces_an_unshrunk_
     replaced.path.write_text(json.dumps(data))
     refreshed = corpus.save(failure)
     assert (refreshed.status, refreshed.path) == ("refreshed", replaced.path)
-    assert corpus.load(replaced.path).expected_tasks()[0] == "mobile_withdrawal#1"
+    first = failure.schedule.deviations[0][0]
+    assert corpus.load(replaced.path).expected_tasks()[first] == "mobile_withdrawal#1"
     # A newer explorer's file is never overwritten by this one.
     newer = b'{"format": "explorer-corpus", "version": 99}'
     replaced.path.write_bytes(newer)

@@ -287,7 +287,9 @@ def test_shrinking_keeps_only_the_fault_the_failure_needs() -> None:
     assert failure is not None and failure.shrink is not None
     assert failure.shrink.original_deviations == 3
     assert failure.deviations == 1
-    assert [step.operation for step in _fault_steps(failure.trace)] == ["dropped"]
+    # One fault is left: a dropped or a never-coming answer, whichever runs fewer steps.
+    [fault] = _fault_steps(failure.trace)
+    assert fault.operation in ("dropped", "unanswered")
 
 
 # --------------------------------------------------------------------------- replay
@@ -480,7 +482,10 @@ def test_trio_runs_decide_fault_points_too() -> None:
     result = explorer.explore(scenario, runtime="trio", faults={"refused"}, seed=1,
                               max_schedules=50, raise_on_failure=False)
     failure = result.failure
-    assert failure is not None and failure.deviations == 1
+    # Shrunk to one fault and no switch: the refused client keeps going to its connect
+    # (a deviation from trio's rotation, but no task set aside), then the fault.
+    assert failure is not None and failure.switches == 0
+    assert len(_fault_steps(failure.trace)) == 1
     assert "the connection to db.internal:5432 was refused" in str(failure) or \
         "the connection to db.internal:5433 was refused" in str(failure)
     again = explorer.run(scenario, schedule=str(failure.schedule), runtime="trio")

@@ -10,10 +10,13 @@ import collections
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import types
 from typing import Any
+
+import pytest
 
 import explorer
 from explorer._footprint import Label
@@ -32,7 +35,17 @@ from explorer._monitoring._categories import (
     plain_value,
 )
 from explorer._monitoring._memory import attribute_access, item_access, shallow
-from explorer._monitoring._places import FOREIGN, HELPER, TRUSTED, USER, Places, classify, places
+from explorer._monitoring._places import (
+    FOREIGN,
+    HELPER,
+    LIBRARY,
+    MODELLED,
+    TRUSTED,
+    USER,
+    Places,
+    classify,
+    places,
+)
 from explorer._monitoring._state import STATE, MonitoringState
 from explorer._monitoring._values import (
     OPAQUE,
@@ -179,9 +192,11 @@ def test_code_is_classified_by_the_file_it_comes_from() -> None:
     assert kind(asyncio.sleep) == TRUSTED
     assert kind(explorer.explore) == TRUSTED
     assert kind(explorer.strategies.DPOR.__init__) == TRUSTED
-    assert kind(json.dumps) == FOREIGN
-    assert kind(types.new_class) == FOREIGN
-    assert kind(collections.namedtuple) == FOREIGN
+    assert kind(json.dumps) == MODELLED  # its rule says what it reads
+    assert kind(re.compile) == HELPER  # its only state is a cache of compiled patterns
+    assert kind(types.new_class) == LIBRARY  # the standard library is watched
+    assert kind(collections.namedtuple) == LIBRARY
+    assert kind(pytest.importorskip) == FOREIGN  # installed, outside the web stack
     import enum
 
     assert kind(enum.Enum.__new__) == HELPER
@@ -240,3 +255,23 @@ def test_recorded_objects_are_named_for_race_explanations() -> None:
         _footprint.seen = previous
     label = seen[id(account)]
     assert isinstance(label, Label) and label.name == "Account"
+
+
+def test_a_code_objects_plan_is_analysed_once_per_process() -> None:
+    from explorer._monitoring import _hooks
+
+    def sample(box: dict[str, int]) -> None:
+        box["n"] = box["n"] + 1
+
+    plan = _hooks._plan(sample.__code__)
+    assert plan.sites  # reads and writes an item
+    assert _hooks._plan(sample.__code__) is plan
+
+
+def test_a_footprint_holding_unknown_is_indexed_as_unknown_alone() -> None:
+    from explorer._footprint import UNKNOWN, conflicts, index
+
+    busy = {UNKNOWN, *((n, "field", "r") for n in range(1, 50))}
+    assert index(busy) == {0: [(None, "w")]}
+    assert conflicts(index(busy), index({(7, "other", "r")}))
+    assert not conflicts(index(busy), index(set()))

@@ -121,11 +121,13 @@ def test_failure_is_readable_shrunk_and_saved(pytester: pytest.Pytester) -> None
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     schedule = _schedule(result)
-    assert schedule.count("=") == 2, schedule  # shrunk to the two deviations that matter
+    # Shrunk to one switch: the phone's withdrawal runs ahead through its three steps.
+    assert schedule.count("=") == 3, schedule
+    assert "1 switch, 3 deviation(s)" in out
     line = _line("    assert account[")
     assert f"test_bank.test_double_spend failed (assertion at test_bank.py:{line})" in out
     assert "balance went negative: -60" in out
-    assert "Why: the deviations from the stock order that make it fail:" in out
+    assert "Why: what ran out of turn to make it fail:" in out
     assert (f"To run just this schedule, add @explorer.reproduce({schedule!r}) under "
             "@pytest.mark.explore on test_double_spend.") in out
     assert "Captured explorer call" in out and "Full trace of the failing schedule" in out
@@ -193,8 +195,10 @@ def test_drifted_code_skips_its_corpus_entry_and_says_where(pytester: pytest.Pyt
                                    "SKIPPED")
     out = result.stdout.str()
     where = f"test_bank.py:{_line('@pytest.mark.explore')}"
+    first = schedule.partition(":")[2].partition("=")[0]  # the first deviation's point
     assert (f"SKIPPED [1] {where}: corpus entry {saved}: the schedule no longer fits the "
-            "code: at scheduling point 0 it picks candidate 1, which was mobile_withdrawal#1 "
+            f"code: at scheduling point {first} it picks candidate 1, which was "
+            "mobile_withdrawal#1 "
             "when the schedule was saved, but is now phone_withdrawal#1") in out
     assert (f"DIVERGED test_bank.py::test_double_spend[corpus {schedule}]: {saved} no "
             "longer fits the code; delete it") in out
@@ -401,7 +405,7 @@ def test_pytest_asyncio_does_not_run_explored_tests(pytester: pytest.Pytester, m
     result = _run(pytester, "-W", "error", "--explore-no-save", off=("trio",))
     # Run by pytest-asyncio, the race would pass under the one stock order.
     result.assert_outcomes(failed=1, passed=1)
-    assert "Why: the deviations" in result.stdout.str()
+    assert "Why: what ran out of turn" in result.stdout.str()
 
 
 def test_pytest_trio_does_not_run_explored_tests(pytester: pytest.Pytester) -> None:
@@ -415,7 +419,7 @@ async def test_plain_trio():
     pytester.makeini("[pytest]\ntrio_mode = true\n")
     result = _run(pytester, "-W", "error", "--explore-no-save", off=("asyncio",))
     result.assert_outcomes(failed=1, passed=1)
-    assert "Why: the deviations" in result.stdout.str()
+    assert "Why: what ran out of turn" in result.stdout.str()
 
 
 _PROBE = """

@@ -235,9 +235,9 @@ def test_statistics_count_the_schedules_of_each_member() -> None:
     result = explorer.explore(by_name("reorder_5").fixed, max_schedules=130, seed=2)
     shares = result.statistics["schedules"]
     assert sum(shares.values()) == result.schedules == 130
-    assert shares["symmetric"] == 60 and shares["random"] == 10
-    assert set(shares) == {"random", "symmetric", "pos", "surw", "pct-d3", "coverage",
-                           "pct-kind-d3", "systematic"}
+    assert shares["symmetric"] == shares["coarse-symmetric"] == 30 and shares["random"] == 10
+    assert set(shares) == {"random", "symmetric", "coarse-symmetric", "pos", "surw", "pct-d3",
+                           "coverage", "pct-kind-d3", "systematic"}
     assert set(result.statistics.get("probes", {})) <= {"systematic"}
     assert "a sample of 130 schedules from a portfolio" in result.coverage
     assert not result.exhausted

@@ -76,7 +76,7 @@ def _by_name(settings: Settings) -> Settings:
 
 
 @pytest.mark.parametrize(("values", "words"), [
-    ({"strategy": "sideways"}, "unknown strategy 'sideways'; use one of: coverage, dpor"),
+    ({"strategy": "sideways"}, "unknown strategy 'sideways'; use one of: coarse, coverage, dpor"),
     ({"strategy": 3}, "unknown strategy 3"),
     ({"runtime": "curio"}, "unknown runtime 'curio'; available runtimes: asyncio, trio"),
     ({"max_schedules": 0}, "max_schedules must be a positive integer, got 0; for example "
@@ -94,8 +94,8 @@ def _by_name(settings: Settings) -> Settings:
     ({"run_timeout": math.nan}, "run_timeout must be a number of seconds"),
     ({"max_schedule": 5}, "unknown explorer setting(s) max_schedule; the settings are "
                           "strategy, max_schedules, seed, deviation_bound, max_steps, "
-                          "timer_races, shrink, max_time, runtime, run_timeout, faults "
-                          "(and profile)"),
+                          "timer_races, shrink, max_time, runtime, run_timeout, faults, "
+                          "preemption_bound (and profile)"),
     ({"profile": "weekly"}, "unknown explorer profile 'weekly'; the profiles are default, "
                             "quick, ci, nightly (add one with explorer.register_profile)"),
 ])

@@ -52,7 +52,11 @@ def test_bug_is_found_shrunk_and_replayed_exactly(example: Example) -> None:
     assert failure is not None and failure.kind == example.kind
     assert failure.runtime == "trio" and "runtime='trio'" in failure.replay_line()
     assert failure.shrink is not None and failure.shrink.proven_minimal
-    assert failure.deviations <= example.bound
+    # Found within the deviation bound, then shrunk to the fewest switches (a task kept
+    # going through its checkpoints deviates from trio's rotation at each).
+    assert failure.shrink.original_deviations <= example.bound
+    assert failure.switches is not None
+    assert failure.switches <= (failure.shrink.original_switches or 0)
     with pytest.raises(explorer.ScheduleFailure) as replayed:
         explorer.replay(example.buggy, str(failure.schedule), runtime="trio")
     assert replayed.value.trace.hash() == failure.trace.hash()

@@ -234,6 +234,8 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
         # held (_call_held): drive() filters candidates whenever this exceeds one.
         self._ncallbacks = 0
         self._eligible: list[int] | None = None
+        # The handle of the last task step: PointView.current() names its task.
+        self._last_task: Any = None
         self._timer_races = False
         _detect_task_callback_types()
         # What records the steps of the drive in progress, if anything (see drive()).
@@ -290,6 +292,7 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
         self._dirty = False
         self._ncallbacks = 0
         self._eligible = None
+        self._last_task = None
         self._invariants.clear()
         self._invariant_failure = None
         self._callback_errors.clear()
@@ -363,6 +366,7 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
         # at how many points in a row it was passed over, how many it may be, the step
         # count at the latest deviation, and the step bound now in force.
         oldest: object = None
+        last_task = self._last_task  # a local while driving: stored at points only
         passed = 0
         bound = STARVATION_BOUND
         deviated = -1
@@ -404,6 +408,7 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
                             passed = 0
                     if m + extra > 1 and passed < bound:
                         self._eligible = eligible
+                        self._last_task = last_task
                         i = choose(m + extra, self)
                         append(i)
                         if i:
@@ -431,6 +436,8 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
                     handle = ready.popleft()
                 if type(handle) is not _TaskHandle:
                     self._ncallbacks -= 1
+                else:
+                    last_task = handle
                 batch -= 1
                 if handle._cancelled:
                     continue
@@ -520,6 +527,7 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
         finally:
             self._tracer = None
             self._choose = None
+            self._last_task = last_task
             steps += self._ended  # the steps _finish_iterations ran, if it did
             self._ended = 0
             self.steps = steps
@@ -682,6 +690,13 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
         if type(handle) is _IOHandle:
             return handle._process
         return "loop"
+
+    def current(self) -> str | None:
+        """PointView: the task whose step ran last (see :meth:`PointView.current`)."""
+        handle = self._last_task
+        if handle is None:
+            return None
+        return self.task_id(handle._callback.__self__)
 
     # ------------------------------------------------------------------ controlled choices
 

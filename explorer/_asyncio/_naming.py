@@ -15,6 +15,9 @@ from contextlib import contextmanager
 from itertools import repeat
 from typing import Any, Final, Protocol
 
+from explorer._asyncio._inspect import coroutine_frames
+from explorer._locations import LibraryCall, library_call
+
 _RESOURCE_KINDS: Final = {"_GatheringFuture": "gather", "Future": "future"}
 
 
@@ -25,6 +28,15 @@ class NamingLoop:
     _adopted: int
     _resource_names: dict[int, tuple[Callable[[], object], str]]
     _resource_counts: dict[str, int]
+    _last_task: Any  # the handle of the latest task step (see ControlledLoop.current)
+
+    def current_call(self) -> LibraryCall | None:
+        """PointView: the library call the current task is inside (see
+        :meth:`PointView.current_call`); a finished task is inside none."""
+        handle = self._last_task
+        if handle is None:
+            return None
+        return library_call(coroutine_frames(handle._callback.__self__))
 
     def task_id(self, task: asyncio.Future[Any] | None) -> str:
         """The stable id of a task of this run (or a fallback for foreign ones)."""

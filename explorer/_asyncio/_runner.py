@@ -45,6 +45,7 @@ from explorer._runtime import (
     display_task,
     finding,
 )
+from explorer._waitgraph import labelled
 from explorer._watchdog import Hang, RunTimeout, Watchdog, describe_stack
 
 _CLEANUP_STEPS = 100_000
@@ -131,9 +132,6 @@ class AsyncioRuntime:
                 footprint_module.seen = {}
             run_timeout = mode.run_timeout
             watchdog = _watchdog.current() if run_timeout else None
-            if watchdog is not None:
-                assert run_timeout is not None
-                watchdog.arm(run_timeout, self._hang_site)
         except BaseException:
             _close_quietly(coro)  # never started: closing it is silent
             for task in loop.tasks:
@@ -142,6 +140,11 @@ class AsyncioRuntime:
         outcome: Outcome | None = None
         try:
             try:
+                if watchdog is not None:
+                    # Armed inside the run's handling: with a limit shorter than the time
+                    # it takes to get going, the stop can land before the first step.
+                    assert run_timeout is not None
+                    watchdog.arm(run_timeout, self._hang_site)
                 with ExitStack() as stack:
                     if tracer is not None:
                         stack.enter_context(track_holders(tracer.holders))
@@ -171,7 +174,13 @@ class AsyncioRuntime:
                     if watchdog is not None:
                         watchdog.acknowledge()
         finally:
-            hang = watchdog.disarm() if watchdog is not None else None
+            hang = None
+            while watchdog is not None:
+                try:  # a stop can land as disarm() is entered, before its own handling
+                    hang = watchdog.disarm()
+                except RunTimeout:
+                    continue
+                break
         if interrupts.requested():  # a real Ctrl-C that scenario code caught
             raise KeyboardInterrupt
         if hang is not None or outcome is None:
@@ -332,6 +341,8 @@ class _Facts:
     def deadlock(self) -> Outcome:
         tracer = self.tracer
         report = analyse(self.loop, tracer.holders if tracer is not None else None)
+        if tracer is not None:
+            report.labels = tracer.trace.labels
         return deadlock_outcome(report, "timer")
 
     def still_running(self) -> list[str]:
@@ -359,10 +370,11 @@ class _Facts:
             return None
         names = sorted(loop.task_id(t) for t in leaked)
         first = min(leaked, key=loop.task_id)
+        labels = self.trace.labels if self.trace is not None else {}
         return Outcome(
             oc.LEAKED_TASK,
             f"the scenario returned while {len(leaked)} task(s) were still pending: "
-            f"{', '.join(display_task(n) for n in names)}; they were not done when the "
+            f"{', '.join(labelled(n, labels) for n in names)}; they were not done when the "
             "loop stopped (at the end of the iteration after the scenario's return, "
             "where asyncio.run stops and cancels what is left), so their work would be "
             "cut short: await them (TaskGroup, gather) or cancel them before the "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from explorer._asyncio._inspect import (
@@ -13,7 +14,8 @@ from explorer._asyncio._inspect import (
 )
 from explorer._asyncio._tracking import Holders
 from explorer._faults import site_location
-from explorer._locations import user_location
+from explorer._locations import Attribution, attribute
+from explorer._requests import RequestNames
 from explorer._runtime import Candidate, Location, display_task
 from explorer._trace import Step, Trace
 from explorer._watchdog import RunTimeout
@@ -28,9 +30,12 @@ class Tracer:
     def __init__(self, loop: ControlledLoop) -> None:
         self.loop = loop
         self.trace = Trace()
+        self.requests = RequestNames(self.trace.labels)
         self.holders = Holders()
         self._decision: tuple[int, int] | None = None
         self._preempted: tuple[str | None, Location | None] = (None, None)
+        self._switch = False  # whether the decision just traced was a switch
+        self._begin = _NOWHERE  # where the task of the step being run stood before it
         # Fault points met during the step being run: (task, line, option, decision, time).
         self._faults: list[tuple[str, Location | None, Candidate, tuple[int, int], float]] = []
 
@@ -38,6 +43,7 @@ class Tracer:
         return None
 
     def decision(self, chosen: int, count: int, fires_timer: bool) -> None:
+        self._switch = _is_switch(self.loop, chosen, count)
         # What the stock order would have run here: named only where we deviate from it.
         if chosen:
             stock = self.loop.candidate(0)
@@ -48,7 +54,8 @@ class Tracer:
             self._preempted = (None, None)
             self.trace.steps.append(Step(len(self.trace.steps), "clock", "timer", None, None,
                                          "fire timer", None, (chosen, count),
-                                         self.loop.time(), None, who, where))
+                                         self.loop.time(), None, who, where, self._switch))
+            self._switch = False
             return
         self._decision = (chosen, count)
 
@@ -76,7 +83,10 @@ class Tracer:
         decision, self._decision = self._decision, None
         preempted, preempted_at = self._preempted
         self._preempted = (None, None)
-        start = user_location(coroutine_frames(task)) if task is not None else None
+        self._begin = attribute(coroutine_frames(task)) if task is not None else _NOWHERE
+        start = self._begin.location
+        if kind == "start" and task is not None:
+            self.requests.starting(_display(self.loop.task_id(task)), coroutine_frames(task))
         try:
             handle._run()
         finally:  # a step that raised out of the loop (SystemExit, a stopped hang) too
@@ -88,24 +98,44 @@ class Tracer:
                 start: Location | None, decision: tuple[int, int] | None,
                 preempted: str | None, preempted_at: Location | None) -> None:
         loop = self.loop
+        switch, self._switch = self._switch, False
+        after = self._begin  # where a task that finished in this step last stood
         if task is None:
             self.trace.steps.append(Step(len(self.trace.steps), "loop", kind, None, None,
                                          callback_name(handle), None, decision, loop.time(),
-                                         None, preempted, preempted_at))
+                                         None, preempted, preempted_at, switch))
             return
         end = None
         op: str | None = None
         resource: str | None = None
         result: str | None = None
+        frames: list[FrameType] = []
         if task.done():
             result = _result_of(task)
         else:
-            end = user_location(coroutine_frames(task))
+            frames = coroutine_frames(task)
+            after = attribute(frames)
+            end = after.location
             op, res = waiting_on(task)
             resource = loop.resource_name(res) if res is not None else None
+        self.requests.observe(_display(loop.task_id(task)), frames)
         self.trace.steps.append(Step(len(self.trace.steps), _display(loop.task_id(task)),
                                      kind, start, end, op, resource, decision, loop.time(),
-                                     result, preempted, preempted_at))
+                                     result, preempted, preempted_at, switch,
+                                     after.foreign, after.site, after.call))
+
+
+_NOWHERE = Attribution(None)
+
+
+def _is_switch(loop: ControlledLoop, chosen: int, count: int) -> bool:
+    """Whether choosing candidate ``chosen`` moves away from the task that ran last while
+    it was among the candidates (:meth:`explorer._runtime.PointView.current`)."""
+    current = loop.current()
+    if current is None:
+        return False
+    processes = [loop.process(k) for k in range(count)]
+    return current in processes and processes[chosen] != current
 
 
 def _result_of(task: asyncio.Task[Any]) -> str:

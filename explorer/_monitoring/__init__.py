@@ -8,12 +8,15 @@ declaring anything with :func:`explorer.shared`.
 Which code is watched
     Code objects are classified once, by file: the explorer, its strategies and asyncio
     are *trusted* (what they do is recorded by the runtime: primitives, task completion,
-    callbacks); the rest of the standard library and ``site-packages`` is *foreign*;
-    ``enum``, ``abc``, ``typing``, ``_collections_abc`` and ``contextlib`` are
-    transparent *helpers*; everything else is *user* code. Only user code gets
-    instruction and call events, and only at the instructions that can touch shared state
-    (the others are switched off the first time they run), so trusted and foreign code run
-    at full speed.
+    callbacks); ``enum``, ``abc``, ``typing``, ``_collections_abc``, ``contextlib`` and
+    ``re`` are transparent *helpers*; ``json`` is *modelled* (rules describe its calls);
+    the rest of the standard library and the web stack's packages (httpx, Starlette,
+    FastAPI, anyio, pydantic, ...) are *library* code; other installed packages are
+    *foreign*; everything else is *user* code. User and library code get instruction and
+    call events (library code once it runs in a precisely recorded step or is called from
+    watched code), and only at the instructions that can touch shared state (the others
+    are switched off the first time they run), so trusted and foreign code run at full
+    speed.
 
 The memory model
     * attributes of Python objects: ``(object, name)``; module globals:
@@ -38,7 +41,8 @@ Why it is sound
     instruction (computed there, before it ran, only when that is free of side effects,
     and kept per frame); an operand that is none of these makes the step UNKNOWN. Foreign
     Python code entered from user code (directly, or from C code user code called) makes
-    the step UNKNOWN; C functions and methods called from user code are looked up in a
+    the step UNKNOWN, and so does modelled code entered other than through its rule; C
+    functions and methods called from watched code are looked up in a
     table of modelled builtins, and any other makes the step UNKNOWN.
 
     Assumptions, stated in docs/reduction.md: ``__hash__`` and ``__eq__`` of dictionary

@@ -12,16 +12,35 @@ No ``sys.monitoring`` here: the table can be consulted on every supported Python
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import bisect
 import collections
+import contextvars
+import datetime
 import heapq
+import io
+import json
 import math
+import os
+import re
+import sys
+import time
 import types
+import typing
+import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
-from explorer._monitoring._categories import ATOM, ITER, PY, atom_key, category_of, elements_kind
+from explorer._monitoring._categories import (
+    ATOM,
+    ITER,
+    PY,
+    THREAD_LOCKS,
+    atom_key,
+    category_of,
+    elements_kind,
+)
 from explorer._monitoring._memory import (
     advance,
     attribute_access,
@@ -30,14 +49,19 @@ from explorer._monitoring._memory import (
     iter_kind,
     iterate,
     iterator_kind,
+    lock_changed,
+    lock_released,
+    lock_taken,
     note,
     shallow,
 )
 from explorer._monitoring._state import Footprint
 from explorer._monitoring._values import (
+    ATOMS,
     OPAQUE,
     PRIVATE_ITER,
     PURE,
+    SAFE,
     TUPLES,
     Fresh,
     Iter,
@@ -207,6 +231,140 @@ def _immutable_method(args: list[Any], kw: dict[str, Any] | None, fp: Footprint)
     return PURE if deep_all([*args, *(kw or {}).values()], fp) else None
 
 
+_STR_READERS: Final = frozenset({"format", "format_map", "translate", "maketrans", "join"})
+
+
+def _str_method(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object:
+    """A method of str other than those in _STR_READERS, on a str."""
+    if not args or not (type(args[0]) is str or args[0] is PURE):
+        return _immutable_method(args, kw, fp)  # a subclass, or an unbound call
+    return PURE
+
+
+def _private_iterator(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object:
+    """``pattern.finditer(string)``: a new iterator over matches of immutable strings."""
+    return PRIVATE_ITER if deep_all([*args, *(kw or {}).values()], fp) else None
+
+
+def _substitute(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object:
+    """``pattern.sub(repl, string)``: a Python ``repl`` runs watched; a C one is unknown."""
+    values = [*args, *(kw or {}).values()]
+    if any(callable(value) and not python_callable(value) for value in values[1:]):
+        return None
+    return PURE if deep_all([value for value in values if not python_callable(value)],
+                            fp) else None
+
+
+def _new_list(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object:
+    """``re.findall``, ``re.split``: read immutable arguments, return a new list."""
+    return Fresh((), fp) if deep_all([*args, *(kw or {}).values()], fp) else None
+
+
+_JSON_OPTIONS: Final = frozenset({"skipkeys", "ensure_ascii", "check_circular", "allow_nan",
+                                  "indent", "separators", "sort_keys"})
+
+
+def _json_dumps(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object:
+    """``json.dumps(obj, ...)``: reads ``obj`` and everything in it; with a ``default``
+    or an encoder class, code this rule cannot see runs (not modelled)."""
+    if len(args) != 1 or any(name not in _JSON_OPTIONS for name in kw or {}):
+        return None
+    return PURE if deep_all([args[0], *(kw or {}).values()], fp) else None
+
+
+def _json_loads(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object:
+    """``json.loads(text)``: reads the text, returns new containers."""
+    if len(args) != 1 or kw:
+        return None
+    return Fresh((), fp) if deep_all(args, fp) else None
+
+
+def _context_variable(mode: str) -> Rule:
+    """``var.get()``, ``var.set(value)``, ``var.reset(token)``: the variable's value in
+    the running task's context (a step of a task runs in that task's context: asyncio
+    runs each step with ``context=task's context``, and a ``Context.run`` from watched
+    code is not modelled); outside a task, the variable as a whole."""
+    def rule(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object:
+        if not args or isinstance(args[0], (Mark, Fresh, Iter)):
+            return None
+        task = asyncio.current_task()
+        get_context = getattr(task, "get_context", None)  # (3.12+, as this package)
+        context = get_context() if get_context is not None else None
+        if context is None:
+            fp.add((id(args[0]), None, mode))
+            note(args[0])
+        else:
+            fp.add((id(context), id(args[0]), mode))
+        if mode == "r" and not kw and len(args) <= 2 and not any(
+                isinstance(value, (Mark, Fresh, Iter)) for value in args):
+            value = args[0].get(*args[1:])  # C code with no effect: the value itself
+            return PURE if value is None else value  # (None would mean "not modelled")
+        return OPAQUE
+
+    return rule
+
+
+def _getenv(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object:
+    """``os.getenv(key, default)``: reads one variable of ``os.environ`` (writing one
+    runs frozen code from the step: UNKNOWN)."""
+    if kw or not args or type(args[0]) is not str:
+        return None
+    fp.add((id(os.environ), args[0], "r"))
+    data = getattr(os.environ, "_data", None)  # the bytes it holds (POSIX), read in C
+    if os.name != "posix" or type(data) is not dict or len(args) > 2 or (
+            len(args) == 2 and not atom(args[1])):
+        return OPAQUE
+    encoding = sys.getfilesystemencoding()
+    raw = data.get(args[0].encode(encoding, "surrogateescape"))
+    if raw is None:
+        return PURE if len(args) == 1 or args[1] is None else args[1]
+    return raw.decode(encoding, "surrogateescape") if type(raw) is bytes else OPAQUE
+
+
+def _plain_data(value: object, budget: list[int]) -> bool:
+    """True for atoms and builtin containers of plain data (nothing whose attributes C
+    code could read unseen)."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        return False
+    tp = type(value)
+    if tp in ATOMS:
+        return True
+    if tp in (list, tuple, set, frozenset):
+        return all(_plain_data(item, budget) for item in value)  # type: ignore[attr-defined]
+    if tp is dict:
+        return all(_plain_data(key, budget) and _plain_data(item, budget)
+                   for key, item in value.items())  # type: ignore[attr-defined]
+    return False
+
+
+def _validate_plain(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object:
+    """pydantic-core's ``validate_python``/``to_python``/``to_json`` (compiled code): a
+    validator or serializer is immutable once built; given plain data it reads that data
+    and makes new objects (Python validators it calls run watched). Objects of other
+    types could have attributes read unseen (``from_attributes``): not modelled."""
+    values = [*args[1:], *(kw or {}).values()]
+    if any(isinstance(value, (Mark, Fresh, Iter)) for value in values):
+        return None
+    if not all(_plain_data(value, [10_000]) for value in values):
+        return None
+    return OPAQUE if deep_all(values, fp) else None  # new objects (inputs may pass through)
+
+
+def _pydantic_rules() -> dict[object, Rule]:
+    core = sys.modules.get("pydantic_core")  # only if the scenario's code loaded it
+    if core is None:
+        return {}
+    rules: dict[object, Rule] = {}
+    for cls, names in ((getattr(core, "SchemaValidator", None), ("validate_python",)),
+                       (getattr(core, "SchemaSerializer", None), ("to_python", "to_json"))):
+        for name in names:
+            method = getattr(cls, name, None) if cls is not None else None
+            if method is not None:
+                rules[method] = _validate_plain
+    return rules
+
+
 def _future_rule(mode: str, result: object = OPAQUE) -> Rule:
     def rule(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object:
         if not args or isinstance(args[0], (Mark, Fresh, Iter)):
@@ -214,6 +372,16 @@ def _future_rule(mode: str, result: object = OPAQUE) -> Rule:
         fp.add((id(args[0]), None, mode))
         note(args[0])
         return result
+
+    return rule
+
+
+def _lock_rule(effect: Callable[[object, Footprint], None]) -> Rule:
+    def rule(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object:
+        if not args or isinstance(args[0], (Mark, Fresh, Iter)):
+            return None
+        effect(args[0], fp)
+        return OPAQUE
 
     return rule
 
@@ -325,6 +493,91 @@ def _build_rules() -> dict[object, Rule]:
                     "__getattribute__", "__setattr__", "__delattr__", "__init__",
                     "__new__", "__init_subclass__", "__reduce__", "__reduce_ex__"):
                 rules[value] = _immutable_method
+    # A str method takes str, int or tuple-of-str arguments (anything else raises before
+    # reading it), so what it reads is immutable whatever the analysis knows of them; the
+    # exceptions format or look up their arguments.
+    for name, value in vars(str).items():
+        plain = not name.startswith("__") and name not in _STR_READERS
+        if isinstance(value, (types.MethodDescriptorType, types.WrapperDescriptorType)) \
+                and (plain or name in ("__getitem__", "__contains__", "__len__", "__add__",
+                                       "__mul__")):
+            rules[value] = _str_method
+    # sep.join(parts) iterates over parts, whose elements must be str (bytes): immutable.
+    for cls in (str, bytes):
+        rules[cls.join] = lambda args, kw, fp: PURE if not kw and len(args) == 2 and iterate(
+            args[1], fp) else None
+    # Compiled patterns and their matches are immutable: a method reads its arguments.
+    for cls in (re.Pattern, re.Match, datetime.date, datetime.datetime, datetime.time,
+                datetime.timedelta, datetime.timezone):
+        for name, value in vars(cls).items():
+            if isinstance(value, types.MethodDescriptorType) and not name.startswith("__"):
+                rules[value] = _immutable_method
+    for name in ("finditer", "scanner"):
+        rules[getattr(re.Pattern, name)] = _private_iterator
+    for name in ("sub", "subn"):
+        rules[getattr(re.Pattern, name)] = _substitute
+    # The module functions of re (a helper: its code runs unwatched) and of json (a
+    # modelled module: its code runs unwatched only when a rule describes the call).
+    for fn in (re.compile, re.escape, re.match, re.fullmatch, re.search):
+        rules[fn] = _immutable_method  # a pattern, a match, None or a string: immutable
+    for fn in (re.findall, re.split):
+        rules[fn] = _new_list
+    rules[re.finditer] = _private_iterator
+    for fn in (re.sub, re.subn):
+        rules[fn] = _substitute
+    # tuple.__new__(cls, iterable): a named tuple's constructor makes a new tuple.
+    rules[tuple.__new__] = lambda args, kw, fp: Fresh(tuple(args[1:]), fp) if not kw and all(
+        iterate(value, fp) for value in args[1:]) else None
+    # Context variables: each task runs in its own context (asyncio copies it when the
+    # task is made), so a variable's value is per (context, variable).
+    for method, mode in ((contextvars.ContextVar.get, "r"), (contextvars.ContextVar.set, "w"),
+                         (contextvars.ContextVar.reset, "w")):
+        rules[method] = _context_variable(mode)
+    # Process settings that a step can change only through calls not modelled here.
+    rules[sys.getrecursionlimit] = _r_nothing
+    rules[os.getenv] = _getenv  # (frozen code: runs unwatched when this rule describes it)
+    # typing's introspection of annotations (a helper module): types, tuples of types.
+    for fn in (typing.get_origin, typing.get_args):
+        rules[fn] = lambda args, kw, fp: PURE
+    # Thread locks (http.cookiejar guards its jar with one). A scenario runs on one
+    # thread, so they never block another task; every operation counts as writing the
+    # lock, which orders any two steps that use one.
+    rules[weakref.ref] = lambda args, kw, fp: OPAQUE  # a new reference (WeakSet.add)
+    # Clocks: within a step the (virtual) time does not move, and no step writes it.
+    for fn in (time.time, time.monotonic, time.perf_counter, time.time_ns,
+               time.monotonic_ns, time.perf_counter_ns):
+        rules[fn] = _r_nothing
+    # Resuming an async generator, a generator or a coroutine runs its code: watched
+    # (user or library code), or caught when it resumes (foreign code).
+    for name in ("__anext__", "asend", "athrow", "aclose"):
+        rules[getattr(types.AsyncGeneratorType, name)] = lambda args, kw, fp: SAFE
+    for cls in (types.GeneratorType, types.CoroutineType):
+        for name in ("send", "throw", "close"):
+            rules[getattr(cls, name)] = lambda args, kw, fp: OPAQUE
+    for fn in (_thread.allocate_lock, _thread.RLock):
+        rules[fn] = lambda args, kw, fp: OPAQUE  # a new lock: no other step can reach it
+    # Taking and giving back a thread lock in one step reads it (see lock_taken).
+    lock_rules = {"acquire": lock_taken, "__enter__": lock_taken, "acquire_lock": lock_taken,
+                  "release": lock_released, "__exit__": lock_released,
+                  "release_lock": lock_released, "_release_save": lock_changed,
+                  "_acquire_restore": lock_changed}
+    for cls in THREAD_LOCKS:
+        for name, effect in lock_rules.items():
+            method = cls.__dict__.get(name)
+            if method is not None:
+                rules[method] = _lock_rule(effect)
+        for name in ("locked", "_is_owned"):
+            method = cls.__dict__.get(name)
+            if method is not None:
+                rules[method] = _future_rule("r")
+    # In-memory streams (C objects): every method reads or writes the buffer and position;
+    # each counts as writing the stream. What they return is bytes, str or a number.
+    for cls in (io.BytesIO, io.StringIO):
+        for name, value in vars(cls).items():
+            if isinstance(value, types.MethodDescriptorType) and not name.startswith("__"):
+                rules[value] = _future_rule("w")
+    rules[json.dumps] = _json_dumps
+    rules[json.loads] = _json_loads
     # heapq and bisect keep lists ordered by comparing elements
     for fn in (heapq.heappush, heapq.heappop, heapq.heapify, heapq.heapreplace,
                heapq.heappushpop, bisect.insort_left, bisect.insort_right):
@@ -362,3 +615,10 @@ def _view_rule(items: bool) -> Rule:
 
 RULES: Final[dict[object, Rule]] = _build_rules()
 """The modelled builtins: callable (a function, or a method descriptor) -> its rule."""
+
+
+def add_library_rules() -> None:
+    """Add the rules of compiled libraries the scenario has loaded (pydantic-core), at the
+    start of a session: they are looked up by their callables, which exist only once the
+    library is imported."""
+    RULES.update(_pydantic_rules())

@@ -11,8 +11,12 @@ No ``sys.monitoring`` here; runs on every supported Python.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import collections
+import datetime
+import enum
+import re
 import types
 from typing import Any, Final
 
@@ -22,6 +26,7 @@ from explorer._monitoring._values import ATOMS, GENERATOR_FLAGS, OPAQUE, PURE, T
 ATOM, IMM, MUT, VIEW, ITER, FUT, PY, BAD = range(8)
 
 SEQUENCES: Final = (list, collections.deque, bytearray)
+THREAD_LOCKS: Final = (type(_thread.allocate_lock()), _thread.RLock)
 MAPPINGS: Final = (dict, collections.defaultdict, collections.OrderedDict)
 KEYED: Final = (*MAPPINGS, set)
 
@@ -40,7 +45,12 @@ _KNOWN: dict[Any, int] = {
         types.MethodDescriptorType, types.WrapperDescriptorType, types.MethodWrapperType,
         types.ClassMethodDescriptorType, types.GetSetDescriptorType,
         types.MemberDescriptorType, types.CellType, types.FrameType, types.TracebackType,
-        types.GenericAlias, types.UnionType), ATOM),
+        types.GenericAlias, types.UnionType,
+        # Compiled patterns and matches: immutable C objects over immutable strings.
+        re.Pattern, re.Match,
+        # Dates, times and durations: immutable C objects.
+        datetime.date, datetime.datetime, datetime.time, datetime.timedelta,
+        datetime.timezone), ATOM),
     **dict.fromkeys((tuple, frozenset), IMM),
     **dict.fromkeys((list, dict, set, bytearray, collections.deque, collections.defaultdict,
                      collections.OrderedDict), MUT),
@@ -61,6 +71,10 @@ _KNOWN: dict[Any, int] = {
     object: PY, BaseException: PY,
 }
 
+_CLASS_LEVEL: Final = frozenset({"__class_getitem__", "__init_subclass__"})
+_OBJECT_SLOTS: Final = dict(vars(object))
+
+
 def _python_defined(cls: type) -> bool:
     """True for a class made by a ``class`` statement (or ``type()``): one whose own
     attributes are Python functions and plain values, not C methods or slots."""
@@ -69,6 +83,10 @@ def _python_defined(cls: type) -> bool:
     own = cls.__dict__
     for name, value in own.items():
         kind = type(value)
+        if kind is types.ClassMethodDescriptorType and name in _CLASS_LEVEL:
+            continue  # typing.Generic (C since 3.12): class-level hooks, no instance state
+        if value is _OBJECT_SLOTS.get(name):
+            continue  # __eq__ = object.__eq__ (Starlette's HTTPConnection): object's own
         if kind in (types.MethodDescriptorType, types.WrapperDescriptorType,
                     types.ClassMethodDescriptorType, types.BuiltinFunctionType):
             return False
@@ -148,11 +166,31 @@ def python_generator(function: object) -> bool:
     return code is not None and bool(code.co_flags & GENERATOR_FLAGS)
 
 
+_NAMED: Final = frozenset({type, types.FunctionType, types.BuiltinFunctionType,
+                          types.MethodType})
+_NAMES: Final = frozenset({"__name__", "__qualname__", "__class__"})
+_CLASS_SLOT: Final = object.__dict__["__class__"]
+GENERIC_GETATTRIBUTE: Final = (object.__getattribute__, tuple.__getattribute__)
+_TUPLE_FIELD: Final = type(collections.namedtuple("_Pair", "first").first)  # type: ignore[attr-defined]  # a field descriptor
+# Objects whose attributes are C getters or their own __dict__: getattr runs no code.
+_PLAIN_ATTRIBUTES: Final = frozenset({types.FunctionType, types.CodeType})
+
+
 def plain_value(obj: object, name: str) -> object:
     """``getattr(obj, name)`` when it can be had without running any code, else OPAQUE."""
     if isinstance(obj, types.ModuleType):
         return obj.__dict__.get(name, OPAQUE)
     tp = type(obj)
+    if tp in _NAMED and name in _NAMES:
+        return getattr(obj, name)  # C getters of immutable names: no code runs
+    if tp in _PLAIN_ATTRIBUTES:
+        return getattr(obj, name, OPAQUE)
+    if isinstance(obj, enum.EnumType):  # a member, kept in the class's own namespace
+        member = obj.__dict__.get(name, OPAQUE)
+        return member if isinstance(member, obj) else OPAQUE
+    if name == "__class__" and lookup(tp, name) is _CLASS_SLOT \
+            and lookup(tp, "__getattribute__") is object.__getattribute__:
+        return tp
     key = (tp, name)
     try:
         how = STATE.attributes[key]
@@ -177,7 +215,12 @@ def _attribute_plan(tp: type, name: str) -> tuple[str, Any] | None:
     """How to read ``name`` of ``tp``'s instances without running code: ("dict", class
     value or OPAQUE) for an instance-dict attribute, ("slot", descriptor), or None (code
     may run)."""
-    if lookup(tp, "__getattribute__") is not object.__getattribute__ or category_of(tp) != PY:
+    if lookup(tp, "__getattribute__") not in GENERIC_GETATTRIBUTE:
+        return None
+    category = category_of(tp)
+    if category == IMM and type(lookup(tp, name)) is _TUPLE_FIELD:
+        return ("slot", lookup(tp, name))  # a named tuple's field: an item of the tuple
+    if category != PY:
         return None
     found = lookup(tp, name, OPAQUE)
     if found is OPAQUE:

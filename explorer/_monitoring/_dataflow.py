@@ -9,12 +9,16 @@ stack at run time. An operand is located as an abstract *source*:
     ``("o", offset)``        the output of the instrumented instruction at ``offset``
     ``("f", sources)``       a container just built from those sources (fresh, unshared)
     ``("p",)``               an immutable value (the result of a pure operation)
+    ``("j", sources)``       one of those, depending on the path taken (known only when
+                             every one of them is an atom: a conditional expression)
     ``("F",)``               a Python function made here     ``("m", name)``  a method slot
     ``None``                 unknown: the hooks then make the step UNKNOWN
 
 A fixpoint over the control-flow graph (exception handlers included) joins the abstract
 stacks; a source survives a join only when every path agrees on it, so an ``("o", offset)``
-operand is always computed before the instruction that uses it runs. An instruction the
+operand is always computed before the instruction that uses it runs (where paths disagree,
+``("j", ...)`` holds the choices: the one taken is current, the others may be stale, so it
+stands for an atom only when all of them are atoms). An instruction the
 analysis does not model makes its own outputs unknown; a code object it cannot analyse at
 all gets an "unknown" site at every instruction.
 
@@ -64,7 +68,8 @@ class CallPlan(NamedTuple):
     """A call instruction: how to find its arguments when the call event fires.
 
     ``method``: the name when it calls ``obj.method(...)``; ``sources``: the argument
-    sources; ``kwnames``: keyword names (a tuple, "?" when unknown, or None);
+    sources (for ``f(*args, **kwargs)``, the one source of the ``args`` tuple);
+    ``kwnames``: keyword names (a tuple, "?" when unknown, or None);
     ``star``: ``f(*args)``; ``self_mode``: whether a ``self`` is among the arguments
     ("none", "yes", "maybe" or "unknown")."""
 
@@ -137,8 +142,9 @@ def _mentions(src: Any, name: str) -> bool:
     """True when an abstract value is (or holds) the local variable ``name``."""
     if src[0] == "l":
         return bool(src[1] == name)
-    return src[0] == "f" and any(part is not None and _mentions(part, name)
-                                 for part in src[1])
+    if src[0] in ("f", "j"):
+        return any(part is not None and _mentions(part, name) for part in src[1])
+    return False
 
 
 def _transfer(ins: dis.Instruction, st: list[Any], prev: dis.Instruction | None,
@@ -197,7 +203,9 @@ def _transfer(ins: dis.Instruction, st: list[Any], prev: dis.Instruction | None,
         return None
     if op in _BUILDS:  # a new container holding what it pops
         parts = pop(_BUILDS[op](arg))
-        st.append(("f", tuple(parts)) if all(p is not None for p in parts) else None)
+        # Fresh even when some parts are unknown: the container is this frame's own
+        # (shallow uses read nothing shared); a deep read of an unknown part is UNKNOWN.
+        st.append(("f", tuple(parts)))
         return None
     if op in ("LIST_APPEND", "SET_ADD", "MAP_ADD", "LIST_EXTEND", "SET_UPDATE",
               "DICT_UPDATE", "DICT_MERGE"):
@@ -205,7 +213,7 @@ def _transfer(ins: dis.Instruction, st: list[Any], prev: dis.Instruction | None,
         if arg > len(st):
             raise _Unmodelled(op)
         target = st[-arg]
-        if target is not None and target[0] == "f" and all(p is not None for p in parts):
+        if target is not None and target[0] == "f":
             st[-arg] = ("f", (*target[1], *parts))  # the join bounds this in loops
         else:
             st[-arg] = None
@@ -292,6 +300,14 @@ def _transfer(ins: dis.Instruction, st: list[Any], prev: dis.Instruction | None,
     if op == "STORE_ATTR":
         _value, receiver = pop(2)
         return ("attr_w", receiver, ins.argval)
+    if op == "IMPORT_NAME":  # import x (a function-level import): sys.modules["x"]
+        level, fromlist = pop(2)
+        st.append(("o", off))
+        return ("import", ins.argval, fromlist, level)
+    if op == "IMPORT_FROM":  # from x import y: an attribute of the module, left below
+        module = st[-1] if st else None
+        st.append(("o", off))
+        return ("attr_r", module, ins.argval, False)
     if op == "DELETE_ATTR":
         (receiver,) = pop(1)
         return ("attr_w", receiver, ins.argval)
@@ -430,7 +446,7 @@ def _transfer(ins: dis.Instruction, st: list[Any], prev: dis.Instruction | None,
         callee, _mode = _callee(taken[0], taken[1])
         st.append(("o", off))
         # f(*args): the call turns ``args`` into a tuple, iterating over it.
-        return ("call", None, (), None, True, callee, "unknown", taken[2])
+        return ("call", None, (taken[2],), None, True, callee, "unknown", taken[2])
     if op == "WITH_EXCEPT_START":  # calls __exit__ with the exception: not modelled
         st.append(None)
         return ("unknown", "an exception leaving a with block")
@@ -464,7 +480,30 @@ def _state_join(a: tuple[Any, ...] | None, b: tuple[Any, ...]) -> tuple[Any, ...
         return b
     if len(a) != len(b):
         raise _Unmodelled("stack depth")
-    return tuple(x if x == y else None for x, y in zip(a, b, strict=True))
+    return tuple(_source_join(x, y) for x, y in zip(a, b, strict=True))
+
+
+def _source_join(x: Any, y: Any) -> Any:
+    """What an operand is on both paths: the same source, a container built on both
+    (fresh either way, its parts joined), or unknown."""
+    if x == y:
+        return x
+    if x is not None and y is not None and x[0] == "f" and y[0] == "f":
+        if len(x[1]) == len(y[1]):
+            return ("f", tuple(_source_join(p, q) for p, q in zip(x[1], y[1], strict=True)))
+        return _FRESH_UNKNOWN  # filled in a loop: fresh, holding what is not known here
+    if x is None or y is None:
+        return None
+    choices = {*(x[1] if x[0] == "j" else (x,)), *(y[1] if y[0] == "j" else (y,))}
+    if len(choices) > _MAX_CHOICES:
+        return None
+    return ("j", tuple(sorted(choices, key=repr)))
+
+
+_MAX_CHOICES: Final = 4
+
+
+_FRESH_UNKNOWN: Final = ("f", (None,))
 
 
 def analyse(code: types.CodeType) -> CodePlan:
@@ -606,7 +645,7 @@ def _used_outputs(specs: dict[int, tuple[Any, ...]]) -> set[int]:
     def note(src: Any) -> None:
         if len(src) == 2 and src[0] == "o" and type(src[1]) is int:
             used.add(src[1])
-        elif len(src) == 2 and src[0] == "f" and isinstance(src[1], tuple):
+        elif len(src) == 2 and src[0] in ("f", "j") and isinstance(src[1], tuple):
             for part in src[1]:
                 if isinstance(part, tuple) and part:
                     note(part)

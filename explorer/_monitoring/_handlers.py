@@ -11,6 +11,8 @@ code, a mark otherwise) in the session's ``values``, where later operands find i
 from __future__ import annotations
 
 import collections
+import contextlib
+import sys
 import types
 from typing import Any, Final
 
@@ -19,11 +21,13 @@ from explorer._monitoring._categories import (
     ATOM,
     BAD,
     FUT,
+    GENERIC_GETATTRIBUTE,
     IMM,
     ITER,
     KEYED,
     MUT,
     PY,
+    THREAD_LOCKS,
     VIEW,
     atom_key,
     category_of,
@@ -40,13 +44,14 @@ from explorer._monitoring._memory import (
     iter_kind,
     iterate,
     iterator_kind,
+    lock_taken,
     note,
     note_cells,
     note_namespace,
     read_c_state,
     shallow,
 )
-from explorer._monitoring._places import TRUSTED, USER, code_kind
+from explorer._monitoring._places import TRUSTED, WATCHED, code_kind
 from explorer._monitoring._state import STATE, Footprint, Handler, Site
 from explorer._monitoring._values import (
     ASYNC_GENERATOR_FLAG,
@@ -65,6 +70,7 @@ from explorer._monitoring._values import (
     Iter,
     Mark,
     New,
+    atom,
     known,
     private,
     python_callable,
@@ -88,6 +94,8 @@ def operand(src: Any, frame: types.FrameType) -> Any:
         return FUNCTION
     if tag == "f":
         return Fresh(tuple(operand(part, frame) for part in src[1]), _footprint.current)
+    if tag == "j":  # one of these (a stale one is harmless: all must be atoms)
+        return PURE if all(atom(operand(part, frame)) for part in src[1]) else OPAQUE
     return OPAQUE
 
 
@@ -106,7 +114,16 @@ def _h_attr_r(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
     obj = operand(site.first, frame)
     name = site.second
     if site.capture:
-        STATE.values[(id(frame), site.offset)] = OPAQUE if private(obj) else plain_value(obj, name)
+        key = (id(frame), site.offset)
+        value = OPAQUE if private(obj) else plain_value(obj, name)
+        STATE.values[key] = value
+        if value is OPAQUE and not private(obj):
+            # A property whose getter is watched code: what it returns is the value.
+            getter = getattr(lookup(type(obj), name), "fget", None) \
+                if type(lookup(type(obj), name)) is property else None
+            if type(getter) is types.FunctionType and code_kind(getter.__code__) in WATCHED \
+                    and lookup(type(obj), "__getattribute__") in GENERIC_GETATTRIBUTE:
+                STATE.expect[key] = getter.__code__
     return attribute_access(obj, name, "r", fp)
 
 
@@ -167,7 +184,7 @@ def _h_item_r(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
             or not dict.__contains__(container, key)
     if site.capture:
         value: object = OPAQUE
-        if tp in (dict, list, tuple, collections.defaultdict) and not inserting \
+        if tp in (dict, list, tuple, collections.defaultdict, str, bytes) and not inserting \
                 and not isinstance(key, Mark) and atom_key(key):
             try:
                 value = tp.__getitem__(container, key)  # an exact builtin type: C code
@@ -318,8 +335,17 @@ def _h_contains(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
 
 
 def _h_iter(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
-    kind = iter_kind(operand(site.first, frame))
+    value = operand(site.first, frame)
+    kind = iter_kind(value)
     keep_output(frame, site, kind if kind is not None else OPAQUE)
+    if kind is None and not private(value) and category_of(type(value)) == PY:
+        method = lookup(type(value), "__iter__")
+        if type(method) is types.FunctionType and code_kind(method.__code__) in WATCHED:
+            # A Python __iter__, watched: the iterator it returns is the output (set when
+            # it returns), and advancing that is recorded where the loop does it.
+            if site.capture:
+                STATE.expect[(id(frame), site.offset)] = method.__code__
+            return True
     return kind is not None
 
 
@@ -328,7 +354,8 @@ def _h_next(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
     src = site.first
     value = operand(src, frame)
     if src is not None and src[0] == "o":  # GET_ITER's (or a call's) output
-        kind = value if isinstance(value, Iter) else None
+        kind = value if isinstance(value, Iter) else (
+            iter_kind(value) if not private(value) else None)  # what a Python __iter__ gave
     else:  # an iterator held in a variable (a generator expression's argument)
         kind = None if private(value) else iter_kind(value)
     if site.capture:
@@ -396,6 +423,13 @@ def _h_aiter(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
     value = operand(site.first, frame)
     ok = isinstance(value, types.AsyncGeneratorType) or (isinstance(value, Coro) and bool(
         value.code.co_flags & ASYNC_GENERATOR_FLAG))  # an async generator of watched code
+    if not ok and not private(value) and category_of(type(value)) == PY:
+        # An object whose __aiter__ is an async generator function: iterating it runs
+        # that generator (watched, or caught when it resumes if foreign).
+        method = lookup(type(value), "__aiter__")
+        code = getattr(method, "__code__", None) if type(method) is types.FunctionType \
+            else None
+        ok = code is not None and bool(code.co_flags & ASYNC_GENERATOR_FLAG)
     keep_output(frame, site, SAFE if ok else OPAQUE)
     return ok
 
@@ -412,6 +446,10 @@ def _h_with(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
     """with / async with: the manager's methods must be Python code (watched, or foreign
     and caught); for async with, what __aenter__ returns is awaited next."""
     manager = operand(site.first, frame)
+    if type(manager) in THREAD_LOCKS:  # with lock: acquires it (C code); the exit's call
+        lock_taken(manager, fp)  # releases it
+        keep_output(frame, site, OPAQUE)
+        return True
     cls = manager.cls if isinstance(manager, New) else type(manager)
     ok = (isinstance(manager, New) or not private(manager)) and category_of(cls) == PY
     if site.capture:
@@ -430,6 +468,19 @@ def _h_iterate(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
     return iterate(operand(site.first, frame), fp)
 
 
+def _context_managers() -> dict[types.CodeType, type]:
+    """The wrappers contextlib's decorators make (one code object each), and the class
+    of manager they return."""
+    def function() -> Any:
+        return None
+    return {contextlib.contextmanager(function).__code__: contextlib._GeneratorContextManager,
+            contextlib.asynccontextmanager(function).__code__:
+                contextlib._AsyncGeneratorContextManager}
+
+
+_CONTEXT_MANAGERS: Final = _context_managers()
+
+
 def python_result(frame: types.FrameType, offset: int, code: types.CodeType) -> object:
     """What a call of Python code ``code`` returns, as far as known now; watched code's
     return value replaces it when it returns (see :func:`_on_return`)."""
@@ -437,10 +488,14 @@ def python_result(frame: types.FrameType, offset: int, code: types.CodeType) -> 
     if kind == TRUSTED:
         STATE.expect[(id(frame), offset)] = None
         return TRUSTED_RESULT
+    made = _CONTEXT_MANAGERS.get(code)
+    if made is not None:  # a @contextmanager function: a new manager of that class
+        STATE.expect[(id(frame), offset)] = None
+        return New(made)
     if code.co_flags & (COROUTINE_FLAGS | GENERATOR_FLAGS):
         STATE.expect[(id(frame), offset)] = None  # it returns the coroutine, not its value
-        return Coro(code) if kind == USER else SAFE
-    STATE.expect[(id(frame), offset)] = code if kind == USER else None
+        return Coro(code) if kind in WATCHED else SAFE
+    STATE.expect[(id(frame), offset)] = code if kind in WATCHED else None
     return OPAQUE
 
 
@@ -463,6 +518,24 @@ def _h_callpre(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
     return True
 
 
+def _h_import(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    """``import x`` of a module already imported: reads ``sys.modules["x"]``, runs no code
+    (a module not yet imported, or being imported, runs the import machinery: UNKNOWN)."""
+    name = site.first
+    fromlist = operand(site.second, frame)
+    level = operand(site.third, frame)
+    module = sys.modules.get(name) if level == 0 and type(name) is str else None
+    spec = getattr(module, "__spec__", None) if isinstance(module, types.ModuleType) else None
+    if module is None or isinstance(fromlist, (Mark, Fresh, Iter)) or (
+            spec is not None and getattr(spec, "_initializing", False)):
+        keep_output(frame, site, OPAQUE)
+        return False
+    fp.add((id(sys.modules), name, "r"))
+    value = module if fromlist else sys.modules.get(name.partition(".")[0])
+    keep_output(frame, site, value if value is not None else OPAQUE)
+    return True
+
+
 HANDLERS: dict[str, Handler] = {
     "unknown": _h_unknown, "attr_r": _h_attr_r, "attr_w": _h_attr_w, "super": _h_super,
     "glob_r": _h_glob_r, "glob_w": _h_glob_w, "cell_r": _h_cell_r, "cell_w": _h_cell_w,
@@ -471,7 +544,7 @@ HANDLERS: dict[str, Handler] = {
     "compare": _h_compare, "contains": _h_contains, "iter": _h_iter, "next": _h_next,
     "await": _h_await, "send": _h_send, "aiter": _h_aiter, "anext": _h_anext,
     "with": _h_with, "format": _h_format, "extend": _h_iterate, "unpack": _h_iterate,
-    "callpre": _h_callpre,
+    "callpre": _h_callpre, "import": _h_import,
 }
 """The handler of each kind of site the analysis plans."""
 

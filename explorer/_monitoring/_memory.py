@@ -34,6 +34,7 @@ from explorer._monitoring._categories import (
     lookup,
     python_generator,
 )
+from explorer._monitoring._places import WATCHED, code_kind
 from explorer._monitoring._state import STATE, Footprint
 from explorer._monitoring._values import (
     ATOM_ITER,
@@ -179,12 +180,14 @@ def iterate(value: object, fp: Footprint) -> bool:
     if category == ITER:
         return advance(iterator_kind(value), fp)
     if category == PY:
-        # Its __iter__ runs as Python code; C code then iterates over what it returned,
-        # which is watched only if __iter__ is a generator function.
+        # Its __iter__ runs as Python code; C code then iterates over what it returned:
+        # watched when __iter__ is a generator function, or recorded when watched code
+        # returns it (explorer._monitoring._hooks._iterated_later).
         if isinstance(value, _footprint.SharedDict):
             return True  # iterates over a private copy of its keys
         method = lookup(type(value), "__iter__")
-        return method is None or python_generator(method)
+        return method is None or python_generator(method) or (
+            type(method) is types.FunctionType and code_kind(method.__code__) in WATCHED)
     if category == BAD:
         if hasattr(type(value), "__next__"):
             return False  # advancing a C iterator writes its state
@@ -286,6 +289,54 @@ def advance(kind: Iter, fp: Footprint) -> bool:
         elif not shallow(source, fp):
             return False
     return True
+
+
+def lock_taken(lock: object, fp: Footprint) -> None:
+    """A thread lock is acquired in the running step: a write of the lock, until the same
+    step releases it (:func:`lock_released`).
+
+    A scenario runs on one thread, and nothing else runs within a step: a lock taken and
+    given back in one step leaves the lock as it found it, and what the step did depended
+    only on the lock's state when it began. Such a pair is a read of the lock (it still
+    conflicts with any step that takes the lock and keeps it, or gives back one taken
+    earlier). ``STATE.held[id(lock)]`` is ``[the step's footprint, depth, pinned]``;
+    pinned: the step also changed the lock in a way no pair undoes, so the write stays.
+    """
+    key = id(lock)
+    held = STATE.held.get(key)
+    if held is None or held[0] is not fp:
+        STATE.held[key] = [fp, 1, False]
+    else:
+        held[1] += 1
+    fp.add((key, None, "w"))
+    note(lock)
+
+
+def lock_released(lock: object, fp: Footprint) -> None:
+    """A thread lock is released in the running step (see :func:`lock_taken`)."""
+    key = id(lock)
+    held = STATE.held.get(key)
+    if held is None or held[0] is not fp or held[1] == 0:
+        lock_changed(lock, fp)  # taken in an earlier step (or not at all): a write
+        return
+    held[1] -= 1
+    if held[1] == 0 and not held[2]:  # a pair inside this step: a read
+        del STATE.held[key]
+        fp.discard((key, None, "w"))
+        fp.add((key, None, "r"))
+    note(lock)
+
+
+def lock_changed(lock: object, fp: Footprint) -> None:
+    """Any other change of a thread lock in the running step: a write that stays."""
+    key = id(lock)
+    held = STATE.held.get(key)
+    if held is None or held[0] is not fp:
+        STATE.held[key] = [fp, 0, True]
+    else:
+        held[2] = True
+    fp.add((key, None, "w"))
+    note(lock)
 
 
 def note_cells() -> None:

@@ -1,15 +1,21 @@
 """Which code is watched: code objects classified once, by the file they come from.
 
-USER code (the scenario's own) gets instruction and call events. TRUSTED code (the
-explorer, its strategies, asyncio) runs unwatched: what it does is recorded by the
-runtime. HELPER code (``enum``, ``abc``, ``typing``, ``_collections_abc``,
-``contextlib``) is transparent. FOREIGN code (the rest of the standard library and
-``site-packages``) makes a step UNKNOWN when user code runs it.
+USER code (the scenario's own) gets instruction and call events, and so does LIBRARY
+code (the rest of the standard library, and the installed packages of the web stack:
+httpx, Starlette, FastAPI, anyio, pydantic, ...), so that a request's steps through a
+framework are recorded as precisely as the handler's own. TRUSTED code (the explorer,
+its strategies, asyncio) runs unwatched: what it does is recorded by the runtime. HELPER
+code (``enum``, ``abc``, ``typing``, ``_collections_abc``, ``contextlib``, and ``re``,
+whose only state is a cache of compiled patterns) is transparent. MODELLED code (``json``)
+runs unwatched when a rule describes the call that entered it. FOREIGN code (other
+installed packages, frozen modules) makes a step UNKNOWN when user code runs it.
 
 The directories are found without importing anything: the explorer's own directory from
 this file's path, its strategies (installed as ``explorer.strategies``; in a checkout a
 symbolic link to ``strategies/`` beside it) from the import system's spec, all by real
-path. Classifications are cached per code object on the session state.
+path. Classifications are cached per code object on the session state. A session can
+stop watching the web stack (:func:`stop_watching_packages`, decided by
+:func:`explorer._monitoring._hooks.end_of_run`): its code is FOREIGN from then on.
 """
 
 from __future__ import annotations
@@ -26,9 +32,28 @@ from typing import Final, NamedTuple
 
 from explorer._monitoring._state import STATE
 
-USER, TRUSTED, HELPER, FOREIGN = 0, 1, 2, 3
+USER, TRUSTED, HELPER, FOREIGN, LIBRARY, MODELLED = 0, 1, 2, 3, 4, 5
+WATCHED: Final = (USER, LIBRARY)
+"""The kinds of code that get instruction and call events."""
 
-_HELPER_MODULES: Final = ("enum", "abc", "typing", "_collections_abc", "contextlib")
+# re is transparent: its module state is the cache of compiled patterns (a pattern is
+# an immutable function of its source and flags), and reordering or refilling that cache
+# changes no result; it reads the strings it is given, which are immutable.
+_HELPER_MODULES: Final = ("enum", "abc", "typing", "_collections_abc", "contextlib", "re",
+                          "re._compiler", "re._parser", "re._casefix", "re._constants")
+# Modules whose functions are described by rules (explorer._monitoring._builtins): their
+# code runs unwatched when a rule described the call that entered it, and makes the step
+# UNKNOWN when watched code entered it any other way. json's encoder and decoder are C
+# code reading (or making) whole values: a rule records that as a deep read.
+_MODELLED_MODULES: Final = ("json", "json.encoder", "json.decoder", "json.scanner")
+# Installed packages whose code is watched like the scenario's: the web stack a request
+# runs through (client, ASGI framework, validation), so that its steps are recorded
+# precisely. Other installed packages stay foreign: watching them costs a Python callback
+# per instruction, and a database driver's steps end UNKNOWN anyway (C code, threads).
+_LIBRARY_PACKAGES: Final = (
+    "httpx", "httpcore", "h11", "idna", "sniffio", "anyio", "starlette", "fastapi",
+    "pydantic", "typing_extensions", "annotated_types", "typing_inspection", "multipart",
+    "python_multipart", "opentelemetry")
 # Functions of helper modules that change process-wide state: not transparent.
 _NOT_HELPERS: Final = frozenset({"_RedirectStream.__enter__", "_RedirectStream.__exit__",
                                  "chdir.__enter__", "chdir.__exit__"})
@@ -36,14 +61,23 @@ _EXPLORER: Final = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class Places(NamedTuple):
-    """Directory prefixes (with a trailing separator) and helper files, by real path."""
+    """Directory prefixes (with a trailing separator) and files, by real path: trusted
+    code; installed packages (``foreign``: site-packages, unwatched but for ``libraries``);
+    helper and modelled files; the standard library (``standard``, watched) and the
+    installed packages that are watched (``libraries``)."""
 
     trusted: tuple[str, ...]
     foreign: tuple[str, ...]
     helpers: frozenset[str]
+    modelled: frozenset[str] = frozenset()
+    standard: tuple[str, ...] = ()
+    libraries: tuple[str, ...] = ()
 
 
+@functools.lru_cache(maxsize=4096)
 def _norm(path: str) -> str:
+    # Cached: every session classifies the code objects it meets anew, and resolving the
+    # same few hundred files' links again each time was a measurable part of short ones.
     return os.path.normcase(os.path.realpath(path))
 
 
@@ -53,36 +87,85 @@ def _strategies_dir() -> str:
     return next(iter(locations)) if locations else os.path.join(_EXPLORER, "strategies")
 
 
+def _files(modules: tuple[str, ...]) -> list[str]:
+    """The source files of ``modules``, by real path."""
+    files = []
+    for name in modules:
+        module = sys.modules.get(name) or importlib.import_module(name)
+        filename = getattr(module, "__file__", None)
+        if filename:
+            files.append(_norm(filename))
+    return files
+
+
 @functools.cache
 def places() -> Places:
-    """Where trusted, foreign and helper code lives in this process (computed once)."""
+    """Where trusted, foreign, library and helper code lives in this process (computed
+    once)."""
     trusted = {_norm(_EXPLORER), _norm(_strategies_dir()),
                os.path.dirname(_norm(asyncio.__file__ or ""))}
     paths = sysconfig.get_paths()
-    foreign = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")
-               if key in paths}
-    foreign.update(site.getsitepackages())
-    foreign.add(site.getusersitepackages())
-    helpers = set()
-    for name in _HELPER_MODULES:
-        module = sys.modules.get(name) or __import__(name)
-        filename = getattr(module, "__file__", None)
-        if filename:
-            helpers.add(_norm(filename))
-        helpers.add(f"<frozen {name}>")
+    installed = {paths[key] for key in ("purelib", "platlib") if key in paths}
+    installed.update(site.getsitepackages())
+    installed.add(site.getusersitepackages())
+    standard = {paths[key] for key in ("stdlib", "platstdlib") if key in paths}
+    helpers = {*_files(_HELPER_MODULES), *(f"<frozen {name}>" for name in _HELPER_MODULES)}
     return Places(tuple(d + os.sep for d in sorted(trusted)),
-                  tuple(_norm(d) + os.sep for d in sorted(foreign) if d),
-                  frozenset(helpers))
+                  tuple(_norm(d) + os.sep for d in sorted(installed) if d),
+                  frozenset(helpers), frozenset(_files(_MODELLED_MODULES)),
+                  tuple(_norm(d) + os.sep for d in sorted(standard) if d),
+                  tuple(sorted(_package_dirs(_LIBRARY_PACKAGES))))
+
+
+def _package_dirs(names: tuple[str, ...]) -> list[str]:
+    """The directories of the installed packages ``names`` (found without importing
+    them; those not installed are left out)."""
+    dirs: list[str] = []
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        if spec is None:
+            continue
+        if spec.submodule_search_locations:
+            dirs.extend(_norm(location) + os.sep for location in spec.submodule_search_locations)
+        elif spec.origin:
+            dirs.append(_norm(spec.origin))  # a single-module distribution
+    return dirs
 
 
 def code_kind(code: types.CodeType) -> int:
-    """USER, TRUSTED, HELPER or FOREIGN, by the file the code object comes from."""
+    """USER, TRUSTED, HELPER, LIBRARY or FOREIGN, by the file the code object comes from."""
     key = id(code)
     kind = STATE.kinds.get(key)
     if kind is None:
-        kind = STATE.kinds[key] = classify(code.co_filename, code.co_qualname, places())
+        where = places()
+        if STATE.packages_off:  # the session stopped watching the web stack: foreign
+            where = where._replace(libraries=())
+        kind = STATE.kinds[key] = classify(code.co_filename, code.co_qualname, where)
         STATE.keep.append(code)  # its id stays its own while the session lasts
+        if kind == LIBRARY and in_packages(code.co_filename, where):
+            STATE.packaged.add(key)
     return kind
+
+
+def in_packages(filename: str, where: Places) -> bool:
+    """Whether ``filename`` belongs to one of the watched installed packages."""
+    return not filename.startswith("<") and _norm(filename).startswith(where.libraries) \
+        if where.libraries else False
+
+
+def stop_watching_packages() -> list[types.CodeType]:
+    """Classify the watched installed packages' code as FOREIGN from now on (this
+    session); returns their code objects classified so far, whose events the caller
+    switches off."""
+    STATE.packages_off = True
+    codes = [code for code in STATE.keep if id(code) in STATE.packaged]
+    for code in codes:
+        STATE.kinds[id(code)] = FOREIGN
+    STATE.packaged.clear()
+    return codes
 
 
 def classify(filename: str, qualname: str, where: Places) -> int:
@@ -96,6 +179,12 @@ def classify(filename: str, qualname: str, where: Places) -> int:
         return TRUSTED
     if path in where.helpers and qualname not in _NOT_HELPERS:
         return HELPER
+    if path in where.modelled:
+        return MODELLED
+    if path.startswith(where.libraries):
+        return LIBRARY
     if path.startswith(where.foreign):
-        return FOREIGN
+        return FOREIGN  # an installed package whose code is not watched
+    if path.startswith(where.standard):
+        return LIBRARY
     return USER

@@ -16,6 +16,7 @@ from typing import Any, Final
 from explorer._errors import HealthWarning
 from explorer._footprint import AUTO_SUPPORTED, require_auto
 from explorer._monitoring import _hooks
+from explorer._monitoring._builtins import add_library_rules
 from explorer._monitoring._state import STATE
 
 SUPPORTED: Final = AUTO_SUPPORTED
@@ -29,7 +30,7 @@ _TOOL_IDS: Final = (3, 4, 2, 5)
 
 def _events() -> tuple[tuple[int, Any], ...]:
     events = _mon.events
-    return ((events.PY_START, _hooks.on_start), (events.PY_RESUME, _hooks.on_start),
+    return ((events.PY_START, _hooks.on_start), (events.PY_RESUME, _hooks.on_resume),
             (events.PY_THROW, _hooks.on_throw), (events.INSTRUCTION, _hooks.on_instruction),
             (events.CALL, _hooks.on_call), (events.PY_RETURN, _hooks.on_return))
 
@@ -41,7 +42,10 @@ def activate() -> bool:
     recorded automatically, and the caller must treat task code as touching everything.
     """
     require_auto()
+    if STATE.tool is not None:  # a run of this session ended
+        _hooks.end_of_run()
     STATE.start_run()
+    add_library_rules()  # a library the previous run imported (pydantic-core)
     if STATE.tool is not None:
         return True
     if STATE.unavailable:

@@ -81,13 +81,21 @@ class MonitoringState:
     tests; it survives :meth:`reset`.
     """
 
-    __slots__ = ("attributes", "categories", "codes", "debug", "enabled", "expect", "keep",
-                 "kinds", "sites", "tainted", "tool", "unavailable", "values")
+    __slots__ = ("approved", "attributes", "categories", "codes", "debug", "enabled",
+                 "expect", "held", "keep", "kinds", "package_precise", "package_step",
+                 "package_steps", "packaged", "packages_off", "runs", "sites", "tainted",
+                 "tool", "unavailable", "values")
 
     def __init__(self) -> None:
         self.values: dict[ValueKey, object] = {}
         self.expect: dict[ValueKey, types.CodeType | None] = {}
         self.tainted: set[int] = set()
+        # The code of a modelled function whose call a rule has just described: it may
+        # start (once) without making the step UNKNOWN.
+        self.approved: types.CodeType | None = None
+        # Thread locks taken in the running step, by id: [its footprint, depth, pinned]
+        # (see explorer._monitoring._memory.lock_taken).
+        self.held: dict[int, list[Any]] = {}
         self.codes: dict[int, CodePlan] = {}
         self.sites: dict[int, dict[int, Site]] = {}
         self.enabled: list[types.CodeType] = []
@@ -100,12 +108,26 @@ class MonitoringState:
         self.tool: int | None = None
         self.unavailable = False
         self.debug: collections.Counter[str] | None = None
+        # Whether watching the installed web-stack packages pays (see
+        # explorer._monitoring._hooks.end_of_run): ``packaged``, the ids of their code
+        # objects classified so far; ``package_step``, the footprint of the latest step
+        # that ran their code; ``package_steps`` and ``package_precise``, how many such
+        # steps ended and how many of those were recorded precisely; ``packages_off``,
+        # their code is foreign for the rest of the session; ``runs``, runs ended.
+        self.packaged: set[int] = set()
+        self.package_step: Footprint | None = None
+        self.package_steps = 0
+        self.package_precise = 0
+        self.packages_off = False
+        self.runs = 0
 
     def start_run(self) -> None:
         """Forget the previous run's values (and the type caches once they are large)."""
         self.values.clear()
         self.expect.clear()
         self.tainted.clear()
+        self.approved = None
+        self.held.clear()
         if len(self.categories) > CACHE_LIMIT:  # classes made by each run would pile up
             self.categories.clear()
             self.attributes.clear()
@@ -115,6 +137,8 @@ class MonitoringState:
         self.values.clear()
         self.expect.clear()
         self.tainted.clear()
+        self.approved = None
+        self.held.clear()
         self.codes.clear()
         self.sites.clear()
         self.enabled.clear()
@@ -124,6 +148,10 @@ class MonitoringState:
         self.attributes.clear()
         self.tool = None
         self.unavailable = False
+        self.packaged.clear()
+        self.package_step = None
+        self.package_steps = self.package_precise = self.runs = 0
+        self.packages_off = False
 
 
 STATE: Final = MonitoringState()

@@ -160,7 +160,8 @@ def explore_target(ref: TargetRef, overrides: Mapping[str, object], executor: Ex
 def _explore_here(resolved: Resolved, settings: Settings,
                   on_schedules: ProgressCallback | None, start: float) -> JobResult:
     inner = _strategies.make_strategy(settings.strategy, seed=settings.seed,
-                                      deviation_bound=settings.deviation_bound)
+                                      deviation_bound=settings.deviation_bound,
+                                      preemption_bound=settings.preemption_bound)
     strategy = Observed(inner, on_schedules=on_schedules)
     tally = Tally()
     result = explore_share(resolved, settings, strategy, tally,
@@ -201,7 +202,8 @@ def joint_coverage(settings: Settings, parts: Sequence[PartResult], count: int,
     bound = min(rounds) if rounds else -1
     if bound < 0:
         return f"{scope}{schedules} schedule(s); not even the first round completed"
-    return f"{scope}all schedules with at most {bound} deviation(s) ({schedules} schedules)"
+    unit = "deviation(s)" if settings.preemption_bound is None else "switch(es)"
+    return f"{scope}all schedules with at most {bound} {unit} ({schedules} schedules)"
 
 
 def _merge(resolved: Resolved, settings: Settings, parts: list[PartResult],

@@ -332,7 +332,10 @@ def _systematic_share(resolved: Resolved, settings: Settings, index: int, count:
                       tally: Tally, deadline: float | None,
                       on_schedules: Callable[[int], None] | None,
                       should_stop: Callable[[], bool] | None) -> _Share:
-    inner = _strategies.Systematic(settings.deviation_bound, partition=(index, count))
+    inner: _strategies.Systematic | _strategies.PreemptionBounded = (
+        _strategies.Systematic(settings.deviation_bound, partition=(index, count))
+        if settings.preemption_bound is None else
+        _strategies.PreemptionBounded(settings.preemption_bound, partition=(index, count)))
     strategy = Observed(inner, on_schedules=on_schedules, should_stop=should_stop)
     share = (UNBOUNDED if settings.max_schedules is None
              else max(1, math.ceil(settings.max_schedules / count)))

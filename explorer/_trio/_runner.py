@@ -129,13 +129,15 @@ class TrioRuntime:
         previous_library, sniffio_library.name = sniffio_library.name, "trio"
         run_timeout = mode.run_timeout
         watchdog = _watchdog.current() if run_timeout else None
-        if watchdog is not None:
-            assert run_timeout is not None
-            watchdog.arm(run_timeout, lambda frames: _hang_site(frames, runner, scheduler,
-                                                                names))
         gen = trio_run.unrolled_run(runner, lambda: coro, ())
         try:
             try:
+                if watchdog is not None:
+                    # Armed inside the run's handling: with a limit shorter than the time
+                    # it takes to get going, the stop can land before the first step.
+                    assert run_timeout is not None
+                    watchdog.arm(run_timeout, lambda frames: _hang_site(
+                        frames, runner, scheduler, names))
                 with patches.controlling(scheduler):
                     stuck = self._drive(gen, runner, scheduler, names)
             except (KeyboardInterrupt, SystemExit, trio.TrioInternalError) as exc:
@@ -151,7 +153,13 @@ class TrioRuntime:
                 footprint_module.current = None
                 objects, footprint_module.seen = footprint_module.seen, None
         finally:
-            hang = watchdog.disarm() if watchdog is not None else None
+            hang = None
+            while watchdog is not None:
+                try:  # a stop can land as disarm() is entered, before its own handling
+                    hang = watchdog.disarm()
+                except RunTimeout:
+                    continue
+                break
         if interrupts.requested():  # a real Ctrl-C, whatever the scenario did with it
             raise KeyboardInterrupt
         if hang is not None:
@@ -240,7 +248,10 @@ class TrioRuntime:
                     f"({op} on {res!r}), which the controlled trio run refuses: use "
                     "in-memory streams (trio.testing.memory_stream_pair) or channels")
                 return escape_outcome(err)
-        return deadlock_outcome(analyse(blocked, names), "deadline")
+        report = analyse(blocked, names)
+        if scheduler.tracer is not None:
+            report.labels = scheduler.tracer.trace.labels
+        return deadlock_outcome(report, "deadline")
 
 
 class _Facts:

@@ -36,10 +36,19 @@ from explorer import _footprint
 from explorer._classify import BrokenInvariant, Invariant, broken_invariant
 from explorer._faults import OptionsView
 from explorer._footprint import UNKNOWN, StepRecord
+from explorer._locations import library_call
 from explorer._network import Network
-from explorer._runtime import STARVATION_BOUND, Candidate, Chooser, Location, RunMode, RunStatus
+from explorer._runtime import (
+    STARVATION_BOUND,
+    Candidate,
+    Chooser,
+    LibraryCall,
+    Location,
+    RunMode,
+    RunStatus,
+)
 from explorer._trio._footprints import CANCEL_READ
-from explorer._trio._inspect import Names, describe_task
+from explorer._trio._inspect import Names, await_frames, describe_task
 from explorer._trio._tracer import TrioTracer
 
 if TYPE_CHECKING:
@@ -89,6 +98,7 @@ class Scheduler:
         "invariant_failure",
         "invariants",
         "items",
+        "last",
         "limit",
         "max_steps",
         "names",
@@ -114,6 +124,7 @@ class Scheduler:
                  runner: Any) -> None:
         self.items: list[Task] = []
         self.system: list[Task] = []
+        self.last: Task | None = None  # the task of the latest step (PointView.current)
         self.stable = 0
         self.chooser = chooser
         self.decisions: list[int] = []
@@ -280,7 +291,8 @@ class Scheduler:
         self.stable = n - 1
         if not index:  # a task is queued again later: its next wait counts afresh
             self.oldest = None
-        return items.pop(index)
+        task = self.last = items.pop(index)
+        return task
 
     def _pick_slow(self, items: list[Task]) -> Task | None:
         """The same decision, plus tracing, invariants, or the cleanup after a stop."""
@@ -349,6 +361,17 @@ class Scheduler:
 
     def recorded_steps(self) -> list[StepRecord] | None:
         return self.records
+
+    def current(self) -> str | None:
+        """PointView: the task whose step ran last (see :meth:`PointView.current`)."""
+        last = self.last
+        return None if last is None else self.names.task_id(last)
+
+    def current_call(self) -> LibraryCall | None:
+        """PointView: the library call the current task is inside (see
+        :meth:`PointView.current_call`); a finished task is inside none."""
+        last = self.last
+        return None if last is None else library_call(await_frames(last))
 
     def _timer_pending(self) -> bool:
         return not math.isinf(self.runner.deadlines.next_deadline())

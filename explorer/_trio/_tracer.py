@@ -7,16 +7,19 @@ when the task has reached its next checkpoint or finished.
 
 from __future__ import annotations
 
+from types import FrameType
 from typing import Any, Protocol
 
 from trio._core._run import GLOBAL_RUN_CONTEXT
 from trio.lowlevel import Task
 
 from explorer._faults import site_location
+from explorer._locations import Attribution, attribute
+from explorer._requests import RequestNames
 from explorer._runtime import Candidate, Location, display_task
 from explorer._trace import Step, Trace
 from explorer._trio._clock import VirtualClock
-from explorer._trio._inspect import Names, task_location, waiting_on
+from explorer._trio._inspect import Names, await_frames, waiting_on
 
 
 class SchedulerView(Protocol):
@@ -46,6 +49,12 @@ class TrioTracer:
         self.scheduler = scheduler
         self.names = names
         self.trace = Trace()
+        self.requests = RequestNames(self.trace.labels)
+        # The task of the latest step (a switch moves away from it while it is ready),
+        # whether the open step's decision was a switch, and where its task stood.
+        self._previous: Task | None = None
+        self._switch = False
+        self._begin = Attribution(None)
         self._open: tuple[Task, str, Location | None, tuple[int, int] | None,
                           str | None, Location | None, int] | None = None
         # Fault points met during the open step: (task, line, option, decision, time).
@@ -65,7 +74,11 @@ class TrioTracer:
             (woken.pop(task, "step") if woken is not None else "step")
         # The stock choice was the head of the queue before this task was taken out.
         who, where = self._preempted_before(task, decision)
-        self._open = (task, kind, task_location(task), decision, who, where,
+        previous, self._previous = self._previous, task
+        self._switch = decision is not None and previous is not None and \
+            previous is not task and previous in self.scheduler.items
+        self._begin = attribute(await_frames(task))
+        self._open = (task, kind, self._begin.location, decision, who, where,
                       _pending_errors(task))
 
     def _preempted_before(self, task: Task, decision: tuple[int, int] | None
@@ -80,9 +93,12 @@ class TrioTracer:
 
     def timer_fired(self, decision: tuple[int, int] | None) -> None:
         who, where = self._preempted(decision)
+        previous = self._previous  # firing the clock while it could continue: a switch
+        switch = decision is not None and previous is not None and \
+            previous in self.scheduler.items
         self.trace.steps.append(Step(len(self.trace.steps), "clock", "timer", None, None,
                                      "fire timer", None, decision,
-                                     self.scheduler.clock.now, None, who, where))
+                                     self.scheduler.clock.now, None, who, where, switch))
 
     def fault(self, option: Candidate, chosen: int, count: int) -> None:
         """A fault point (:mod:`explorer._faults`), taken or not, as a step of its own,
@@ -108,20 +124,26 @@ class TrioTracer:
         if opened is None:
             return
         task, kind, start, decision, who, where, errors_before = opened
+        after = self._begin  # where a task that finished in this step last stood
         end: Location | None = None
         op: str | None = None
         resource: str | None = None
         result: str | None = None
+        frames: list[FrameType] = []
         if task.coro.cr_frame is None:
             result = _result(task, errors_before, self.scheduler.runner)
         else:
-            end = task_location(task)
+            frames = await_frames(task)
+            after = attribute(frames)
+            end = after.location
             op, res = waiting_on(task)
             resource = self.names.resource(res) if res is not None else None
+        self.requests.observe(display_task(self.names.task_id(task)), frames)
         self.trace.steps.append(Step(len(self.trace.steps),
                                      display_task(self.names.task_id(task)), kind, start,
                                      end, op, resource, decision, self.scheduler.clock.now,
-                                     result, who, where))
+                                     result, who, where, self._switch,
+                                     after.foreign, after.site, after.call))
         if self._faults:
             self._flush_faults()
 

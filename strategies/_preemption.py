@@ -31,11 +31,12 @@ it is the systematic search with switches instead of deviations as its measure.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator
 
 from explorer._runtime import PointView
 from explorer._switches import Lines, switch_mask
-from explorer.strategies._base import Parameter, Statistic, Strategy
+from explorer.strategies._base import Parameter, Statistic
+from explorer.strategies._systematic import RoundSearch
 
 Plan = tuple[int, ...]
 """Decisions at points 0..len-1; the run keeps going after them."""
@@ -46,11 +47,10 @@ choices that are switches: bit i for candidate i)."""
 _Search = Generator[Plan, Shape, None]
 
 
-class PreemptionBounded(Strategy):
+class PreemptionBounded(RoundSearch):
     """Enumerate schedules by switch count: 0, then 1, then 2, ... up to the bound."""
 
     name = "systematic"
-    splitting = "partition"
 
     def __init__(self, preemption_bound: int | None = None, *,
                  partition: tuple[int, int] = (0, 1)) -> None:
@@ -58,45 +58,26 @@ class PreemptionBounded(Strategy):
                 not isinstance(preemption_bound, int) or preemption_bound < 0):
             raise ValueError(f"preemption_bound must be 0 or a positive integer, or None for "
                              f"no bound; got {preemption_bound!r}")
-        index, count = partition
-        if not 0 <= index < count:
-            raise ValueError(f"partition must be (index, count) with 0 <= index < count, "
-                             f"got {partition}")
+        super().__init__(partition)
         self.preemption_bound = preemption_bound
         # Worker ``index`` of ``count`` takes the plans whose first decision off the
         # keep-going run of the empty plan is at a point p with p % count == index (the
         # empty plan's run is worker 0's): disjoint subtrees, together the whole tree.
-        self.index, self.count = index, count
         self._shapes: dict[Plan, Shape] = {}
         self._search = self._rounds()
         self._plan: Plan = ()
-        self._probe = False
         self._shape: list[tuple[int, int, int]] = []
         self._lines = Lines()
-        self._started = False
-        self._done = False
-        self.space_finished = False
-        self.completed_rounds = -1
         self.below_deviations: int | None = None
         """When set, the round of ``preemption_bound`` switches runs only schedules with
         fewer deviations than this (the shrinker's proof sets it to its best so far)."""
         self.limited = False
-        self.schedules = 0
-        self.probes = 0
 
     # ------------------------------------------------------------------ Strategy
 
     def start_run(self) -> bool:
-        if self._done:
-            return False
-        try:
-            if not self._started:
-                self._started = True
-                plan = next(self._search)
-            else:
-                plan = self._search.send(tuple(self._shape))
-        except StopIteration:
-            self._done = True
+        plan = self._advance(self._search, tuple(self._shape))
+        if plan is None:
             return False
         self._plan = plan
         self._shape = []
@@ -114,20 +95,6 @@ class PreemptionBounded(Strategy):
             choice = plan[point]
             return choice if choice < count else 0
         return going
-
-    def end_run(self, decisions: Sequence[int], failed: bool) -> None:
-        if self._probe:
-            self.probes += 1
-        else:
-            self.schedules += 1
-
-    @property
-    def counts_as_schedule(self) -> bool:
-        return not self._probe
-
-    @property
-    def exhausted(self) -> bool:
-        return self._done
 
     def coverage(self) -> str:
         part = ""

@@ -14,38 +14,34 @@ exists) — the claim :meth:`coverage` makes, and no other.
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
+from typing import TypeVar
 
 from explorer._runtime import PointView
 from explorer.strategies._base import Parameter, Statistic, Strategy
+
+_Y = TypeVar("_Y")
+_S = TypeVar("_S")
 
 Plan = tuple[tuple[int, int], ...]
 # yields (plan, is_probe); receives the candidate counts seen by that run
 _Search = Generator[tuple[Plan, bool], list[int], None]
 
 
-class Systematic(Strategy):
-    """Enumerate schedules by deviation count: 0, then 1, then 2, ... up to the bound."""
+class RoundSearch(Strategy):
+    """What the systematic searches share: a search generator walked one run at a time
+    (it yields what the next run follows and is sent what that run showed), the worker's
+    part of a partitioned search, and the count of schedules and probes (re-runs of a
+    counted schedule, made only to learn its shape)."""
 
-    name = "systematic"
     splitting = "partition"
 
-    def __init__(self, deviation_bound: int | None = None, *,
-                 partition: tuple[int, int] = (0, 1)) -> None:
-        if deviation_bound is not None and deviation_bound < 0:
-            raise ValueError(f"deviation_bound must be >= 0 or None, got {deviation_bound}")
+    def __init__(self, partition: tuple[int, int]) -> None:
         index, count = partition
         if not 0 <= index < count:
             raise ValueError(f"partition must be (index, count) with 0 <= index < count, "
                              f"got {partition}")
-        self.deviation_bound = deviation_bound
-        # Worker ``index`` of ``count`` runs the schedules whose first deviation is at a
-        # scheduling point p with p % count == index (the stock schedule is worker 0's):
-        # disjoint subtrees, together the whole search.
         self.index, self.count = index, count
-        self._search = self._rounds()
-        self._plan: dict[int, int] = {}
         self._probe = False
-        self._counts: list[int] = []
         self._started = False
         self._done = False
         self.space_finished = False
@@ -53,30 +49,19 @@ class Systematic(Strategy):
         self.schedules = 0
         self.probes = 0
 
-    # ------------------------------------------------------------------ Strategy
-
-    def start_run(self) -> bool:
+    def _advance(self, search: Generator[_Y, _S, None], seen: _S) -> _Y | None:
+        """The next item of ``search``, sent ``seen`` (what the last run showed); None
+        once it has ended."""
         if self._done:
-            return False
+            return None
         try:
             if not self._started:
                 self._started = True
-                plan, probe = next(self._search)
-            else:
-                plan, probe = self._search.send(self._counts)
+                return next(search)
+            return search.send(seen)
         except StopIteration:
             self._done = True
-            return False
-        self._plan = dict(plan)
-        self._probe = probe
-        self._counts = []
-        return True
-
-    def choose(self, count: int, view: PointView) -> int:
-        counts = self._counts
-        choice = self._plan.get(len(counts), 0)
-        counts.append(count)
-        return choice if choice < count else 0
+            return None
 
     def end_run(self, decisions: Sequence[int], failed: bool) -> None:
         if self._probe:
@@ -91,6 +76,42 @@ class Systematic(Strategy):
     @property
     def exhausted(self) -> bool:
         return self._done
+
+
+class Systematic(RoundSearch):
+    """Enumerate schedules by deviation count: 0, then 1, then 2, ... up to the bound."""
+
+    name = "systematic"
+
+    def __init__(self, deviation_bound: int | None = None, *,
+                 partition: tuple[int, int] = (0, 1)) -> None:
+        if deviation_bound is not None and deviation_bound < 0:
+            raise ValueError(f"deviation_bound must be >= 0 or None, got {deviation_bound}")
+        super().__init__(partition)
+        self.deviation_bound = deviation_bound
+        # Worker ``index`` of ``count`` runs the schedules whose first deviation is at a
+        # scheduling point p with p % count == index (the stock schedule is worker 0's):
+        # disjoint subtrees, together the whole search.
+        self._search = self._rounds()
+        self._plan: dict[int, int] = {}
+        self._counts: list[int] = []
+
+    # ------------------------------------------------------------------ Strategy
+
+    def start_run(self) -> bool:
+        item = self._advance(self._search, self._counts)
+        if item is None:
+            return False
+        plan, self._probe = item
+        self._plan = dict(plan)
+        self._counts = []
+        return True
+
+    def choose(self, count: int, view: PointView) -> int:
+        counts = self._counts
+        choice = self._plan.get(len(counts), 0)
+        counts.append(count)
+        return choice if choice < count else 0
 
     def coverage(self) -> str:
         part = ""

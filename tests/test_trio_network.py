@@ -537,12 +537,15 @@ def test_without_faults_nothing_fails_and_no_decision_is_added() -> None:
 
 
 def test_a_dropped_response_and_a_retry_charge_twice() -> None:
-    failure = explorer.explore(payments_buggy, runtime="trio", faults=True,
+    failure = explorer.explore(payments_buggy, runtime="trio", faults=True, seed=0,
                                max_schedules=2000, raise_on_failure=False).failure
     assert failure is not None and failure.kind == "assertion"
     assert "charged 2 times" in failure.outcome.message
     story = str(failure)
-    assert "127.0.0.1:40000" in story and "dropped" in story
+    # The answer to the first charge is lost after the server charged: dropped, or never
+    # coming (the client's timeout fires); shrinking keeps whichever is simpler.
+    assert "127.0.0.1:40000" in story
+    assert "was dropped after the server processed" in story or "never came" in story
 
 
 def test_the_idempotency_key_survives_every_fault() -> None:

@@ -208,12 +208,18 @@ def _brute_force(scenario: Callable[[], Any]) -> tuple[str, str]:
     return f"{len(runs):,}", f"{len({canonical_class(steps) for steps in runs}):,}"
 
 
-def _dpor(scenario: Callable[[], Any]) -> str:
+def _dpor(scenario: Callable[[], Any]) -> tuple[str, str]:
+    """DPOR's schedules (and blocked runs, if any) and its milliseconds per run."""
+    start = time.perf_counter()
     result = explorer.explore(scenario, strategy=DPOR(declared=True), max_schedules=CAP,
                               raise_on_failure=False)
+    seconds = time.perf_counter() - start
     text = f"{result.schedules:,}" + ("" if result.exhausted else " (cap, not done)")
     blocked = result.statistics.get("sleep_blocked", 0)
-    return text + (f" (+{blocked:,} blocked)" if blocked else "")
+    runs = result.schedules + result.probes
+    # A handful of runs measures the first call's fixed costs rather than a run's.
+    return (text + (f" (+{blocked:,} blocked)" if blocked else ""),
+            f"{seconds / runs * 1e3:.2f}" if runs >= 5 else "-")
 
 
 def per_run_cost(rounds: int = 5, runs: int = 1000) -> tuple[float, float]:
@@ -244,18 +250,20 @@ def section() -> list[str]:
         f"Schedules run to cover each program completely (cap {CAP:,}): every schedule "
         "(what naive systematic search runs), the equivalence classes among them (each "
         "schedule's canonical Mazurkiewicz trace, by brute force), and DPOR with declared "
-        "shared state (`explorer.strategies.DPOR(declared=True)`: source sets and sleep sets). "
-        "\"blocked\" runs are sleep-set-blocked runs, repeats of a class that are not "
-        "counted as schedules. Disjoint keys and sigma update existing keys and join "
+        "shared state (`explorer.strategies.DPOR(declared=True)`: optimal DPOR, wakeup "
+        "trees and sleep sets), with its milliseconds per run (analysis included, this "
+        "machine). \"blocked\" runs would be sleep-set-blocked runs, repeats of a class "
+        "not counted as schedules. Disjoint keys and sigma update existing keys and join "
         "their writers with `gather`, whose completion callbacks commute for children "
         "that succeed: one class whatever the number of writers.",
         "",
-        "| program | all schedules | classes | dpor (declared) |",
-        "|---|---:|---:|---:|",
+        "| program | all schedules | classes | dpor (declared) | ms per run |",
+        "|---|---:|---:|---:|---:|",
     ]
     for name, scenario in PROGRAMS:
         schedules, classes = _brute_force(scenario)
-        lines.append(f"| {name} | {schedules} | {classes} | {_dpor(scenario)} |")
+        dpor, per_run = _dpor(scenario)
+        lines.append(f"| {name} | {schedules} | {classes} | {dpor} | {per_run} |")
     off, on = per_run_cost()
     lines += ["", f"Footprint recording on the 3 x 3 locked counter: {off:.0f} us per run "
                   f"off, {on:.0f} us on (**{on / off:.2f}x**)."]
@@ -378,8 +386,9 @@ def web_gallery_section(cap: int = 20_000) -> list[str]:
         f"Fixed web gallery apps, every schedule (no deviation bound, cap {cap:,}), "
         f"CPython {platform.python_version()}: schedules (seconds).",
         "",
-        "| fixed example | systematic | dpor (conservative) | dpor-auto | saved |",
-        "|---|---:|---:|---:|---:|",
+        "| fixed example | systematic | dpor (conservative) | dpor-auto | saved | "
+        "buggy version, dpor-auto: schedules to the bug |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for example in web_examples():
         cells = []
@@ -393,8 +402,12 @@ def web_gallery_section(cap: int = 20_000) -> list[str]:
                 " FAILED" if result.failure is not None else " (cap)")
             cells.append(f"{result.schedules:,} ({seconds:.1f} s){verdict}")
             counts.append(result.schedules)
+        buggy = explorer.explore(example.buggy, strategy=DPOR(footprints="auto"),
+                                 max_schedules=cap, max_steps=example.max_steps,
+                                 raise_on_failure=False)
+        found = f"{buggy.schedules:,}" if buggy.failure is not None else "NOT FOUND"
         lines.append(f"| {example.name} | {' | '.join(cells)} | "
-                     f"{counts[0] / max(counts[2], 1):.1f}x |")
+                     f"{counts[0] / max(counts[2], 1):.1f}x | {found} |")
     return lines
 
 

@@ -83,6 +83,45 @@ def throughput_section(args: argparse.Namespace) -> list[str]:
     lines += ["", f"Locked counter versus the fastest Python peer "
                   f"({PEER_SCHEDULES_PER_SECOND:,} schedules/s): "
                   f"**{counter.schedules_per_second / PEER_SCHEDULES_PER_SECOND:.1f}x**."]
+    return [*lines, "", *scale_section(args)]
+
+
+def scale_section(args: argparse.Namespace) -> list[str]:
+    """Cost per step from 2 to 500 tasks, each strategy's throughput at 20 and 100 tasks,
+    the first call's cost, and the gallery's per-run cost, all against stock."""
+    rounds = max(3, args.rounds)
+    lines = ["### At scale", "",
+             f"`fan_out(N)`: N tasks started by `gather`, each awaiting `sleep(0)` "
+             f"{throughput.SCALE_AWAITS} times. Random strategy through `explore()` "
+             "(determinism checks included) against the same scenario on one reused stock "
+             f"loop; {rounds} alternating rounds, median.", "",
+             "| tasks | steps per run | controlled µs/step | stock µs/step "
+             "| controlled / stock |", "|---:|---:|---:|---:|---:|"]
+    for tasks in throughput.SCALE_TASKS:
+        cost = throughput.step_cost(tasks, rounds)
+        lines.append(f"| {tasks} | {cost.steps_per_run:,.0f} | {cost.controlled_us:.1f} "
+                     f"| {cost.stock_us:.1f} | {cost.ratio:.2f}x |")
+        print(f"  step cost at {tasks} tasks", file=sys.stderr)
+    lines += ["", "Each strategy's steps per second relative to random's on the same "
+              f"scenario ({rounds} rounds, median):", "",
+              "| strategy | 20 tasks | 100 tasks |", "|---|---:|---:|"]
+    at20 = throughput.strategy_rates(20, rounds)
+    at100 = throughput.strategy_rates(100, rounds)
+    lines += [f"| {name} | {at20[name]:.2f}x | {at100[name]:.2f}x |" for name in at20]
+    first = throughput.first_call_parts()
+    lines += ["", "First call in a fresh process with bytecode cached (`import asyncio` and "
+              "`explorer`, then `explore()` of the locked counter, 10 schedules; median of "
+              f"5): **{first.total * 1000:.0f} ms**, of which the explorer's own part "
+              f"(after asyncio is imported) **{first.explorer * 1000:.0f} ms**; importing "
+              f"asyncio and one stock `asyncio.run` there: {first.stock * 1000:.0f} ms.",
+              "", "Gallery, fixed forms, per run: stock time / controlled time (random, "
+              f"{rounds} rounds, median):", "", "| example | controlled / stock |",
+              "|---|---:|"]
+    for example in all_examples():
+        if example.network or example.faults or example.runtime != "asyncio":
+            continue  # needs the simulated network (or injected faults) to run at all
+        ratio = throughput.per_run_cost(example.fixed, 40, rounds)
+        lines.append(f"| {example.name} | {ratio:.2f}x |")
     return lines
 
 

@@ -39,8 +39,9 @@ from explorer._corpus import (
 )
 from explorer._corpus import VERSION as CORPUS_VERSION
 from explorer._regressions import replay_one
+from explorer._targets import replay_command
 
-corpus_app = typer.Typer(no_args_is_help=True,
+corpus_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                          help="List, show, verify, clean and migrate the saved failures.")
 
 
@@ -93,7 +94,8 @@ def corpus_show(
     corpus: CorpusOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Show one entry as saved (nothing is imported or run)."""
-    store = corpus_store(project_config(), corpus)
+    config = project_config()
+    store = corpus_store(config, corpus)
     path = store.find(entry)
     # A file named directly is read as an entry of its own directory: still only a regular
     # file there, never a link leading out of it.
@@ -117,8 +119,12 @@ def corpus_show(
         f"schedule(s), explorer {found.get('explorer') or '?'}, "
         f"Python {found.get('python') or '?'}")
     out(f"  shrunk:     {'yes' if loaded.shrunk else 'no'}")
-    runtime = f" --runtime {loaded.runtime}" if loaded.runtime != "asyncio" else ""
-    out(f"  replay:     explorer replay {loaded.scenario} '{loaded.schedule}'{runtime}")
+    # Found from the files of the project (nothing is imported): the node id works from
+    # the project root whether or not the tests directory is a package.
+    node = found.get("node_id")
+    line = replay_command(loaded.scenario, str(loaded.schedule), loaded.runtime,
+                          root=config.root, node=node if isinstance(node, str) else None)
+    out(printable(f"  replay:     {line}"))
     out("")
     for line in printable(str(failure.get("message", ""))).splitlines():
         out(f"  {line}")

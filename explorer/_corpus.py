@@ -26,6 +26,7 @@ through it (the command line only presents what it returns). Contract:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -216,7 +217,54 @@ def _entry_json(failure: ScheduleFailure) -> dict[str, Any]:
         "switches": failure.switches,
         "expected": expected_candidates(failure.trace),
         "trace_hash": failure.trace.hash(),
+        # What the duplicate rule compares besides the signature: it survives task
+        # renumbering (Outcome.stable_signature); an optional field, ignored by readers.
+        "stable_signature": _jsonable(failure.outcome.stable_signature()),
     }
+
+
+def _jsonable(value: object) -> object:
+    """``value`` with tuples as lists (as JSON gives it back), so that a signature read
+    from a file compares equal to one just computed."""
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def simplicity(data: Mapping[str, Any]) -> tuple[bool, int, int, int]:
+    """The order in which one bug's entries are kept, simplest first (the shrinker's
+    order): shrunk before not shrunk, then the fewest switches, deviations and steps. Of
+    two equally simple entries the one already saved is kept, so that reruns do not
+    rename files in a committed directory. ``data`` is an entry's JSON; a count it lacks
+    (an entry of an older explorer) counts as more than any."""
+    worst = 10**9
+    shrink = data.get("shrink")
+    steps = shrink.get("steps") if isinstance(shrink, Mapping) else None
+    switches, deviations = data.get("switches"), data.get("deviations")
+    return (not data.get("shrunk"),
+            switches if isinstance(switches, int) else worst,
+            deviations if isinstance(deviations, int) else worst,
+            steps if isinstance(steps, int) else worst)
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` itself (no lock file is left in a
+    directory users commit) while the body runs; without ``fcntl`` (Windows), or on a
+    file system that cannot lock a directory, run the body unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):  # a file system without directory locks
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _write_entry(path: Path, data: Mapping[str, Any]) -> None:
@@ -225,14 +273,14 @@ def _write_entry(path: Path, data: Mapping[str, Any]) -> None:
 
 def _duplicates(failing: Iterable[CorpusEntry]) -> list[GcItem]:
     """Entries that fail as saved exactly as another one does: all but the simplest of
-    each failure (shrunk first, then the fewest deviations, then the file name)."""
+    each failure (:func:`simplicity`, as :meth:`Corpus.save` keeps them, then the file
+    name)."""
     groups: dict[tuple[object, ...], list[CorpusEntry]] = {}
     for entry in failing:
         groups.setdefault((entry.scenario, entry.runtime, *entry.signature()), []).append(entry)
     out: list[GcItem] = []
     for group in groups.values():
-        best, *rest = sorted(group, key=lambda e: (not e.shrunk, e.schedule.deviation_count,
-                                                   e.path.name))
+        best, *rest = sorted(group, key=lambda e: (simplicity(e.data), e.path.name))
         out += [GcItem(e.path, GC_DUPLICATE, f"fails as {best.path.name} does, which is kept")
                 for e in rest]
     return out
@@ -287,12 +335,23 @@ class Corpus:
         - that entry exists but records something else (the code changed since, or the
           file is damaged): it is rewritten in place (``refreshed``); a file of a newer
           format is never overwritten by an older explorer (``kept``);
-        - another entry records the same failure: it is kept and its path returned
-          (``kept``), so one bug is one entry however many schedules show it; except
-          that a shrunk failure replaces a duplicate that was not shrunk (``replaced``:
-          the new file is written, then the old one deleted);
+        - other entries record the same failure: one bug is one entry however many
+          schedules (and seeds) show it, and it holds the *simplest* schedule known
+          (:func:`simplicity`: shrunk first, then the fewest switches, deviations and
+          steps, then the schedule's text). If the simplest existing twin is at least as
+          simple as this failure, it is kept and its path returned (``kept``); otherwise
+          the new file is written, then the twins deleted (``replaced``: the first one
+          deleted is named). Twins left by older explorers are deleted as well.
         - otherwise the failure is written to a new entry (``new``).
+
+        Saving holds a lock on the corpus directory (where the platform has ``fcntl``),
+        so that worker processes (pytest-xdist, the parallel job) saving the same bug at
+        the same moment still leave one entry.
         """
+        with _locked(self.directory):
+            return self._save(failure)
+
+    def _save(self, failure: ScheduleFailure) -> Saved:
         path = self.directory / entry_name(failure.scenario, failure.runtime,
                                            failure.schedule)
         data = _entry_json(failure)
@@ -308,14 +367,32 @@ class Corpus:
                     return Saved(path, KEPT)
             _write_entry(path, data)
             return Saved(path, REFRESHED)
-        twin = self.find_failure(failure.scenario, failure.runtime, signature)
-        if twin is not None and (twin.shrunk or failure.shrink is None):
-            return Saved(twin.path, KEPT)
+        twins = sorted(self.find_failures(failure.scenario, failure.runtime, signature,
+                                          data["stable_signature"]),
+                       key=lambda entry: simplicity(entry.data))
+        if twins and simplicity(twins[0].data) <= simplicity(data):
+            for extra in twins[1:]:
+                extra.path.unlink(missing_ok=True)
+            return Saved(twins[0].path, KEPT)
         _write_entry(path, data)
-        if twin is not None:
+        for twin in twins:
             twin.path.unlink(missing_ok=True)
-            return Saved(path, REPLACED, twin.path)
+        if twins:
+            return Saved(path, REPLACED, twins[0].path)
         return Saved(path, NEW)
+
+    def find_failures(self, scenario: str, runtime: str, signature: tuple[object, ...],
+                      stable: object = None) -> list[CorpusEntry]:
+        """Every readable entry (in file-name order) that records this failure: the same
+        :meth:`Outcome.signature`, or the same ``stable`` signature (the JSON form of
+        :meth:`Outcome.stable_signature`, which entries record), so that a deadlock whose
+        tasks were numbered otherwise is still the same bug."""
+        return [item for item in self.entries()
+                if isinstance(item, CorpusEntry) and item.scenario == scenario
+                and item.runtime == runtime
+                and (item.signature() == tuple(signature)
+                     or (stable is not None
+                         and item.data.get("stable_signature") == stable))]
 
     def find_failure(self, scenario: str, runtime: str, signature: tuple[object, ...]
                      ) -> CorpusEntry | None:

@@ -320,6 +320,10 @@ def decode(path: Path, data: object) -> CorpusEntry:
         _object(data, "shrink", "", required=False, nullable=True)
         _int(data, "deviations", "", 0, MAX_POINT, required=False)
         _int(data, "switches", "", 0, MAX_POINT, required=False, nullable=True)
+        # The failure's signature without task numbers, compared (never evaluated) to
+        # find the entry of the same bug: any JSON array, or null.
+        _get(data, "stable_signature", "", (list, type(None)), "an array or null",
+             required=False)
         expected = _check_expected(data)
         trace_hash = _text(data, "trace_hash", "", required=False, nullable=True, limit=64)
         if trace_hash is not None and not _HASH.fullmatch(trace_hash):

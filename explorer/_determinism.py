@@ -1,14 +1,21 @@
 """The determinism contract, checked at run time.
 
-A schedule is replayed traced, twice; both replays must make the same decisions, take the
-same number of steps and end the same way as the run being checked, and their traces must
-have the same hash. Any difference is a ``nondeterminism`` outcome that shows the first
-step where the runs parted.
+A replay of the schedule must make the same decisions, take the same number of steps, end
+the same way and have the same fingerprint (the candidate counts at every point and the
+tasks created: :attr:`~explorer._runtime.RunStats.fingerprint`) as the run being checked.
+A failing run is replayed traced, twice, since its trace is reported, and the two traces
+must also have the same hash. A passing run is checked untraced (a traced run costs
+several times an untraced one, and most checks find nothing), by replays that hash every
+step (``RunMode(hashed=True)``): one replay when the run was hashed itself, whose step hash
+must equal the run's, else two that must agree. Only when they differ are traced replays
+made, to show the first step where the runs parted. Any difference is a
+``nondeterminism`` outcome.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from explorer import _outcome as oc
 from explorer._errors import ReplayDivergence
@@ -41,7 +48,10 @@ _ADVICE = (
 
 
 def same_run(a: RunRecord, b: RunRecord) -> bool:
+    # A fingerprint of 0 was not computed (a run neither hashed nor traced): not compared.
+    fingerprints = a.stats.fingerprint, b.stats.fingerprint
     return (a.decisions == b.decisions and a.stats.steps == b.stats.steps
+            and (0 in fingerprints or fingerprints[0] == fingerprints[1])
             and a.outcome.signature() == b.outcome.signature())
 
 
@@ -70,9 +80,33 @@ def _summary(record: RunRecord) -> str:
             f"{len(record.decisions)} decisions")
 
 
-def verify(record: RunRecord, replay: Replay) -> tuple[RunRecord | None, Outcome | None]:
+def verify(record: RunRecord, replay: Replay,
+           untraced: Replay | None = None) -> tuple[RunRecord | None, Outcome | None]:
     """Replay ``record``'s schedule traced twice; return (a traced replay, None) when all
-    agree, else (the replay if any, a nondeterminism outcome)."""
+    agree, else (the replay if any, a nondeterminism outcome).
+
+    With ``untraced`` (the same replay, untraced and hashed: ``RunMode(hashed=True)``),
+    the two replays are untraced: when they agree with ``record`` and their step hashes
+    with each other, the result is (None, None) and nothing was traced; otherwise the
+    traced replays are made as above to explain the difference. A runtime that does not
+    hash its steps gets the traced replays."""
+    quick = _agrees_untraced(record, untraced) if untraced is not None else _UNHASHED
+    if quick is None:
+        return None, None
+    if quick is not _UNHASHED:
+        # A difference that comes and goes may miss one pair of traced replays: a few
+        # pairs are tried (only here, once nondeterminism is certain) to show the step.
+        for _ in range(_EXPLAIN_ATTEMPTS):
+            traced, problem = verify(record, replay)
+            if problem is not None:
+                break
+        if problem is None:  # the traced replays agreed: report what the quick ones saw
+            return traced, _nondeterministic(
+                f"the same schedule gave different results when replayed untraced: "
+                f"{quick}; two traced replays then agreed with the run, so the difference "
+                f"comes and goes from run to run",
+                record.outcome.location, {"first": record.outcome.to_json()})
+        return traced, problem
     replays: list[RunRecord] = []
     for attempt in ("first", "second"):
         try:
@@ -105,3 +139,35 @@ def verify(record: RunRecord, replay: Replay) -> tuple[RunRecord | None, Outcome
             record.outcome.location,
             {"first_hash": one.hash(), "second_hash": two.hash()})
     return first, None
+
+
+_UNHASHED: Final = "the runtime does not hash its steps"
+_EXPLAIN_ATTEMPTS: Final = 3  # pairs of traced replays made to show a difference
+
+
+def _agrees_untraced(record: RunRecord, untraced: Replay) -> str | None:
+    """None when untraced, hashed replays of ``record``'s schedule agree with it and their
+    step hashes with its own (one replay) or, when ``record`` was not hashed, with each
+    other (two replays); else what differed, in words (the traced replays then show
+    where), or :data:`_UNHASHED`."""
+    hashed = record.stats.step_hash is not None
+    replays: list[RunRecord] = []
+    for attempt in ("first",) if hashed else ("first", "second"):
+        try:
+            replays.append(untraced())
+        except ReplayDivergence as err:
+            return f"the schedule did not fit the {attempt} replay: {err.reason}"
+        if replays[-1].stats.step_hash is None:
+            return _UNHASHED
+    for attempt, replayed in zip(("first", "second"), replays, strict=False):
+        if not same_run(record, replayed):
+            if _summary(record) == _summary(replayed):
+                return (f"the run and its {attempt} replay both ended {_summary(record)}, "
+                        "but with different numbers of candidates at their scheduling "
+                        "points or different tasks created")
+            return (f"the run ended {_summary(record)}, its {attempt} replay "
+                    f"{_summary(replayed)}")
+    if len({run.stats.step_hash for run in [record, *replays] if hashed or run is not record}) > 1:
+        return ("the runs ended alike but ran a step differently (another task, or a task "
+                "stopped at another line)")
+    return None

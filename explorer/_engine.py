@@ -15,20 +15,15 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import explorer.strategies as _strategies
 from explorer import _interrupts as interrupts
-from explorer._corpus import Corpus
-from explorer._deciding import deciding
 from explorer._determinism import verify
 from explorer._errors import DidNotReproduce, HealthWarning, UsageError
-from explorer._failure import ScheduleFailure
 from explorer._faults import spell as spell_faults
-from explorer._happens_before import RunAnalysis
 from explorer._interrupts import ExplorationInterrupted
 from explorer._outcome import HANG, Outcome
-from explorer._races import conflicts, happens_before
 from explorer._runtime import Chooser, RunMode, RunRecord, Runtime, Scenario
 from explorer._scenario import PINS_ATTR, REPRODUCE_ATTR
 from explorer._scenario import bind as _bind
@@ -45,8 +40,20 @@ from explorer._settings import (  # the defaults are re-exported: callers import
     Settings,
     from_keywords,
 )
-from explorer._shrink import Shrinker, ShrinkReport, count_switches_of
 from explorer._trace import Trace
+
+if TYPE_CHECKING:
+    from explorer._failure import ScheduleFailure
+    from explorer._shrink import ShrinkReport
+
+
+def _schedule_failure(*args: Any, **kwargs: Any) -> ScheduleFailure:
+    """A :class:`ScheduleFailure`, its module imported only once one is made (it and the
+    reports it builds cost a good part of the first exploration's imports)."""
+    from explorer._failure import ScheduleFailure
+
+    return ScheduleFailure(*args, **kwargs)
+
 
 _UNBOUNDED = 10**12  # what a Settings without a schedule budget (None) means here
 
@@ -177,6 +184,7 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = DEFAULT_RUNTIME,
     seen: set[tuple[int, ...]] = set()
     failure: ScheduleFailure | None = None
     next_check = 1
+    plain: RunMode | None = None  # the mode of unchecked runs, made once
     choose = chosen.choose
     footprints = chosen.footprints
     if fault_kinds and footprints is not None:
@@ -197,15 +205,25 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = DEFAULT_RUNTIME,
                                        run_timeout=run_timeout)
             steps += traced.stats.steps
             if traced.outcome.failed:
-                failure = ScheduleFailure(traced.outcome, pin, traced.trace, scenario=name,
-                                          found_after=schedules, runtime=rt.name,
-                                          strategy={"name": "pinned"})
+                failure = _schedule_failure(traced.outcome, pin, traced.trace, scenario=name,
+                                            found_after=schedules, runtime=rt.name,
+                                            strategy={"name": "pinned"})
                 break
         while failure is None and schedules < max_schedules and chosen.start_run():
             limit, cut = _run_limit(run_timeout, deadline)
-            record = rt.run(scenario, choose, RunMode(
-                max_steps=max_steps, timer_races=timer_races, footprints=footprints,
-                run_timeout=limit, faults=fault_kinds))
+            # The 1st, 2nd, 4th, 8th... schedules are checked: a count, never a clock, so
+            # that the same exploration checks the same schedules on any machine. The run
+            # to be checked hashes its steps, so that one hashed replay, untraced, can be
+            # compared with it (_determinism).
+            checking = schedules + 1 == next_check
+            mode = plain
+            if checking or mode is None or mode.run_timeout != limit:
+                mode = RunMode(max_steps=max_steps, timer_races=timer_races,
+                               footprints=footprints, run_timeout=limit, faults=fault_kinds,
+                               hashed=checking)
+                if not checking:  # frozen, so reused by the next runs while it fits
+                    plain = mode
+            record = rt.run(scenario, choose, mode)
             if cut and record.outcome.kind == HANG:  # max_time ran out during this run
                 warnings.warn(HealthWarning(
                     f"max_time ran out while a run of {name} was still going (stopped at "
@@ -234,6 +252,7 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = DEFAULT_RUNTIME,
                 break
             if schedules == next_check:
                 next_check *= 2
+            if checking:
                 failure = _check_determinism(rt, scenario, name, record, schedules,
                                              chosen.describe(), max_steps, timer_races,
                                              run_timeout, faults=fault_kinds)
@@ -247,6 +266,8 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = DEFAULT_RUNTIME,
     if failure is None:
         _health(name, result, points, longest, max_steps)
     if failure is not None and corpus is not None:
+        from explorer._corpus import Corpus  # files, hashes, platform: only to save
+
         failure.saved_to(Corpus(corpus).save(failure).path)
     if failure is not None and raise_on_failure:
         raise failure
@@ -329,9 +350,9 @@ def _reproduce(fn: Callable[..., Any], args: tuple[Any, ...], schedule: Schedule
             "fail: the bug is fixed or the code changed. Remove the decorator (or keep the "
             "schedule as a regression case with @explorer.pin)."
         )
-    failure = ScheduleFailure(result.outcome, schedule, result.trace,
-                              scenario=scenario_name(fn), strategy={"name": "reproduce"},
-                              runtime=runtime)
+    failure = _schedule_failure(result.outcome, schedule, result.trace,
+                                scenario=scenario_name(fn), strategy={"name": "reproduce"},
+                                runtime=runtime)
     if raise_on_failure:
         raise failure
     return ExploreResult(1, False, failure, {"name": "reproduce"},
@@ -343,13 +364,13 @@ def _replay_record(rt: Runtime, scenario: Scenario, decisions: list[int], *,
                    max_steps: int, timer_races: bool, traced: bool, strict: bool = True,
                    expected: Mapping[int, str] | None = None,
                    run_timeout: float | None = None,
-                   faults: frozenset[str] = frozenset()
+                   faults: frozenset[str] = frozenset(), hashed: bool = False
                    ) -> tuple[RunRecord, _strategies.Fixed]:
     fixed = _strategies.Fixed(decisions, strict=strict, expected=expected)
     fixed.start_run()
     record = rt.run(scenario, fixed.choose, RunMode(
         max_steps=max_steps, timer_races=timer_races, traced=traced,
-        run_timeout=run_timeout, faults=faults))
+        run_timeout=run_timeout, faults=faults, hashed=hashed))
     fixed.check_complete()
     return record, fixed
 
@@ -373,11 +394,11 @@ def _confirm(rt: Runtime, scenario: Scenario, name: str, record: RunRecord,
     def failure(outcome: Outcome, rec: RunRecord, trace: Trace | None,
                 report: ShrinkReport | None = None,
                 switches: int | None = None) -> ScheduleFailure:
-        return ScheduleFailure(outcome, Schedule.from_decisions(rec.decisions,
-                                                                timers=timer_races,
-                                                                faults=faults),
-                               trace, scenario=name, found_after=index, strategy=strategy,
-                               shrink=report, runtime=rt.name, switches=switches)
+        return _schedule_failure(outcome, Schedule.from_decisions(rec.decisions,
+                                                                  timers=timer_races,
+                                                                  faults=faults),
+                                 trace, scenario=name, found_after=index, strategy=strategy,
+                                 shrink=report, runtime=rt.name, switches=switches)
 
     traced, problem = verify(record, replay_of(record.decisions))
     if problem is not None:
@@ -387,6 +408,9 @@ def _confirm(rt: Runtime, scenario: Scenario, name: str, record: RunRecord,
         return rt.run(scenario, chooser, RunMode(
             max_steps=max_steps, timer_races=timer_races, run_timeout=run_timeout,
             faults=faults))
+
+    # Imported here, not at the top: only a failing exploration shrinks or counts switches.
+    from explorer._shrink import Shrinker, count_switches_of
 
     report = switches = None
     if not shrink:  # the shrinker counts the switches of what it returns; else one run
@@ -412,6 +436,11 @@ def _explain_races(rt: Runtime, scenario: Scenario, found: ScheduleFailure,
                    decisions: list[int], max_steps: int, timer_races: bool,
                    footprints: str, run_timeout: float | None = None) -> None:
     """Replay the failing schedule recording named footprints; attach its races."""
+    # Imported here: a passing exploration never needs the race analysis.
+    from explorer._deciding import deciding
+    from explorer._happens_before import RunAnalysis
+    from explorer._races import conflicts, happens_before
+
     fixed = _strategies.Fixed(decisions, strict=False)
     fixed.start_run()
     named = rt.run(scenario, fixed.choose, RunMode(
@@ -439,17 +468,22 @@ def _check_determinism(rt: Runtime, scenario: Scenario, name: str,
                        max_steps: int, timer_races: bool,
                        run_timeout: float | None = None,
                        faults: frozenset[str] = frozenset()) -> ScheduleFailure | None:
-    """Replay a passing run traced, twice: both must match it and each other."""
-    traced, problem = verify(record, lambda: _replay_record(
-        rt, scenario, record.decisions, max_steps=max_steps, timer_races=timer_races,
-        traced=True, run_timeout=run_timeout, faults=faults)[0])
+    """Replay a passing run untraced and hashed: once when the run was hashed itself,
+    else twice; the replays must match it (and each other). Traced replays only
+    explain a difference."""
+    def replay(traced: bool) -> Callable[[], RunRecord]:
+        return lambda: _replay_record(
+            rt, scenario, record.decisions, max_steps=max_steps, timer_races=timer_races,
+            traced=traced, run_timeout=run_timeout, faults=faults, hashed=not traced)[0]
+
+    traced, problem = verify(record, replay(True), untraced=replay(False))
     if problem is None:
         return None
-    return ScheduleFailure(problem, Schedule.from_decisions(record.decisions,
-                                                            timers=timer_races,
-                                                            faults=faults),
-                           traced.trace if traced is not None else None, scenario=name,
-                           found_after=index, strategy=strategy, runtime=rt.name)
+    return _schedule_failure(problem, Schedule.from_decisions(record.decisions,
+                                                              timers=timer_races,
+                                                              faults=faults),
+                             traced.trace if traced is not None else None, scenario=name,
+                             found_after=index, strategy=strategy, runtime=rt.name)
 
 
 def run(fn: Callable[..., Any], *args: Any,
@@ -519,6 +553,6 @@ def replay(fn: Callable[..., Any], schedule: Schedule | str | _strategies.Strate
     if result.outcome.failed:
         how = schedule.describe() if isinstance(schedule, _strategies.Strategy) else \
             {"name": "replay"}
-        raise ScheduleFailure(result.outcome, result.schedule, result.trace,
-                              scenario=scenario_name(fn), strategy=how, runtime=runtime)
+        raise _schedule_failure(result.outcome, result.schedule, result.trace,
+                                scenario=scenario_name(fn), strategy=how, runtime=runtime)
     return result

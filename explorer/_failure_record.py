@@ -416,7 +416,10 @@ def _shrink(fields: Fields | None) -> ShrinkReport | None:
                         fields.flag("deviations_proven"),
                         fields.integer("max_runs", DEFAULT_MAX_RUNS),
                         fields.number("max_seconds", DEFAULT_MAX_SECONDS),
-                        fields.flag("deviations_cut"))
+                        fields.flag("deviations_cut"),
+                        # Counted since detours come second in the order; absent before.
+                        fields.opt_integer("original_detours"),
+                        fields.opt_integer("detours"), fields.flag("detours_proven"))
 
 
 # --------------------------------------------------------------------------- the failure

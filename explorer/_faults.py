@@ -183,6 +183,12 @@ class OptionsView:
         option = self._options[index]
         return option.task if option.task is not None else option.kind
 
+    def candidates(self, count: int) -> Sequence[Candidate]:
+        return self._options[:count]
+
+    def processes(self, count: int) -> list[str]:
+        return [self.process(i) for i in range(count)]
+
     def recorded_steps(self) -> None:
         return None  # faults are refused while footprints are recorded (RunMode)
 

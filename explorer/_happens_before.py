@@ -233,13 +233,18 @@ class RunAnalysis:
         """Whether step ``i`` happens before step ``j``."""
         return bool((self.before[j] >> i) & 1)
 
-    def reversal(self, i: int, j: int) -> list[int]:
+    def reversal(self, i: int, j: int, *, whole: bool = False) -> list[int]:
         """The steps that reverse race ``(i, j)`` when run in place of ``i``: those after
         ``i`` that do not happen after it, in their order, then ``j``
-        (``notdep(i).j`` in the source-set paper)."""
+        (``notdep(i).j`` in the source-set paper).
+
+        ``whole``: take the steps that do not happen after ``i`` from the whole run, also
+        those after ``j`` (as optimal DPOR's wakeup sequences do: they keep every order
+        of the run that the reversal does not have to change)."""
         bit = 1 << i
         before = self.before
-        return [k for k in range(i + 1, j) if not before[k] & bit] + [j]
+        end = len(self.steps) if whole else j
+        return [k for k in range(i + 1, end) if k != j and not before[k] & bit] + [j]
 
     def initials(self, sequence: Sequence[int]) -> list[str]:
         """Processes whose first step in ``sequence`` has no happens-before predecessor in

@@ -16,6 +16,7 @@ import html
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 from explorer._explain import lanes
 from explorer._failure_record import (
@@ -32,6 +33,7 @@ from explorer._summary import (
     distinct_failures,
     merge_scenarios,
 )
+from explorer._targets import replay_command
 from explorer._trace import Trace
 
 _CSS = """
@@ -85,8 +87,10 @@ def render_report(summaries: Sequence[Summary], *,
     if errors:
         parts += ["<h2>Problems</h2>", "<ul>",
                   *(f"<li>{_e(e)}</li>" for e in errors), "</ul>"]
-    for number, detail in enumerate(details, 1):
-        parts.append(render_failure(detail, anchor=f"failure-{number}"))
+    root = next((Path(s.root) for s in summaries if s.root), None)
+    for number, (row, detail) in enumerate(zip(failures, details, strict=True), 1):
+        parts.append(render_failure(detail, anchor=f"failure-{number}", command=row.command,
+                                    root=root))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -151,15 +155,20 @@ def _corpus_table(rows: Sequence[CorpusRow]) -> str:
 # --------------------------------------------------------------------------- one failure
 
 
-def render_failure(failure: FailureReport, *, anchor: str = "failure") -> str:
-    """A failure (its record, replay line and corpus entry) as a section."""
+def render_failure(failure: FailureReport, *, anchor: str = "failure",
+                   command: str | None = None, root: Path | None = None) -> str:
+    """A failure (its record, replay line and corpus entry) as a section. ``command`` is
+    the ``explorer replay`` line; without it, one is made naming the test by its node id
+    under the project ``root`` (see :func:`explorer._targets.replay_command`)."""
     record = failure.record
     outcome = record.outcome
+    line = command or replay_command(record.scenario, str(record.schedule), record.runtime,
+                                     root=root)
     where = f" at {outcome.location.short}" if outcome.location else ""
     parts = [f'<section class="failure" id="{_e(anchor)}">',
              f"<h3>{_e(record.scenario)}: {_e(outcome.kind)}{_e(where)}</h3>",
              f"<p>{_e(_found(record))}</p>",
-             f"<pre>{_e(outcome.message)}</pre>"]
+             f"<pre>{_e(_story(failure))}</pre>"]
     why = record.explanation
     if why:
         parts += ["<h4>Why: what ran out of turn to make it fail</h4>",
@@ -176,13 +185,21 @@ def render_failure(failure: FailureReport, *, anchor: str = "failure") -> str:
         "<table>",
         f"<tr><th>Schedule</th><td><code>{_e(record.schedule)}</code></td></tr>",
         f"<tr><th>Replay</th><td><code>{_e(failure.replay)}</code></td></tr>",
-        f"<tr><th>Command line</th><td><code>explorer replay {_e(record.scenario)} "
-        f"{_e(repr(record.schedule))}</code></td></tr>",
+        f"<tr><th>Command line</th><td><code>{_e(line)}</code></td></tr>",
         *([f"<tr><th>Corpus</th><td>{_e(failure.corpus_path)}</td></tr>"]
           if failure.corpus_path else []),
         "</table></section>",
     ]
     return "\n".join(parts)
+
+
+def _story(failure: FailureReport) -> str:
+    """The outcome's message; for a failure without a trace (one pytest found, whose
+    trace stayed in pytest's process), the whole story pytest printed."""
+    record = failure.record
+    if failure.message and record.trace is None:
+        return failure.message
+    return record.outcome.message
 
 
 def _found(record: FailureRecord) -> str:

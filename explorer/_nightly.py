@@ -51,6 +51,7 @@ from explorer._summary import (
     SliceResult,
     Summary,
     SummaryError,
+    is_new,
     summarize,
 )
 from explorer._targets import (
@@ -63,6 +64,7 @@ from explorer._targets import (
     node_targets,
     parse_target,
     resolve,
+    takes_fixtures,
 )
 
 DEFAULT_STRATEGIES: Final = ("systematic", "portfolio")
@@ -139,6 +141,8 @@ class NightlyOptions:
     run_timeout: float | None = None  # not in the fingerprint: it does not define the run
     profile: str | None = None
     """The settings profile under the targets' own settings (None: ``default``)."""
+    fail_on: str = "any"  # not in the fingerprint: it judges the run, it does not define it
+    """``any``: every failure fails the job; ``new``: only failures new to the corpus."""
 
     def fingerprint(self) -> dict[str, Any]:
         # ``profile`` only when given, so a run started before profiles existed resumes.
@@ -169,9 +173,12 @@ def discover(config: ProjectConfig, options: NightlyOptions) -> Discovery:
         refs, skipped = node_targets(config.root, collected.node_ids)
         problems += skipped
         for ref in refs:
+            if takes_fixtures(ref):  # pytest explores it, with its fixtures
+                found.append(ref)
+                continue
             try:
                 resolve(ref)
-            except TargetError as err:  # a test with fixtures is for pytest to explore
+            except TargetError as err:
                 problems.append(f"skipped {ref.spec}: {err}")
             else:
                 found.append(ref)
@@ -184,11 +191,17 @@ def discover(config: ProjectConfig, options: NightlyOptions) -> Discovery:
 def plan_slices(targets: Sequence[TargetRef], corpus: Corpus,
                 strategies: Sequence[str]) -> list[Slice]:
     """A verify slice per corpus entry, then an explore slice per target and strategy
-    (only the target's own strategy when its options name one)."""
+    (only the target's own strategy when its options name one). A test with fixtures gets
+    one slice (``portfolio`` if it is among the strategies, else the first): each pytest
+    run pays for starting an interpreter and collecting, and a portfolio runs several
+    strategies in one."""
     slices = [Slice.verify(str(path)) for path in corpus.paths()]
     for ref in targets:
         chosen = ref.options.get("strategy")
-        for strategy in [str(chosen)] if chosen else strategies:
+        names = [str(chosen)] if chosen else list(strategies)
+        if takes_fixtures(ref) and len(names) > 1:
+            names = ["portfolio" if "portfolio" in names else names[0]]
+        for strategy in names:
             slices.append(Slice.explore(ref, strategy))
     return slices
 
@@ -304,14 +317,19 @@ def execute(run: NightlyRun, executor: Executor, progress: Progress | None = Non
     # Entries replay only the scenarios this run explores (the targets it discovered),
     # matched by name: never a module or function a corpus file names.
     verifying = any(i.kind == "verify" and i.id not in results for i in plan)
-    scenarios = scenarios_of(planned_targets(plan)) if verifying else Scenarios()
+    targets = planned_targets(plan)
+    # Tests with fixtures are replayed by pytest, in their explore slice (with the corpus
+    # entries of the test run first); the others are imported here.
+    in_pytest = {recorded_name(ref): ref.spec for ref in targets if takes_fixtures(ref)}
+    scenarios = (scenarios_of(ref for ref in targets if not takes_fixtures(ref)) if verifying
+                 else Scenarios())
     for number, item in enumerate(plan, 1):
         if item.id in results:
             continue
         if item.kind == "verify":
             path = Path(str(item.path))
             progress.slice_started(number, len(plan), f"verify {path.name}", None)
-            result = _verify(item, path, corpus, scenarios)
+            result = _verify(item, path, corpus, scenarios, in_pytest)
         else:
             assert item.target is not None
             seconds = _share(run.options.budget, plan, results)
@@ -327,9 +345,30 @@ def execute(run: NightlyRun, executor: Executor, progress: Progress | None = Non
     if state.finished is None:
         state.finished = _now()
     save_state(state_path, state)
-    summary = summarize(state)
+    summary = summarize(state, run.options.fail_on)
     write_outputs(run.options.output, summary)
     return summary
+
+
+def early_finish(state: NightlyState) -> str | None:
+    """Why a complete run used less than nine tenths of its budget, in one line (None when
+    it did not): a slice ends as soon as its search is exhausted (every schedule in its
+    space was run) or it found its failure, and there is nothing to give the time left to.
+    """
+    if state.budget <= 0 or state.spent >= 0.9 * state.budget or \
+            len(state.results) < len(state.plan):
+        return None
+    explored = [r for r in state.results.values() if r.kind == "explore"]
+    exhausted = sum(1 for r in explored if r.extra.get("exhausted") and r.failure is None)
+    failed = sum(1 for r in explored if r.failure is not None)
+    if any(r.status == "error" for r in explored):
+        return None  # the errors are the story, and they are printed
+    parts = [f"{exhausted} exhausted their whole space"] if exhausted else []
+    parts += [f"{failed} stopped at the failure they found"] if failed else []
+    return (f"finished early ({format_duration(state.spent)} of "
+            f"{format_duration(state.budget)}): of {len(explored)} exploration slice(s), "
+            + (", ".join(parts) or "none needed more time")
+            + "; there was no schedule left to spend the rest on")
 
 
 def _share(budget: float, plan: Sequence[Slice], results: Mapping[str, SliceResult]
@@ -348,7 +387,8 @@ def planned_targets(plan: Iterable[Slice]) -> list[TargetRef]:
     return list(refs.values())
 
 
-def _verify(item: Slice, path: Path, corpus: Corpus, scenarios: Scenarios) -> SliceResult:
+def _verify(item: Slice, path: Path, corpus: Corpus, scenarios: Scenarios,
+            in_pytest: Mapping[str, str] | None = None) -> SliceResult:
     """Replay one entry; whatever the entry holds, a result with one status."""
     start = time.perf_counter()
     try:
@@ -360,7 +400,11 @@ def _verify(item: Slice, path: Path, corpus: Corpus, scenarios: Scenarios) -> Sl
         return SliceResult(item.id, item.kind, status, time.perf_counter() - start,
                            path=str(path), detail=str(err))
     report = replay_one(entry, scenarios)  # a broken scenario must not stop the night
-    if report.status == UNKNOWN_SCENARIO:
+    if report.status == UNKNOWN_SCENARIO and entry.scenario in (in_pytest or {}):
+        report = dataclasses.replace(report, detail=(
+            f"replayed by pytest with the test's fixtures, in the explore slice of "
+            f"{(in_pytest or {})[entry.scenario]}"))
+    elif report.status == UNKNOWN_SCENARIO:
         report = dataclasses.replace(report, detail=(
             f"no target of this run is named {entry.scenario}, so nothing was run (the "
             "corpus never imports what its files name): add it to [tool.explorer] "
@@ -376,6 +420,27 @@ def _verify(item: Slice, path: Path, corpus: Corpus, scenarios: Scenarios) -> Sl
                        same=report.same, extra={"saved": entry.failure})
 
 
+def _explore_in_pytest(item: Slice, ref: TargetRef, run: NightlyRun, corpus: Corpus,
+                       seconds: float) -> SliceResult:
+    """A test with fixtures (or under a conftest.py), explored by pytest in a subprocess
+    (see :mod:`explorer._nightly_pytest`); one worker, whatever ``--workers`` says."""
+    from explorer._nightly_pytest import explore_in_pytest
+
+    start = time.perf_counter()
+    found = explore_in_pytest(ref, run.config.root, corpus, strategy=str(item.strategy),
+                              seed=run.state.seed, seconds=seconds,
+                              max_steps=run.options.max_steps,
+                              run_timeout=run.options.run_timeout,
+                              profile=run.options.profile)
+    failure = _kept_small(found.failure) if found.failure is not None else None
+    return SliceResult(item.id, item.kind, found.status, time.perf_counter() - start,
+                       failure=failure, scenario=f"{ref.module}.{ref.attr}",
+                       target=ref.spec, schedules=found.schedules, distinct=found.distinct,
+                       coverage=found.coverage, error=found.error,
+                       extra={"strategy": {"name": item.strategy}, "pytest": True,
+                              "exhausted": found.exhausted})
+
+
 def _explore(item: Slice, ref: TargetRef, run: NightlyRun, executor: Executor,
              corpus: Corpus, seconds: float, on_schedules: Callable[[int], None]
              ) -> SliceResult:
@@ -384,6 +449,8 @@ def _explore(item: Slice, ref: TargetRef, run: NightlyRun, executor: Executor,
                                     "max_steps": run.options.max_steps,
                                     "run_timeout": run.options.run_timeout}
     start = time.perf_counter()
+    if takes_fixtures(ref):
+        return _explore_in_pytest(item, ref, run, corpus, seconds)
     try:
         result = explore_target(ref, overrides, executor, on_schedules=on_schedules,
                                 unbounded=True, profile=run.options.profile)
@@ -436,11 +503,13 @@ def _kept_small(failure: FailureReport) -> FailureReport:
 # --------------------------------------------------------------------------- summary
 
 
-def corpus_summary(corpus: Corpus, scenarios: Scenarios) -> Summary:
+def corpus_summary(corpus: Corpus, scenarios: Scenarios, *, root: Path | None = None
+                   ) -> Summary:
     """A summary of replaying every entry of ``corpus`` against ``scenarios`` (the
-    report of a corpus: each failure drawn from its replay)."""
+    report of a corpus: each failure drawn from its replay); paths and replay lines are
+    relative to the project ``root``."""
     plan = plan_slices([], corpus, ())
-    state = NightlyState({}, None, 0.0, plan, {
+    state = NightlyState({}, None, 0.0, plan, root=str(root) if root else None, results={
         item.id: _verify(item, Path(str(item.path)), corpus, scenarios) for item in plan})
     return summarize(state)
 
@@ -476,11 +545,14 @@ def render_markdown(summary: Summary) -> str:
         lines += ["## Failures", "", "| scenario | kind | at | schedule | found by | corpus |",
                   "|---|---|---|---|---|---|"]
         for f in failures:
-            saved = (f"{f.corpus_path}" + (" (new)" if f.new else "")
+            saved = (f"{f.corpus_path}" + (" (new)" if is_new(f) else "")
                      if f.corpus_path else "")
             lines.append(f"| {_md(f.scenario)} | {f.kind} | {_md(f.location)} | "
                          f"`{f.schedule}` | {f.source} | {_md(saved)} |")
         lines.append("")
+        commands = [f.command for f in failures if f.command]
+        if commands:  # run from the project root, they print the story and exit 1
+            lines += ["Replay from the project root:", "", "```sh", *commands, "```", ""]
     lines += ["## Scenarios", "", "| target | status | schedules | rate | strategies | "
               "distinct interleavings | failures |", "|---|---|---:|---:|---|---:|---:|"]
     for row in summary.scenarios:

@@ -20,7 +20,6 @@ patched before its first use.
 from __future__ import annotations
 
 import contextlib
-import importlib.abc
 import sys
 from collections.abc import Callable, Sequence
 from importlib.machinery import ModuleSpec
@@ -66,7 +65,7 @@ def when_imported(name: str, apply: Callable[[ModuleType], None], patch: Patch) 
         patch(_PatchOnImport(name, apply), "enabled", True)
 
 
-class _PatchOnImport(importlib.abc.MetaPathFinder):
+class _PatchOnImport:  # a meta path finder (duck-typed: importlib.abc costs an import)
     """Finds nothing itself: wraps the loader of one module so that ``apply`` runs after it."""
 
     def __init__(self, name: str, apply: Callable[[ModuleType], None]) -> None:
@@ -101,11 +100,12 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
         else:
             return None
         if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = _ThenApply(spec.loader, self.apply)
+            # A Loader by its methods (importlib.abc would cost the import it saves).
+            spec.loader = _ThenApply(spec.loader, self.apply)  # type: ignore[assignment]
         return spec
 
 
-class _ThenApply(importlib.abc.Loader):
+class _ThenApply:  # a loader, duck-typed as _PatchOnImport
     """The module's own loader, then ``apply``; anything else is asked of the real loader
     (``get_source`` for tracebacks, ``get_resource_reader``, ...)."""
 

@@ -67,7 +67,18 @@ class PointView(Protocol):
     """What a chooser may ask about the candidates at the current scheduling point."""
 
     def candidate(self, index: int) -> Candidate:
-        """Describe candidate ``index`` (computed on demand: it costs time)."""
+        """Describe candidate ``index`` (computed on demand: it costs a walk over the
+        candidate's frames the first time; the runtimes cache it until it runs)."""
+        ...
+
+    def candidates(self, count: int) -> Sequence[Candidate]:
+        """Every candidate of the point, described: ``[candidate(i) for i in
+        range(count)]`` in one call, each built once while its work is queued."""
+        ...
+
+    def processes(self, count: int) -> Sequence[str]:
+        """``[process(i) for i in range(count)]`` in one call: cheap identities (no frame
+        is walked), for strategies that need only who each candidate is."""
         ...
 
     def process(self, index: int) -> str:
@@ -120,6 +131,13 @@ class RunStats:
     tasks: int = 0
     # Steps after the last deviation, all in stock order: what the step bound counts.
     stock_steps: int = 0
+    # A cheap summary of the run beyond its decisions (the candidate counts at its points,
+    # the tasks it created), for the determinism check; 0 where not computed (runs
+    # neither hashed nor traced).
+    fingerprint: int = 0
+    # With RunMode(hashed=True), a hash of every step (which task ran, where it stopped);
+    # None when the run was not hashed.
+    step_hash: int | None = None
 
 
 @dataclass(slots=True)
@@ -175,6 +193,9 @@ class RunMode:
     - ``run_timeout``: seconds of real time before the run is stopped as a ``hang``.
     - ``faults``: the network fault kinds the run may inject, each as a decision of its
       own (:mod:`explorer._faults`); empty, the default, adds no decision anywhere.
+    - ``hashed``: hash every step cheaply (which task ran, where it stopped) into
+      :attr:`RunStats.step_hash`, for the determinism check; ignored when ``traced`` or
+      recording footprints, and by runtimes that do not hash (``step_hash`` stays None).
     """
 
     max_steps: int
@@ -184,6 +205,7 @@ class RunMode:
     naming: bool = False
     run_timeout: float | None = None
     faults: frozenset[str] = frozenset()
+    hashed: bool = False
 
     def __post_init__(self) -> None:
         if self.faults and self.recording:

@@ -58,7 +58,8 @@ SettingValue: TypeAlias = "str | int | float | bool | frozenset[str] | Strategy 
 """A value a settings layer may hold (:meth:`Settings.merged` checks each one)."""
 Layer: TypeAlias = "Settings | Mapping[str, object]"
 
-_DURATION = re.compile(r"(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h|d)?")
+# Compiled on first use (re caches it): most processes never parse a duration.
+_DURATION: Final = r"(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h|d)?"
 _UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _MAX_DURATION: Final = 366 * 86400.0  # budgets and max_time are below a year
 
@@ -96,7 +97,7 @@ def parse_duration(text: str) -> float:
     cleaned = text.strip().lower()
     total = 0.0
     position = 0
-    for match in _DURATION.finditer(cleaned):
+    for match in re.finditer(_DURATION, cleaned):
         if match.start() != position:
             break
         total += float(match["value"]) * _UNITS[match["unit"] or "s"]
@@ -327,6 +328,39 @@ def register_profile(name: str, *, parent: str = "default", **values: object) ->
     settings = Settings.merged(Settings(), combined, where=f"profile {name!r}")
     _PROFILES[name] = combined
     return settings
+
+
+def register_profiles(table: Mapping[str, object], *, where: str) -> list[str]:
+    """Register the profiles a configuration file defines: ``table`` maps each name to its
+    settings (a mapping; ``parent`` names the profile it builds on, which may be another
+    one of ``table``, defined before or after it). Returns the names, in the order they
+    were registered. Mistakes raise :class:`SettingsError` naming ``where`` (the file and
+    section, as in ``pyproject.toml [tool.explorer.profiles]``)."""
+    pending: dict[str, dict[str, object]] = {}
+    for name, values in table.items():
+        if not isinstance(values, Mapping):
+            raise SettingsError("profile", values, f"{where}: profile {name!r} must be a "
+                                "table of settings, like max_schedules = 5000, got "
+                                f"{values!r}")
+        pending[str(name)] = dict(values)
+    done: list[str] = []
+    while pending:
+        ready = [name for name, values in pending.items()
+                 if str(values.get("parent", "default")) not in pending
+                 or values.get("parent") == name]
+        if not ready:
+            raise SettingsError("profile", sorted(pending), f"{where}: the profiles "
+                                f"{', '.join(sorted(pending))} name each other as parent; "
+                                "one of them must build on a profile outside the cycle")
+        for name in ready:
+            values = pending.pop(name)
+            parent = str(values.pop("parent", "default"))
+            try:
+                register_profile(name, parent=parent, **values)
+            except SettingsError as err:
+                raise err.within(f"{where}: profile {name!r}") from None
+            done.append(name)
+    return done
 
 
 def get_profile(name: str) -> Settings:

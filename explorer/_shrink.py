@@ -2,9 +2,15 @@
 
 Schedules are ordered by simplicity, as a person reads them: fewest **switches** first (a
 switch sets aside a task that could have continued, :mod:`explorer._switches`), then
-fewest **deviations** from the stock order, then fewest steps (nothing runs after the
-failure), then lowest candidate indices. Letting one task run ahead through N awaits is
-one switch and N deviations: the order counts it once. A candidate schedule is kept only
+fewest **detours** (choices other than keeping the running task going: every switch, and
+any choice but the stock head where the running task cannot go on), then fewest
+**deviations** from the stock order, then fewest steps (nothing runs after the failure),
+then lowest candidate indices. Letting one task run ahead through N awaits is one switch
+and N deviations: the order counts it once. Where tasks wait on drivers and servers (a
+services scenario), the schedule with the fewest switches keeps tasks going through
+dozens of points where the stock order would rotate, each a deviation; what it chose on
+purpose are its few detours, which is why they come before deviations. A candidate
+schedule is kept only
 if it fails "the same way": the same outcome kind at the same source location with the
 same exception type, compared without task numbers (:meth:`Outcome.stable_signature`:
 moving a decision can renumber spawned tasks, which must not make a deadlock or a
@@ -12,32 +18,41 @@ leaked task look like another failure).
 
 Passes, all deterministic:
 
-1. take back switches: first, switch by switch in order, keep the schedule up to it and
-   let every task run on from there without another switch (one run each: the switches
-   after the one a failure needs are usually the stock order's rotation); then delta
-   debugging (Zeller and Hildebrandt 2002) over the set of switches: all of them at once,
-   then halves, quarters, ... down to each one alone.
-   Taking back a switch lets the task that was set aside continue and moves the whole
-   run-ahead the switch started (the chosen task's consecutive steps) later, in one try.
-   Plans name tasks, not candidate indices (:class:`~explorer._switches.Follow`), so the
-   edit survives the shifts it causes;
-2. drop deviations (delta debugging over them, then each in turn), keeping a schedule
-   only when it is simpler in the order above. Passes 1 and 2 share half of the budget;
-3. the proof: the switch-bounded systematic search
-   (:class:`~explorer.strategies.PreemptionBounded`) runs every schedule with fewer
-   switches, round by round; when those rounds end without the same failure, the switch
-   count is **proven minimal**. It then completes the round of the final switch count,
-   keeping the simplest same failure: the deviation count is then **proven minimal among
-   schedules with that many switches**. When the final switch count exceeds the
-   deviation count (the preemption rounds would be the larger search), the deviation
-   search (:class:`~explorer.strategies.Systematic`, fewer deviations) proves the
-   deviations instead, and the switches stay unproven;
-4. lower each remaining deviation's candidate index.
+1. the proof, first for an eighth of the runs (or three quarters of the time): the
+   switch-bounded systematic search (:class:`~explorer.strategies.PreemptionBounded`)
+   runs every schedule with fewer switches, round by round, and each round by
+   increasing detours, so the first same failure it meets is the simplest there is
+   (the budget's time share is wide because a services scenario's run costs tens of
+   milliseconds, and this pass is what proves it). When the rounds below end without the
+   same failure, the switch count is **proven minimal**; the levels of the final round
+   below the best's detours then prove the detour count **minimal among schedules with
+   that many switches** (a quarter of the budget at most). A failure with no switch and
+   a detour or two is proven this way in a few dozen runs, however tangled the schedule
+   that was found;
+2. if the proof has not ended, take back switches: first, switch by switch in order,
+   keep the schedule up to it and let every task run on from there without another
+   switch (one run each: the switches after the one a failure needs are usually the
+   stock order's rotation); then delta debugging (Zeller and Hildebrandt 2002) over the
+   set of switches: all of them at once, then halves, quarters, ... down to each one
+   alone. Taking back a switch lets the task that was set aside continue and moves the
+   whole run-ahead the switch started (the chosen task's consecutive steps) later, in
+   one try. Plans name tasks, not candidate indices
+   (:class:`~explorer._switches.Follow`), so the edit survives the shifts it causes;
+3. the proof goes on from where it paused, bounded by the new best. When the best's
+   switch count exceeds its deviation count (the switch rounds still to run would be the
+   larger search), the deviation search (:class:`~explorer.strategies.Systematic`,
+   fewer deviations) proves the deviations instead, and the switches stay unproven.
+
+Deviations, steps and indices only break ties among what the proof meets: when its
+share of the budget stops the detours' proof, no pass spends the rest of the budget on
+them (fewer deviations are worth less than the time).
 
 One exception to the order: a **livelock** compares deviations first. It is a long run, and
 the stock order switches at every await, so its schedule with the fewest switches is one
 task spinning until fairness forces the others, a deviation at each forced point; the stock
-rotation plus the few decisions that keep it from ending is what a person reads.
+rotation plus the few decisions that keep it from ending is what a person reads. So a
+livelock drops deviations instead (delta debugging over them, then each in turn, keeping a
+schedule only when it is simpler in its order) and is proven by the deviation search.
 
 Every run counts against the budget (runs and seconds); when it runs out the simplest
 schedule so far is kept and :class:`ShrinkReport` says exactly what was proven and what
@@ -54,7 +69,14 @@ import explorer.strategies as _strategies
 from explorer._outcome import LIVELOCK, Outcome
 from explorer._runtime import Chooser, RunRecord
 from explorer._schedule import count_deviations
-from explorer._switches import Follow, Point, count_switches, counting, switch_points
+from explorer._switches import (
+    Follow,
+    Point,
+    count_detours,
+    count_switches,
+    counting,
+    switch_points,
+)
 from explorer._switches import without_switches as _without
 
 DEFAULT_MAX_RUNS = 2000
@@ -62,19 +84,25 @@ DEFAULT_MAX_SECONDS = 10.0
 
 RunFn = Callable[[Chooser], RunRecord]
 Signature = tuple[object, ...]
-Key = tuple[int, int, int, tuple[int, ...]]
+Key = tuple[int, int, int, int, tuple[int, ...]]
 
 
 @dataclass(frozen=True, slots=True)
 class ShrinkReport:
-    """What shrinking did: switches, deviations and steps before and after, runs spent,
-    and what is proven.
+    """What shrinking did: switches, detours, deviations and steps before and after, runs
+    spent, and what is proven.
 
     ``switches_proven``: every schedule with fewer switches was run, none failed this way.
-    ``deviations_proven``: no schedule with as few switches and fewer deviations fails
-    this way (all were run). ``proven_minimal`` is both. ``budget_exhausted``: the budget
+    ``detours_proven``: no schedule with as few switches and fewer detours (choices other
+    than keeping the running task going, :mod:`explorer._switches`) fails this way (all
+    were run). ``proven_minimal`` is both. ``deviations_proven``: no schedule with fewer
+    deviations and no more switches fails this way (proven instead of the detours where
+    that search is the smaller one; in reports written before detours were counted, it
+    took their place in ``proven_minimal``). ``deviations_cut``: the proof of the measure
+    after switches stopped at its quarter of the budget. ``budget_exhausted``: the budget
     (``max_runs`` runs, ``max_seconds`` seconds) ran out first. The switch fields are None
-    in reports written before switches were counted."""
+    in reports written before switches were counted, the detour fields in reports written
+    before detours were."""
 
     original_deviations: int
     deviations: int
@@ -90,6 +118,9 @@ class ShrinkReport:
     max_runs: int = DEFAULT_MAX_RUNS
     max_seconds: float = DEFAULT_MAX_SECONDS
     deviations_cut: bool = False
+    original_detours: int | None = None
+    detours: int | None = None
+    detours_proven: bool = False
 
     def describe(self) -> str:
         if self.switches is None:  # a report from before switches were counted
@@ -99,22 +130,37 @@ class ShrinkReport:
             return (f"shrunk from {self.original_deviations} to {self.deviations} "
                     f"deviation(s) and {self.original_steps} to {self.steps} steps in "
                     f"{self.runs} runs; {proof}")
-        now = f"{_count(self.switches, 'switch')}, {_count(self.deviations, 'deviation')}"
-        before = (f"{_count(self.original_switches or 0, 'switch')}, "
-                  f"{_count(self.original_deviations, 'deviation')}")
+        second = "detours" if self.detours is not None else "deviations"
+        now = ", ".join(_counts(self.switches, self.detours, self.deviations))
+        before = ", ".join(_counts(self.original_switches or 0, self.original_detours,
+                                   self.original_deviations))
         if self.proven_minimal:
-            proof = ("minimal: no schedule with fewer switches, or as few switches and "
-                     "fewer deviations, fails this way")
+            proof = (f"minimal: no schedule with fewer switches, or as few switches and "
+                     f"fewer {second}, fails this way")
         else:
             budget = (f" (budget: {self.max_runs:,} runs, {self.max_seconds:g}s)"
                       if self.budget_exhausted else
                       " (their search stopped at a quarter of the budget)"
                       if self.deviations_cut else "")
-            proof = (f"switches {'proven minimal' if self.switches_proven else 'not proven'}"
-                     f"; deviations {'proven minimal' if self.deviations_proven else 'not proven'}"
-                     f"{budget}")
+            parts = [f"switches {_proven(self.switches_proven)}"]
+            if self.detours is not None:
+                parts.append(f"detours {_proven(self.detours_proven)}")
+            if self.detours is None or self.deviations_proven:
+                parts.append(f"deviations {_proven(self.deviations_proven)}")
+            proof = "; ".join(parts) + budget
         return (f"{now} (from {before}; {self.original_steps} to {self.steps} steps) in "
                 f"{self.runs} runs; {proof}")
+
+
+def _counts(switches: int, detours: int | None, deviations: int) -> list[str]:
+    counts = [_count(switches, "switch")]
+    if detours is not None:
+        counts.append(_count(detours, "detour"))
+    return [*counts, _count(deviations, "deviation")]
+
+
+def _proven(proven: bool) -> str:
+    return "proven minimal" if proven else "not proven"
 
 
 def _count(n: int, what: str) -> str:
@@ -146,6 +192,10 @@ class _Run:
         return count_switches(self.log)
 
     @property
+    def detours(self) -> int:
+        return count_detours(self.log)
+
+    @property
     def deviations(self) -> int:
         return count_deviations(self.record.decisions)
 
@@ -153,14 +203,15 @@ class _Run:
     def key(self) -> Key:
         decisions = self.record.decisions
         switches, deviations = count_switches(self.log), count_deviations(decisions)
+        detours, steps = count_detours(self.log), self.record.stats.steps
         if self.record.outcome.kind == LIVELOCK:
             # A livelock is a long run, and the stock order switches at every await: a
             # schedule with no switch is one task spinning until fairness forces the
             # others, which takes a deviation per forced point (thousands). What a
             # person reads is the stock rotation plus the few decisions that keep it
             # from ending, so fewer deviations come first here.
-            return (deviations, switches, self.record.stats.steps, tuple(decisions))
-        return (switches, deviations, self.record.stats.steps, tuple(decisions))
+            return (deviations, switches, detours, steps, tuple(decisions))
+        return (switches, detours, deviations, steps, tuple(decisions))
 
 
 class Shrinker:
@@ -184,7 +235,9 @@ class Shrinker:
         self._best: _Run | None = None
         self._switches_proven = False
         self._deviations_proven = False
-        self._deviations_cut = False  # the deviations' share of the proof ran out
+        self._detours_proven = False
+        self._deviations_cut = False  # the detours' share of the proof ran out
+        self._cut: tuple[int, float] | None = None  # where that share ends (runs, time)
 
     # ------------------------------------------------------------------ running
 
@@ -222,32 +275,36 @@ class Shrinker:
         original_deviations = count_deviations(found.decisions)
         exhausted = False
         original_switches: int | None = None
+        original_detours: int | None = None
         try:
             first = self._fixed(found.decisions)
-            original_switches = first.switches
+            original_switches, original_detours = first.switches, first.detours
             if self._same(first):  # else the replay failed otherwise: keep what was found
                 self._best = first
                 half = self._max_runs // 2
                 best = first
-                if first.record.outcome.kind != LIVELOCK:  # see the order's exception
-                    best = self._take_back_switches(first, self.runs + half // 2)
-                best = self._drop_deviations(best, self.runs + half // 2)
-                best = self._prove(best)
-                if not self._deviations_proven:
-                    self._lower_indices(best)
+                if first.record.outcome.kind == LIVELOCK:  # see the order's exception
+                    best = self._drop_deviations(best, self.runs + half // 2)
+                    best = self._search_fewer_deviations(best)
+                else:
+                    self._prove(best, half)
         except _Budget:
             exhausted = True
         final = self._best
         record = final.record if final is not None else found
         switches = final.switches if final is not None else original_switches
+        detours = final.detours if final is not None else original_detours
         if switches == 0:
             self._switches_proven = True  # none is as few as there can be
-        proven = self._switches_proven and self._deviations_proven
+            if detours == 0:
+                self._detours_proven = True
+        proven = self._switches_proven and self._detours_proven
         return record, ShrinkReport(
             original_deviations, count_deviations(record.decisions),
             found.stats.steps, record.stats.steps, self.runs, proven, exhausted,
             original_switches, switches, self._switches_proven, self._deviations_proven,
-            self._max_runs, self._max_seconds, self._deviations_cut)
+            self._max_runs, self._max_seconds, self._deviations_cut, original_detours,
+            detours, self._detours_proven)
 
     # ------------------------------------------------------------------ passes
 
@@ -323,38 +380,62 @@ class Shrinker:
                 chunks = min(chunks * 2, len(positions))
         return best
 
-    def _prove(self, best: _Run) -> _Run:
-        """The proof pass (3. in the module docstring); records what it proves."""
-        if best.switches > best.deviations or best.record.outcome.kind == LIVELOCK:
+    def _prove(self, first: _Run, half: int) -> _Run:
+        """Passes 1 to 3 of the module docstring, interleaved: the proof first, for an
+        eighth of the runs or three quarters of the time (its rounds and levels run the
+        simplest schedules first, so a failure with few switches and detours ends it
+        early, whatever the failure found looked like); if it has not ended, the
+        switches are taken back, and the
+        proof goes on from where it paused, bounded by what that found. Records what it
+        proves."""
+        search = _strategies.PreemptionBounded(preemption_bound=first.switches)
+        search.below_detours = first.detours
+        pause = (self.runs + self._max_runs // 8,
+                 time.perf_counter() + self._max_seconds * 3 / 4)
+        best, ended = self._search_fewer_switches(search, first, pause)
+        if ended:
+            return best
+        best = self._take_back_switches(best, self.runs + half // 2)
+        if best.switches > best.deviations:
+            # The switch rounds still to run would be the larger search.
             return self._search_fewer_deviations(best)
-        search = _strategies.PreemptionBounded(preemption_bound=best.switches)
-        search.below_deviations = best.deviations
-        cut: tuple[int, float] | None = None  # where the deviations' share ends
-        while search.start_run():
+        search.preemption_bound = best.switches
+        search.below_detours = best.detours
+        return self._search_fewer_switches(search, best, None)[0]
+
+    def _search_fewer_switches(self, search: _strategies.PreemptionBounded, best: _Run,
+                               pause: tuple[int, float] | None) -> tuple[_Run, bool]:
+        """Run ``search`` (bounded by the switches and detours of ``best``) until it ends
+        (True: what it proves is recorded) or until ``pause`` (runs, time) comes (False);
+        the simplest same failure met, and whether the search ended."""
+        while True:
+            if pause is not None and (self.runs >= pause[0] or
+                                      time.perf_counter() > pause[1]):
+                return best, False
+            if not search.start_run():
+                break
             # Rounds run in order, so a same failure found in round r has r switches and
             # ends every round below: its switch count is the minimum.
             self._switches_proven = search.completed_rounds >= best.switches - 1
-            if search.completed_rounds >= best.switches:
-                break  # every schedule with at most that many switches has run
             if self._switches_proven:
-                # The rest of the final round proves the deviations: a quarter of the
-                # budget at most, since fewer deviations are worth less than the time.
-                if cut is None:
-                    cut = (self.runs + self._max_runs // 4,
-                           time.perf_counter() + self._max_seconds / 4)
-                elif self.runs >= cut[0] or time.perf_counter() > cut[1]:
+                # The rest of the final round proves the detours, fewest first: a quarter
+                # of the budget at most, since fewer detours are worth less than the time.
+                if self._cut is None:
+                    self._cut = (self.runs + self._max_runs // 4,
+                                 time.perf_counter() + self._max_seconds / 4)
+                elif self.runs >= self._cut[0] or time.perf_counter() > self._cut[1]:
                     self._deviations_cut = True
-                    return best
+                    return best, True
             trial = self._execute(search.choose)
             search.end_run(trial.record.decisions, trial.record.outcome.failed)
             if self._better(trial, best):
                 best = trial
-                # Fewer switches end the search at their round; from here on only fewer
-                # deviations can do better, so the walk skips what cannot.
+                # Fewer switches end the search at their round, and fewer detours at
+                # their level: from here on the walk skips what cannot do better.
                 search.preemption_bound = best.switches
-                search.below_deviations = best.deviations
-        self._switches_proven = self._deviations_proven = True
-        return best
+                search.below_detours = best.detours
+        self._switches_proven = self._detours_proven = True
+        return best, True
 
     def _search_fewer_deviations(self, best: _Run) -> _Run:
         """Systematic search below the current deviation count, keeping only schedules
@@ -369,18 +450,4 @@ class Shrinker:
                 if self._better(trial, best):
                     best = trial
         self._deviations_proven = True
-        return best
-
-    def _lower_indices(self, best: _Run) -> _Run:
-        for position, choice in enumerate(list(best.record.decisions)):
-            decisions = best.record.decisions
-            if choice <= 1 or position >= len(decisions) or not decisions[position]:
-                continue
-            for lower in range(1, choice):
-                trial_decisions = list(decisions)
-                trial_decisions[position] = lower
-                trial = self._fixed(trial_decisions)
-                if self._better(trial, best):
-                    best = trial
-                    break
         return best

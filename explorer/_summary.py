@@ -17,6 +17,7 @@ the trace cut to an excerpt, checked the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import stat
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,7 +28,7 @@ from typing import Final, TypeVar
 from explorer._errors import ExplorerError
 from explorer._failure_record import FailureReport, RecordError
 from explorer._files import file_kind
-from explorer._targets import TargetRef
+from explorer._targets import TargetRef, replay_command
 
 STATE_FORMAT: Final = "explorer-nightly-state"
 SUMMARY_FORMAT: Final = "explorer-nightly"
@@ -286,12 +287,15 @@ class FailureRow:
     corpus_path: str | None = None
     new: bool = False
     replay: str | None = None
+    command: str | None = None
+    """The `explorer replay` line that replays it from the project root."""
 
     def to_json(self) -> dict[str, object]:
         return {"scenario": self.scenario, "runtime": self.runtime, "kind": self.kind,
                 "location": self.location, "schedule": self.schedule,
                 "deviations": self.deviations, "corpus_path": self.corpus_path,
-                "new": self.new, "source": self.source, "replay": self.replay}
+                "new": self.new, "source": self.source, "replay": self.replay,
+                "command": self.command}
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> FailureRow:
@@ -301,7 +305,7 @@ class FailureRow:
                    _text(data, "source", where), _text(data, "runtime", where, "asyncio"),
                    _opt_int(data, "deviations", where),
                    _opt_text(data, "corpus_path", where), _bool(data, "new", where),
-                   _opt_text(data, "replay", where))
+                   _opt_text(data, "replay", where), _opt_text(data, "command", where))
 
 
 @dataclass(frozen=True)
@@ -449,27 +453,56 @@ def signature(failure: FailureReport) -> tuple[str, str, str]:
     return (outcome.kind, where, str(outcome.exc_type))
 
 
-def _failure_row(scenario: str, failure: FailureReport, source: str) -> FailureRow:
+def relative(path: str | None, root: str | None) -> str | None:
+    """``path`` relative to the project ``root`` when it lies under it (summaries are read
+    on other machines, and a CI log shows the project's paths, not the runner's)."""
+    if path is None or root is None:
+        return path
+    try:
+        return PurePath(path).relative_to(root).as_posix()
+    except ValueError:
+        return path
+
+
+def is_new(row: FailureRow) -> bool:
+    """A failure the corpus did not hold before this run: found by exploration and saved
+    as a new entry (or not saved at all). A corpus entry that still fails is known."""
+    return row.source != "corpus" and (row.new or row.corpus_path is None)
+
+
+FAIL_ON: Final = ("any", "new")
+"""What fails the nightly job: any failure, or only failures new to the corpus."""
+
+
+def _failure_row(scenario: str, failure: FailureReport, source: str,
+                 root: str | None = None) -> FailureRow:
     kind, where, _ = signature(failure)
     record = failure.record
+    command = replay_command(scenario, str(record.schedule), record.runtime,
+                             root=Path(root) if root else None)
     return FailureRow(scenario, kind, where, record.schedule, source, record.runtime,
                       record.deviations, failure.corpus_path, failure.new_in_corpus,
-                      failure.replay)
+                      failure.replay, command)
 
 
-def summarize(state: NightlyState) -> Summary:
-    """The run's summary: per scenario, per corpus entry, and every distinct failure."""
+def summarize(state: NightlyState, fail_on: str = "any") -> Summary:
+    """The run's summary: per scenario, per corpus entry, and every distinct failure.
+    Paths under the project root are relative to it. ``fail_on`` (see :data:`FAIL_ON`)
+    decides whether failures already in the corpus make the exit code 1."""
     results = state.results
     scenarios: dict[str, ScenarioRow] = {}
     summary = Summary(errors=list(state.problems))
     seen: set[tuple[str, tuple[str, str, str]]] = set()
+    root = state.root
 
     def add(scenario: str, failure: FailureReport, source: str) -> FailureRow | None:
         key = (scenario, signature(failure))
         if key in seen:
             return None
         seen.add(key)
-        row = _failure_row(scenario, failure, source)
+        failure = dataclasses.replace(failure,
+                                      corpus_path=relative(failure.corpus_path, root))
+        row = _failure_row(scenario, failure, source, root)
         summary.failures.append(row)
         summary.failure_details.append(failure)
         return row
@@ -485,7 +518,10 @@ def summarize(state: NightlyState) -> Summary:
         row.runtime = result.runtime or row.runtime
         row.schedules += result.schedules
         row.elapsed += result.elapsed
-        row.distinct += result.distinct
+        # Strategies of one scenario explore the same interleavings: a sum would count
+        # those both found twice (16 of a scenario that has 8). The largest count is what
+        # is known to be distinct; an exhausted search's count is the scenario's total.
+        row.distinct = max(row.distinct, result.distinct)
         row.strategies.append(StrategyRow(str(item.strategy), result.schedules,
                                           result.coverage, result.status))
         if result.status == "error":
@@ -503,9 +539,9 @@ def summarize(state: NightlyState) -> Summary:
         result = results.get(item.id)
         if result is None or item.kind != "verify":
             continue
-        summary.corpus.append(CorpusRow(str(result.path), result.status, result.detail,
-                                        result.scenario, result.runtime, result.schedule,
-                                        result.same))
+        summary.corpus.append(CorpusRow(str(relative(result.path, root)), result.status,
+                                        result.detail, result.scenario, result.runtime,
+                                        result.schedule, result.same))
         if result.status == "fails" and result.failure:
             add(str(result.scenario), result.failure, "corpus")
     summary.scenarios = list(scenarios.values())
@@ -513,13 +549,13 @@ def summarize(state: NightlyState) -> Summary:
     summary.complete = len(results) == len(state.plan)
     summary.budget, summary.spent = state.budget, state.spent
     summary.seed, summary.root = state.seed, state.root
-    summary.exit_code = _exit_code(summary, results.values(), state)
+    summary.exit_code = _exit_code(summary, results.values(), state, fail_on)
     return summary
 
 
-def _exit_code(summary: Summary, results: Iterable[SliceResult], state: NightlyState
-               ) -> int:
-    if summary.failures:
+def _exit_code(summary: Summary, results: Iterable[SliceResult], state: NightlyState,
+               fail_on: str) -> int:
+    if any(fail_on == "any" or is_new(row) for row in summary.failures):
         return 1
     results = list(results)
     if any(r.internal_error for r in results):
@@ -563,7 +599,8 @@ def merge_scenarios(rows: Iterable[ScenarioRow]) -> list[ScenarioRow]:
                 list(row.failures))
             continue
         into.schedules += row.schedules
-        into.distinct += row.distinct
+        # Shards split the search, so their counts add up; never past the schedules run.
+        into.distinct = min(into.distinct + row.distinct, into.schedules)
         into.elapsed += row.elapsed
         into.strategies += row.strategies
         known = {(f.kind, f.location) for f in into.failures}

@@ -12,6 +12,15 @@ Deviations count decisions against the stock FIFO order, so letting one task run
 through N awaits costs N deviations but one switch; and the stock order itself, which
 rotates ready tasks at every await, switches at nearly every point.
 
+A *detour* is any choice other than keeping going: where the running task can continue,
+anything else (so every switch is a detour); where it cannot, anything but the stock
+head (index 0). Among schedules with as few switches, fewer detours is what a person
+reads as simpler: a schedule with no switch can still differ from the stock order at
+dozens of points (every point where the stock order rotates tasks and the running one
+keeps going instead), but it makes only its few detours on purpose. The switch-bounded
+search (:class:`~explorer.strategies.PreemptionBounded`) walks a tree whose depth is
+exactly this count, which is what makes it cheap to prove.
+
 Switches are derived from a run, not stored: the same decisions of the same scenario make
 the same run and so the same switches, which is why schedule strings (``v1:``) carry no
 switch information and need no new format. Counting costs a look at each candidate's
@@ -75,6 +84,13 @@ class Point:
         """The choice that costs no switch: the running line where it can continue, else
         the stock choice (0)."""
         return self.resumable if self.resumable >= 0 else 0
+
+    @property
+    def detour(self) -> bool:
+        """Something other than :attr:`keep_going` was chosen. Every switch is a detour;
+        so is a choice other than the stock head where the running line cannot go on
+        (which task an ended wait resumes first, say)."""
+        return self.chosen != self.keep_going
 
 
 def is_task(process: str) -> bool:
@@ -152,6 +168,11 @@ def counting(chooser: Chooser, log: list[Point]) -> Chooser:
 def count_switches(log: Sequence[Point]) -> int:
     """How many decisions of ``log`` are switches."""
     return sum(1 for point in log if point.switch)
+
+
+def count_detours(log: Sequence[Point]) -> int:
+    """How many decisions of ``log`` are detours (:attr:`Point.detour`)."""
+    return sum(1 for point in log if point.detour)
 
 
 def switch_points(log: Sequence[Point]) -> list[int]:

@@ -27,13 +27,20 @@ under the pytest plugin.
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import fnmatch
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import inspect
 import os
 import subprocess
 import sys
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -147,9 +154,73 @@ def add_paths(paths: Iterable[str]) -> None:
             sys.path.insert(0, entry)
 
 
+TEST_FILES: Final = ("test_*.py", "*_test.py", "conftest.py")
+"""pytest's default ``python_files`` (and conftest): the files whose asserts it rewrites."""
+
+
+def is_test_file(path: str) -> bool:
+    name = os.path.basename(path)
+    return any(fnmatch.fnmatch(name, pattern) for pattern in TEST_FILES)
+
+
+class _RewritingLoader(importlib.machinery.SourceFileLoader):
+    """Loads a test file with pytest's assertion rewriting, so that a failed ``assert``
+    says what pytest says (``assert [200, 200] == [200, 409]``), not ``AssertionError``
+    with no message. The rewritten code is never cached: the ``__pycache__`` entry of a
+    plain import stays the plain one."""
+
+    def get_code(self, fullname: str) -> types.CodeType:
+        from _pytest.assertion.rewrite import rewrite_asserts
+
+        path = self.get_filename(fullname)
+        source = self.get_data(path)
+        tree = ast.parse(source, filename=path)
+        rewrite_asserts(tree, source, path, None)  # honours a PYTEST_DONT_REWRITE docstring
+        return compile(tree, path, "exec", dont_inherit=True)
+
+
+class _RewritingFinder(importlib.abc.MetaPathFinder):
+    """Finds modules as the path finder does; test files get :class:`_RewritingLoader`."""
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: types.ModuleType | None = None
+                  ) -> importlib.machinery.ModuleSpec | None:
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        origin = spec.origin if spec is not None else None
+        if spec is None or origin is None or not origin.endswith(".py") or \
+                not is_test_file(origin):
+            return None
+        return importlib.util.spec_from_file_location(
+            fullname, origin, loader=_RewritingLoader(fullname, origin),
+            submodule_search_locations=spec.submodule_search_locations)
+
+
+@contextlib.contextmanager
+def rewriting_asserts() -> Iterator[None]:
+    """While inside, test files (see :data:`TEST_FILES`) are imported with pytest's
+    assertion rewriting, as pytest imports them; other modules import as usual."""
+    try:
+        import _pytest.assertion.rewrite  # noqa: F401 - pytest is optional for targets
+    except ImportError:
+        yield
+        return
+    finder = _RewritingFinder()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(finder)
+
+
+def _import_module(name: str) -> Any:
+    with rewriting_asserts():
+        return importlib.import_module(name)
+
+
 def _import(ref: TargetRef, module: str) -> Any:
     try:
-        imported = importlib.import_module(module)
+        imported = _import_module(module)
     except ImportError as exc:
         if exc.name is not None and module.startswith(exc.name) and (
                 module == exc.name or module.startswith(exc.name + ".")):
@@ -216,12 +287,134 @@ def _resolve_dotted(ref: TargetRef) -> Any:
     for split in range(len(parts) - 1, 0, -1):
         name = ".".join(parts[:split])
         try:
-            module = importlib.import_module(name)
+            module = _import_module(name)
         except ImportError:
             continue
         return _lookup(ref, module, ".".join(parts[split:]))
+    # Not importable as it stands: a test module in tests/ without __init__.py is
+    # importable only the way pytest imports it, from its own directory.
+    root = find_pyproject(Path.cwd())
+    found = locate(ref.module, root.parent if root is not None else Path.cwd())
+    if found is not None:
+        add_paths(found.paths)
+        return _lookup(found, _import(found, found.module), found.attr)
     raise TargetError(f"target {ref.spec!r}: no module of {ref.module} can be imported; "
                       "check the spelling, or run from the project root")
+
+
+_SKIPPED_DIRS: Final = frozenset({"node_modules", "__pycache__", "site-packages", "venv",
+                                  "build", "dist"})
+
+
+def project_files(root: Path, name: str) -> Iterator[Path]:
+    """Files called ``name`` under ``root``, skipping hidden directories, virtual
+    environments and build output (a project's own code is not there)."""
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs
+                            if not d.startswith(".") and d not in _SKIPPED_DIRS)
+        if name in files:
+            yield Path(directory) / name
+
+
+def locate(scenario: str, root: Path) -> TargetRef | None:
+    """The file target of a recorded scenario name (``test_cart.test_no_oversell``)
+    under the project ``root``: the file whose module name, as pytest imports it, is the
+    name's module part. None if there is no such file (or more than one)."""
+    parts = scenario.split(".")
+    if not all(part.isidentifier() for part in parts):
+        return None
+    for split in range(len(parts) - 1, 0, -1):
+        module, attr = ".".join(parts[:split]), parts[split:]
+        matches = [path for path in project_files(root, f"{parts[split - 1]}.py")
+                   if module_for_file(path)[0] == module]
+        if len(matches) == 1:
+            return parse_target(f"{node_path(matches[0], root)}::{'::'.join(attr)}",
+                                cwd=root)
+        if matches:
+            return None  # two files of one name: say nothing rather than guess
+    return None
+
+
+def node_path(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` with forward slashes, as pytest writes node ids
+    (the absolute path when it is outside the root)."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
+
+
+def needs_pytest(ref: TargetRef) -> bool:
+    """Whether a file target is a test only pytest can set up: its function takes
+    arguments (fixtures), or a ``conftest.py`` between the project root and the file may
+    hold autouse fixtures or hooks. Read from the source, without importing it."""
+    if ref.file is None or not ref.attr:
+        return False
+    path = Path(ref.file)
+    root = find_pyproject(path.parent)
+    top = root.parent if root is not None else path.parent
+    directory = path.parent
+    while True:
+        if (directory / "conftest.py").is_file():
+            return True
+        if directory == top or directory == directory.parent:
+            break
+        directory = directory.parent
+    return takes_fixtures(ref)
+
+
+def takes_fixtures(ref: TargetRef) -> bool:
+    """Whether a file target's test function takes arguments (fixtures, for pytest to
+    give), read from the source without importing it."""
+    if ref.file is None or not ref.attr:
+        return False
+    path = Path(ref.file)
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (OSError, SyntaxError, ValueError):
+        return False  # the import reports it, with pytest's help or without
+    body: list[ast.stmt] = tree.body
+    node: ast.stmt | None = None
+    for name in ref.attr.split("."):
+        node = next((n for n in body if isinstance(n, ast.ClassDef | ast.FunctionDef
+                                                   | ast.AsyncFunctionDef)
+                     and n.name == name), None)
+        if node is None:
+            return False
+        body = node.body if isinstance(node, ast.ClassDef) else []
+    if isinstance(node, ast.ClassDef) or node is None:
+        return False
+    assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    args = node.args
+    positional = [*args.posonlyargs, *args.args]
+    required = len(positional) - len(args.defaults) + sum(
+        1 for default in args.kw_defaults if default is None)
+    if "." in ref.attr:  # a test method: pytest makes the instance
+        return True
+    return required > 0
+
+
+def node_id(scenario: str, root: Path) -> str | None:
+    """The pytest node id of a recorded scenario name, relative to ``root``; None when
+    no single file of the project defines it."""
+    found = locate(scenario, root)
+    return found.spec if found is not None else None
+
+
+def replay_command(scenario: str, schedule: str, runtime: str = "asyncio", *,
+                   root: Path | None = None, node: str | None = None) -> str:
+    """The ``explorer replay`` line that replays ``schedule`` of ``scenario`` when run
+    from the project ``root``: with the test's pytest node id (``node``, else found under
+    ``root``), which works whether or not the test directory is a package; the recorded
+    name only when no file of the project defines it."""
+    import shlex
+
+    target = node or (node_id(scenario, root) if root is not None else None) or scenario
+    flag = f" --runtime {runtime}" if runtime != "asyncio" else ""
+    # A schedule is quoted even when the shell would not need it: the line reads as the
+    # documentation writes it, and a pasted schedule with a ';' or '|' stays one word.
+    quoted = f"'{schedule}'" if "'" not in schedule else shlex.quote(schedule)
+    return f"explorer replay {shlex.quote(target)} {quoted}{flag}"
 
 
 def marker_options(fn: Any) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import _thread
 import contextlib
-import ctypes
 import sys
 import threading
 import time
@@ -41,7 +40,16 @@ REFIRE: Final = 1.0
 """Seconds between two deliveries of :class:`RunTimeout` that the run did not acknowledge."""
 _NEVER: Final = float("inf")
 
-_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+
+def _set_async_exc(tid: int, exc: type[BaseException] | None) -> None:
+    """Raise ``exc`` in thread ``tid`` at its next bytecode (None withdraws a pending
+    one). ctypes is imported here, on the first hang, not by every exploration."""
+    import ctypes
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(tid), ctypes.py_object(exc) if exc is not None else ctypes.py_object())
+
+
 # The real Thread.start, taken before any session patches it to refuse the scenario's
 # threads: the watchdog's thread may be started while a session is open.
 _start_thread = threading.Thread.start
@@ -186,7 +194,7 @@ class Watchdog:
         """Called with the lock held, when the armed run is past its deadline."""
         if self._hang is None:
             self._hang = self._capture()
-        _set_async_exc(ctypes.c_ulong(self._tid), ctypes.py_object(RunTimeout))
+        _set_async_exc(self._tid, RunTimeout)
         self._pending = True
         self._deadline = time.monotonic() + REFIRE
 
@@ -221,7 +229,7 @@ def _absorb(tid: int) -> None:
     except RunTimeout:
         return
     if sys.version_info >= (3, 12):  # where the signal can be taken by another thread
-        _set_async_exc(ctypes.c_ulong(tid), ctypes.py_object())  # NULL: withdraw it
+        _set_async_exc(tid, None)  # NULL: withdraw it
 
 
 def describe_stack(frames: list[FrameType], tasks: Iterable[tuple[str, object]]) -> Hang:

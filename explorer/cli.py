@@ -52,8 +52,9 @@ from explorer._errors import (
 )
 from explorer._failure import ScheduleFailure
 from explorer._files import file_kind, write_atomically
-from explorer._nightly import DEFAULT_STRATEGIES, StateMismatch
-from explorer._progress import Bars, NightlyBars
+from explorer._nightly import DEFAULT_STRATEGIES, StateMismatch, early_finish
+from explorer._nightly import Progress as NightlyProgress
+from explorer._progress import Bars, NightlyBars, progress_enabled
 from explorer._schedule import Schedule
 from explorer._settings import (
     DEFAULT_MAX_SCHEDULES,
@@ -66,7 +67,7 @@ from explorer._settings import (
     parse_duration,
     profile_names,
 )
-from explorer._summary import Summary, SummaryError
+from explorer._summary import Summary, SummaryError, is_new
 from explorer._targets import (
     ProjectConfig,
     Resolved,
@@ -74,12 +75,17 @@ from explorer._targets import (
     TargetRef,
     expand,
     load_config,
+    needs_pytest,
     parse_target,
     resolve,
 )
+from explorer._targets import replay_command as _replay_line
 
 app = typer.Typer(
     name="explorer", no_args_is_help=True, add_completion=False,
+    # Plain help: Rich markup would read "[tool.explorer]" in a help text as a style tag
+    # and drop it.
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     help="Explore the interleavings of async Python scenarios, replay and shrink failing "
          "schedules, keep them in a corpus, and run the nightly exploration job. "
@@ -277,7 +283,7 @@ def explore_command(
                "results": [r.to_json() for r in results]})
     else:
         for result in results:
-            _print_result(result)
+            _print_result(result, config.root)
         failed = sum(1 for r in results if r.failure)
         _out(f"{failed} of {len(results)} target(s) failed" if failed else
              f"all {len(results)} target(s) passed")
@@ -302,7 +308,7 @@ def _interruptible(results: Sequence[Any] = (), then: str = "") -> Iterator[None
         raise Interrupted(line + then) from None
 
 
-def _print_result(result: Any) -> None:
+def _print_result(result: Any, root: Path | None = None) -> None:
     for warning in result.warnings:
         _err(f"warning: {warning}")
     took = f"{result.schedules:,} schedules in {result.elapsed:.2f}s ({result.rate:,.0f}/s)"
@@ -319,6 +325,8 @@ def _print_result(result: Any) -> None:
     _out(f"FAIL  {target}: {failure.kind}{where} after {took}{saved}")
     _out("")
     _out(str(failure))
+    line = _replay_line(failure.scenario, str(failure.schedule), runtime, root=root)
+    _out(f"Command line: {line}")
     _out("")
 
 
@@ -339,9 +347,21 @@ def replay_command(
 ) -> None:
     """Replay one SCHEDULE of TARGET exactly (strict: stop where the code has drifted).
 
-    A corpus entry replays under the runtime it recorded."""
+    A corpus entry replays under the runtime it recorded. A pytest node id of a test that
+    takes fixtures (or sits under a conftest.py) is replayed by pytest, in this process,
+    with the project's rootdir, conftest files and fixtures."""
     from explorer._engine import run
 
+    _config()
+    ref = parse_target(target)
+    if needs_pytest(ref):
+        if as_json or tolerant or max_steps is not None:
+            raise CliError(f"{target} takes fixtures (or sits under a conftest.py), so "
+                           "pytest replays it (under the runtime its marker gives), and "
+                           "--json, --tolerant and --max-steps do not apply; drop them, or "
+                           "give pytest its own options: pytest TEST --explore-replay "
+                           "SCHEDULE")
+        raise typer.Exit(_replay_in_pytest(ref, schedule, run_timeout))
     resolved, sched, steps, chosen = _target_schedule(target, schedule, max_steps, runtime)
     try:
         with _interruptible(then=f" while replaying {sched} on {resolved.name}"):
@@ -378,6 +398,31 @@ def replay_command(
             _err(f"warning: {line}")
         _out(str(failure))
     raise typer.Exit(FAILURES)
+
+
+def _replay_in_pytest(ref: TargetRef, schedule: str, run_timeout: str | None) -> int:
+    """Run pytest on the node id ``ref`` with ``--explore-replay``; its exit code in the
+    command's terms (a failing replay 1, a passing one 4)."""
+    import pytest
+
+    sched, _ = _schedule(schedule)
+    args = [ref.spec, "--explore-replay", str(sched), "-p", "no:cacheprovider",
+            "--no-header", "-q"]
+    if run_timeout is not None:
+        args += ["--explore-run-timeout", run_timeout]
+    code = int(pytest.main(args))
+    if code == pytest.ExitCode.TESTS_FAILED:
+        return FAILURES
+    if code == pytest.ExitCode.OK:
+        raise CliError(f"did not reproduce: {ref.spec} passes under {sched}; the bug is "
+                       "fixed or the code changed", NOT_REPRODUCED)
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        raise CliError(f"pytest collected no test {ref.spec}; check the node id (run "
+                       "'pytest --collect-only -q' from the project root)")
+    if code == pytest.ExitCode.INTERRUPTED:
+        raise Interrupted(f"interrupted while pytest replayed {sched} on {ref.spec}")
+    raise CliError(f"pytest could not replay {ref.spec} (exit code {code}, see its output "
+                   "above)", USAGE if code == pytest.ExitCode.USAGE_ERROR else INTERNAL)
 
 
 def _drifted(err: ReplayDivergence) -> str:
@@ -505,15 +550,35 @@ def nightly_command(
                                                         "--output and start over.")] = False,
     run_timeout: RunTimeoutOpt = None, profile: ProfileOpt = None,
     workers: WorkersOpt = None, cluster: ClusterOpt = None, shard: ShardOpt = None,
+    junit_xml: Annotated[Path | None, typer.Option(
+        "--junit-xml", metavar="PATH", help="Also write JUnit XML: a testcase per scenario, "
+        "each failure with its story and replay line.", show_default=False)] = None,
+    sarif: Annotated[Path | None, typer.Option(
+        "--sarif", metavar="PATH", help="Also write SARIF 2.1.0: each failure at its file "
+        "and line (for code scanning).", show_default=False)] = None,
+    fail_on: Annotated[str, typer.Option(
+        "--fail-on", metavar="any|new", help="Exit 1 on any failure, or only on failures "
+        "new to the corpus (known ones still fail in the reports).")] = "any",
     as_json: JsonOpt = False,
 ) -> None:
     """Explore every scenario of the project within --budget; resumable after a crash.
 
     Saves new failures (shrunk) into the corpus, re-verifies existing entries, and writes
-    summary.json, summary.md and report.html into --output."""
+    summary.json, summary.md and report.html into --output. Under GitHub Actions it also
+    appends summary.md to the job summary and annotates each failure's file and line.
+    Without a terminal, it prints one progress line per slice."""
     from explorer._nightly import NightlyOptions, execute, prepare
     from explorer._parallel import executor_for
+    from explorer._summary import FAIL_ON
 
+    if fail_on not in FAIL_ON:
+        raise CliError(f"--fail-on {fail_on!r} is not one of {', '.join(FAIL_ON)}; use "
+                       "--fail-on new to fail only on failures the corpus does not hold "
+                       "yet")
+    for path, flag in ((junit_xml, "--junit-xml"), (sarif, "--sarif")):
+        if path is not None and path.is_dir():
+            raise CliError(f"{flag} {path} is a directory; give the file to write, like "
+                           f"{path / ('junit.xml' if flag == '--junit-xml' else 'explorer.sarif')}")
     _check_workers(workers, cluster)
     try:
         seconds = parse_duration(budget)
@@ -536,7 +601,7 @@ def nightly_command(
     limit = None if run_timeout is None else checked.run_timeout or 0.0
     options = NightlyOptions(seconds, output, _corpus_store(config, corpus).directory,
                              chosen, tuple(targets), collect, seed, shard, max_steps,
-                             limit, chosen_profile)
+                             limit, chosen_profile, fail_on)
     run = prepare(options, config, fresh=fresh)
     if not run.state.plan:
         problems = "; ".join(run.state.problems)
@@ -556,16 +621,20 @@ def nightly_command(
         spent = run.state.spent
         bars.overall(f"nightly ({executor.describe()})", total=len(run.state.plan),
                      done=run.finished_before, seconds=max(0.0, options.budget - spent))
-        summary = execute(run, executor, NightlyBars(bars))
+        summary = execute(run, executor, _nightly_progress(bars))
     code = summary.exit_code
+    _ci_outputs(summary, junit_xml, sarif)
     if as_json:
         _json(summary.to_json())
         raise typer.Exit(code)
     for failure in summary.failures:
         saved = f"; saved {failure.corpus_path}" if failure.corpus_path else ""
         where = f" at {failure.location}" if failure.location else ""
+        known = "new" if is_new(failure) else "known"
         _out(f"FAIL  {failure.scenario}: {failure.kind}{where} under {failure.schedule} "
-             f"({failure.source}{', new' if failure.new else ''}){saved}")
+             f"({failure.source}, {known}){saved}")
+        if failure.command:
+            _out(f"      replay: {failure.command}")
     for row in summary.scenarios:
         if not row.failures and row.status == "passed":
             _out(f"ok    {row.target}: {row.schedules:,} schedules")
@@ -574,7 +643,44 @@ def nightly_command(
     _out(f"{len(summary.failures)} failure(s) in {len(summary.scenarios)} scenario(s) "
          f"and {len(summary.corpus)} corpus entries; spent "
          f"{format_duration(summary.spent)}; report: {output / 'report.html'}")
+    early = early_finish(run.state)
+    if early:
+        _out(early)
+    if fail_on == "new" and summary.failures and code != FAILURES:
+        _out("every failure is already in the corpus (--fail-on new): not failing the job")
     raise typer.Exit(code)
+
+
+def _nightly_progress(bars: Bars) -> NightlyProgress:
+    """Bars on a terminal; one line per finished slice in a log (a CI job's), where bars
+    would print nothing until the end; nothing when ``EXPLORER_PROGRESS`` turns it off."""
+    from explorer._ci import SliceLines
+
+    if progress_enabled():
+        return NightlyBars(bars)
+    if os.environ.get("EXPLORER_PROGRESS", "").strip().lower() in ("0", "false", "no", "off"):
+        return NightlyProgress()
+    return SliceLines(sys.stderr)
+
+
+def _ci_outputs(summary: Summary, junit_xml: Path | None, sarif: Path | None) -> None:
+    """JUnit XML and SARIF where asked; under GitHub Actions, the job summary and an
+    annotation per failure (workflow commands on stdout)."""
+    from explorer._ci import (
+        github_annotations,
+        github_step_summary,
+        render_junit,
+        render_sarif,
+    )
+
+    if junit_xml is not None:
+        write_atomically(junit_xml, render_junit(summary))
+    if sarif is not None:
+        write_atomically(sarif, render_sarif(summary))
+    github_step_summary(summary)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        for line in github_annotations(summary):
+            _out(line)
 
 
 @app.command("report")
@@ -618,7 +724,7 @@ def _corpus_summary(config: ProjectConfig, directory: Path, targets: Sequence[st
                        "(by default corpus/ at the project root)")
     if not store.paths():
         raise CliError(f"nothing to report: the corpus {directory} is empty", NOTHING)
-    return corpus_summary(store, _scenarios(config, targets, collect=True))
+    return corpus_summary(store, _scenarios(config, targets, collect=True), root=config.root)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -639,8 +745,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         context = getattr(err, "ctx", None)
         where = getattr(context, "command_path", "explorer")
         if type(err).__name__ == "NoArgsIsHelpError":
-            # 'explorer' or 'explorer corpus' alone: typer has printed the help, which
-            # says everything; an empty "error:" line after it would only confuse.
+            # 'explorer' or 'explorer corpus' alone: the help says everything; an empty
+            # "error:" line after it would only confuse.
+            if context is not None:
+                _out(context.get_help())
             return USAGE
         _err(f"explorer: error: {err.format_message()} (see '{where} --help')")
         return USAGE

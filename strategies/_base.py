@@ -26,8 +26,8 @@ Splitting = Literal["partition", "seeded", "whole"]
 """How the parallel job shares one strategy's work among ``count`` workers:
 
 ``partition``
-    each worker runs a disjoint share of one space (the strategy takes
-    ``partition=(index, count)``);
+    each worker runs a share of one space (the strategy takes ``partition=(index,
+    count)``; DPOR is dealt its share by :meth:`~explorer.strategies.DPOR.deal`);
 ``seeded``
     each worker runs chunks of runs under seeds of its own (the strategy takes ``seed=``);
 ``whole``

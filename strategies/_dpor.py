@@ -6,18 +6,31 @@ and running one schedule of each class is enough. The search runs a schedule, fi
 *races* in it — pairs of dependent steps of different processes with no other causal path
 between them — and, for each race, makes sure a later run reverses it.
 
-The algorithm is source-set DPOR with sleep sets (Abdulla, Aronis, Jonsson and Sagonas,
-"Source Sets: A Foundation for Optimal Dynamic Partial Order Reduction", JACM 2017):
+The algorithm is optimal DPOR with wakeup trees and sleep sets (Abdulla, Aronis, Jonsson
+and Sagonas, "Source Sets: A Foundation for Optimal Dynamic Partial Order Reduction", JACM
+2017, section 6):
 
-- *Source sets.* For a race ``(e, e')`` the run that reverses it starts, at the point where
-  ``e`` ran, with the steps after ``e`` that do not depend on it followed by ``e'``. Any
-  process whose step can go first in that sequence (an *initial*) will do, so a branch is
-  added only when no initial is already scheduled at that point.
+- *Wakeup trees.* For a race ``(e, e')`` the sequence that reverses it is ``v``: the steps
+  of the run after ``e`` that do not happen after it, in their order (over the whole run),
+  then ``e'``. It is inserted into the wakeup tree of the point where ``e`` ran unless a
+  process asleep there is a *weak initial* of ``v`` (its step can go first in a schedule
+  equivalent to an extension of ``v``). Insertion goes down the leftmost child that is a
+  weak initial of what is left of ``v`` (removing that process's step); it stops at a
+  leaf (a sequence already there covers ``v``), else ``v``'s rest becomes the rightmost
+  branch. Each point explores its tree leftmost branch first, following it step by step
+  (a step can become a candidate only once an earlier one ran, as in the run it came
+  from), then chooses the first awake candidate.
 - *Sleep sets.* Once every run from a point that starts with process ``p`` has been
   explored, later siblings put ``p`` to sleep and keep it asleep until a step dependent on
-  ``p``'s pending step runs; a sleeping process is never chosen. A run in which every
-  enabled process is asleep (*sleep-set blocked*) repeats an explored class: it is not
-  counted as a schedule (the engine counts it as a probe) and the search goes on.
+  ``p``'s pending step runs; a sleeping process is never chosen. With wakeup trees no run
+  should end with every enabled process asleep (*sleep-set blocked*); where the model's
+  steps are not fixed events one still can (a step whose extent depends on what it reads,
+  a run that ends with callbacks queued): it repeats an explored class, is not counted as
+  a schedule (the engine counts it as a probe), and the search goes on.
+
+Tree nodes keep their steps' footprints from the run that found them, with objects named
+by the step that first touched them (:data:`Name`); a later run compares its own steps'
+footprints where it has the step a node stands for, which is exact.
 
 Steps, dependence, happens-before and races are the model of
 :mod:`explorer._happens_before`; this module is the search over it. Plain callbacks run in
@@ -50,11 +63,12 @@ and that exact computation alone decides what is skipped and what counts.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
-from explorer._footprint import CANCELLED, Access, StepRecord, require_auto
+from explorer._footprint import CANCELLED, Access, Index, StepRecord, StepTuple, require_auto
 from explorer._happens_before import (
     CLOCK,
     LOOP,
@@ -72,32 +86,121 @@ FOOTPRINT_MODES = ("conservative", "declared", "auto")
 """What :class:`DPOR` takes a task's own code to touch (its ``footprints`` argument)."""
 
 
-Shape = tuple[bool, frozenset[tuple[object, str]]]
-"""A step's own accesses without their objects (``(touches anything, {(item, mode)})``):
-object ids differ from run to run, so this is what a run can compare with a sleeping
-process's step recorded in an earlier run. Used only to guide choices."""
+Name = tuple[int, frozenset[tuple[object, str]]]
+"""A name for a shared object that another run can compare: the position of the step that
+first touched it in the run, and what that step did to it. Object ids differ from run to
+run, but runs that share a prefix of decisions take the same steps there, so an object
+first touched in the shared prefix has the same name in both; objects first touched later
+are compared as one of two unknown objects, by whether that step touched them whole or
+by item (see :func:`_conflict`). Two objects first touched alike by one step share a name
+too. Names only guide choices: the exact sleep sets are computed within one run."""
+
+_LATE: Final = 1 << 62
+_LATE_WHOLE: Final[Name] = (_LATE, frozenset({(None, "w")}))
+_LATE_ITEMS: Final[Name] = (_LATE, frozenset())
 
 
-def shape(footprint: Iterable[Access]) -> Shape:
-    """The :data:`Shape` of a recorded footprint."""
-    accesses = frozenset((item, mode) for obj, item, mode in footprint if obj != 0)
-    return (any(obj == 0 for obj, _, _ in footprint), accesses)
+def _late(name: Name) -> Name:
+    return _LATE_WHOLE if all(item is None for item, _ in name[1]) else _LATE_ITEMS
+
+Shape = tuple[bool, frozenset[tuple[Name, object, str]]]
+"""A step's accesses with objects named (``(touches anything, {(name, item, mode)})``):
+what a run can compare with a step recorded in an earlier run (a sleeping process's
+pending step, a wakeup-tree node)."""
 
 
-def _may_wake(sleeper: Shape, footprint: Iterable[Access]) -> bool:
-    """Whether a step with ``footprint`` may be dependent on a step of ``sleeper``'s shape
-    (the same item, one of them writing, on some object)."""
-    unknown, accesses = sleeper
-    touched = False
-    for obj, item, mode in footprint:
-        touched = True
-        if unknown or obj == 0:
-            return True
-        for other_item, other_mode in accesses:
+class _Names:
+    """Names (:data:`Name`) for the objects of one run, given its steps in order."""
+
+    __slots__ = ("ids", "position")
+
+    def __init__(self, steps: Iterable[StepTuple] = ()) -> None:
+        self.ids: dict[int, Name] = {}
+        self.position = 0
+        for record in steps:
+            self.add(record[1])
+
+    def add(self, footprint: Iterable[Access]) -> None:
+        """Name the objects the next step touches first."""
+        new: dict[int, set[tuple[object, str]]] = {}
+        ids = self.ids
+        for obj, item, mode in footprint:
+            if obj != 0 and obj not in ids:
+                new.setdefault(obj, set()).add((item, mode))
+        for obj, done in new.items():
+            ids[obj] = (self.position, frozenset(done))
+        self.position += 1
+
+    def shape(self, footprint: Iterable[Access]) -> Shape:
+        """The :data:`Shape` of a footprint of this run (after its step was added)."""
+        ids = self.ids
+        unknown = False
+        out: set[tuple[Name, object, str]] = set()
+        for obj, item, mode in footprint:
+            if obj == 0:
+                unknown = True
+            else:
+                out.add((ids.get(obj, _LATE_ITEMS), item, mode))
+        return (unknown, frozenset(out))
+
+    def shapes(self, footprint: Footprint) -> Shapes:
+        """Both halves of a :data:`Footprint` of this run as shapes."""
+        return (self._index_shape(footprint[0]), self._index_shape(footprint[1]))
+
+    def _index_shape(self, accesses: Index) -> Shape:
+        ids = self.ids
+        return (0 in accesses, frozenset((ids.get(obj, _LATE_ITEMS), item, mode)
+                                         for obj, pairs in accesses.items() if obj != 0
+                                         for item, mode in pairs))
+
+
+def _conflict(a: Shape, b: Shape, shared: int) -> bool:
+    """Whether steps of these shapes, from two runs that share their first ``shared``
+    steps, may conflict (as :func:`explorer._footprint.conflicts` does within one run):
+    objects first touched in the shared steps are told apart by name, all others are
+    taken to be one object of two (touched whole first, or by item)."""
+    a_unknown, a_accesses = a
+    b_unknown, b_accesses = b
+    if not (a_unknown or a_accesses) or not (b_unknown or b_accesses):
+        return False
+    if a_unknown or b_unknown:
+        return True
+    if len(b_accesses) < len(a_accesses):
+        a_accesses, b_accesses = b_accesses, a_accesses
+    by_name: dict[Name, list[tuple[object, str]]] = {}
+    for name, item, mode in a_accesses:
+        by_name.setdefault(name if name[0] < shared else _late(name), []).append(
+            (item, mode))
+    for name, item, mode in b_accesses:
+        key = name if name[0] < shared else _late(name)
+        for other_item, other_mode in by_name.get(key, ()):
             if (mode == "w" or other_mode == "w") and (
                     item is None or other_item is None or item == other_item):
                 return True
-    return touched and unknown
+    return False
+
+
+Shapes = tuple[Shape, Shape]
+"""A step's :data:`Footprint` as shapes: its own accesses, and those of the callbacks it
+queued (what a wakeup-tree node keeps of the step it stands for, from the run that
+inserted it)."""
+
+_ANYTHING: Final[Shapes] = ((True, frozenset()), (True, frozenset()))
+
+
+@dataclass
+class _Node:
+    """A node of a wakeup tree: the next step of ``process``, then the sequences below
+    it, leftmost first (an empty ``children`` is a leaf: a sequence ends there).
+
+    A *provisional* leaf stands for no race reversed in full (a conservative branch, or
+    a sequence from a run whose end left callbacks queued, where every step counts as
+    dependent): it does not cover a longer sequence inserted later, which extends it."""
+
+    process: str
+    shapes: Shapes
+    children: list[_Node] = field(default_factory=list)
+    provisional: bool = False
 
 
 @dataclass
@@ -106,7 +209,7 @@ class _Point:
 
     enabled: list[str]  # the candidates' processes, in candidate order
     chosen: str
-    backtrack: set[str]  # processes to explore here
+    wut: list[_Node]  # the wakeup tree here, without the branch being explored
     done: set[str]  # processes explored (or being explored) here, or skipped by the bound
     sleep: dict[str, Shape] = field(default_factory=dict)  # asleep on entry
     shapes: dict[str, Shape] = field(default_factory=dict)  # each explored process's step
@@ -119,6 +222,7 @@ class DPOR(Strategy):
     (tasks, and the callback queue) of the scenario."""
 
     name = "dpor"
+    splitting = "partition"
 
     def __init__(self, deviation_bound: int | None = None, *, declared: bool = False,
                  footprints: str | None = None) -> None:
@@ -148,11 +252,38 @@ class DPOR(Strategy):
         self._absorbed = 0
         self._redundant = False
         self._keep: int | None = None
+        # The wakeup tree below the branch this run follows, consumed as the run goes.
+        self._guide: list[_Node] = []
+        self._names = _Names()  # the run's objects, from the branch point on
+        self._shared = 0  # how many steps this run shares with the earlier ones
         self.schedules = 0
         self.races = 0
         self.pruned = 0
         self.blocked = 0
         self.mismatches = 0
+        self.unfollowed = 0
+        # A share of the search among workers (see deal()): this worker's candidates at
+        # the first scheduling point, still to explore, and whether this run only looked.
+        self.index, self.count = 0, 1
+        self._roots: list[str] | None = None
+        self._probe = False
+        self.probes = 0
+
+    def deal(self, index: int, count: int) -> None:
+        """Make this search worker ``index``'s share of ``count`` (before the first run).
+
+        The branches at the first scheduling point are dealt round-robin: this worker
+        explores those that start with candidate ``i``, ``i % count == index``, each with
+        the lower candidates asleep (their branches are other workers' or its own earlier
+        ones). Together the workers run what one search runs, less the classes a sleep
+        set proves covered by a lower branch, and no class twice; a worker with no
+        candidate of its own makes one run to see the point, not counted."""
+        if not 0 <= index < count:
+            raise ValueError(f"deal() needs 0 <= index < count, got index={index}, "
+                             f"count={count}")
+        if self._started:
+            raise ValueError("deal() must come before the first run")
+        self.index, self.count = index, count
 
     # ------------------------------------------------------------------ Strategy
 
@@ -165,6 +296,8 @@ class DPOR(Strategy):
         self._absorbed = 0
         self._redundant = False
         self._keep = None
+        self._guide = []
+        self._probe = False
         if not self._started:
             self._started = True
             self._prefix = 0
@@ -176,17 +309,28 @@ class DPOR(Strategy):
             # processes to sleep, unless the bound skipped part of its subtree.
             if self.pruned == top.skips:
                 top.complete.add(top.chosen)
-            for process in top.enabled:
-                if (process in top.backtrack and process not in top.done
-                        and process not in top.sleep):
-                    top.done.add(process)
-                    if self._too_deviant(depth, process):
-                        self.pruned += 1
-                        continue
-                    top.chosen = process
-                    top.skips = self.pruned
-                    self._prefix = len(self._stack)
+            if depth == 0 and self._roots is not None:
+                if self._next_root(top):
                     return True
+                self._stack.pop()
+                continue
+            # The leftmost branch of the wakeup tree next; a process asleep or explored
+            # here is never inserted, except by the conservative fallbacks.
+            while top.wut:
+                node = top.wut.pop(0)
+                process = node.process
+                if (process in top.done or process in top.sleep
+                        or process not in top.enabled):
+                    continue
+                top.done.add(process)
+                if self._too_deviant(depth, process):
+                    self.pruned += 1
+                    continue
+                top.chosen = process
+                top.skips = self.pruned
+                self._guide = node.children
+                self._prefix = len(self._stack)
+                return True
             self._stack.pop()
         self._finished = True
         return False
@@ -205,16 +349,22 @@ class DPOR(Strategy):
                 choice = 0
             if k == self._prefix - 1 and self._online is not None:
                 self._begin_sleep(point, view)
+        elif k == 0 and self.count > 1:
+            choice = self._first_root(processes)
+            self._stack.append(_Point(processes, processes[choice], [], {processes[choice]},
+                                      {}, skips=self.pruned))
         else:
             sleep = self._absorb(view)
-            awake = [i for i, process in enumerate(processes) if process not in sleep]
-            choice = 0
-            if awake and (awake[0] == 0 or self._within_bound(self._deviations + 1)):
-                choice = awake[0]
-            # Otherwise every candidate is asleep, or the awake ones are beyond the bound:
-            # the run repeats an explored class from here, which observe() confirms.
+            choice, wut = self._follow(processes, sleep)
+            if choice < 0:
+                awake = [i for i, process in enumerate(processes) if process not in sleep]
+                choice = 0
+                if awake and (awake[0] == 0 or self._within_bound(self._deviations + 1)):
+                    choice = awake[0]
+                # Otherwise every candidate is asleep, or the awake ones are beyond the
+                # bound: the run repeats an explored class from here (observe() decides).
             chosen = processes[choice]
-            self._stack.append(_Point(processes, chosen, {chosen}, {chosen}, dict(sleep),
+            self._stack.append(_Point(processes, chosen, wut, {chosen}, dict(sleep),
                                       skips=self.pruned))
         self._deviations += choice != 0
         if processes[choice] == CLOCK and self._online is not None:
@@ -226,15 +376,21 @@ class DPOR(Strategy):
         its exact sleep sets, note whether it repeated an explored class, and add the
         branches that reverse its races."""
         stack = self._stack
+        if self._probe:
+            return
         last = steps[-1] if steps else None
         # Did the run end (its main task's last step) with a callback still queued?
         pending = (last is not None and last.process == MAIN and last.point is not None
                    and last.point < len(stack) and LOOP in stack[last.point].enabled)
         analysis = RunAnalysis(steps, pending=pending)
-        cutoff = self._sleep_sets(steps, analysis.footprints)
+        names = _Names(steps)
+        cutoff = self._sleep_sets(steps, analysis.footprints, names)
         deviations = [0]
         for point in stack:
             deviations.append(deviations[-1] + (point.enabled.index(point.chosen) != 0))
+        where: dict[str, list[int]] = {}
+        for position, record in enumerate(steps):
+            where.setdefault(record.process, []).append(position)
         for i, j in analysis.races:
             if j >= cutoff:
                 continue
@@ -243,29 +399,42 @@ class DPOR(Strategy):
             if at is None or at >= len(stack):
                 continue  # no alternative existed when step i ran
             frame = stack[at]
-            initials = analysis.initials(analysis.reversal(i, j))
+            sequence = analysis.reversal(i, j, whole=True)
+            initials = analysis.initials(sequence)
             options = [p for p in frame.enabled if p in initials]
             if not options:  # outside the model (a timer not yet due): be conservative
-                frame.backtrack.update(frame.enabled)
+                for process in frame.enabled:
+                    _add_leaf(frame, process)
                 continue
-            # Already covered: an initial is asleep here (its runs were all explored), or
-            # one is scheduled here and not beyond the bound.
-            within = [p for p in options if self._fits(deviations[at], frame, p)]
-            if any(p in frame.sleep for p in options) or any(p in frame.backtrack
-                                                             for p in within):
+            exact = _NextSteps(analysis, where, i)
+            # Already covered: a weak initial of the sequence is asleep or was explored
+            # here (within the bound, or skipped by it, which the coverage states).
+            explored = set(frame.sleep) | (frame.done - {frame.chosen})
+            if any(_weak_initial(process, exact(process), None, sequence, analysis, names, i)
+                   for process in explored):
                 continue
-            # Any initial will do; the later step's own process reverses the race most
-            # directly (which matters only for what a deviation bound lets through).
-            later = steps[j].process
-            frame.backtrack.add(later if later in within else
-                                within[0] if within else options[0])
+            if self.deviation_bound is not None:
+                # Following a whole wakeup sequence spends a deviation at each of its
+                # steps that is not the stock choice: under a bound, take only its first
+                # step (an initial that fits, the race's later process first), then the
+                # stock order, as a source-set search does.
+                sequence = self._within(sequence, options, deviations[at], frame, steps,
+                                        steps[j].process)[:1]
+            _insert(frame.wut, sequence, analysis, exact, names,
+                    pending or self.deviation_bound is not None)
         # "Fire the next timer now" (timer_races) is an event that other steps can disable
         # (a timeout left before its deadline cancels its timer): when it is not taken, it
         # may never run in this run, so no race with it is ever observed. Branch on it
         # wherever it was offered, as DPOR does for transitions that can be disabled.
         for frame in stack:
             if CLOCK in frame.enabled:
-                frame.backtrack.add(CLOCK)
+                _add_leaf(frame, CLOCK)
+        # The main task's last step ends the run: a step still ready then never runs, so
+        # no race with it shows. Try each one first at that point.
+        if (last is not None and last.process == MAIN and last.point is not None
+                and last.point < len(stack)):
+            for process in stack[last.point].enabled:
+                _add_leaf(stack[last.point], process)
         # Likewise a queued callback cancelled by a step chosen over it never runs: try the
         # callbacks first at that point (the cancel is recorded as a write of CANCELLED).
         for record in steps:
@@ -273,9 +442,13 @@ class DPOR(Strategy):
             if (at is not None and at < len(stack) and LOOP in stack[at].enabled
                     and any(item == CANCELLED and mode == "w"
                             for _obj, item, mode in record.footprint)):
-                stack[at].backtrack.add(LOOP)
+                _add_leaf(stack[at], LOOP)
 
     def end_run(self, decisions: Sequence[int], failed: bool) -> None:
+        if self._probe:
+            self.probes += 1
+            del self._stack[1:]
+            return
         if self._redundant:
             self.blocked += 1
         else:
@@ -291,8 +464,9 @@ class DPOR(Strategy):
 
     @property
     def counts_as_schedule(self) -> bool:
-        """False for a sleep-set-blocked run: it repeats an explored equivalence class."""
-        return not self._redundant
+        """False for a sleep-set-blocked run: it repeats an explored equivalence class
+        (and for the one look of a worker with no share, see :meth:`deal`)."""
+        return not (self._redundant or self._probe)
 
     def coverage(self) -> str:
         blocked = (f", {self.blocked} sleep-set-blocked run(s) not counted"
@@ -304,6 +478,11 @@ class DPOR(Strategy):
             return (f"a partial-order-reduced search of {self.schedules} schedules, but the "
                     f"scenario did not repeat a schedule {self.mismatches} time(s), so its "
                     "classes are not proved covered")
+        if self.unfollowed:
+            return (f"a partial-order-reduced search of {self.schedules} schedules, but "
+                    f"{self.unfollowed} race reversal(s) could not be followed (a step "
+                    "was not a candidate where the reversal needed it), so the classes "
+                    "they lead to are not proved covered")
         if not self.pruned:
             return (f"all interleavings up to reordering of independent steps "
                     f"({self.schedules} schedules, {self.races} races reversed{blocked})")
@@ -319,7 +498,7 @@ class DPOR(Strategy):
 
     def statistics(self) -> dict[str, Statistic]:
         return {"races": self.races, "pruned": self.pruned, "sleep_blocked": self.blocked,
-                "mismatches": self.mismatches}
+                "mismatches": self.mismatches, "unfollowed": self.unfollowed}
 
     # ------------------------------------------------------------------ sleep sets
 
@@ -332,11 +511,12 @@ class DPOR(Strategy):
             return
         self._online = {**point.sleep, **{p: point.shapes[p] for p in point.complete
                                           if p != point.chosen and p in point.shapes}}
-        self._absorbed = len(steps)
+        self._names = _Names(steps)
+        self._shared = self._absorbed = len(steps)
 
     def _absorb(self, view: RecordingView) -> dict[str, Shape]:
-        """The sleep set now, as far as the steps recorded so far tell: a guess (by item
-        and mode, not object) that only guides choices; :meth:`_sleep_sets` decides."""
+        """The sleep set now, as far as the steps recorded so far tell: a guess (objects
+        compared by :data:`Name`) that only guides choices; :meth:`_sleep_sets` decides."""
         online = self._online
         if online is None:
             return {}
@@ -351,13 +531,16 @@ class DPOR(Strategy):
                 self._online = None
                 return {}
             if online:
-                footprint = record[1]
-                online = {p: s for p, s in online.items() if not _may_wake(s, footprint)}
+                self._names.add(record[1])
+                step = self._names.shape(record[1])
+                online = {p: s for p, s in online.items()
+                          if not _conflict(s, step, self._shared)}
         self._absorbed = len(steps)
         self._online = online
         return online
 
-    def _sleep_sets(self, steps: Sequence[StepRecord], footprints: list[Footprint]) -> int:
+    def _sleep_sets(self, steps: Sequence[StepRecord], footprints: list[Footprint],
+                    names: _Names) -> int:
         """Compute the sleep set on entry to every point of the run exactly; if a sleeping
         process ran, mark the run redundant, cut the branch there and return the index of
         that step (races at or after it are not explored); else ``len(steps)``.
@@ -372,6 +555,7 @@ class DPOR(Strategy):
         for position, record in enumerate(steps):
             where.setdefault(record.process, []).append(position)
         sleeping: dict[str, int] = {}  # process -> position of its pending step
+        end = len(steps) - 1 if steps and steps[-1].process == MAIN else -1
         upcoming = 0  # the next scheduling point
         for position, record in enumerate(steps):
             at = record.point
@@ -379,22 +563,23 @@ class DPOR(Strategy):
                 if at >= len(stack):
                     break
                 while upcoming < at:  # a decision without a step of its own (the clock)
-                    stack[upcoming].sleep = {p: shape(steps[m].footprint)
+                    stack[upcoming].sleep = {p: names.shape(steps[m].footprint)
                                              for p, m in sleeping.items()}
                     sleeping = {}
                     upcoming += 1
                 frame = stack[at]
                 upcoming = at + 1
-                frame.sleep = {p: shape(steps[m].footprint) for p, m in sleeping.items()}
+                frame.sleep = {p: names.shape(steps[m].footprint)
+                               for p, m in sleeping.items()}
                 if record.process in sleeping:
                     # Every candidate here is asleep, or the awake ones were beyond the
                     # bound (or misjudged) when the run chose: explore the first awake one
                     # from here instead (or count it skipped).
                     awake = [p for p in frame.enabled if p not in sleeping]
                     if awake:
-                        frame.backtrack.add(awake[0])
+                        _add_leaf(frame, awake[0])
                     return self._blocked(position, at + 1)
-                frame.shapes.setdefault(record.process, shape(record.footprint))
+                frame.shapes.setdefault(record.process, names.shape(record.footprint))
                 for p in frame.complete:
                     if p != record.process and p not in sleeping:
                         mine = where.get(p, [])
@@ -404,10 +589,12 @@ class DPOR(Strategy):
             elif record.process in sleeping:
                 return self._blocked(position, upcoming)
             if sleeping:
+                # The main task's last step ends the run: it depends on every step of
+                # another process (whether that step runs at all), so any wakes it.
                 mine_fp = footprints[position]
                 sleeping = {p: m for p, m in sleeping.items()
                             if not dependent(footprints[m], mine_fp)
-                            and steps[m].enabler != position}
+                            and steps[m].enabler != position and m != end}
         return len(steps)
 
     def _blocked(self, position: int, keep: int) -> int:
@@ -430,4 +617,168 @@ class DPOR(Strategy):
             return False
         before = sum(1 for p in self._stack[:depth] if p.enabled.index(p.chosen) != 0)
         return not self._fits(before, self._stack[depth], process)
+
+
+    # ------------------------------------------------------------------ wakeup trees
+
+    def _follow(self, processes: list[str], sleep: dict[str, Shape]) -> tuple[int, list[_Node]]:
+        """At a new point of a run that follows a wakeup tree: the candidate its leftmost
+        branch takes (-1 when there is no tree left, or its branch cannot be taken here)
+        and the rest of the tree, which stays to be explored from this point."""
+        guide = self._guide
+        if not guide:
+            return -1, []
+        node, rest = guide[0], guide[1:]
+        self._guide = []
+        if node.process in processes and node.process not in sleep:
+            at = processes.index(node.process)
+            if at == 0 or self._within_bound(self._deviations + 1):
+                self._guide = node.children
+                return at, rest
+            self.pruned += 1  # beyond the bound: the coverage says so
+            return -1, rest
+        # The sequence's next step is not a candidate here (outside the model, a timer not
+        # yet due): what it was to reach is not proved covered, and the coverage says so.
+        self.unfollowed += 1
+        return -1, rest
+
+    def _within(self, sequence: list[int], options: list[str], before: int, frame: _Point,
+                steps: Sequence[StepRecord], later: str) -> list[int]:
+        """``sequence`` reordered to start with an initial that the deviation bound lets
+        through at ``frame`` (any initial may go first): ``later`` (the race's second
+        process, which reverses it most directly) if it is one, else the first that
+        fits; unchanged if none does (it is then skipped, and counted)."""
+        preferred = [later] if later in options else []
+        for process in [*preferred, *options]:
+            if self._fits(before, frame, process):
+                first = next(k for k in sequence if steps[k].process == process)
+                return [first, *(k for k in sequence if k != first)]
+        return sequence
+
+
+    # ------------------------------------------------------------------ workers
+
+    def _first_root(self, processes: list[str]) -> int:
+        """The first run's choice at the first scheduling point of a dealt search: this
+        worker's first candidate there (a worker with none only looks, see deal())."""
+        mine = [i for i in range(len(processes)) if i % self.count == self.index]
+        if not mine:
+            self._probe = True
+            self._roots = []
+            return 0
+        self._roots = [processes[i] for i in mine[1:]]
+        return mine[0]
+
+    def _next_root(self, top: _Point) -> bool:
+        """Start this worker's next branch at the first scheduling point, if any."""
+        top.wut = []  # every branch here is some worker's: nothing to wake up
+        while self._roots:
+            process = self._roots.pop(0)
+            top.done.add(process)
+            if self._too_deviant(0, process):
+                self.pruned += 1
+                continue
+            top.chosen = process
+            top.skips = self.pruned
+            self._prefix = 1
+            return True
+        return False
+
+
+class _NextSteps:
+    """The footprint of each process's next step from step ``after`` of the run on: at the
+    point where ``after`` was chosen, that is the step each enabled process would take
+    (``after`` itself for its own process; None when it took no further step).
+    Comparing steps of one run is exact; a wakeup-tree node's shapes, from the run that
+    inserted it, are the fallback."""
+
+    def __init__(self, analysis: RunAnalysis, where: dict[str, list[int]], after: int) -> None:
+        self.footprints = analysis.footprints
+        self.where = where
+        self.after = after
+
+    def __call__(self, process: str, skip: int = 0) -> Footprint | None:
+        """The footprint of ``process``'s next step, or of the one ``skip`` steps later
+        (what it does at a wakeup-tree node below ``skip`` nodes of its own)."""
+        mine = self.where.get(process, [])
+        at = bisect_left(mine, self.after) + skip
+        return self.footprints[mine[at]] if at < len(mine) else None
+
+
+def _weak_initial(process: str, footprint: Footprint | None, shapes: Shapes | None,
+                  sequence: Sequence[int], analysis: RunAnalysis, names: _Names,
+                  shared: int) -> bool:
+    """Whether ``process`` is a weak initial of ``sequence`` (steps of this run): its first
+    step there has no happens-before predecessor in it, or it has no step there and its
+    next step (``footprint`` from this run, else ``shapes`` from the run that recorded it)
+    is independent of every step of it. Unknown counts as dependent: the sequence is then
+    inserted, which may explore more, never less."""
+    steps, before = analysis.steps, analysis.before
+    mask = 0
+    for k in sequence:
+        mask |= 1 << k
+    for k in sequence:
+        if steps[k].process == process:
+            return not before[k] & mask
+    fps = analysis.footprints
+    if footprint is not None:
+        return not any(dependent(footprint, fps[k]) for k in sequence)
+    if shapes is not None:
+        own, queued = shapes
+        for k in sequence:
+            mine = names.shapes(fps[k])
+            if _conflict(own, mine[0], shared) or _conflict(queued, mine[1], shared):
+                return False
+        return True
+    return False
+
+
+def _insert(nodes: list[_Node], sequence: list[int], analysis: RunAnalysis,
+            exact: _NextSteps, names: _Names, provisional: bool) -> None:
+    """Insert ``sequence`` into the wakeup tree ``nodes`` (the paper's insertion): go down
+    the leftmost child that is a weak initial of what is left of it, removing that
+    process's step; stop if a leaf is reached (a sequence already there is a prefix of an
+    equivalent of this one) or nothing is left; otherwise add the rest as a new rightmost
+    branch."""
+    steps = analysis.steps
+    above: dict[str, int] = {}  # each process's nodes on the path so far
+    while True:
+        for node in nodes:
+            footprint = exact(node.process, above.get(node.process, 0))
+            if _weak_initial(node.process, footprint, node.shapes, sequence, analysis,
+                             names, exact.after):
+                break
+        else:
+            nodes.append(_chain(sequence, analysis, names, provisional))
+            return
+        first = next((k for k in sequence if steps[k].process == node.process), None)
+        rest = [k for k in sequence if k != first]
+        if not node.children and not (node.provisional and rest):
+            return
+        node.provisional = False
+        sequence = rest
+        if not sequence:
+            return
+        nodes = node.children
+        above[node.process] = above.get(node.process, 0) + 1
+
+
+def _chain(sequence: Sequence[int], analysis: RunAnalysis, names: _Names,
+           provisional: bool) -> _Node:
+    """A branch of single children that takes ``sequence``'s steps in order."""
+    steps, fps = analysis.steps, analysis.footprints
+    node = _Node(steps[sequence[-1]].process, names.shapes(fps[sequence[-1]]),
+                 provisional=provisional)
+    for k in reversed(sequence[:-1]):
+        node = _Node(steps[k].process, names.shapes(fps[k]), [node])
+    return node
+
+
+def _add_leaf(frame: _Point, process: str) -> None:
+    """Make sure ``process`` is tried first at ``frame`` (a conservative branch, with
+    nothing known of the step it stands for)."""
+    if (process == frame.chosen or process in frame.done or process in frame.sleep
+            or any(node.process == process for node in frame.wut)):
+        return
+    frame.wut.append(_Node(process, _ANYTHING, provisional=True))
 

@@ -2,8 +2,11 @@
 
 Every helper here works on runtime-neutral :class:`~explorer._runtime.Candidate` values
 (a task id, a kind of step, a source location, a pending operation and its resource).
-Describing a candidate inspects frames, so strategies describe each candidate at most once
-per scheduling point, through :func:`describe`.
+Describing a candidate inspects frames the first time; the runtimes keep each description
+until its work runs, so :func:`describe` costs a lookup per candidate at later points.
+When only who each candidate is matters, :func:`processes` walks no frame at all. The
+string helpers (:func:`task_kind`, :func:`spawn_order`) are memoized: strategies call
+them for every candidate at every point, on the few task ids a scenario has.
 """
 
 from __future__ import annotations
@@ -11,16 +14,21 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from explorer._runtime import Candidate, Location, PointView
 
 _INDEX = re.compile(r"#\d+")
 
 
-def describe(count: int, view: PointView) -> list[Candidate]:
+def describe(count: int, view: PointView) -> Sequence[Candidate]:
     """All candidates of the current scheduling point."""
-    candidate = view.candidate
-    return [candidate(i) for i in range(count)]
+    return view.candidates(count)
+
+
+def processes(count: int, view: PointView) -> Sequence[str]:
+    """Who each candidate of the current point is (:meth:`PointView.process`), cheaply."""
+    return view.processes(count)
 
 
 def task_key(candidate: Candidate) -> str:
@@ -31,12 +39,19 @@ def task_key(candidate: Candidate) -> str:
     return f"{candidate.kind}:{candidate.operation}"
 
 
+def task_keys(candidates: Sequence[Candidate]) -> list[str]:
+    """:func:`task_key` of every candidate, in one pass."""
+    return [c.task if c.task is not None else f"{c.kind}:{c.operation}" for c in candidates]
+
+
+@lru_cache(maxsize=4096)
 def task_kind(key: str) -> str:
     """The task id without spawn indices: ``main/worker#3`` and ``main/worker#1`` are both
     ``main/worker``. Tasks of one kind run the same code from the same parent kind."""
     return _INDEX.sub("", key)
 
 
+@lru_cache(maxsize=4096)
 def spawn_order(key: str) -> tuple[int, ...]:
     """The spawn indices along a task id: ``main/worker#3/fetch#1`` is ``(3, 1)``. Among
     tasks of one kind, the smallest is the eldest."""
@@ -59,11 +74,6 @@ def derive_seed(seed: int, salt: str) -> int:
     return random.Random(f"{seed}/{salt}").getrandbits(32)
 
 
-def first_max(values: Sequence[float]) -> int:
+def first_max(values: list[float]) -> int:
     """Index of the largest value; the lowest index (the stock order) wins ties."""
-    best = 0
-    top = values[0]
-    for i in range(1, len(values)):
-        if values[i] > top:
-            best, top = i, values[i]
-    return best
+    return values.index(max(values))  # max keeps the first of equals, index finds it

@@ -45,7 +45,14 @@ from collections.abc import Sequence
 
 from explorer._runtime import PointView
 from explorer.strategies._base import Parameter, Statistic, Strategy
-from explorer.strategies._features import Site, describe, first_max, task_key, task_kind
+from explorer.strategies._features import (
+    Site,
+    describe,
+    first_max,
+    task_key,
+    task_keys,
+    task_kind,
+)
 
 GROUPS = ("task", "kind")
 
@@ -98,16 +105,18 @@ class PCT(Strategy):
 
     def choose(self, count: int, view: PointView) -> int:
         candidates = describe(count, view)
-        keys = [self._key(task_key(c)) for c in candidates]
+        keys = task_keys(candidates)
+        if self.group == "kind":
+            keys = [task_kind(k) for k in keys]
         priority = self._priority
-        for key in keys:
-            if key not in priority:
+        for key in [k for k in keys if k not in priority]:  # new tasks, in order
+            if key not in priority:  # a kind seen twice in this point draws once
                 priority[key] = self.depth + self._rng.random()
-        best = first_max([priority[k] for k in keys])
+        best = first_max(list(map(priority.__getitem__, keys)))
         change = self._changes.get(self._point)
         if change is not None:
             priority[keys[best]] = float(self.depth - change)
-            best = first_max([priority[k] for k in keys])
+            best = first_max(list(map(priority.__getitem__, keys)))
         self._point += 1
         chosen = candidates[best]
         if chosen.task is None:  # a plain callback or a timer cannot poll
@@ -141,8 +150,3 @@ class PCT(Strategy):
 
     def statistics(self) -> dict[str, Statistic]:
         return {"horizon": self.horizon, "demotions": self.demotions}
-
-    # ------------------------------------------------------------------ helpers
-
-    def _key(self, key: str) -> str:
-        return task_kind(key) if self.group == "kind" else key

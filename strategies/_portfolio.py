@@ -16,33 +16,36 @@ first turn.
 
 The rotation (:data:`ROTATION`, 13 turns) gives:
 
-- the symmetric walk six turns: the walk over code sites and task kinds, the one member
-  whose chance per run does not fall with the number of identical tasks (many handlers,
-  many workers); it also finds shallow races about as fast as a random walk. Three of
-  the turns are ``symmetric`` at full granularity and three ``coarse-symmetric``, the
-  same walk with each call into a library run as one step (:class:`LibraryCalls`). On a
-  program whose awaits are all the user's own (the gallery's core, SCTBench) the two are
-  the same walk (it forces nothing there), so the split costs nothing beyond drawing
-  other member seeds (SCTBench, 100 seeds: the same medians as the same split with two
-  plain symmetric members); through a library stack (redis-py,
-  httpx over ASGI) the coarse turns spend no decision inside the library and find a
-  check-then-act across two library calls several times faster (measured over 9 seeds:
-  redis-py over fakeredis, median 30 schedules before, 13 after); a race inside a
-  library call is invisible to them and keeps the ten full-granularity turns (measured
-  on such a race: median 9 before, 11 after);
-- ``random``, ``pos``, ``surw`` and ``coverage`` one turn each;
-- ``pct`` at depth 3, once with per-task priorities (a task starved or delayed for long),
-  once with per-kind priorities (one kind of task overtaking all the others at one moment);
+- ``surw`` eight turns: the selectively uniform random walk, the one member that keeps its
+  power when tasks are created one by one, as the C originals of the SCTBench programs
+  create their threads (a walk over tasks lets the early writers finish before the checker
+  exists; SURW's creator carries the weight of the tasks it has not created yet). On those
+  ports (``benchmarks/sctbench``, ``reorder_c_*`` and ``twostage_c_*``) every other member
+  missed reorder_c_9+1 in most of 10 seeds at 300 schedules, where SURW alone takes a
+  median of 17; it is also the member that learns (its estimates improve run after run),
+  so one instance takes all eight turns;
+- the symmetric walk three turns: the walk over code sites and task kinds, whose chance
+  per run does not fall with the number of identical tasks started together (many
+  handlers, many workers: the gather ports, where it is the fastest member). One turn is
+  ``symmetric`` at full granularity and two ``coarse-symmetric``, the same walk with each
+  call into a library run as one step (:class:`LibraryCalls`): on a program whose awaits
+  are all the user's own the two are the same walk; through a library stack (redis-py,
+  httpx over ASGI) the coarse turns find a check-then-act across two library calls several
+  times faster, while a race inside a library call is left to the full-granularity turns;
+- ``pct`` at depth 3 with per-task priorities, one turn (a task starved or delayed for
+  long);
 - ``systematic`` without a bound, one turn: every schedule with 0, 1, 2... deviations from
   the stock order, for bugs such as livelocks that need the stock order plus a couple of
   deviations (its probe runs take a turn but are not counted as schedules).
 
-PCT at depths 1 and 2 is left out: depth 1 has no change points and only runs tasks one
-after another in priority order, which finds almost nothing the other members miss, and
-depth 2 found nothing on the gallery and the SCTBench ports that depth 3 did not find as
-fast. The shares were chosen on those programs (``python -m benchmarks.run --only
-sctbench``): the portfolio must not lose to the random walk by more than a factor of two
-on any of them, and must stay flat on the families with many identical tasks.
+``random``, ``pos``, ``coverage`` and ``pct`` with per-kind priorities stay in
+:data:`MEMBERS` for custom rotations but have no turn: on the whole SCTBench set (both
+shapes), where one of them was the fastest member on a bug that took more than a handful of
+schedules, a member that keeps its turns came close (random walk 17.5 on
+bluetooth_driver, PCT 19.5, SURW 41.5), and none of them finds the C-shaped bugs, so their
+turns went to SURW. The shares were chosen on that whole set, the gallery and the library
+stacks (``python -m benchmarks.run --only sctbench``; docs/strategies.md gives the
+figures), never on one program.
 
 Each member has its own seed, derived from the portfolio's, and learns only from its own
 runs, so member ``m``'s i-th run is the same schedule it would make as the i-th run of a
@@ -94,9 +97,8 @@ MEMBERS: dict[str, Factory] = {
 """The default members: label -> factory taking the member's seed."""
 
 ROTATION: tuple[str, ...] = (
-    "random", "symmetric", "pos", "coarse-symmetric", "surw", "symmetric", "pct-d3",
-    "coarse-symmetric", "coverage", "symmetric", "pct-kind-d3", "coarse-symmetric",
-    "systematic",
+    "surw", "symmetric", "surw", "coarse-symmetric", "surw", "surw", "pct-d3", "surw",
+    "coarse-symmetric", "surw", "surw", "surw", "systematic",
 )
 """One turn per entry, in this order, over and over (13 turns per rotation)."""
 

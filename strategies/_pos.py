@@ -27,7 +27,7 @@ import random
 
 from explorer._runtime import PointView
 from explorer.strategies._base import Parameter, Statistic, Strategy
-from explorer.strategies._features import describe, first_max, task_key
+from explorer.strategies._features import describe, first_max, task_keys
 
 
 class POS(Strategy):
@@ -50,12 +50,12 @@ class POS(Strategy):
 
     def choose(self, count: int, view: PointView) -> int:
         candidates = describe(count, view)
-        keys = [task_key(c) for c in candidates]
+        keys = task_keys(candidates)
         old = self._priority
         draw = self._rng.random
         # Events still pending from the previous point keep their priority; new ones draw.
         priority = {k: (old[k] if k in old else draw()) for k in keys}
-        best = first_max([priority[k] for k in keys])
+        best = first_max(list(map(priority.__getitem__, keys)))
         ran = candidates[best]
         resource = ran.resource
         del priority[keys[best]]  # its next event is a new one

@@ -13,16 +13,26 @@ where it is one, continuing it is free and each other candidate costs one switch
 follows a plan (decisions at some points) and then *keeps going*: the running task
 continues wherever it can, else the stock choice (0) runs. So each schedule is the
 keep-going completion of exactly one plan, and the plans form a tree (a child changes one
-decision after its parent's plan): the search is a depth-first walk of that tree, pruned
-where a plan's switches exceed the round. A plan's run is remembered (its candidate counts
-and which candidate could continue, per point) so that a later round expands it without
-running it again.
+decision after its parent's plan): the search walks that tree (see below for the order),
+pruned where a plan's switches exceed the round. A plan's run is remembered (its
+candidate counts and which candidate could continue, per point) so that a later round
+expands it without running it again.
 
 Guarantee: when :attr:`PreemptionBounded.exhausted` is true, every schedule with at most
 ``preemption_bound`` switches has run (or every schedule, if no schedule has more), in this
 worker's part when partitioned; :meth:`coverage` claims that and no more. A round that
 finds no schedule with exactly k switches ends the search: a schedule with more would
 have an ancestor in the tree with exactly k (each edge adds at most one switch).
+
+A plan's depth in the tree is exactly its schedule's number of *detours* (choices other
+than keeping going, :mod:`explorer._switches`), and a round runs level by level: every
+schedule of the round with 0 detours, then 1, ... (breadth first: each level is made from
+the one above, so each plan still runs once). So the first failure a round meets has the
+fewest detours for its switch count. The last round, whose plans no later round
+expands, is walked depth first without keeping their shapes, unless
+:attr:`PreemptionBounded.below_detours` is set: then it too runs level by level, stops
+below that many detours, and :meth:`coverage` claims the last round only below it. The
+shrinker's proof uses this.
 
 Named ``PreemptionBounded`` after the literature; ``make_strategy("systematic",
 preemption_bound=k)`` (``--strategy systematic --preemption-bound k``) builds it, since
@@ -68,10 +78,14 @@ class PreemptionBounded(RoundSearch):
         self._plan: Plan = ()
         self._shape: list[tuple[int, int, int]] = []
         self._lines = Lines()
-        self.below_deviations: int | None = None
-        """When set, the round of ``preemption_bound`` switches runs only schedules with
-        fewer deviations than this (the shrinker's proof sets it to its best so far)."""
+        self.below_detours: int | None = None
+        """When set, the round of ``preemption_bound`` switches runs by increasing number
+        of detours (0, then 1, ...) and only below this many; it is read afresh at every
+        plan, so lowering it mid-round ends the round sooner (the shrinker's proof sets it
+        to its best so far)."""
         self.limited = False
+        """The final round was cut by ``below_detours``: it covered only the schedules
+        with fewer detours."""
 
     # ------------------------------------------------------------------ Strategy
 
@@ -109,7 +123,7 @@ class PreemptionBounded(RoundSearch):
             limited = ""
             if self.limited and self.completed_rounds == self.preemption_bound:
                 limited = (f", those with {self.completed_rounds} only below "
-                           f"{self.below_deviations} deviation(s)")
+                           f"{self.below_detours} detour(s)")
             return (f"{part}all schedules with at most {self.completed_rounds} switch(es)"
                     f"{limited} ({self.schedules} schedules)")
         return f"{self.schedules} schedule(s); not even the round of 0 switches completed"
@@ -130,53 +144,83 @@ class PreemptionBounded(RoundSearch):
     def _rounds(self) -> _Search:
         k = 0
         while self.preemption_bound is None or k <= self.preemption_bound:
-            found = yield from self._walk((), 0, 0, k)
+            if k == self.preemption_bound and self.below_detours is None:
+                # No later round expands the last one's plans and no level recalls them:
+                # walked depth first, keeping no shapes.
+                found = yield from self._walk((), 0, k)
+            else:
+                found = yield from self._deepen(k)
             if found == 0:
                 # Nothing with k switches: nothing with more either, unless the round was
-                # cut by the deviation limit, which says nothing about the rest.
+                # cut by the detour limit, which says nothing about the rest.
                 self.space_finished = not self.limited
                 return
             self.completed_rounds = k
             k += 1
 
-    def _walk(self, plan: Plan, cost: int, deviations: int, k: int
-              ) -> Generator[Plan, Shape, int]:
-        """Run (or recall) ``plan``, whose schedule has ``cost`` switches and whose
-        decisions deviate ``deviations`` times, then every child plan with at most ``k``
-        switches; count the schedules with exactly ``k``."""
+    def _deepen(self, k: int) -> Generator[Plan, Shape, int]:
+        """The round of ``k`` switches level by level: level d holds the plans d deep (a
+        plan's depth in the tree is its schedule's detours: each child adds one decision
+        off the keep-going run, and the run keeps going after it), and runs those with
+        ``k`` switches; the others, with fewer, ran in an earlier round and are recalled.
+        Each level is made from the one above, so no plan runs twice. In the last round,
+        only while d is below :attr:`below_detours` (when set: it is read afresh at every
+        plan, so lowering it cuts the level short). Count the schedules with ``k``
+        switches."""
         found = 0
-        shape = self._shapes.get(plan)
-        if cost == k or shape is None:
-            # The empty plan's run is worker 0's schedule; another worker runs it only to
-            # learn the tree's first level (a probe), and goes on to round 1 regardless.
-            self._probe = cost < k or (plan == () and self.index != 0)
-            shape = yield plan
-            found = 1 if cost == k else 0
-            if self.preemption_bound is None or k < self.preemption_bound:
-                self._shapes[plan] = shape  # the next round expands it without a run
-        start = len(plan)
+        depth = 0
+        level: list[tuple[Plan, int]] = [((), 0)]
+        while level:
+            below: list[tuple[Plan, int]] = []
+            for plan, cost in level:
+                limit = self.below_detours if k == self.preemption_bound else None
+                if limit is not None and depth >= limit:
+                    self.limited = True  # what is left cannot have fewer detours
+                    return found
+                shape = self._shapes.get(plan)
+                fresh = cost == k
+                if fresh or shape is None:
+                    # The empty plan's run is worker 0's schedule; another worker runs it
+                    # only to learn the tree's first level (a probe).
+                    self._probe = not fresh or (plan == () and self.index != 0)
+                    shape = yield plan
+                    found += fresh
+                    if self.preemption_bound is None or k < self.preemption_bound:
+                        self._shapes[plan] = shape  # the next round expands it unrun
+                below += self._children(plan, cost, shape, k)
+            level = below
+            depth += 1
+        return found
+
+    def _children(self, plan: Plan, cost: int, shape: Shape, k: int
+                  ) -> list[tuple[Plan, int]]:
+        """The child plans of ``plan`` (whose schedule has ``cost`` switches and the
+        given shape) with at most ``k`` switches, each with its switch count."""
+        children: list[tuple[Plan, int]] = []
         keep = list(plan)
-        # In the last round, a child whose decisions so far already deviate at least
-        # ``below_deviations`` times has no descendant with fewer (a child changes only
-        # later decisions): skipped, when that limit is set.
-        limit = self.below_deviations if k == self.preemption_bound else None
-        for point in range(start, len(shape)):
-            if limit is not None and deviations >= limit:
-                self.limited = True
-                break
+        for point in range(len(plan), len(shape)):
             count, going, switches = shape[point]
             if not (plan == () and point % self.count != self.index):
                 for choice in range(count):
                     if choice == going:
                         continue
                     extra = (switches >> choice) & 1
-                    more = deviations + (choice != 0)
-                    if cost + extra > k:
-                        continue
-                    if limit is not None and more >= limit:
-                        self.limited = True
-                        continue
-                    found += yield from self._walk((*keep, choice), cost + extra, more, k)
+                    if cost + extra <= k:
+                        children.append(((*keep, choice), cost + extra))
             keep.append(going)
-            deviations += going != 0
+        return children
+
+    def _walk(self, plan: Plan, cost: int, k: int) -> Generator[Plan, Shape, int]:
+        """The last round, depth first (no later round expands its plans, so their
+        shapes are not kept): run (or recall) ``plan``, whose schedule has ``cost``
+        switches, then every child plan with at most ``k``; count the schedules with
+        exactly ``k``."""
+        found = 0
+        shape = self._shapes.get(plan)
+        if cost == k or shape is None:
+            self._probe = cost < k or (plan == () and self.index != 0)
+            shape = yield plan
+            found = 1 if cost == k else 0
+        for child, child_cost in self._children(plan, cost, shape, k):
+            found += yield from self._walk(child, child_cost, k)
         return found

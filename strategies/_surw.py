@@ -1,46 +1,127 @@
-"""``surw``: selectively uniform random walk.
+"""``surw``: selectively uniform random walk, as published.
 
 After Zhao, Wolff, Mathur and Roychoudhury, "Selectively Uniform Concurrency Testing"
-(ASPLOS 2025). A uniform random walk picks each ready task with the same probability,
-which does *not* sample interleavings uniformly: a task with few steps left finishes early
-in most runs, and orders in which it runs late are rare. Picking each task with probability
-proportional to the number of events it has left makes every interleaving of the tasks'
-events equally likely (for programs that do not block). The selective variant applies that
-weighting only to the "interesting" events, so that interleavings of those are sampled
-uniformly.
+(ASPLOS 2025), following its public artifact (github.com/zhaohuanqdcn/SURW:
+``src/main.zig`` with the ``urw-sched`` and ``rp-urw`` configurations). A uniform random
+walk picks each ready task with the same probability, which does *not* sample
+interleavings uniformly: a task with few steps left finishes early in most runs, and orders
+in which it runs late are rare. Picking each task with probability proportional to the
+number of events it has left makes every interleaving of the tasks' events equally likely.
+The selective variant applies that weighting only to the "interesting" events.
 
-How this implementation approximates it (the runtime cannot know the future):
+The algorithm, run by run:
 
-- Remaining events are *estimated* from earlier runs: for each task id, the number of
-  interesting steps it took in the longest earlier run, minus the steps it has taken in
-  this run. The first run has no estimate and is a plain random walk.
-- An interesting event is a step on a known shared object: a candidate whose pending
-  operation has a resource (a lock, queue, event, future...). When no earlier step of the
-  scenario had a resource (for example, a program synchronising only through bare
-  ``sleep(0)`` yields), every step counts as interesting, and the walk weights by all
-  remaining steps.
-- Each candidate's weight is ``1 + remaining``: a task whose estimate is used up still
-  runs, with the weight of a uniform random walk. Candidates without a task (a plain
-  callback, a timer) have no estimate and weigh 1.
+- The first run is the profiling run (the artifact's dry run): a uniform random walk that
+  counts each task's interesting events. It counts as a schedule, as it does in the
+  published figures. Unlike the artifact's scheduler, the runtime asks a strategy only
+  where two candidates or more are ready, so a run shows only part of a task's events (a
+  checker created last often runs alone); the counts are therefore kept as the most seen
+  for each task in any run so far, the profiling run and every later one.
+- A task's *estimate* is its own count plus the counts of every task it created, and of
+  theirs (the artifact's ``estimate.in``). The spawn tree is read from task ids:
+  ``main/worker#3`` is a child of ``main``. So ``main``, which creates the tasks one by
+  one, carries the weight of all the tasks it has not created yet.
+- In every later run, each task starts with its estimate as its events left. When a task
+  first shows up, its estimate is taken off its parent's events left; if the parent was
+  the drawn target (below), the child takes the target over with probability (child's
+  estimate) / (parent's events left) — the artifact's ``pthread_create``.
+- At a scheduling point, random priorities (``rp``) propose a candidate: every task holds a
+  random priority and the highest one not held back is proposed. If the proposed step is
+  not interesting, it runs, and its task draws a new priority. If it is interesting and no
+  target is drawn, a target is drawn among the candidates not held back with probability
+  proportional to their events left; a proposed task that is not the target is held back
+  (``alg_blocked``) and the next one is proposed. The target's interesting step runs, its
+  events left drop by one and everything held back is released. A task whose events left
+  are used up counts one when proposed, so that it can still run; if every candidate is
+  held back, all are released and the target is drawn again.
 
-Guarantee: reproducible from ``seed``; every schedule has a non-zero probability, and for
-non-blocking tasks whose step counts do not vary between runs, interleavings of interesting
-events are sampled close to uniformly. Use it when a task with few operations must land
-between the many operations of others (a reader that must see a half-finished writer).
+What maps to what: an event is a task's step (what it runs between two scheduling
+points); a thread creation is a step after which a new child of the task shows up (learnt
+by code site: the task's kind and the line it resumes from), and is never interesting,
+as ``pthread_create`` is not in the artifact. "Interesting" follows the artifact's modes:
+
+- ``sched_yield`` (the ``urw-sched`` configuration; its SCTBench builds yield before
+  every shared-memory access): when the profiling run had bare yields (``await
+  asyncio.sleep(0)``, the explicit scheduling points of user code), the steps resuming
+  from one are the interesting events. The SCTBench ports yield before every shared access,
+  as the instrumented C programs do.
+- ``memory_addr`` (``rp-urw``): otherwise, when the profiling run saw shared resources —
+  the ``resource`` of a step: a lock, queue, event, future or awaited task — each stepped
+  on by at least two tasks and at least half of them (the artifact's filter for shared
+  variables), each run draws one of them with probability proportional to its steps, and
+  the interesting events are the steps on it. The artifact also requires a written
+  variable; the runtime does not tell reads from writes, so that filter is left out.
+- Otherwise every task step is interesting.
+
+Plain callbacks and timer firings are never interesting. What the runtime cannot give
+without footprints is the artifact's per-variable selection on plain shared attributes: a
+checker's read of ``b`` and a setter's write of ``b`` are both just yields, so on the
+SCTBench ports the walk is uniform over all accesses rather than over the accesses to one
+drawn variable, which costs it on programs with one checker among many writers.
+
+Guarantee: reproducible from ``seed``; a sample, never exhaustive. When the profile's
+counts hold in every run, interleavings of the interesting events are drawn close to
+uniformly. Not every schedule can be drawn: a task whose estimate is used up waits behind
+the drawn target. Use it when a task with few operations must land between the many
+operations of others, and when tasks are created one by one (the creator keeps the weight
+of what it will create, so late tasks still meet early ones).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 
-from explorer._runtime import PointView
+from explorer._runtime import Candidate, Location, PointView
 from explorer.strategies._base import Parameter, Statistic, Strategy
-from explorer.strategies._features import describe, task_key
+from explorer.strategies._features import processes, task_kind
+
+_NO_TASK = frozenset({"loop", "clock", "fault"})
+"""Process names of candidates that are not a task's step (:meth:`PointView.process`)."""
+
+_YIELDS = frozenset({"step"})
+"""Candidate kinds that are interesting in the ``sched_yield`` mode: a task resuming from a
+bare yield, the place the user marked as a scheduling point."""
+
+_EVERY_STEP = frozenset({"start", "step", "wakeup"})
+"""Every kind of task step: the interesting kinds when a program has no bare yield."""
+
+
+def parent_of(task: str) -> str | None:
+    """The id of the task that created ``task``: ``main/worker#3`` -> ``main``."""
+    cut = task.rfind("/")
+    return task[:cut] if cut > 0 else None
+
+
+def subtree_estimates(counts: dict[str, int]) -> dict[str, int]:
+    """Each task's count plus its descendants' (over the tasks in ``counts``; a task whose
+    parent is missing from ``counts`` passes its count to the nearest ancestor present)."""
+    total = dict(counts)
+    for task in sorted(counts, key=lambda t: -t.count("/")):
+        parent = parent_of(task)
+        while parent is not None and parent not in counts:
+            parent = parent_of(parent)
+        if parent is not None:
+            total[parent] += total[task]
+    return total
+
+
+def shared_resources(touches: Mapping[str, Mapping[str, int]], tasks: int) -> dict[str, int]:
+    """The resources that at least two tasks, and at least half of all tasks, stepped on,
+    with their step counts: the artifact's filter for shared variables."""
+    need = max(2, tasks // 2)
+    return {resource: sum(by_task.values()) for resource, by_task in touches.items()
+            if len(by_task) >= need}
+
+
+Site = tuple[str, Location | None]
+"""Where a step starts: its task's kind and the location it resumes from."""
 
 
 class SURW(Strategy):
-    """Weighted random walk: weight of a task = 1 + its estimated remaining events."""
+    """Uniform random walk over interesting events, weighted by estimated events left (the
+    creator carrying its future children's); random priorities for the other events."""
 
     name = "surw"
     splitting = "seeded"
@@ -49,54 +130,269 @@ class SURW(Strategy):
         self.seed = seed if seed is not None else random.getrandbits(32)
         self._rng = random.Random(self.seed)
         self.runs = 0
-        self._estimate: dict[str, int] = {}  # task -> interesting steps (most seen)
-        self._all: dict[str, int] = {}  # task -> steps (most seen)
-        self._selective = False  # an earlier run had an interesting step
-        self._done: dict[str, int] = {}
-        self._done_all: dict[str, int] = {}
-        self._interesting_seen = False
+        # What the runs so far showed (the profile).
+        self._kinds: frozenset[str] | None = None  # the interesting kinds, once profiled
+        self._counts: dict[str, int] = {}  # task -> most interesting steps seen in a run
+        self._touches: dict[str, dict[str, int]] = {}  # resource -> task -> most steps
+        self._creators: set[Site] = set()  # where the steps that created a task start
+        self._estimate: dict[str, int] = {}
+        self._target_resource: str | None = None
+        # This run.
+        self._log: list[tuple[str, str, str | None, Site]] = []  # task, kind, resource, site
+        self._seen: set[str] = set()
+        self._last: tuple[str, Site] | None = None
+        self._described: dict[int, Candidate] = {}
+        self._left: dict[str, int] = {}
+        self._born: Counter[str] = Counter()  # parent -> estimates of its children so far
+        self._priority: dict[str, float] = {}
+        self._held: set[str] = set()
+        self._target: str | None = None
+        self.targets_drawn = 0
+        self.handovers = 0
 
     def start_run(self) -> bool:
         self.runs += 1
-        self._done = {}
-        self._done_all = {}
-        self._interesting_seen = False
+        self._log = []
+        self._seen = set()
+        self._last = None
+        self._left = {}
+        self._born = Counter()
+        self._priority = {}
+        self._held = set()
+        self._target = None
+        if self.runs >= 2:
+            self._estimate = self._draw_estimate()
         return True
 
     def choose(self, count: int, view: PointView) -> int:
-        candidates = describe(count, view)
-        keys = [task_key(c) if c.task is not None else None for c in candidates]
-        estimate, done = ((self._estimate, self._done) if self._selective
-                          else (self._all, self._done_all))
-        weights = [1 + max(0, estimate.get(k, 0) - done.get(k, 0)) if k is not None else 1
-                   for k in keys]
-        pick = self._rng.random() * sum(weights)
-        chosen = count - 1
-        for i, weight in enumerate(weights):
-            pick -= weight
-            if pick < 0:
-                chosen = i
-                break
-        key = keys[chosen]
-        if key is not None:
-            self._done_all[key] = self._done_all.get(key, 0) + 1
-            if candidates[chosen].resource is not None:
-                self._done[key] = self._done.get(key, 0) + 1
-                self._interesting_seen = True
-        return chosen
+        self._described = {}
+        ids = processes(count, view)
+        self._arrivals(ids, view)
+        index = self._rng.randrange(count) if self.runs == 1 else self._walk(count, ids, view)
+        self._record(index, ids[index], view)
+        return index
 
     def end_run(self, decisions: Sequence[int], failed: bool) -> None:
-        for store, seen in ((self._estimate, self._done), (self._all, self._done_all)):
-            for key, n in seen.items():
-                if n > store.get(key, 0):
-                    store[key] = n
-        self._selective = self._selective or self._interesting_seen
+        if self._kinds is None:
+            self._kinds = self._choose_kinds()
+        kinds = self._kinds
+        counts: Counter[str] = Counter({task: 0 for task in self._seen
+                                        if task not in _NO_TASK})
+        touches: dict[str, Counter[str]] = {}
+        for task, kind, resource, site in self._log:
+            if site in self._creators:
+                continue
+            if kind in kinds:
+                counts[task] += 1
+            if resource is not None:
+                touches.setdefault(resource, Counter())[task] += 1
+        for task, n in counts.items():
+            self._counts[task] = max(n, self._counts.get(task, 0))
+        for resource, by_task in touches.items():
+            known = self._touches.setdefault(resource, {})
+            for task, n in by_task.items():
+                known[task] = max(n, known.get(task, 0))
+        self._log = []
 
     def coverage(self) -> str:
-        return f"{self.runs} SURW schedules (seed {self.seed}); a sample, not exhaustive"
+        return (f"{self.runs} SURW schedules (seed {self.seed}, the first a profiling run); "
+                f"a sample, not exhaustive")
 
     def describe(self) -> dict[str, Parameter]:
         return {"name": self.name, "seed": self.seed}
 
     def statistics(self) -> dict[str, Statistic]:
-        return {"tasks_estimated": len(self._all), "selective": self._selective}
+        mode = ("not yet profiled" if self._kinds is None
+                else "bare yields" if self._kinds is _YIELDS
+                else "one shared resource per run" if self._shared()
+                else "every step")
+        return {"tasks_profiled": len(self._counts), "interesting": mode,
+                "targets_drawn": self.targets_drawn, "handovers": self.handovers}
+
+    def estimates(self) -> dict[str, int]:
+        """Each task's estimated interesting events for the next run, its descendants'
+        included (in the ``sched_yield`` mode, or the every-step mode without a shared
+        resource; empty before the profiling run ends)."""
+        return subtree_estimates(self._counts)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _walk(self, count: int, ids: Sequence[str], view: PointView) -> int:
+        """One decision of a run after the profiling run (the module docstring)."""
+        if _NO_TASK.isdisjoint(ids):
+            return self._walk_tasks(count, ids, view)
+        return self._walk_any(count, ids, view)
+
+    def _walk_any(self, count: int, ids: Sequence[str], view: PointView) -> int:
+        """:meth:`_walk` by proposals: the free candidate of highest priority, again and
+        again, until one may step."""
+        left = self._left
+        held = self._held
+        while True:
+            free = [i for i in range(count) if ids[i] not in held]
+            if not free:  # everyone waits on a target that cannot step: draw again
+                held.clear()
+                self._target = None
+                continue
+            index = self._propose(free, ids)
+            task = ids[index]
+            if not self._interesting(index, task, view):
+                self._priority.pop(task, None)
+                return index
+            if left[task] == 0:
+                left[task] = 1
+            if self._target is None:
+                self._target = self._draw_target(free, ids)
+            if task != self._target:
+                held.add(task)
+                continue
+            left[task] -= 1
+            self._target = None
+            held.clear()
+            return index
+
+    def _walk_tasks(self, count: int, ids: Sequence[str], view: PointView) -> int:
+        """:meth:`_walk` when every candidate is a task's step, in one pass.
+
+        Same decisions and the same random draws as :meth:`_walk_any`: its successive
+        proposals are the free candidates in decreasing priority (a task keeps its priority
+        until it steps, and only candidates of no task draw afresh at each proposal), so
+        they are visited in that order once instead of searched for again each time."""
+        left = self._left
+        held = self._held
+        priority = self._priority
+        rng = self._rng
+        while True:
+            free = [i for i in range(count) if ids[i] not in held]
+            if not free:  # everyone waits on a target that cannot step: draw again
+                held.clear()
+                self._target = None
+                continue
+            for i in free:  # as the first proposal does, in this order
+                if ids[i] not in priority:
+                    priority[ids[i]] = rng.random()
+            # Highest priority first; among equal ones the lowest index, as _propose.
+            order = sorted(free, key=lambda i: (-priority[ids[i]], i))
+            for position, index in enumerate(order):
+                task = ids[index]
+                if not self._interesting(index, task, view):
+                    priority.pop(task, None)
+                    return index
+                if left[task] == 0:
+                    left[task] = 1
+                if self._target is None:
+                    # _walk_any draws among the candidates free at this proposal.
+                    rest = sorted(order[position:])
+                    self._target = self._draw_target(rest, ids)
+                if task != self._target:
+                    held.add(task)
+                    continue
+                left[task] -= 1
+                self._target = None
+                held.clear()
+                return index
+            held.clear()  # all held: as _walk_any, draw again from everyone
+            self._target = None
+
+    def _candidate(self, index: int, view: PointView) -> Candidate:
+        """Candidate ``index`` described once per point (describing walks frames)."""
+        described = self._described.get(index)
+        if described is None:
+            described = self._described[index] = view.candidate(index)
+        return described
+
+    def _arrivals(self, ids: Sequence[str], view: PointView) -> None:
+        """Note the tasks that show up for the first time in this run: where the step
+        that created them starts, and (after the profiling run) their events left."""
+        for task in ids:
+            if task in self._seen or task in _NO_TASK:
+                continue
+            self._seen.add(task)
+            last = self._last
+            if last is not None and last[0] == view.current() and parent_of(task) == last[0]:
+                self._creators.add(last[1])
+            if self.runs >= 2:
+                self._arrive(task)
+
+    def _record(self, index: int, task: str, view: PointView) -> None:
+        if task in _NO_TASK:
+            return
+        candidate = self._candidate(index, view)
+        site = (task_kind(task), candidate.location)
+        self._log.append((task, candidate.kind, candidate.resource, site))
+        self._last = (task, site)
+
+    def _choose_kinds(self) -> frozenset[str]:
+        """The interesting kinds, from the profiling run: bare yields if it had any that
+        did not create a task, else every kind of step."""
+        for _, kind, _, site in self._log:
+            if kind in _YIELDS and site not in self._creators:
+                return _YIELDS
+        return _EVERY_STEP
+
+    def _shared(self) -> dict[str, int]:
+        if self._kinds is not _EVERY_STEP:
+            return {}
+        return shared_resources(self._touches, len(self._counts))
+
+    def _draw_estimate(self) -> dict[str, int]:
+        """Draw this run's interesting resource (if any is shared) and each task's
+        estimate of interesting events, its descendants' included."""
+        shared = self._shared()
+        if not shared:
+            self._target_resource = None
+            return subtree_estimates(self._counts)
+        resources = sorted(shared)
+        self._target_resource = self._rng.choices(
+            resources, weights=[shared[r] for r in resources])[0]
+        by_task = self._touches[self._target_resource]
+        return subtree_estimates({task: by_task.get(task, 0) for task in self._counts})
+
+    def _arrive(self, task: str) -> None:
+        """A task shows up for the first time in this run: its events left are its
+        estimate, less its children's already here; they are taken off its creator's,
+        and the target may pass to it."""
+        mine = self._estimate.get(task, 0)
+        self._left[task] = max(0, mine - self._born[task])
+        parent = parent_of(task)
+        if parent is None:
+            return
+        self._born[parent] += mine
+        theirs = self._left.get(parent)
+        if theirs is None or theirs <= 0:
+            return
+        if self._target == parent and mine >= self._rng.randint(1, theirs):
+            self._target = task
+            self.handovers += 1
+        self._left[parent] = max(0, theirs - mine)
+
+    def _propose(self, free: list[int], ids: Sequence[str]) -> int:
+        """The free candidate of highest random priority (drawn when missing). Candidates
+        of no task (plain callbacks, the timer, the options of a fault point) share their
+        process name, so each draws afresh: every option keeps a chance."""
+        priority = self._priority
+        best, top = free[0], -1.0
+        for i in free:
+            key = ids[i]
+            p = self._rng.random() if key in _NO_TASK else priority.get(key)
+            if p is None:
+                p = priority[key] = self._rng.random()
+            if p > top:
+                best, top = i, p
+        return best
+
+    def _interesting(self, index: int, task: str, view: PointView) -> bool:
+        if task in _NO_TASK:
+            return False
+        candidate = self._candidate(index, view)
+        if (task_kind(task), candidate.location) in self._creators:
+            return False
+        if self._target_resource is not None:
+            return candidate.resource == self._target_resource
+        return self._kinds is not None and candidate.kind in self._kinds
+
+    def _draw_target(self, free: list[int], ids: Sequence[str]) -> str:
+        """A free task with probability proportional to its events left."""
+        tasks = [ids[i] for i in free if ids[i] not in _NO_TASK and self._left[ids[i]] > 0]
+        self.targets_drawn += 1
+        return self._rng.choices(tasks, weights=[self._left[t] for t in tasks])[0]

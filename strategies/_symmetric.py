@@ -30,26 +30,32 @@ twostage_N: flat in N, where a random walk degrades).
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 from explorer._runtime import Candidate, PointView
 from explorer.strategies._base import Parameter, Statistic, Strategy
-from explorer.strategies._features import Site, describe, site, spawn_order, task_key, task_kind
+from explorer.strategies._features import Site, describe, spawn_order, task_keys, task_kind
 
 MODES = ("sites", "kinds")
 
 
-def walk_step(candidates: list[Candidate], mode: str, rng: random.Random) -> int:
+def walk_step(candidates: Sequence[Candidate], mode: str, rng: random.Random) -> int:
     """One step of a ``sites`` or ``kinds`` walk: the index of the chosen candidate."""
+    keys = task_keys(candidates)
     if mode == "sites":
         at: dict[Site, list[int]] = {}
-        for i, candidate in enumerate(candidates):
-            at.setdefault(site(candidate), []).append(i)
+        for i, where in enumerate([(task_kind(key), c.location, c.operation)  # site(c)
+                                   for key, c in zip(keys, candidates, strict=True)]):
+            group = at.get(where)
+            if group is None:
+                at[where] = [i]
+            else:
+                group.append(i)
         groups = list(at.values())
         group = groups[int(rng.random() * len(groups))]
         return group[int(rng.random() * len(group))]
     eldest: dict[str, tuple[tuple[int, ...], int]] = {}
-    for i, candidate in enumerate(candidates):
-        key = task_key(candidate)
+    for i, key in enumerate(keys):
         kind = task_kind(key)
         order = spawn_order(key)
         if kind not in eldest or order < eldest[kind][0]:

@@ -19,14 +19,51 @@ A drawn schedule runs once: draw another for another run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
 
+from hypothesis import note
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 
 from explorer._faults import fault_kinds
 from explorer._runtime import PointView
 from explorer._schedule import Schedule
 from explorer.strategies._base import Parameter, Strategy
+
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_./:~ -]+")
+
+
+def _quiet_explanations() -> None:
+    """Keep the explorer's own lines out of Hypothesis's "explain" phase.
+
+    That phase lists the lines that only failing examples ran. A failing schedule makes the
+    explorer build its report (shrinking, the story), so without this the list is the
+    explorer's internals rather than the user's code. Hypothesis already leaves out pytest
+    and the standard library the same way; its list is not public API, so nothing happens
+    when it is not there."""
+    try:
+        from hypothesis.internal import scrutineer
+    except ImportError:  # pragma: no cover - a Hypothesis without the explain phase
+        return
+    unhelpful = getattr(scrutineer, "UNHELPFUL_LOCATIONS", None)
+    if not isinstance(unhelpful, tuple):  # pragma: no cover - its shape changed
+        return
+    explorer_dir = Path(sys.modules["explorer"].__file__ or __file__).resolve().parent
+    ours = sorted(f"{directory.as_posix()}/**"
+                  for directory in {explorer_dir, Path(__file__).resolve().parent})
+    # Hypothesis turns the patterns into one regular expression, escaping only dots: a
+    # directory with other special characters is left out rather than breaking it.
+    scrutineer.UNHELPFUL_LOCATIONS = unhelpful + tuple(
+        pattern for pattern in ours
+        if pattern not in unhelpful and _PLAIN_PATH.fullmatch(pattern[:-3]))
+
+
+_quiet_explanations()
 
 __all__ = ["DrawnSchedule", "schedules"]
 
@@ -61,6 +98,12 @@ class DrawnSchedule(Strategy):
         self.decisions.append(choice)
         return choice
 
+    def end_run(self, decisions: Sequence[int], failed: bool) -> None:
+        # Hypothesis prints the falsifying example as it was drawn, before the run made
+        # the schedule; a note is printed with it, after the run: the string to paste.
+        with contextlib.suppress(InvalidArgument):  # outside a Hypothesis test: no notes
+            note(f"schedule: {self.schedule}")
+
     @property
     def schedule(self) -> Schedule:
         """The decisions drawn so far, as a replayable schedule."""
@@ -74,6 +117,12 @@ class DrawnSchedule(Strategy):
         if not self._used:
             return "schedules() (not run yet)"
         return f"schedules() -> {self.schedule}"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # Hypothesis prints a falsifying example with its pretty printer, which shows a
+        # value made by st.builds as the call that built it (DrawnSchedule(data(...),
+        # ...)) unless the value prints itself: the schedule string is what to paste.
+        printer.text(repr(self))
 
 
 def schedules(*, timer_races: bool = False, faults: bool | Iterable[str] = False

@@ -13,7 +13,9 @@ import asyncio
 import collections
 import dataclasses
 import heapq
+import os
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -484,7 +486,166 @@ async def cancellation(out: list[Any]) -> None:
     out.append(tuple(got))
 
 
+async def nested_unpacking(out: list[Any]) -> None:
+    # Lists of pairs of atoms are unpacked as PURE; a pair replaced by a mutable one
+    # mid-run (then changed) must still be read where it is unpacked.
+    rows: list[Any] = [("a", 1), ("b", 2)]
+    got: list[tuple[Any, ...]] = []
+
+    async def writer() -> None:
+        await asyncio.sleep(0)
+        cell = ["b", 5]
+        rows[1] = cell
+        await asyncio.sleep(0)
+        cell[1] = 6
+
+    async def reader() -> None:
+        for _ in range(2):
+            await asyncio.sleep(0)
+            got.append(tuple(value for _i, (_name, value) in enumerate(rows)))
+
+    await asyncio.gather(writer(), reader())
+    out.append(tuple(got))
+
+
+async def membership_in_built_list(out: list[Any]) -> None:
+    rows: list[tuple[str, int]] = [("a", 1)]
+    got: list[bool] = []
+
+    async def writer() -> None:
+        await asyncio.sleep(0)
+        rows.append(("b", 2))
+
+    async def reader() -> None:
+        await asyncio.sleep(0)
+        got.append("b" in [name for name, _ in rows])
+
+    await asyncio.gather(writer(), reader())
+    out.append(tuple(got))
+
+
+_VARIABLE = "EXPLORER_TEST_MEMBERSHIP"
+
+
+async def environment_membership(out: list[Any]) -> None:
+    got: list[bool] = []
+
+    async def writer() -> None:
+        await asyncio.sleep(0)
+        os.environ[_VARIABLE] = "1"
+
+    async def reader() -> None:
+        await asyncio.sleep(0)
+        got.append(_VARIABLE in os.environ)
+
+    try:
+        await asyncio.gather(writer(), reader())
+    finally:
+        os.environ.pop(_VARIABLE, None)
+    out.append(tuple(got))
+
+
+_OPEN = "open"
+_CLOSED = "closed"
+
+
+class _Client:
+    def __init__(self) -> None:
+        self.state = _OPEN
+
+
+async def silent_store(out: list[Any]) -> None:
+    # The opener stores the value already held (a read) unless the closer ran first.
+    client = _Client()
+    got: list[str] = []
+
+    async def opener() -> None:
+        await asyncio.sleep(0)
+        client.state = _OPEN
+        await asyncio.sleep(0)
+        got.append(client.state)
+
+    async def closer() -> None:
+        await asyncio.sleep(0)
+        client.state = _CLOSED
+
+    await asyncio.gather(opener(), closer())
+    out.append((tuple(got), client.state))
+
+
+class _Route:
+    def __init__(self, path: str, handler: str) -> None:
+        self.path = path
+        self.handler = handler
+
+    def __iter__(self) -> Any:
+        return iter((self.path, self.handler))
+
+
+async def unpacking_iterable_records(out: list[Any]) -> None:
+    # Unpacking records whose __iter__ is Python code: their fields are read there.
+    routes = [_Route("/a", "old"), _Route("/b", "old")]
+    got: list[tuple[str, ...]] = []
+
+    async def writer() -> None:
+        await asyncio.sleep(0)
+        routes[1].handler = "new"
+
+    async def reader() -> None:
+        await asyncio.sleep(0)
+        got.append(tuple(handler for _path, handler in reversed(routes)))
+
+    await asyncio.gather(writer(), reader())
+    out.append(tuple(got))
+
+
+_KNOWN_KINDS = frozenset({(__name__, "_Route")})
+
+
+async def class_names(out: list[Any]) -> None:
+    # A class's module and name are read through type's own getters (strings).
+    holder = _Client()
+    holder.state = _Client  # type: ignore[assignment]
+    got: list[bool] = []
+
+    async def writer() -> None:
+        await asyncio.sleep(0)
+        holder.state = _Route  # type: ignore[assignment]
+
+    async def reader() -> None:
+        await asyncio.sleep(0)
+        cls = holder.state
+        got.append((cls.__module__, cls.__name__) in _KNOWN_KINDS)  # type: ignore[attr-defined]
+
+    await asyncio.gather(writer(), reader())
+    out.append(tuple(got))
+
+
+async def file_status(out: list[Any]) -> None:
+    # Checking a path reads its status; writing the file is not modelled (UNKNOWN).
+    path = os.path.join(tempfile.gettempdir(), f"explorer-file-status-{os.getpid()}")
+    got: list[tuple[bool, int]] = []
+
+    async def writer() -> None:
+        await asyncio.sleep(0)
+        with open(path, "w") as handle:
+            handle.write("x")
+
+    async def reader() -> None:
+        await asyncio.sleep(0)
+        exists = os.path.exists(path)
+        got.append((exists, os.stat(path).st_size if exists else -1))
+
+    try:
+        await asyncio.gather(writer(), reader())
+    finally:
+        os.remove(path)
+    out.append(tuple(got))
+
+
 PROGRAMS: list[Program] = [
+    nested_unpacking, membership_in_built_list, environment_membership, silent_store,
+    unpacking_iterable_records, class_names, file_status,
     attribute_read_modify_write, dict_insertion_order, list_append_order, module_global,
     closure_variable, shared_generator, shared_iterator, check_then_act,
     awaited_return_value, future_done, defaultdict_of_lists, heap_order, property_read,
@@ -522,9 +683,10 @@ def test_every_outcome_of_exhaustive_search_is_reached(program: Program) -> None
 @needs_monitoring
 @pytest.mark.parametrize("example", unfaulted_examples(), ids=lambda e: e.name)
 def test_every_gallery_bug_is_still_found(example: Example) -> None:
+    # Finding is what the reduction decides; shrinking the failure is the shrinker's test.
     result = explorer.explore(example.buggy, strategy=DPOR(example.bound, footprints="auto"),
                               max_steps=example.max_steps, max_schedules=20_000,
-                              raise_on_failure=False)
+                              raise_on_failure=False, shrink=False)
     assert result.failure is not None
     assert result.failure.kind == example.kind
 
@@ -679,6 +841,74 @@ def test_as_few_schedules_as_with_declared_state() -> None:
 
 
 # ---------------------------------------------------------------------------- the machinery
+
+
+def _temporaries(tasks: int) -> Callable[[], Any]:
+    async def scenario() -> None:
+        async def worker(name: str) -> None:
+            for round_ in range(3):
+                await asyncio.sleep(0)
+                # Made and freed within the step: the next task's temporaries may get
+                # the same addresses, and must not count as the same objects.
+                scratch = _Client()
+                scratch.state = f"{name} {round_}"
+                del scratch
+
+        await asyncio.gather(*(worker(f"w{i}") for i in range(tasks)))
+
+    return scenario
+
+
+async def _same_value_stores() -> None:
+    client = _Client()
+
+    async def request() -> None:
+        for _ in range(2):
+            await asyncio.sleep(0)
+            client.state = _OPEN  # what httpx's client does on every request
+
+    await asyncio.gather(request(), request(), request())
+    assert client.state is _OPEN
+
+
+@needs_monitoring
+def test_stores_of_the_value_already_held_commute() -> None:
+    result = explorer.explore(_same_value_stores, strategy=DPOR(footprints="auto"))
+    assert result.exhausted and result.failure is None
+    assert result.schedules == 1
+
+
+async def _tasks_and_generators_made_in_steps() -> None:
+    # Every new task and async generator is added to asyncio's registries (WeakSets):
+    # the runtime's bookkeeping, not state the tasks share.
+    async def numbers() -> Any:
+        yield 1
+
+    async def helper() -> None:
+        async for _ in numbers():
+            pass
+
+    async def worker() -> None:
+        for _ in range(2):
+            await asyncio.sleep(0)
+            await asyncio.create_task(helper())
+
+    await asyncio.gather(worker(), worker())
+
+
+@needs_monitoring
+def test_asyncio_registries_are_not_shared_state() -> None:
+    result = explorer.explore(_tasks_and_generators_made_in_steps,
+                              strategy=DPOR(footprints="auto"))
+    assert result.exhausted and result.failure is None
+    assert result.schedules <= 2
+
+
+@needs_monitoring
+def test_temporaries_of_different_steps_never_meet() -> None:
+    result = explorer.explore(_temporaries(3), strategy=DPOR(footprints="auto"))
+    assert result.exhausted and result.failure is None
+    assert result.schedules == 1
 
 
 @needs_monitoring

@@ -315,7 +315,7 @@ def test_corpus_commands(project: tuple[Path, str], capsys: pytest.CaptureFixtur
     code, out, _ = run_cli(capsys, "corpus", "list", "--json")
     assert len(json.loads(out)["entries"]) == 5
     code, out, _ = run_cli(capsys, "corpus", "show", saved.stem.rsplit("-", 1)[1][:8])
-    assert code == cli.OK and f"explorer replay {name}.buggy" in out
+    assert code == cli.OK and f"explorer replay {name}.py::buggy 'v1:" in out
 
     code, out, _ = run_cli(capsys, "corpus", "verify", "--json", "--no-collect")
     statuses = {Path(e["path"]).name: e["status"] for e in json.loads(out)["entries"]}
@@ -424,3 +424,198 @@ def test_console_script_entry_point() -> None:
 
     [script] = entry_points(group="console_scripts", name="explorer")
     assert script.value == "explorer.cli:main"
+
+
+def test_help_keeps_bracketed_text(capsys: pytest.CaptureFixture[str],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Help texts are plain: '[tool.explorer]' is not read as a style tag and dropped."""
+    monkeypatch.setenv("COLUMNS", "200")
+    for command in (["explore"], ["nightly"], ["report"], ["corpus", "verify"]):
+        code, out, _ = run_cli(capsys, *command, "--help")
+        assert code == cli.OK
+        assert "[tool.explorer] targets" in " ".join(out.split()), command
+    code, out, _ = run_cli(capsys, "explore", "--help")
+    words = " ".join(out.split())  # the help is wrapped to the terminal
+    assert "[tool.explorer] profile" in words and "[tool.explorer] corpus" in words
+
+
+# --------------------------------------------------------------------------- a user's project
+
+CART_TESTS = textwrap.dedent('''
+    import asyncio
+
+    import pytest
+
+
+    async def _checkout(cart, codes):
+        await asyncio.sleep(0)  # the session lookup
+        if cart["stock"] > 0:
+            await asyncio.sleep(0)  # the payment
+            cart["stock"] -= 1
+            codes.append(200)
+        else:
+            codes.append(409)
+
+
+    @pytest.mark.explore(strategy="systematic")
+    async def test_no_oversell():
+        cart, codes = {"stock": 1}, []
+        await asyncio.gather(_checkout(cart, codes), _checkout(cart, codes))
+        assert codes == [200, 409]
+''')
+
+
+@pytest.fixture
+def user_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                 request: pytest.FixtureRequest) -> str:
+    """A project laid out as most are: tests/ without __init__.py, run from its root. The
+    test module is named after the test (module names are process-wide)."""
+    name = "test_cart_" + request.node.name.removeprefix("test_")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / f"{name}.py").write_text(CART_TESTS)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'shop'\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EXPLORER_PROGRESS", "0")
+    return f"tests/{name}.py::test_no_oversell"
+
+
+def test_replay_line_of_corpus_show_works_as_printed(
+        user_project: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import shlex
+
+    code, out, _ = run_cli(capsys, "explore", user_project)
+    assert code == cli.FAILURES
+    assert "assert [200, 200] == [200, 409]" in out  # pytest's text, not "(no message)"
+    [entry] = Path("corpus").glob("*.json")
+    code, out, _ = run_cli(capsys, "corpus", "show", str(entry))
+    [line] = [line.split("replay:", 1)[1].strip() for line in out.splitlines()
+              if line.strip().startswith("replay:")]
+    argv = shlex.split(line)
+    assert argv[:3] == ["explorer", "replay", user_project]
+    code, out, err = run_cli(capsys, *argv[1:])
+    assert code == cli.FAILURES, err
+    assert "AssertionError: assert [200, 200] == [200, 409]" in out
+    assert "(no message)" not in out
+
+
+def test_a_recorded_scenario_name_is_found_in_the_tests_directory(
+        user_project: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The name a corpus entry records (module.function) replays from the project root
+    even though tests/ is not a package: the file is found as pytest would import it."""
+    from explorer._targets import locate
+
+    code, out, _ = run_cli(capsys, "explore", user_project, "--no-save")
+    schedule = next(line.split()[1] for line in out.splitlines()
+                    if line.startswith("Schedule:"))
+    module = Path(user_project.partition("::")[0]).stem
+    found = locate(f"{module}.test_no_oversell", Path.cwd())
+    assert found is not None and found.spec == user_project
+    code, out, _ = run_cli(capsys, "replay", f"{module}.test_no_oversell", schedule)
+    assert code == cli.FAILURES and "assert [200, 200] == [200, 409]" in out
+
+
+def test_html_report_of_a_corpus_shows_the_assert_and_the_node_id(
+        user_project: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import html
+
+    assert run_cli(capsys, "explore", user_project)[0] == cli.FAILURES
+    code, _, err = run_cli(capsys, "report", "--corpus", "corpus", "--target", user_project,
+                           "-o", "report.html")
+    assert code == cli.OK, err
+    page = html.unescape(Path("report.html").read_text())
+    assert "assert [200, 200] == [200, 409]" in page
+    assert f"explorer replay {user_project} 'v1:" in page
+
+
+FIXTURE_CONFTEST = textwrap.dedent('''
+    import pytest
+
+
+    @pytest.fixture
+    def inventory():
+        return {"stock": 1}
+''')
+
+FIXTURE_TESTS = textwrap.dedent('''
+    import asyncio
+
+    import pytest
+
+
+    @pytest.mark.explore(strategy="systematic")
+    async def test_no_oversell_with_fixture(inventory):
+        codes = []
+
+        async def checkout():
+            await asyncio.sleep(0)  # the session lookup
+            if inventory["stock"] > 0:
+                await asyncio.sleep(0)  # the payment
+                inventory["stock"] -= 1
+                codes.append(200)
+            else:
+                codes.append(409)
+
+        await asyncio.gather(checkout(), checkout())
+        assert codes == [200, 409]
+''')
+
+
+@pytest.mark.slow
+def test_replay_of_a_test_with_fixtures_goes_through_pytest(tmp_path: Path) -> None:
+    """A test that takes fixtures replays as printed: pytest sets it up, with the
+    project's conftest, and the exit code is the command's (1: it still fails)."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "conftest.py").write_text(FIXTURE_CONFTEST)
+    (tmp_path / "tests" / "test_shop_fixture.py").write_text(FIXTURE_TESTS)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'shop'\n")
+    env = {**os.environ, "PYTHONPATH": str(root), "EXPLORER_PROGRESS": "0"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, text=True,
+                              capture_output=True, timeout=300, check=False)
+
+    found = run("-m", "pytest", "-q", "-p", "no:cacheprovider", "tests")
+    assert found.returncode == 1, found.stdout + found.stderr
+    [entry] = (tmp_path / "corpus").glob("*.json")
+    shown = run("-m", "explorer.cli", "corpus", "show", str(entry))
+    [line] = [line.split("replay:", 1)[1].strip() for line in shown.stdout.splitlines()
+              if line.strip().startswith("replay:")]
+    argv = shlex.split(line)
+    assert argv[2] == "tests/test_shop_fixture.py::test_no_oversell_with_fixture"
+    replayed = run("-m", "explorer.cli", *argv[1:])
+    assert replayed.returncode == cli.FAILURES, replayed.stdout + replayed.stderr
+    assert "assert [200, 200] == [200, 409]" in replayed.stdout
+    refused = run("-m", "explorer.cli", *argv[1:], "--json")
+    assert refused.returncode == cli.USAGE and "pytest replays it" in refused.stderr
+
+
+def test_which_tests_need_pytest(tmp_path: Path) -> None:
+    """Read from the source: fixtures (arguments), a test method, a conftest.py above."""
+    from explorer._targets import needs_pytest, takes_fixtures
+
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'p'\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_kinds.py").write_text(textwrap.dedent('''
+        async def test_alone(): ...
+        async def test_default(n=1): ...
+        async def test_fixture(client): ...
+        class TestGroup:
+            async def test_method(self): ...
+    '''))
+
+    def ref(name: str) -> Any:
+        return parse_target(f"tests/test_kinds.py::{name}", cwd=tmp_path)
+
+    assert [takes_fixtures(ref(n)) for n in
+            ("test_alone", "test_default", "test_fixture", "TestGroup::test_method")] == [
+        False, False, True, True]
+    assert not needs_pytest(ref("test_alone"))
+    (tmp_path / "tests" / "conftest.py").write_text("")
+    assert needs_pytest(ref("test_alone"))  # autouse fixtures may live there
+    assert not needs_pytest(parse_target("examples.bank:double_spend"))

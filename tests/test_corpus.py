@@ -266,6 +266,65 @@ def test_save_keeps_one_entry_per_failure(tmp_path: Path) -> None:
     assert corpus.save(trio).status == "new" and len(corpus.paths()) == 2
 
 
+def test_save_keeps_the_simplest_schedule_of_a_bug_whatever_the_order(tmp_path: Path) -> None:
+    failure = _found(bank.double_spend)
+    longer = _twin(failure, f"{failure.schedule},90=1", shrunk=True)
+    assert longer.deviations == failure.deviations + 1
+    # Saved first, the longer schedule gives way to the simpler one found later...
+    first = explorer.Corpus(tmp_path / "a")
+    assert first.save(longer).status == "new"
+    simpler = first.save(failure)
+    assert simpler.status == "replaced" and first.paths() == [simpler.path]
+    # ... and saved second, it is not kept: either order leaves the same single entry.
+    second = explorer.Corpus(tmp_path / "b")
+    second.save(failure)
+    assert second.save(longer).status == "kept"
+    assert [p.name for p in second.paths()] == [simpler.path.name]
+
+
+def test_a_deadlock_found_with_other_task_numbers_is_the_same_entry(tmp_path: Path) -> None:
+    import dataclasses
+
+    from examples import transfer
+
+    failure = _found(transfer.abba)
+    assert failure.kind == "deadlock"
+    corpus = explorer.Corpus(tmp_path)
+    first = corpus.save(failure)
+    # The same cycle, attributed to another task (another spawn numbering): another
+    # location, so another plain signature, but the same stable one.
+    assert failure.outcome.location is not None
+    moved = dataclasses.replace(failure.outcome, location=dataclasses.replace(
+        failure.outcome.location, lineno=failure.outcome.location.lineno + 1))
+    assert moved.signature() != failure.outcome.signature()
+    assert moved.stable_signature() == failure.outcome.stable_signature()
+    twin = explorer.ScheduleFailure(moved, explorer.Schedule.parse(f"{failure.schedule},90=1"),
+                                    failure.trace, scenario=failure.scenario,
+                                    runtime=failure.runtime, shrink=failure.shrink)
+    assert (corpus.save(twin).status, corpus.paths()) == ("kept", [first.path])
+
+
+def test_workers_saving_one_bug_at_once_leave_one_entry(tmp_path: Path) -> None:
+    import threading
+
+    failure = _found(bank.double_spend)
+    variants = [_twin(failure, f"{failure.schedule},{90 + n}=1", shrunk=True)
+                for n in range(6)]
+    corpus = explorer.Corpus(tmp_path)
+    start = threading.Barrier(len(variants))
+
+    def save(variant: explorer.ScheduleFailure) -> None:
+        start.wait()
+        explorer.Corpus(tmp_path).save(variant)
+
+    threads = [threading.Thread(target=save, args=(v,)) for v in variants]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(corpus.paths()) == 1
+
+
 def test_save_refreshes_a_stale_entry_and_a_shrunk_failure_replaces_an_unshrunk_one(
         tmp_path: Path) -> None:
     corpus = explorer.Corpus(tmp_path)

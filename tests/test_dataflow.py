@@ -170,14 +170,20 @@ def test_an_await_is_planned_once_with_its_send() -> None:
     assert send in plan.aliases.values()
 
 
-def test_an_exception_leaving_a_with_block_is_unknown() -> None:
+def test_an_exception_leaving_a_with_block_calls_the_managers_exit() -> None:
     async def locked(lock: asyncio.Lock) -> None:
         async with lock:
             pass
 
     kinds = {site.kind: site for site in sites(locked)}
     assert kinds["with"].first == ("l", "lock")
-    assert kinds["unknown"].first == "an exception leaving a with block"
+    # The exit is modelled from the manager the with site kept (not an unknown step):
+    # the __aexit__ of the manager entered at the with site, called with the exception.
+    plan = plan_of(locked)
+    with_offset = next(off for off, site in plan.sites.items() if site.kind == "with")
+    exit_site = kinds["with_exit"]
+    assert exit_site.first == ("o", with_offset + 1)
+    assert "unknown" not in kinds
 
 
 def test_the_analysis_is_pure_and_deterministic() -> None:

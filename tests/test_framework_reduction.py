@@ -11,9 +11,11 @@ independent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import enum
 import functools
+import inspect
 import json
 import re
 import sys
@@ -250,8 +252,163 @@ async def function_level_imports(out: list[Any]) -> None:
     out.append(totals["n"])
 
 
+def _two_lines() -> int:
+    return 2
+
+
+async def source_blocks(out: list[Any]) -> None:
+    # inspect.getblock (what inspect.getsource runs on a function's lines) reads its list
+    # of lines as a whole; inspect.getsource itself checks the file and tokenizes it.
+    lines = ["def f():\n", "    return 1\n"]
+    got: list[int] = []
+
+    async def editor() -> None:
+        await asyncio.sleep(0)
+        lines.insert(1, "    x = 0\n")
+
+    async def reader() -> None:
+        await asyncio.sleep(0)
+        got.append(len(inspect.getblock(lines)) + len(inspect.getsource(_two_lines)))
+
+    await asyncio.gather(editor(), reader())
+    out.append(tuple(got))
+
+
+async def first_match(out: list[Any]) -> None:
+    # next(<generator>, default): the value the generator yields, or the default.
+    pairs: list[tuple[str, int]] = [("a", 1)]
+    got: list[int] = []
+
+    async def adder() -> None:
+        await asyncio.sleep(0)
+        pairs.append(("b", 2))
+
+    async def finder() -> None:
+        await asyncio.sleep(0)
+        _, value = next((pair for pair in pairs if pair[0] == "b"), ("-", 0))
+        got.append(value)
+
+    await asyncio.gather(adder(), finder())
+    out.append(tuple(got))
+
+
+@contextlib.contextmanager
+def _counting_failures(box: dict[str, int]) -> Any:
+    try:
+        yield
+    except KeyError:
+        box["failed"] += 1
+        raise
+
+
+class _Failure:
+    def __init__(self, box: dict[str, int]) -> None:
+        self.box = box
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        self.box["exits"] += 1
+        return self.box["exits"] > 1  # swallows the exception after the first
+
+
+async def exceptions_leaving_with_blocks(out: list[Any]) -> None:
+    # An exception leaving a with block runs the manager's __exit__ (no call event).
+    box = {"failed": 0, "exits": 0, "callbacks": 0}
+    lock = threading.Lock()
+    got: list[object] = []
+
+    def called() -> None:
+        box["callbacks"] += 1
+
+    async def failing() -> None:
+        await asyncio.sleep(0)
+        try:
+            with lock, _counting_failures(box):
+                raise KeyError("x")
+        except KeyError:
+            pass
+        await asyncio.sleep(0)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                stack.callback(called)
+                raise ValueError("y")
+        except ValueError:
+            pass
+
+    async def checking() -> None:
+        await asyncio.sleep(0)
+        try:
+            with _Failure(box):
+                raise KeyError("z")
+            got.append("swallowed")
+        except KeyError:
+            got.append("raised")
+        got.append((box["failed"], box["callbacks"], lock.locked()))
+
+    await asyncio.gather(failing(), checking())
+    out.append(tuple(got))
+
+
+class _Options:
+    pass
+
+
+async def attributes_by_name(out: list[Any]) -> None:
+    # getattr(obj, name, default): the default where the attribute is plainly absent;
+    # type(obj).__mro__: the class's own tuple of bases.
+    options = _Options()
+    handlers: dict[type, str] = {}
+    got: list[object] = []
+
+    async def configure() -> None:
+        await asyncio.sleep(0)
+        options.embed = True  # type: ignore[attr-defined]
+        handlers[Exception] = "generic"
+
+    async def handle() -> None:
+        await asyncio.sleep(0)
+        error = KeyError("k")
+        found = next((handlers[cls] for cls in type(error).__mro__ if cls in handlers), "-")
+        got.append((getattr(options, "embed", None), found))
+
+    await asyncio.gather(configure(), handle())
+    out.append(tuple(got))
+
+
 MECHANISMS: list[Program] = [json_round_trip, enum_and_patterns, thread_locks,
-                             context_variables, function_level_imports]
+                             context_variables, function_level_imports, source_blocks,
+                             first_match, exceptions_leaving_with_blocks, attributes_by_name]
+
+
+async def _private_framework_mechanisms() -> None:
+    async def request(name: str) -> None:
+        lines = ["def f():\n", "    return 1\n"]
+        options = _Options()
+        box = {"failed": 0, "exits": 0, "callbacks": 0}
+        for _ in range(2):
+            await asyncio.sleep(0)
+            inspect.getblock(lines)
+            _, value = next((pair for pair in [(name, 1)] if pair[1] > 0), ("-", 0))
+            try:
+                with _counting_failures(box):
+                    raise KeyError(name)
+            except KeyError:
+                pass
+            assert getattr(options, "embed", None) is None and type(options).__mro__[0] \
+                is _Options and value == 1
+
+    await asyncio.gather(request("a"), request("b"))
+
+
+@needs_monitoring
+def test_private_sources_generators_with_exits_and_getattr_need_one_schedule() -> None:
+    """Requests doing these on objects of their own (FastAPI's first request to an
+    endpoint; a dependency raising an HTTP error) are independent."""
+    result = explorer.explore(_private_framework_mechanisms, strategy=DPOR(footprints="auto"))
+    assert result.exhausted and result.failure is None
+    assert result.schedules == 1
 
 
 @needs_monitoring

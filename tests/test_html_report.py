@@ -174,3 +174,22 @@ def test_chromium_renders_the_report(tmp_path: Path) -> None:
          "--window-size=1200,1600", f"--screenshot={shot}", report.as_uri()],
         check=False, capture_output=True, timeout=60, env={**os.environ, "HOME": str(tmp_path)})
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_a_failure_pytest_found_shows_its_story_and_node_id(tmp_path: Path) -> None:
+    """A failure found under pytest has no trace here: the page shows the story pytest
+    printed, and the replay line names the test by its node id under the project root."""
+    import html
+
+    from explorer._failure_record import FailureRecord, FailureReport, OutcomeRecord
+    from explorer._html import render_failure
+
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_html_story.py").write_text("async def test_pair(db): ...\n")
+    story = "test_html_story.test_pair failed\n\n  AssertionError: assert [1, 1] == [1, 2]"
+    record = FailureRecord("test_html_story.test_pair", "asyncio", "v1:2=1", 3, 1, {},
+                           OutcomeRecord("assertion", "AssertionError"), None, "")
+    page = html.unescape(render_failure(FailureReport(record, message=story),
+                                        root=tmp_path))
+    assert "assert [1, 1] == [1, 2]" in page
+    assert "explorer replay tests/test_html_story.py::test_pair 'v1:2=1'" in page

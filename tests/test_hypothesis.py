@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -80,3 +82,40 @@ def test_repr_shows_the_schedule_it_made() -> None:
     show()
     assert seen[0] == "schedules() (not run yet)"
     assert seen[1].startswith("schedules() -> v1:")
+
+
+def test_the_failing_example_is_reported_with_the_schedule_string() -> None:
+    from hypothesis.vendor.pretty import pretty
+
+    drawn: list[DrawnSchedule] = []
+
+    @settings(database=None, derandomize=True, max_examples=1000, deadline=None)
+    @given(amounts=st.lists(st.integers(1, 100), min_size=2, max_size=2),
+           schedule=schedules())
+    def no_overdraft(amounts: list[int], schedule: DrawnSchedule) -> None:
+        drawn.append(schedule)
+        explorer.replay(withdraw_all, schedule, amounts)
+
+    with pytest.raises(explorer.ScheduleFailure) as info:
+        no_overdraft()
+    # Hypothesis's report: its own pretty form of the value (not the st.builds call that
+    # made it), then the note with the schedule the run made.
+    report = "\n".join(getattr(info.value, "__notes__", []))
+    assert "schedule=schedules() (not run yet)" in report, report
+    assert "DrawnSchedule(" not in report
+    assert f"schedule: {info.value.schedule}" in report
+    assert pretty(drawn[-1]) == f"schedules() -> {info.value.schedule}"
+
+
+def test_the_explain_phase_leaves_the_explorers_own_lines_out() -> None:
+    # Hypothesis's "explain" phase lists lines that only failing examples ran; a failing
+    # schedule runs the explorer's reporting, which must not be offered as the reason.
+    from hypothesis.internal import scrutineer
+
+    import explorer.strategies.hypothesis
+
+    pattern = re.compile(scrutineer._glob_to_re(scrutineer.UNHELPFUL_LOCATIONS))
+    engine = Path(explorer.__file__).resolve().parent / "_engine.py"
+    drawn = Path(explorer.strategies.hypothesis.__file__).resolve()
+    assert pattern.search(str(engine)) and pattern.search(str(drawn))
+    assert not pattern.search(str(Path(__file__).resolve()))  # the user's code stays

@@ -128,14 +128,15 @@ def test_failure_is_readable_shrunk_and_saved(pytester: pytest.Pytester) -> None
     assert f"test_bank.test_double_spend failed (assertion at test_bank.py:{line})" in out
     assert "balance went negative: -60" in out
     assert "Why: what ran out of turn to make it fail:" in out
-    assert (f"To run just this schedule, add @explorer.reproduce({schedule!r}) under "
-            "@pytest.mark.explore on test_double_spend.") in out
+    assert (f"To run just this schedule: pytest test_bank.py::test_double_spend "
+            f"--explore-replay '{schedule}'\n(or add @explorer.reproduce({schedule!r}) under "
+            "@pytest.mark.explore on test_double_spend).") in out
     assert "Captured explorer call" in out and "Full trace of the failing schedule" in out
     assert "Traceback" not in out and "_engine.py" not in out
     [saved] = _corpus(pytester)
     assert saved.name.startswith("test_double_spend-")
     assert json.loads(saved.read_text())["scenario"] == "test_bank.test_double_spend"
-    assert f"SAVED test_bank.py::test_double_spend: saved {saved}" in out
+    assert f"SAVED test_bank.py::test_double_spend: saved corpus/{saved.name}" in out
 
 
 @pytest.mark.slow
@@ -181,7 +182,7 @@ def test_fixed_code_passes_its_corpus_entry_and_the_summary_says_so(
     result.stdout.fnmatch_lines([
         "*= explorer corpus =*",
         f"FIXED test_bank.py::test_double_spend?corpus {schedule}? passes now: the "
-        f"assertion it recorded is fixed; delete {saved} or keep the schedule with "
+        f"assertion it recorded is fixed; delete corpus/{saved.name} or keep the schedule with "
         "@explorer.pin",
     ])
 
@@ -196,11 +197,11 @@ def test_drifted_code_skips_its_corpus_entry_and_says_where(pytester: pytest.Pyt
     out = result.stdout.str()
     where = f"test_bank.py:{_line('@pytest.mark.explore')}"
     first = schedule.partition(":")[2].partition("=")[0]  # the first deviation's point
-    assert (f"SKIPPED [1] {where}: corpus entry {saved}: the schedule no longer fits the "
-            f"code: at scheduling point {first} it picks candidate 1, which was "
+    assert (f"SKIPPED [1] {where}: corpus entry corpus/{saved.name}: the schedule no longer "
+            f"fits the code: at scheduling point {first} it picks candidate 1, which was "
             "mobile_withdrawal#1 "
             "when the schedule was saved, but is now phone_withdrawal#1") in out
-    assert (f"DIVERGED test_bank.py::test_double_spend[corpus {schedule}]: {saved} no "
+    assert (f"DIVERGED test_bank.py::test_double_spend[corpus {schedule}]: corpus/{saved.name} no "
             "longer fits the code; delete it") in out
 
 

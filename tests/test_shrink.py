@@ -9,6 +9,9 @@ import pytest
 
 import explorer
 from examples.gallery import Example, unfaulted_examples
+from explorer._engine import _runtime
+from explorer._runtime import RunMode
+from explorer._switches import Point, count_detours, count_switches, counting
 
 
 async def deep() -> None:
@@ -102,6 +105,7 @@ def _shrinks_to_the_minimum(example: Example) -> None:
     result = explorer.explore(example.buggy, strategy=explorer.strategies.PreemptionBounded(),
                               shrink=False, max_steps=example.max_steps,
                               raise_on_failure=False)
+    exact = result.failure is not None  # else only the switches are a reference
     if result.failure is not None:
         minimum = result.failure  # the first failure by switches: the fewest there are
     else:
@@ -125,22 +129,39 @@ def _shrinks_to_the_minimum(example: Example) -> None:
         found += 1
         assert failure.shrink is not None
         # Switches come first and are always proven here. Among schedules with that many
-        # switches, the deviations are proven too unless the budget ran out first: the
-        # services examples run real drivers, seconds per failure, and their schedules
-        # with fewest switches keep tasks going through many awaits (many deviations).
+        # switches, the detours are proven too unless the budget ran out first (the
+        # services examples run real drivers, a fraction of a second per run).
         assert failure.shrink.switches_proven
-        assert (failure.shrink.deviations_proven or failure.shrink.budget_exhausted
+        assert (failure.shrink.detours_proven or failure.shrink.budget_exhausted
                 or failure.shrink.deviations_cut)
         if not example.module.startswith("examples.services."):
             assert failure.shrink.proven_minimal
+        assert failure.switches is not None and failure.shrink.detours is not None
+        measures = (failure.switches, failure.shrink.detours)
+        assert measures == _measures(example, failure.schedule.decisions())
         if failure.outcome.stable_signature() == minimum.outcome.stable_signature():
-            assert failure.switches is not None and minimum.switches is not None
-            assert failure.switches <= minimum.switches
+            # The switch-bounded search runs each round by increasing detours, so its
+            # first failure is the simplest of its kind by both measures.
+            least = _measures(example, minimum.schedule.decisions())
+            assert failure.switches <= least[0]
+            if failure.shrink.proven_minimal and exact:
+                assert measures == least
         else:  # another failure mode: still no more switches than it started with
             assert failure.switches is not None
             assert failure.switches <= (failure.shrink.original_switches or 0)
     if not found:
         pytest.skip(f"random search does not find {example.name} within 1000 schedules")
+
+
+def _measures(example: Example, decisions: list[int]) -> tuple[int, int]:
+    """The switches and detours of ``decisions``, counted in one run of the example."""
+    rt = _runtime(example.runtime)
+    fixed = explorer.strategies.Fixed(decisions, strict=False)
+    fixed.start_run()
+    log: list[Point] = []
+    with rt.session():
+        rt.run(example.buggy, counting(fixed.choose, log), RunMode(max_steps=example.max_steps))
+    return count_switches(log), count_detours(log)
 
 
 def test_shrinking_is_deterministic() -> None:

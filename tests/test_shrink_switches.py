@@ -18,7 +18,8 @@ from explorer._failure_record import FailureRecord
 from explorer._locations import Location
 from explorer._outcome import DEADLOCK, LEAKED_TASK, Outcome
 from explorer._runtime import Chooser, RunMode, RunRecord
-from explorer._shrink import Shrinker, ShrinkReport
+from explorer._shrink import Shrinker, ShrinkReport, Signature, count_switches_of
+from explorer._switches import Point, count_detours, count_switches, counting
 
 ScenarioFn = Callable[[], Coroutine[Any, Any, Any]]
 
@@ -79,7 +80,7 @@ def test_the_minimum_is_what_the_switch_bounded_search_finds_first() -> None:
     first = _first_failure(ticket_race, strategies.PreemptionBounded())
     shrunk, report = Shrinker(_runner(ticket_race), first.outcome).shrink(first)
     assert report.switches == 1 and report.original_switches == 1
-    assert report.switches_proven and report.deviations_proven
+    assert report.switches_proven and report.detours_proven
     assert shrunk.outcome.signature() == first.outcome.signature()
 
 
@@ -113,6 +114,26 @@ def test_a_shrink_report_reads_back_with_its_proofs() -> None:
     again = FailureRecord.from_json(failure.to_json())
     assert again.shrink == failure.shrink
     assert again.switches == failure.switches == 1
+
+
+def test_a_report_written_before_detours_were_counted_still_reads() -> None:
+    data = {"original_deviations": 9, "deviations": 4, "original_steps": 30, "steps": 20,
+            "runs": 120, "proven_minimal": True, "budget_exhausted": False,
+            "original_switches": 5, "switches": 1, "switches_proven": True,
+            "deviations_proven": True}
+    old = FailureRecord.from_json({**_record_json(), "shrink": data}).shrink
+    assert old is not None and old.detours is None and old.proven_minimal
+    assert old.describe() == (
+        "1 switch, 4 deviations (from 5 switches, 9 deviations; 30 to 20 steps) in 120 "
+        "runs; minimal: no schedule with fewer switches, or as few switches and fewer "
+        "deviations, fails this way")
+
+
+def _record_json() -> dict[str, object]:
+    failure = explorer.explore(ticket_race, strategy="random", seed=1, shrink=False,
+                               raise_on_failure=False).failure
+    assert failure is not None
+    return failure.to_json()
 
 
 def test_a_report_written_before_switches_were_counted_still_reads() -> None:
@@ -199,3 +220,79 @@ def test_the_failure_counts_switches_with_or_without_shrinking(shrink: bool) -> 
         assert failure.switches == 1
     else:
         assert failure.switches >= 1
+
+
+# --------------------------------------------------------------------------- brute force
+
+
+async def _boarding() -> None:
+    """Three passengers wait for the gate; once it opens, who boards first is a free
+    choice (the agent waits for them all), so the failing order needs two detours and no
+    switch; the stock order and most samples switch often on the way."""
+    boarded: list[str] = []
+    gate = asyncio.Event()
+
+    async def passenger(name: str) -> None:
+        await gate.wait()
+        boarded.append(name)
+
+    passengers = [asyncio.create_task(passenger(name)) for name in ("ada", "ben", "cai")]
+    await asyncio.sleep(0)
+    gate.set()
+    await asyncio.gather(*passengers)
+    assert boarded[:2] != ["cai", "ben"], f"boarded against the queue: {boarded}"
+
+
+def _measured(scenario: ScenarioFn) -> list[tuple[RunRecord, int, int]]:
+    """Every complete schedule of ``scenario`` by brute force over the stock-order
+    indices (no shrinker or switch-bounded search involved), with its switches and
+    detours."""
+    run = _runner(scenario)
+    found: list[tuple[RunRecord, int, int]] = []
+    stack: list[tuple[int, ...]] = [()]
+    while stack:
+        prefix = stack.pop()
+        fixed = strategies.Fixed(prefix, strict=False)
+        fixed.start_run()
+        log: list[Point] = []
+        record = run(counting(fixed.choose, log))
+        found.append((record, count_switches(log), count_detours(log)))
+        for point in range(len(prefix), len(log)):
+            for choice in range(1, log[point].count):
+                stack.append((*record.decisions[:point], choice))
+    return found
+
+
+@pytest.mark.parametrize("scenario", [_boarding, ticket_race])
+def test_proven_minimal_means_no_simpler_schedule_fails_so(scenario: ScenarioFn) -> None:
+    space = _measured(scenario)
+    failing: dict[Signature, list[tuple[RunRecord, int, int]]] = {}
+    for record, switches, detours in space:
+        if record.outcome.failed:
+            failing.setdefault(record.outcome.stable_signature(), []).append(
+                (record, switches, detours))
+    assert failing
+    for same in failing.values():
+        least = min((switches, detours) for _, switches, detours in same)
+        # From the simplest and the most tangled failing schedules, and one between.
+        by_measure = sorted(same, key=lambda item: (item[1], item[2], item[0].decisions))
+        for record, _, _ in (by_measure[0], by_measure[len(same) // 2], by_measure[-1]):
+            shrunk, report = Shrinker(_runner(scenario), record.outcome).shrink(record)
+            assert report.proven_minimal and not report.budget_exhausted
+            assert (report.switches, report.detours) == least
+            assert shrunk.outcome.stable_signature() == record.outcome.stable_signature()
+            # The report's measures are the returned schedule's own.
+            assert (count_switches_of(_runner(scenario), shrunk.decisions)
+                    == report.switches)
+            again, second = Shrinker(_runner(scenario), record.outcome).shrink(record)
+            assert again.decisions == shrunk.decisions and second == report
+
+
+def test_the_detours_are_proven_where_the_switches_are_none() -> None:
+    record = _first_failure(_boarding, strategies.RandomWalk(3))
+    shrunk, report = Shrinker(_runner(_boarding), record.outcome).shrink(record)
+    assert (report.switches, report.detours) == (0, 2)
+    assert shrunk.outcome.stable_signature() == record.outcome.stable_signature()
+    assert report.switches_proven and report.detours_proven and report.proven_minimal
+    assert "0 switches, 2 detours, " in report.describe()
+    assert "as few switches and fewer detours, fails this way" in report.describe()

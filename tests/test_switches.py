@@ -20,6 +20,7 @@ from explorer._switches import (
     Follow,
     Lines,
     Point,
+    count_detours,
     count_switches,
     counting,
     switch_points,
@@ -227,13 +228,21 @@ def test_helper_tasks_of_a_library_belong_to_the_task_that_started_them() -> Non
 
 def _all_schedules(scenario: ScenarioFn, runtime: str) -> dict[tuple[int, ...], int]:
     """Every complete schedule of ``scenario``, by brute force, with its switches."""
-    found: dict[tuple[int, ...], int] = {}
+    return {decisions: switches
+            for decisions, (switches, _) in _all_measured(scenario, runtime).items()}
+
+
+def _all_measured(scenario: ScenarioFn, runtime: str = "asyncio"
+                  ) -> dict[tuple[int, ...], tuple[int, int]]:
+    """Every complete schedule of ``scenario``, by brute force over the stock-order
+    indices (independent of the switch-bounded search), with its switches and detours."""
+    found: dict[tuple[int, ...], tuple[int, int]] = {}
     stack: list[tuple[int, ...]] = [()]
     while stack:
         prefix = stack.pop()
         record, log = _run(scenario, _fixed(prefix), runtime=runtime)
         decisions = tuple(record.decisions)
-        found[decisions] = count_switches(log)
+        found[decisions] = (count_switches(log), count_detours(log))
         for point in range(len(prefix), len(log)):
             for choice in range(1, log[point].count):
                 stack.append((*decisions[:point], choice))
@@ -338,3 +347,85 @@ def test_taking_back_a_switch_moves_the_whole_run_ahead_later() -> None:
     # one edit (Follow runs them when the plan next names bob, or once ann cannot go on).
     assert plan == ["main/ann#1", "main/ann#1", "main/ann#1"]
     assert without_switches(log, set()) == [p.process for p in log]
+
+
+# --------------------------------------------------------------------------- detours
+
+
+async def _seating() -> None:
+    """Three guests wait at one gate; when it opens, which one is seated first is a free
+    choice (the host is waiting for them all): only the reverse order fails."""
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def guest(name: str) -> None:
+        await gate.wait()
+        order.append(name)
+
+    guests = [asyncio.create_task(guest(name)) for name in ("ann", "bob", "cy")]
+    await asyncio.sleep(0)
+    gate.set()
+    await asyncio.gather(*guests)
+    assert order != ["cy", "bob", "ann"], f"seated in reverse: {order}"
+
+
+def test_a_detour_is_any_choice_but_keeping_going() -> None:
+    can_go_on = Point(0, 3, "main/ann#1", 1, "main/bob#1", "main/bob#1", "main/ann#1")
+    kept_going = Point(1, 3, "main/ann#1", 1, "main/ann#1", "main/ann#1", "main/ann#1")
+    waiting_stock = Point(0, 3, "main/ann#1", -1, "main/bob#1", "main/bob#1")
+    waiting_other = Point(2, 3, "main/ann#1", -1, "main/cy#1", "main/cy#1")
+    assert can_go_on.switch and can_go_on.detour  # every switch is a detour
+    assert not kept_going.switch and not kept_going.detour
+    assert not waiting_stock.switch and not waiting_stock.detour
+    assert not waiting_other.switch and waiting_other.detour  # free, but not the head
+    assert count_detours([can_go_on, kept_going, waiting_stock, waiting_other]) == 2
+
+
+def test_keeping_going_makes_no_detour_however_far_it_is_from_the_stock_order() -> None:
+    record, log = _run(_two_walkers, Follow([]))
+    assert count_detours(log) == 0
+    assert sum(1 for d in record.decisions if d) > 0
+    _, stock = _run(_two_walkers, _stock)
+    assert count_detours(stock) == count_switches(stock) > 0  # the stock order rotates
+
+
+def _bounded_with_measures(scenario: ScenarioFn, search: strategies.PreemptionBounded
+                           ) -> list[tuple[int, int, tuple[int, ...]]]:
+    """(switches, detours, decisions) of each schedule ``search`` counts, in order."""
+    ran: list[tuple[int, int, tuple[int, ...]]] = []
+    while search.start_run():
+        counted = search.counts_as_schedule
+        record, log = _run(scenario, search.choose)
+        search.end_run(record.decisions, record.outcome.failed)
+        if counted:
+            ran.append((count_switches(log), count_detours(log), tuple(record.decisions)))
+    return ran
+
+
+@pytest.fixture(scope="module")
+def seating_space() -> dict[tuple[int, ...], tuple[int, int]]:
+    return _all_measured(_seating)
+
+
+def test_each_round_runs_its_schedules_by_increasing_detours(
+        seating_space: dict[tuple[int, ...], tuple[int, int]]) -> None:
+    ran = _bounded_with_measures(_seating, strategies.PreemptionBounded(2))
+    assert [(s, d) for s, d, _ in ran] == sorted((s, d) for s, d, _ in ran)
+    # The measures the search walks by are the ones the run shows.
+    assert all(seating_space[decisions] == (s, d) for s, d, decisions in ran)
+    assert {decisions for _, _, decisions in ran} == {
+        decisions for decisions, (switches, _) in seating_space.items() if switches <= 2}
+    assert len(ran) == len({decisions for _, _, decisions in ran})
+
+
+def test_a_detour_limit_cuts_the_last_round_and_the_coverage_says_so(
+        seating_space: dict[tuple[int, ...], tuple[int, int]]) -> None:
+    search = strategies.PreemptionBounded(1)
+    search.below_detours = 3
+    ran = _bounded_with_measures(_seating, search)
+    assert {decisions for _, _, decisions in ran} == {
+        decisions for decisions, (switches, detours) in seating_space.items()
+        if switches == 0 or (switches == 1 and detours < 3)}
+    assert search.exhausted and not search.space_finished
+    assert search.coverage().startswith(
+        "all schedules with at most 1 switch(es), those with 1 only below 3 detour(s)")

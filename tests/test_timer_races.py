@@ -25,8 +25,8 @@ Scenario = Callable[[], Awaitable[None]]
 @pytest.fixture(params=strategies.names())
 def strategy(request: pytest.FixtureRequest) -> str:
     name: str = request.param
-    if name == "dpor-auto" and sys.version_info < (3, 12):
-        pytest.skip("dpor-auto records accesses with sys.monitoring (Python 3.12+)")
+    if name in ("dpor-auto", "rff-auto") and sys.version_info < (3, 12):
+        pytest.skip(f"{name} records accesses with sys.monitoring (Python 3.12+)")
     return name
 
 

@@ -106,7 +106,9 @@ def _entries(directory: Path) -> list[CorpusEntry]:
 def _assert_trio_failure(result: pytest.RunResult) -> str:
     out = result.stdout.str()
     assert "test_sign_ins failed (assertion at test_users.py:" in out, out
-    assert "lost update: 2 active users" in out
+    # Shrinking keeps a schedule that loses one or two of the three updates, whichever is
+    # simplest (fewest switches, then detours): either is this lost update.
+    assert re.search(r"lost update: [12] active users", out), out
     schedule = _schedule(result)
     assert f"Replay:   explorer.replay(test_sign_ins, {schedule!r}, runtime='trio')" in out
     assert (f"add @explorer.reproduce({schedule!r}) under @pytest.mark.explore on "
@@ -453,7 +455,8 @@ def test_corpus_list_and_show_give_the_runtime(
     assert [row["runtime"] for row in _json_out(out)["entries"]] == ["trio"]
     code, out, _ = run_cli(capsys, "corpus", "show", entry.path.name[:12])
     assert code == cli.OK and f"scenario:   {name}.lost_update (trio)" in out
-    assert f"explorer replay {name}.lost_update '{entry.schedule}' --runtime trio" in out
+    # Printed as a path and a name, so that it works from the project root as printed.
+    assert f"explorer replay {name}.py::lost_update '{entry.schedule}' --runtime trio" in out
     code, out, _ = run_cli(capsys, "corpus", "verify", f"{name}:lost_update", "--json",
                            "--no-collect")
     [row] = _json_out(out)["entries"]

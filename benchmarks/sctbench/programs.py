@@ -565,3 +565,62 @@ async def wronglock() -> None:
 
 async def wronglock_fixed() -> None:
     await _wronglock(fixed=True)
+
+
+# --------------------------------------------------------------------------- the C originals' shape
+#
+# The C programs start their threads one by one: ``main`` creates every thread of the first
+# kind in a loop, then every thread of the second kind, then joins them all in creation
+# order; ``pthread_create`` is a scheduling point of the C harnesses. The ports below keep
+# that shape: ``create_task`` followed by a bare yield for each task (the creation point),
+# then one ``await`` per task in order. The tasks run the same bodies as the ``gather``
+# ports above. A search cannot rely on every task being ready from the start: at every
+# creation point, the tasks already created can run ahead, and a random walk lets the
+# early writers finish long before the checkers exist.
+
+
+async def _spawn_in_order(*kinds: tuple[int, Callable[[], Coroutine[Any, Any, None]]]) -> None:
+    """Create ``count`` tasks of each kind one by one, a scheduling point after each
+    creation, then join them in creation order (the C harnesses' ``main``)."""
+    tasks: list[asyncio.Task[None]] = []
+    for count, body in kinds:
+        for _ in range(count):
+            tasks.append(asyncio.create_task(body()))
+            await yield_()
+    for task in tasks:
+        await task
+
+
+async def _reorder_c(setters: int, checkers: int, atomic: bool) -> None:
+    s = Shared(a=0, b=0)
+    await _spawn_in_order((setters, lambda: _setter(s, atomic)),
+                          (checkers, lambda: _checker(s)))
+
+
+async def reorder_c(setters: int, checkers: int) -> None:
+    """SCTBench's reorder_X_bad in its own shape: ``setters`` setters then ``checkers``
+    checkers created one by one, a checker must not see ``a`` set without ``b``."""
+    await _reorder_c(setters, checkers, atomic=False)
+
+
+async def reorder_c_fixed(setters: int, checkers: int) -> None:
+    await _reorder_c(setters, checkers, atomic=True)
+
+
+async def _twostage_c(writers: int, readers: int, fixed: bool) -> None:
+    s = Shared(data1=0, data2=0)
+    lock1, lock2 = asyncio.Lock(), asyncio.Lock()
+    writer = _two_stage_writer_fixed if fixed else _two_stage_writer
+    reader = _two_stage_reader_fixed if fixed else _two_stage_reader
+    await _spawn_in_order((writers, lambda: writer(s, lock1, lock2)),
+                          (readers, lambda: reader(s, lock1, lock2)))
+
+
+async def twostage_c(writers: int, readers: int) -> None:
+    """SCTBench's twostage_bad in its own shape: ``writers`` writers then ``readers``
+    readers created one by one; a reader must never see stage two out of step with one."""
+    await _twostage_c(writers, readers, fixed=False)
+
+
+async def twostage_c_fixed(writers: int, readers: int) -> None:
+    await _twostage_c(writers, readers, fixed=True)

@@ -176,11 +176,12 @@ and the SURW artifact's naming). Programs without any: twostage_3, twostage_5 an
 twostage_10 (see :data:`MISSING`)."""
 
 VARIANTS: Final[dict[str, str]] = {
-    "reorder_20": "the C reorder_20 has 10 setters and 10 checkers; ours 19 setters and one "
-                  "checker (reorder_3, 5 and 10 have one checker in both)",
+    "reorder_20": "the C reorder_20 has 10 setters and 10 checkers; the gather port 19 setters "
+                  "and one checker: the figures are shown beside reorder_c_10+10, the port "
+                  "in the C shape and split (reorder_3, 5 and 10 have one checker in both)",
     "twostage_20": "the C twostage_20 (added by PERIOD's benchmark set, not in SCTBench) "
-                   "starts 10 writers and 10 readers by default; ours 19 writers and one "
-                   "reader",
+                   "starts 10 writers and 10 readers by default; the gather port 19 writers "
+                   "and one reader: the figures are shown beside twostage_c_10+10",
 }
 """Ports whose thread split differs from the C program the figures are for."""
 
@@ -212,9 +213,11 @@ COLUMNS: Final = (
 """Headers of the published columns of the table, in the order of :func:`cells`."""
 
 
-def cells(program: str) -> tuple[str, str, str]:
+def cells(program: str | None) -> tuple[str, str, str]:
     """The published cells of a table row: ZH25's four figures, PERIOD's, Maple's; "—"
-    where the source has no figure for the program."""
+    where the source has no figure for the program (None: no C program matches)."""
+    if program is None:
+        return ("—", "—", "—")
     zh = [figure(program, tool) for tool in SURW_TOOLS]
     zh25 = " / ".join(f.text() for f in zh if f is not None) if any(zh) else "—"
     period, maple = figure(program, "PERIOD"), figure(program, "Maple")
@@ -226,8 +229,9 @@ def notes() -> list[str]:
     caveats."""
     lines = [
         "Published columns: figures reported for the C programs these are ported from, for "
-        "orientation only. Our programs are our own asyncio ports (tasks start together, "
-        "and only awaits are scheduling points), while the C programs are scheduled at "
+        "orientation only. Our programs are our own asyncio ports (the gather ports start "
+        "their tasks together; the C-shaped ports create them one by one as the C harnesses "
+        "do; in both, only awaits are scheduling points), while the C programs are scheduled at "
         "every lock operation and thread creation and (ZH25, PERIOD) at shared-memory "
         "accesses, so neither the schedule counts nor the search spaces are the same. "
         "\"—\": the source has no figure for the program.",

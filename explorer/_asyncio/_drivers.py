@@ -35,14 +35,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import sqlite3
 from collections.abc import Callable, Generator
 from functools import partial
 from types import ModuleType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from explorer._escapes import Refuse
 from explorer._patching import Patch, when_imported
+
+if TYPE_CHECKING:  # imported where used: only aiosqlite's connections need it, and
+    import sqlite3  # aiosqlite has imported it by then
 
 AIOSQLITE_SUPPORTED: Final = "aiosqlite 0.20 to 0.22"
 
@@ -241,6 +243,7 @@ def _sql(function: Callable[[], Any]) -> str:
 
 
 def _is_commit(function: Callable[[], Any]) -> bool:
+    import sqlite3  # a lookup: aiosqlite imported it
     func = function.func if isinstance(function, partial) else function
     if getattr(func, "__name__", "") == "commit" and \
             isinstance(getattr(func, "__self__", None), sqlite3.Connection):
@@ -249,6 +252,7 @@ def _is_commit(function: Callable[[], Any]) -> bool:
 
 
 def _is_busy(exc: BaseException) -> bool:
+    import sqlite3  # a lookup: aiosqlite imported it
     code = getattr(exc, "sqlite_errorcode", None)
     return isinstance(exc, sqlite3.OperationalError) and isinstance(code, int) and \
         code & 0xFF == _SQLITE_BUSY
@@ -309,6 +313,7 @@ class SqliteRequests(InlineRequests):
         return delay
 
     def served(self, function: Callable[[], Any], *, ok: bool, result: Any = None) -> None:
+        import sqlite3  # a lookup: aiosqlite imported it
         self._attempts = 0
         if self._connection is None:
             if ok and isinstance(result, sqlite3.Connection) and not self._opened:

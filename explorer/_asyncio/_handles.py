@@ -29,9 +29,11 @@ class Handle(events.Handle):
 
     ``_cause`` is set only while footprints are recorded: the index of the step that
     scheduled the handle (unset for handles scheduled outside any recorded step).
+    ``_described`` caches its description as a candidate
+    (:func:`~explorer._asyncio._ready.described`), built at most once while it is queued.
     """
 
-    __slots__ = ("_cause",)
+    __slots__ = ("_cause", "_described")
     # Slots of events.Handle that the typeshed stubs do not declare.
     _loop: Any
     _context: Context
@@ -87,7 +89,7 @@ class HeldHandle(Handle):
 class TimerHandle(events.TimerHandle):
     """A timer that tells its loop when it is cancelled (it may already be in ``_ready``)."""
 
-    __slots__ = ("_cause",)  # as in Handle
+    __slots__ = ("_cause", "_described")  # as in Handle
     _loop: Any
     _scheduled: bool
 
@@ -143,3 +145,9 @@ def queued_since(ready: Iterable[events.Handle], mark: int) -> tuple[events.Hand
     """The task steps and plain callbacks queued from position ``mark`` on, without the
     network callbacks (a running step only appends to the queue)."""
     return tuple(handle for handle in islice(ready, mark, None) if type(handle) is not IOHandle)
+
+
+def count_special(ready: Iterable[events.Handle]) -> int:
+    """How many network callbacks and held handles are queued: the loop indexes its
+    candidates only while there is none (:mod:`explorer._asyncio._ready`)."""
+    return sum(1 for handle in ready if type(handle) is IOHandle or type(handle) is HeldHandle)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from types import FrameType
+from types import CoroutineType, FrameType, GeneratorType
 from typing import Any
 
 from explorer._locations import is_user_file
@@ -20,24 +20,34 @@ def coroutine_frames(task: asyncio.Future[Any]) -> list[FrameType]:
     get_coro = getattr(task, "get_coro", None)
     obj: Any = get_coro() if get_coro is not None else None
     while obj is not None and len(frames) < 200:
-        frame = (getattr(obj, "cr_frame", None) or getattr(obj, "gi_frame", None)
-                 or getattr(obj, "ag_frame", None))
+        kind = type(obj)
+        if kind is CoroutineType:  # the common links, read without getattr chains
+            frame, following = obj.cr_frame, obj.cr_await
+        elif kind is GeneratorType:
+            frame, following = obj.gi_frame, obj.gi_yieldfrom
+        else:
+            frame = (getattr(obj, "cr_frame", None) or getattr(obj, "gi_frame", None)
+                     or getattr(obj, "ag_frame", None))
+            following = (getattr(obj, "cr_await", None) or getattr(obj, "gi_yieldfrom", None)
+                         or getattr(obj, "ag_await", None))
         if frame is None:
             break
         frames.append(frame)
-        obj = (getattr(obj, "cr_await", None) or getattr(obj, "gi_yieldfrom", None)
-               or getattr(obj, "ag_await", None))
+        obj = following
     return frames
 
 
-def waiting_on(task: asyncio.Future[Any]) -> tuple[str | None, object | None]:
+def waiting_on(task: asyncio.Future[Any], frames: list[FrameType] | None = None
+               ) -> tuple[str | None, object | None]:
     """``(operation, resource)`` a suspended task waits on, e.g. ``("Lock.acquire", lock)``.
 
     The operation is the deepest library coroutine below the user's frame (an asyncio
     primitive's method, ``sleep``...) and the resource its ``self``; when the user awaits a
     future or task directly, the operation is ``await`` and the resource that future.
+    ``frames``, when given, are the task's :func:`coroutine_frames`, already walked.
     """
-    frames = coroutine_frames(task)
+    if frames is None:
+        frames = coroutine_frames(task)
     for frame in reversed(frames):
         if is_user_file(frame.f_code.co_filename):
             break

@@ -59,7 +59,7 @@ import weakref
 from asyncio import events
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Sequence
 from contextvars import Context, copy_context
-from itertools import islice, repeat
+from itertools import repeat
 from types import MethodType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, TypeVarTuple, Unpack
 
@@ -78,23 +78,30 @@ from explorer._asyncio._handles import HeldHandle as _HeldHandle
 from explorer._asyncio._handles import IOHandle as _IOHandle
 from explorer._asyncio._handles import TaskHandle as _TaskHandle
 from explorer._asyncio._handles import TimerHandle as _TimerHandle
-from explorer._asyncio._handles import count_callbacks, eligible_indices, queued_since
-from explorer._asyncio._inspect import (
-    callback_name,
-    coroutine_frames,
-    handle_owner,
-    waiting_on,
+from explorer._asyncio._handles import (
+    count_special,
+    eligible_indices,
+    queued_since,
 )
 from explorer._asyncio._naming import NamingLoop
 from explorer._asyncio._network import NetworkLoop
+from explorer._asyncio._ready import (
+    TIMER,
+    ReadyIndex,
+    ReadyQueue,
+    described,
+    point_handles,
+    process_of,
+)
 from explorer._asyncio._selftest import task_callback_types
 from explorer._asyncio._shutdown import cancel_served
+from explorer._asyncio._stephash import StepHasher
 from explorer._classify import broken_invariant
 from explorer._errors import EscapeError
 from explorer._escapes import PROCESS_FIX
 from explorer._faults import OptionsView
 from explorer._footprint import CANCELLED, UNKNOWN, Access, StepRecord, record
-from explorer._locations import caller_location, user_location
+from explorer._locations import caller_location
 from explorer._runtime import STARVATION_BOUND, Candidate, Location, RunMode, RunStatus
 
 if TYPE_CHECKING:
@@ -205,7 +212,8 @@ _task_init = asyncio.Task.__init__
 
 
 # NetworkLoop overrides networking methods with narrower signatures (in-memory results).
-class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: ignore[misc]
+class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
+                     asyncio.BaseEventLoop):
     """An event loop whose every choice among ready work is made by a chooser."""
 
     task_type: type = _Task  # what create_task makes (other tasks are adopted: _naming)
@@ -233,7 +241,17 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
         # Plain (non-task) callbacks currently in _ready, plus one for each handle still
         # held (_call_held): drive() filters candidates whenever this exceeds one.
         self._ncallbacks = 0
+        # The candidates of the point in progress: _cands[i], or _cands[_eligible[i]]
+        # when the queue was filtered by a scan (see drive()); the index of the queue
+        # (_ready), the network callbacks and held handles queued (no index while any
+        # is), and the candidate counts of the points so far, hashed (fingerprint()).
         self._eligible: list[int] | None = None
+        self._cands: Sequence[Any] = self._ready
+        self._index = ReadyIndex(self._ready)
+        self._nspecial = 0
+        self._signature = 0
+        self._hasher: StepHasher | None = None
+        self._fingerprinted = False
         # The handle of the last task step: PointView.current() names its task.
         self._last_task: Any = None
         self._timer_races = False
@@ -292,12 +310,20 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
         self._dirty = False
         self._ncallbacks = 0
         self._eligible = None
+        self._cands = self._ready
+        self._index.active = False
+        self._nspecial = 0
+        self._signature = 0
+        self._fingerprinted = mode.hashed or mode.traced
+        self._hasher = (StepHasher() if mode.hashed and not mode.traced and not mode.recording
+                        else None)
         self._last_task = None
         self._invariants.clear()
         self._invariant_failure = None
         self._callback_errors.clear()
         self._escapes.clear()
-        self._foreign_call.clear()
+        if self._foreign_call.is_set():  # clear() takes the event's lock: once a run, rarely
+            self._foreign_call.clear()
         self._waited_for_threads = False
         self.tasks.clear()
         self._adopted = 0
@@ -332,6 +358,8 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
         ready = self._ready
         scheduled = self._scheduled
         append = decisions.append
+        if tracer is None:  # a hashed run (reset()) drives as a traced one, cheaply
+            tracer = self._hasher
         self._tracer = tracer  # call_at and recorded_steps() consult it while driving
         self._choose = choose  # decide() makes its choices with them while driving
         self._decisions = decisions
@@ -359,6 +387,12 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
             if not records:  # what is queued now was scheduled outside any step
                 for handle in ready:
                     set_cause(handle, None, foreign)
+        # ix: the candidates of the queue, indexed once plain callbacks need filtering
+        # (_ready); made afresh in each drive, as the queue changed in between.
+        ix = self._index
+        ix.active = False
+        self._nspecial = count_special(ready)
+        signature = self._signature  # the candidate counts at points (RunStats.fingerprint)
         # Handles left in the current stock iteration: expired timers join the ready queue
         # only at iteration boundaries, exactly as in BaseEventLoop._run_once.
         batch = 0
@@ -395,9 +429,20 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
                             continue
                     extra = 1 if timer_races and self._has_live_timer() else 0
                     # Plain callbacks keep asyncio's documented FIFO order among
-                    # themselves: only the first one queued is a candidate.
-                    eligible = eligible_indices(ready) if self._ncallbacks > 1 else None
-                    m = n if eligible is None else len(eligible)
+                    # themselves: only the first one queued is a candidate. The index
+                    # knows which without scanning the queue (_ready); holds need the scan.
+                    eligible = None
+                    if ix.active or self._ncallbacks > 1:
+                        if not self._nspecial and (
+                                (ix.synced == n or ix.sync()) if ix.active
+                                else ix.rebuild()):
+                            m = len(ix.eligible)
+                        else:
+                            ix.active = False
+                            eligible = eligible_indices(ready)
+                            m = len(eligible)
+                    else:
+                        m = n
                     if m + extra > 1:
                         # Fairness: the oldest ready handle (the head) may be passed
                         # over at `bound` points in a row; then it runs, undecided.
@@ -408,9 +453,11 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
                             passed = 0
                     if m + extra > 1 and passed < bound:
                         self._eligible = eligible
+                        self._cands = ix.eligible if ix.active else ready
                         self._last_task = last_task
                         i = choose(m + extra, self)
                         append(i)
+                        signature = (signature * 1000003 + m + extra) & 0xFFFFFFFFFFFF
                         if i:
                             deviated = steps
                         if tracer is not None:
@@ -425,17 +472,23 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
                             continue
                         if eligible is not None:
                             i = eligible[i]
+                        elif ix.active:
+                            handle = ix.take(i)
+                            i = -1
                         if i == 0:
                             handle = ready.popleft()
-                        else:
+                        elif i > 0:
                             handle = ready[i]
                             del ready[i]
                     else:
-                        handle = ready.popleft()
+                        handle = ix.take(0) if ix.active else ready.popleft()
                 else:
-                    handle = ready.popleft()
+                    handle = (ix.take(0) if ix.active and ix.sync()
+                              else ready.popleft())
                 if type(handle) is not _TaskHandle:
                     self._ncallbacks -= 1
+                    if type(handle) is _IOHandle or type(handle) is _HeldHandle:
+                        self._nspecial -= 1
                 else:
                     last_task = handle
                 batch -= 1
@@ -458,7 +511,11 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
                         ready.appendleft(handle)
                         return STEP_BOUND
                 if tracer is None:
-                    handle._run()
+                    if handle is last_task:  # a task step: Handle._run without its frame
+                        # (a step raises only what _run re-raises: KeyboardInterrupt, ...)
+                        handle._context.run(handle._callback, *handle._args)
+                    else:
+                        handle._run()
                 elif traced is not None:
                     traced.run(handle, steps)
                 else:
@@ -532,6 +589,7 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
             self._ended = 0
             self.steps = steps
             self.stock_steps = steps - deviated - 1
+            self._signature = signature
             self.points = points + self._decided
             self._decided = 0
             if recorder is not None:
@@ -539,92 +597,6 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
                 records[start:] = map(_new_record, repeat(StepRecord), records[start:])
                 recorder.point = point
                 recorder.points = points + point_base
-
-    def _finish_iterations(self, left: int) -> None:
-        """``main`` is done: run the ``left`` handles that remain of the current loop
-        iteration, then one more iteration, and stop (module docstring, "The end of a
-        run"). Stock order, no decision, no clock advance; invariants are still checked
-        after every step."""
-        self._forced = True  # decide() makes no decision and injects no fault from here
-        ready = self._ready
-        scheduled = self._scheduled
-        invariants = self._invariants
-        for last in (False, True):
-            # Handles queued by these steps run in the next iteration, as in _run_once:
-            # only `left` are taken, however the queue grows meanwhile.
-            try:
-                for _ in range(left):
-                    handle = ready.popleft()
-                    if handle._cancelled:
-                        continue
-                    self._ended += 1
-                    handle._run()
-                    if invariants:
-                        self._check_invariants()
-            finally:  # counted once here rather than per step (held handles count twice)
-                self._ncallbacks = count_callbacks(ready) if ready else 0
-            if last:
-                return
-            # The iteration in which run_until_complete's done-callback calls stop(): the
-            # timers already due join it; time does not move (stop() makes the selector
-            # poll without waiting).
-            if scheduled and scheduled[0]._when <= self._now:
-                self._pop_expired_timers()
-            left = len(ready)
-
-    def _pop_expired_timers(self) -> None:
-        ready = self._ready
-        scheduled = self._scheduled
-        now = self._now
-        while scheduled and scheduled[0]._when <= now:
-            handle = heapq.heappop(scheduled)
-            handle._scheduled = False
-            if not handle._cancelled:
-                ready.append(handle)
-                self._ncallbacks += 1
-
-    def _drop_cancelled_timers(self) -> None:
-        scheduled = self._scheduled
-        while scheduled and scheduled[0]._cancelled:
-            heapq.heappop(scheduled)._scheduled = False
-
-    def _has_live_timer(self) -> bool:
-        self._drop_cancelled_timers()
-        return bool(self._scheduled)
-
-    def _advance_clock(self) -> bool:
-        """Nothing is ready: jump to the earliest live timer. False if there is none."""
-        self._drop_cancelled_timers()
-        if not self._scheduled:
-            return False
-        self._now = max(self._now, self._scheduled[0]._when)
-        self._pop_expired_timers()
-        return True
-
-    def _fire_next_timer(self) -> None:
-        """The "timer" candidate: time passes now, so the earliest timers become ready."""
-        self._drop_cancelled_timers()
-        self._now = max(self._now, self._scheduled[0]._when)
-        self._pop_expired_timers()
-
-    def _purge_cancelled(self, batch: int) -> int:
-        """Remove cancelled handles from the ready queue; return how many of them were
-        among the first ``batch`` (the rest of the current stock iteration).
-
-        Only those shorten the iteration: a cancelled handle queued after them belongs to
-        the next one, and counting it would end this iteration early, so expired timers
-        would join the queue ahead of handles that stock asyncio runs before them."""
-        self._dirty = False
-        ready = self._ready
-        live = [h for h in ready if not h._cancelled]
-        removed = len(ready) - len(live)
-        if not removed:
-            return 0
-        in_batch = sum(1 for h in islice(ready, max(batch, 0)) if h._cancelled)
-        ready.clear()
-        ready.extend(live)
-        self._ncallbacks = count_callbacks(live)
-        return in_batch
 
     def _check_invariants(self) -> None:
         error = self._decide_error
@@ -654,19 +626,28 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
 
     # ------------------------------------------------------------------ PointView
 
-    def candidate(self, index: int) -> Candidate:
-        """PointView: ready handle ``index`` (or the timer pseudo-candidate), described."""
-        ready = self._ready
+    def _handle_at(self, index: int) -> Any:
+        """The handle of candidate ``index`` at the point in progress; None for the timer."""
+        cands = self._cands
         eligible = self._eligible
-        if index >= (len(ready) if eligible is None else len(eligible)):
-            return Candidate(None, "timer", None, "fire timer", None)
-        handle = ready[index if eligible is None else eligible[index]]
-        task, kind = handle_owner(handle)
-        if task is None:
-            return Candidate(None, kind, None, callback_name(handle), None)
-        op, resource = waiting_on(task)
-        return Candidate(self.task_id(task), kind, user_location(coroutine_frames(task)),
-                         op, self.resource_name(resource) if resource is not None else None)
+        if index >= (len(cands) if eligible is None else len(eligible)):
+            return None
+        return cands[index if eligible is None else eligible[index]]
+
+    def candidate(self, index: int) -> Candidate:
+        """PointView: ready handle ``index`` (or the timer pseudo-candidate), described
+        (once per handle while it is queued: :func:`~explorer._asyncio._ready.described`)."""
+        handle = self._handle_at(index)
+        return TIMER if handle is None else described(self, handle)
+
+    def candidates(self, count: int) -> list[Candidate]:
+        """PointView: every candidate of the point, described (cached per handle)."""
+        handles = point_handles(self._cands, self._eligible, count)
+        # Most were described at an earlier point: read those without a call.
+        out = [handle._described if hasattr(handle, "_described")
+               else described(self, handle) for handle in handles]
+        out.extend(repeat(TIMER, count - len(out)))
+        return out
 
     def recorded_steps(self) -> list[Any] | None:
         """The step records of this run so far while footprints are recorded, else None.
@@ -680,16 +661,15 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
     def process(self, index: int) -> str:
         """Who candidate ``index`` belongs to, cheaply: a task id, ``loop`` for a plain
         callback, ``clock`` for the timer candidate."""
-        ready = self._ready
-        eligible = self._eligible
-        if index >= (len(ready) if eligible is None else len(eligible)):
-            return "clock"
-        handle = ready[index if eligible is None else eligible[index]]
-        if type(handle) is _TaskHandle:
-            return self.task_id(handle._callback.__self__)  # type: ignore[attr-defined]
-        if type(handle) is _IOHandle:
-            return handle._process
-        return "loop"
+        handle = self._handle_at(index)
+        return "clock" if handle is None else process_of(self, handle)
+
+    def processes(self, count: int) -> list[str]:
+        """PointView: :meth:`process` of every candidate, in one call."""
+        handles = point_handles(self._cands, self._eligible, count)
+        out = [process_of(self, handle) for handle in handles]
+        out.extend(repeat("clock", count - len(out)))
+        return out
 
     def current(self) -> str | None:
         """PointView: the task whose step ran last (see :meth:`PointView.current`)."""
@@ -753,7 +733,17 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
         else:
             handle = _Handle(callback, args, self, context)
             self._ncallbacks += 1
-        self._ready.append(handle)
+        ready = self._ready
+        index = self._index
+        if index.active and index.synced == len(ready):  # classified now, not at a point
+            if type(handle) is _TaskHandle:  # ReadyIndex.push, inline for the common case
+                index.eligible.append(handle)
+                index.eseq.append(index.counter)
+                index.counter += 1
+                index.synced += 1
+            else:
+                index.push(handle)
+        ready.append(handle)
         return handle
 
     def _call_io(self, callback: Callable[..., object], *args: Any,
@@ -765,6 +755,7 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
         handle._process = process
         handle._after = after
         self._ncallbacks += 2 if after else 1
+        self._nspecial += 1
         self._ready.append(handle)
         return handle
 
@@ -779,6 +770,7 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
         handle = _HeldHandle(callback, args, self, None)
         handle._after = after
         self._ncallbacks += 2  # counted twice while held, so drive() filters candidates
+        self._nspecial += 1
         self._ready.append(handle)
         return handle
 
@@ -860,16 +852,18 @@ class ControlledLoop(NetworkLoop, NamingLoop, asyncio.BaseEventLoop):  # type: i
         index = self._spawn_counts.get(key, 0) + 1
         self._spawn_counts[key] = index
         task_id = f"{parent_id}/{qualname}#{index}"
-        if self._custom_task_constructor is not None:
-            task = self._custom_task_constructor(coro, loop=self, name=name or task_id,
-                                                 context=context, **kwargs)
-        elif self._task_factory is not None:
-            task = self._task_factory(self, coro, context=context, **kwargs)
-            task.set_name(name or task_id)
-        else:
+        task: asyncio.Task[Any]
+        if self._custom_task_constructor is None and self._task_factory is None:
             task = _new_task(coro, self, len(self.tasks), str(name or task_id), context)
+        else:
+            if self._custom_task_constructor is not None:
+                task = self._custom_task_constructor(coro, loop=self, name=name or task_id,
+                                                     context=context, **kwargs)
+            else:
+                task = self._task_factory(self, coro, context=context, **kwargs)
+                task.set_name(name or task_id)
+            task._explorer_read = (id(task), None, "r")  # type: ignore[attr-defined]
         task._explorer_id = task_id  # type: ignore[attr-defined]  # user task classes too
-        task._explorer_read = (id(task), None, "r")  # type: ignore[attr-defined]
         self.tasks.append(task)
         return task
 

@@ -6,9 +6,9 @@ import asyncio
 import sys
 from asyncio import events
 from collections.abc import Coroutine, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 from explorer import _footprint as footprint_module
 from explorer import _interrupts as interrupts
@@ -20,9 +20,6 @@ from explorer._asyncio._inspect import coroutine_frames
 from explorer._asyncio._loop import ControlledLoop
 from explorer._asyncio._naming import adopting
 from explorer._asyncio._selftest import self_test
-from explorer._asyncio._tracer import Tracer
-from explorer._asyncio._tracking import track_holders
-from explorer._asyncio._waitfor import analyse
 from explorer._classify import (
     BrokenInvariant,
     classify_run,
@@ -45,14 +42,37 @@ from explorer._runtime import (
     display_task,
     finding,
 )
-from explorer._waitgraph import labelled
 from explorer._watchdog import Hang, RunTimeout, Watchdog, describe_stack
+
+if TYPE_CHECKING:
+    from explorer._asyncio._tracer import Tracer
 
 _CLEANUP_STEPS = 100_000
 
 
 def _zero(count: int, view: object) -> int:
     return 0
+
+
+# Entered by every untraced run: one reusable object, cheaper than an ExitStack per run.
+_UNTRACKED: Final = nullcontext()
+
+
+def _holders(tracer: Tracer | None) -> AbstractContextManager[object]:
+    """While a traced run drives, track who holds each lock (for deadlock reports)."""
+    if tracer is None:
+        return _UNTRACKED
+    from explorer._asyncio._tracking import track_holders
+
+    return track_holders(tracer.holders)
+
+
+def _tracer(loop: ControlledLoop) -> Tracer:
+    """A :class:`Tracer` for a traced run; its module (and the request naming it uses)
+    is imported only when a run is traced, which most explorations never need."""
+    from explorer._asyncio._tracer import Tracer
+
+    return Tracer(loop)
 
 
 class AsyncioRuntime:
@@ -119,7 +139,7 @@ class AsyncioRuntime:
         coro = _start(scenario)
         try:  # a Ctrl-C before the run starts must not leave its coroutine unawaited
             main = loop.create_main_task(coro)
-            tracer = Tracer(loop) if mode.traced else None
+            tracer = _tracer(loop) if mode.traced else None
             # "auto": user code's own accesses are recorded (Python 3.12+); if that cannot
             # start, task code counts as touching everything, as in "conservative".
             recording = mode.recording
@@ -145,9 +165,7 @@ class AsyncioRuntime:
                     # it takes to get going, the stop can land before the first step.
                     assert run_timeout is not None
                     watchdog.arm(run_timeout, self._hang_site)
-                with ExitStack() as stack:
-                    if tracer is not None:
-                        stack.enter_context(track_holders(tracer.holders))
+                with _holders(tracer):
                     status = loop.drive(main, chooser, decisions, mode.max_steps,
                                         tracer if tracer is not None else recorder,
                                         finish=True)
@@ -167,7 +185,7 @@ class AsyncioRuntime:
                 footprint_module.current = None
                 objects, footprint_module.seen = footprint_module.seen, None
                 stats = RunStats(loop.steps, loop.points, loop._now, len(loop.tasks),
-                                 loop.stock_steps)
+                                 loop.stock_steps, loop.fingerprint(), loop.step_hash())
                 try:
                     self._cleanup(main, watchdog)
                 except RunTimeout:  # the limit passed as the run was being cleaned up
@@ -339,6 +357,8 @@ class _Facts:
         return _callback_outcome(self.loop._callback_errors[-1])
 
     def deadlock(self) -> Outcome:
+        from explorer._asyncio._waitfor import analyse  # only a deadlock needs it
+
         tracer = self.tracer
         report = analyse(self.loop, tracer.holders if tracer is not None else None)
         if tracer is not None:
@@ -368,6 +388,8 @@ class _Facts:
         leaked += [t for t in loop.pending_at_stop if t.done()]
         if not leaked:
             return None
+        from explorer._waitgraph import labelled  # only a leak report needs it
+
         names = sorted(loop.task_id(t) for t in leaked)
         first = min(leaked, key=loop.task_id)
         labels = self.trace.labels if self.trace is not None else {}

@@ -9,7 +9,8 @@ Which code is watched
     Code objects are classified once, by file: the explorer, its strategies and asyncio
     are *trusted* (what they do is recorded by the runtime: primitives, task completion,
     callbacks); ``enum``, ``abc``, ``typing``, ``_collections_abc``, ``contextlib`` and
-    ``re`` are transparent *helpers*; ``json`` is *modelled* (rules describe its calls);
+    ``re`` are transparent *helpers*; ``json`` and ``inspect.getblock`` (with the
+    tokenizer code only it runs) are *modelled* (rules describe their calls);
     the rest of the standard library and the web stack's packages (httpx, Starlette,
     FastAPI, anyio, pydantic, ...) are *library* code; other installed packages are
     *foreign*; everything else is *user* code. User and library code get instruction and
@@ -26,6 +27,10 @@ The memory model
       container for size, iteration and structural changes, and a separate *insertion
       order* location written by every insertion of a new key;
     * asyncio futures and tasks: ``(future, whole)``;
+    * storing into a plain instance attribute the very object it holds is a read (a
+      *silent store*); asyncio's registries of tasks and async generators are the
+      runtime's and are not recorded; every object whose id a footprint holds is kept
+      alive until the run ends, so an id names one object for the whole run;
     * any other C-level state (objects of extension types): reading it adds a read of one
       sentinel location, and writing it (through a call this package does not model, an
       item or attribute assignment) makes the step's footprint UNKNOWN.

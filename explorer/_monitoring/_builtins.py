@@ -19,6 +19,7 @@ import collections
 import contextvars
 import datetime
 import heapq
+import inspect
 import io
 import json
 import math
@@ -34,12 +35,15 @@ from typing import Any, Final
 
 from explorer._monitoring._categories import (
     ATOM,
+    GENERIC_GETATTRIBUTE,
     ITER,
     PY,
     THREAD_LOCKS,
     atom_key,
     category_of,
     elements_kind,
+    lookup,
+    plain_value,
 )
 from explorer._monitoring._memory import (
     advance,
@@ -49,6 +53,7 @@ from explorer._monitoring._memory import (
     iter_kind,
     iterate,
     iterator_kind,
+    keep,
     lock_changed,
     lock_released,
     lock_taken,
@@ -63,11 +68,13 @@ from explorer._monitoring._values import (
     PURE,
     SAFE,
     TUPLES,
+    ZIPPED,
     Fresh,
     Iter,
     Mark,
     atom,
     known,
+    private,
     python_callable,
 )
 
@@ -75,6 +82,14 @@ Rule = Callable[[list[Any], dict[str, Any] | None, Footprint], object]
 """Records a call's effects; returns what it returns, or None: not modelled."""
 
 def _r_nothing(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object:
+    return PURE
+
+
+def _r_type(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object:
+    """``type(obj)``: the class itself (C code reading the object's header only); the
+    three-argument form makes a new class, which only this step holds."""
+    if len(args) == 1 and not kw and not private(args[0]):
+        return type(args[0])
     return PURE
 
 
@@ -141,6 +156,21 @@ def _lazy(elements: object, *, function: bool = False) -> Rule:
     return rule
 
 
+_enumerate_or_zip: Final = _lazy(TUPLES)
+
+
+def _zipped(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object:
+    """enumerate() and zip(): tuples of their sources' elements. Over lists only (each
+    then is one of the iterator's reads; no generator, iterator or mark whose elements
+    are not known), the loop that takes an element checks what the lists hold at that
+    moment (ZIPPED, see explorer._monitoring._handlers._h_next)."""
+    result = _enumerate_or_zip(args, kw, fp)
+    if isinstance(result, Iter) and args and all(type(value) is list for value in args) \
+            and len(result.reads) == len(args):
+        return Iter(None, result.reads, ZIPPED)
+    return result
+
+
 def _r_len(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object:
     return _r_shallow(args, kw, fp)
 
@@ -162,9 +192,33 @@ def _r_next(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object
 
 
 def _r_getattr(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object:
-    if kw or len(args) < 2 or type(args[1]) is not str:
+    """``getattr(obj, name[, default])``: reads ``(obj, name)``; the value when it can be
+    had without running code (as for ``obj.name``), or the default when the attribute
+    is plainly absent (no class attribute, no ``__getattr__``, not in the instance)."""
+    if kw or not 2 <= len(args) <= 3 or type(args[1]) is not str:
         return None
-    return OPAQUE if attribute_access(args[0], args[1], "r", fp) else None
+    obj, name = args[0], args[1]
+    if not attribute_access(obj, name, "r", fp):
+        return None
+    if private(obj):
+        return OPAQUE
+    value = plain_value(obj, name)
+    if value is OPAQUE and len(args) == 3 and _absent(obj, name):
+        value = args[2]
+    return PURE if value is None else value  # (None would mean "not modelled")
+
+
+def _absent(obj: object, name: str) -> bool:
+    """Whether ``getattr(obj, name)`` raises AttributeError without running code."""
+    tp = type(obj)
+    if category_of(tp) != PY or lookup(tp, "__getattribute__") not in GENERIC_GETATTRIBUTE \
+            or lookup(tp, "__getattr__") is not None or lookup(tp, name, OPAQUE) is not OPAQUE:
+        return False
+    try:
+        namespace = object.__getattribute__(obj, "__dict__")
+    except AttributeError:
+        return True  # no instance dict, no slot of that name
+    return type(namespace) is dict and name not in namespace
 
 
 def _r_setattr(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object:
@@ -295,6 +349,8 @@ def _context_variable(mode: str) -> Rule:
             note(args[0])
         else:
             fp.add((id(context), id(args[0]), mode))
+            keep(context)
+            keep(args[0])
         if mode == "r" and not kw and len(args) <= 2 and not any(
                 isinstance(value, (Mark, Fresh, Iter)) for value in args):
             value = args[0].get(*args[1:])  # C code with no effect: the value itself
@@ -319,6 +375,40 @@ def _getenv(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object
     if raw is None:
         return PURE if len(args) == 1 or args[1] is None else args[1]
     return raw.decode(encoding, "surrogateescape") if type(raw) is bytes else OPAQUE
+
+
+FILES: Final = Mark("the file system")
+"""Footprint object for the status of files, by path."""
+
+
+def _file_status(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object:
+    """``os.stat(path)``, ``os.path.exists(path)`` (``isfile``, ``isdir``): read the
+    status of one path (inspect and linecache check source files on every request in
+    FastAPI). Nothing a step can do to a file is modelled (``open``, ``os.write``,
+    ``os.replace`` are not in this table): a step that changes a file is UNKNOWN, and
+    conflicts with these reads."""
+    if kw or len(args) != 1 or type(args[0]) not in (str, bytes):
+        return None
+    fp.add((id(FILES), args[0], "r"))
+    return OPAQUE
+
+
+def _getblock(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object:
+    """``inspect.getblock(lines)`` (``inspect.getsource``/``getsourcelines``, which
+    FastAPI runs on each endpoint's first request): reads the list of lines and returns
+    a new list of some of them. Its code (a ``BlockFinder`` of its own, fed by the C
+    tokenizer reading ``iter(lines)``) touches nothing else and calls no code of the
+    scenario's, as long as every line is an exact ``str`` (then nothing can run a
+    ``__str__`` or a subclass's method); it runs unwatched."""
+    if kw or len(args) != 1 or type(args[0]) not in (list, tuple):
+        return None
+    lines = args[0]
+    if len(lines) > 100_000 or any(type(line) is not str for line in lines):
+        return None
+    if type(lines) is list:
+        fp.add((id(lines), None, "r"))
+        keep(lines)
+    return Fresh((), fp)
 
 
 def _plain_data(value: object, budget: list[int]) -> bool:
@@ -392,6 +482,7 @@ def _build_rules() -> dict[object, Rule]:
     cls: Any
     for fn in (isinstance, issubclass, id, callable, type, hash):
         rules[fn] = _r_nothing
+    rules[type] = _r_type
     for fn in (abs, round, divmod, pow, chr, ord, bin, hex, oct, int, float, complex, bool,
                math.floor, math.ceil, math.sqrt, math.isclose, math.isnan, math.isfinite,
                math.fabs, math.log, math.exp, math.gcd, math.prod, math.fsum):
@@ -409,7 +500,7 @@ def _build_rules() -> dict[object, Rule]:
     for fn in (any, all):
         rules[fn] = _sorting(PURE)
     for fn in (enumerate, zip):
-        rules[fn] = _lazy(TUPLES)
+        rules[fn] = _zipped
     for fn in (reversed, iter):
         rules[fn] = _lazy(OPAQUE)
     rules[map] = _lazy(OPAQUE, function=True)
@@ -536,6 +627,8 @@ def _build_rules() -> dict[object, Rule]:
     # Process settings that a step can change only through calls not modelled here.
     rules[sys.getrecursionlimit] = _r_nothing
     rules[os.getenv] = _getenv  # (frozen code: runs unwatched when this rule describes it)
+    for fn in (os.stat, os.path.exists, os.path.isfile, os.path.isdir):
+        rules[fn] = _file_status
     # typing's introspection of annotations (a helper module): types, tuples of types.
     for fn in (typing.get_origin, typing.get_args):
         rules[fn] = lambda args, kw, fp: PURE
@@ -578,6 +671,7 @@ def _build_rules() -> dict[object, Rule]:
                 rules[value] = _future_rule("w")
     rules[json.dumps] = _json_dumps
     rules[json.loads] = _json_loads
+    rules[inspect.getblock] = _getblock
     # heapq and bisect keep lists ordered by comparing elements
     for fn in (heapq.heappush, heapq.heappop, heapq.heapify, heapq.heapreplace,
                heapq.heappushpop, bisect.insort_left, bisect.insort_right):

@@ -31,6 +31,7 @@ from explorer._monitoring._categories import (
 )
 from explorer._monitoring._dataflow import CallPlan
 from explorer._monitoring._handlers import operand, python_result
+from explorer._monitoring._places import WATCHED, code_kind
 from explorer._monitoring._state import STATE, Footprint
 from explorer._monitoring._values import OPAQUE, PURE, TRUSTED_RESULT, Fresh, New
 
@@ -80,6 +81,8 @@ def describe_call(frame: types.FrameType, call: CallPlan, callable_: object,
         # dict(**kwargs, key=value): the keyword dict is one the call built (its ** were
         # read where they were merged into it); the copy is new.
         return Fresh((), fp)
+    if callable_ is next and type(arg0) is types.GeneratorType:
+        return _next_of_generator(frame, call, arg0)
     if isinstance(callable_, type):
         return _construct(frame, call, callable_, arg0, fp)
     if tp is weakref.ref:  # dereferencing: the object itself, or None (C, no effect)
@@ -139,6 +142,25 @@ def _wrapped_slot(owner: object, wrapper: Any) -> object:
 _HASHABLE_CALLABLES: Final = frozenset({
     types.BuiltinFunctionType, types.MethodDescriptorType, types.WrapperDescriptorType,
     types.ClassMethodDescriptorType})
+
+
+def _next_of_generator(frame: types.FrameType, call: CallPlan,
+                       generator: types.GeneratorType[Any, Any, Any]) -> object:
+    """``next(generator[, default])``: resuming the generator runs its code (watched, or
+    caught as foreign when it starts); what the call returns is the value it yields
+    (handed over by the PY_YIELD event, see explorer._monitoring._hooks.on_yield), or
+    the default when it returns instead. Until one of those happens: unknown."""
+    args = _arguments(frame, call, next, generator, _NOT_CALLED)
+    if args is None or args[1] or not 1 <= len(args[0]) <= 2:
+        return None
+    code = generator.gi_code
+    if code_kind(code) not in WATCHED or generator.gi_frame is None:
+        return OPAQUE
+    STATE.expect[(id(frame), call.offset)] = code
+    STATE.yields.add((id(frame), call.offset))
+    # The default stands only where the generator's events are on (set up the first
+    # time it started): otherwise a value it yields would not replace it.
+    return args[0][1] if len(args[0]) == 2 and id(code) in STATE.codes else OPAQUE
 
 
 def _arguments(frame: types.FrameType, call: CallPlan, callable_: object,

@@ -183,6 +183,8 @@ def plain_value(obj: object, name: str) -> object:
     tp = type(obj)
     if tp in _NAMED and name in _NAMES:
         return getattr(obj, name)  # C getters of immutable names: no code runs
+    if tp is type and name == "__mro__":  # (changing it writes a class attribute: UNKNOWN)
+        return obj.__mro__  # type: ignore[attr-defined]
     if tp in _PLAIN_ATTRIBUTES:
         return getattr(obj, name, OPAQUE)
     if isinstance(obj, enum.EnumType):  # a member, kept in the class's own namespace
@@ -236,7 +238,9 @@ def _attribute_plan(tp: type, name: str) -> tuple[str, Any] | None:
 
 
 def elements_kind(container: object) -> object:
-    """PURE when a (small) container holds atoms only, TUPLES when tuples and atoms."""
+    """PURE when a (small) container holds atoms only, or tuples of atoms (a tuple of
+    atoms is as immutable as an atom: comparing, hashing or unpacking it reads nothing
+    shared); TUPLES when it holds tuples and atoms."""
     if type(container) not in (list, tuple, collections.deque, set, frozenset) \
             or len(container) > 64:  # type: ignore[arg-type]
         return OPAQUE
@@ -246,5 +250,7 @@ def elements_kind(container: object) -> object:
             continue
         if type(element) is not tuple:
             return OPAQUE
-        kind = TUPLES
+        if kind is PURE and (len(element) > 16
+                             or not all(type(part) in ATOMS for part in element)):
+            kind = TUPLES
     return kind

@@ -12,6 +12,8 @@ stack at run time. An operand is located as an abstract *source*:
     ``("j", sources)``       one of those, depending on the path taken (known only when
                              every one of them is an atom: a conditional expression)
     ``("F",)``               a Python function made here     ``("m", name)``  a method slot
+    ``("w", offset, async)`` the ``__exit__`` of the with block entered at ``offset - 1``
+                             (its manager, as the with site kept it under ``offset``)
     ``None``                 unknown: the hooks then make the step UNKNOWN
 
 A fixpoint over the control-flow graph (exception handlers included) joins the abstract
@@ -45,7 +47,8 @@ class SitePlan(NamedTuple):
 
     ``kind`` names the handler; ``capture`` says a later instruction uses this one's output;
     ``where`` is ``file:line kind`` for diagnostics. The operands by kind:
-    ``attr_r``: receiver source, name, method load?; ``attr_w``, ``super``: receiver
+    ``attr_r``: receiver source, name, method load?; ``attr_w``: receiver source, name,
+    source of the value stored (None for a deletion); ``super``: receiver
     source, name; ``glob_r``, ``glob_w``, ``cell_r``, ``cell_w``: name; ``item_r``,
     ``item_w``, ``item_d``: container source, key source; ``slice_r``, ``slice_w``,
     ``truth``, ``unary``, ``iter``, ``next``, ``aiter``, ``with``, ``format``, ``extend``,
@@ -298,8 +301,8 @@ def _transfer(ins: dis.Instruction, st: list[Any], prev: dis.Instruction | None,
         st.append(("o", off))
         return ("attr_r", receiver, ins.argval, False)
     if op == "STORE_ATTR":
-        _value, receiver = pop(2)
-        return ("attr_w", receiver, ins.argval)
+        value, receiver = pop(2)
+        return ("attr_w", receiver, ins.argval, value)
     if op == "IMPORT_NAME":  # import x (a function-level import): sys.modules["x"]
         level, fromlist = pop(2)
         st.append(("o", off))
@@ -404,7 +407,10 @@ def _transfer(ins: dis.Instruction, st: list[Any], prev: dis.Instruction | None,
         return ("anext", iterator)
     if op in ("BEFORE_WITH", "BEFORE_ASYNC_WITH"):
         (manager,) = pop(1)
-        st.extend([None, ("o", off) if op == "BEFORE_ASYNC_WITH" else None])
+        # [__exit__, what __enter__ returned]: the with site keeps its manager under
+        # offset + 1 (never an instruction's offset) for an exception leaving the block.
+        st.extend([("w", off + 1, op == "BEFORE_ASYNC_WITH"),
+                   ("o", off) if op == "BEFORE_ASYNC_WITH" else None])
         return ("with", manager)
     if op in ("FORMAT_VALUE", "FORMAT_SIMPLE", "FORMAT_WITH_SPEC", "CONVERT_VALUE"):
         if (op == "FORMAT_VALUE" and arg & 4) or op == "FORMAT_WITH_SPEC":
@@ -416,8 +422,11 @@ def _transfer(ins: dis.Instruction, st: list[Any], prev: dis.Instruction | None,
     if op in ("UNPACK_SEQUENCE", "UNPACK_EX"):
         (sequence,) = pop(1)
         count = arg if op == "UNPACK_SEQUENCE" else (arg & 0xFF) + (arg >> 8) + 1
-        st.extend([None] * count)
-        return None if _pure_source(sequence) else ("unpack", sequence)
+        if _pure_source(sequence):
+            st.extend([_PURE_SRC] * count)
+            return None
+        st.extend([("o", off)] * count)  # PURE parts of a PURE value, else unknown
+        return ("unpack", sequence)
     if op == "CALL_INTRINSIC_1":
         (operand,) = pop(1)
         name = ins.argrepr
@@ -447,7 +456,11 @@ def _transfer(ins: dis.Instruction, st: list[Any], prev: dis.Instruction | None,
         st.append(("o", off))
         # f(*args): the call turns ``args`` into a tuple, iterating over it.
         return ("call", None, (taken[2],), None, True, callee, "unknown", taken[2])
-    if op == "WITH_EXCEPT_START":  # calls __exit__ with the exception: not modelled
+    if op == "WITH_EXCEPT_START":  # calls __exit__ with the exception (no call event)
+        exit_slot = st[-4] if len(st) >= 4 else None
+        if exit_slot is not None and exit_slot[0] == "w":
+            st.append(("o", off))  # what __exit__ returns, tested next
+            return ("with_exit", ("o", exit_slot[1]), exit_slot[2])
         st.append(None)
         return ("unknown", "an exception leaving a with block")
     raise _Unmodelled(op)
@@ -457,6 +470,8 @@ def _callee(first: Any, second: Any) -> tuple[Any, str]:
     """The source of the called object, from the two slots under a call's arguments, and
     whether a ``self`` argument is among them: "none", "yes", "maybe" (a method looked up
     with LOAD_ATTR: known when called) or "unknown"."""
+    if first is not None and first[0] == "w":
+        first = None  # a with block's __exit__, called on the way out: as before
     if _PY313:  # [callable, NULL or self]
         callable_slot, self_slot = first, second
     elif first == _NULL:  # 3.12: [NULL, callable]

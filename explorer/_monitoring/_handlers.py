@@ -11,7 +11,9 @@ code, a mark otherwise) in the session's ``values``, where later operands find i
 from __future__ import annotations
 
 import collections
+import collections.abc
 import contextlib
+import os
 import sys
 import types
 from typing import Any, Final
@@ -44,12 +46,14 @@ from explorer._monitoring._memory import (
     iter_kind,
     iterate,
     iterator_kind,
+    lock_released,
     lock_taken,
     note,
     note_cells,
     note_namespace,
     read_c_state,
     shallow,
+    watched_iteration,
 )
 from explorer._monitoring._places import TRUSTED, WATCHED, code_kind
 from explorer._monitoring._state import STATE, Footprint, Handler, Site
@@ -64,6 +68,9 @@ from explorer._monitoring._values import (
     PURE,
     SAFE,
     TRUSTED_RESULT,
+    TUPLES,
+    WATCHED_ITERABLES,
+    ZIPPED,
     Await,
     Coro,
     Fresh,
@@ -110,12 +117,24 @@ def _h_unknown(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
     return False
 
 
+_TYPE_NAMES: Final[dict[str, Any]] = {
+    name: type.__dict__[name] for name in ("__name__", "__qualname__", "__module__")}
+
+
 def _h_attr_r(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
     obj = operand(site.first, frame)
     name = site.second
     if site.capture:
         key = (id(frame), site.offset)
         value = OPAQUE if private(obj) else plain_value(obj, name)
+        if value is OPAQUE and isinstance(obj, type) and name in _TYPE_NAMES:
+            # A class's name or module, through type's own C getter (no Python code): a
+            # string, unless a class body set something else.
+            found = _TYPE_NAMES[name].__get__(obj, type(obj))
+            value = found if atom(found) else OPAQUE
+        elif value is OPAQUE and type(obj) is os.stat_result:
+            found = getattr(obj, name, OPAQUE)  # an immutable record of numbers (C members)
+            value = found if atom(found) else OPAQUE
         STATE.values[key] = value
         if value is OPAQUE and not private(obj):
             # A property whose getter is watched code: what it returns is the value.
@@ -128,7 +147,38 @@ def _h_attr_r(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
 
 
 def _h_attr_w(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
-    return attribute_access(operand(site.first, frame), site.second, "w", fp)
+    obj = operand(site.first, frame)
+    if site.third is not None and _silent_store(obj, site.second, operand(site.third, frame)):
+        # Stores the very object the attribute holds: the state does not change, and what
+        # the step did depended on that value, so it is a read (docs/reduction.md,
+        # "Silent stores").
+        return attribute_access(obj, site.second, "r", fp)
+    return attribute_access(obj, site.second, "w", fp)
+
+
+def _silent_store(obj: object, name: str, value: object) -> bool:
+    """``obj.name = value`` leaves ``obj`` as it is: a plain instance attribute (stored in
+    the instance dict by ``object.__setattr__``, no data descriptor on the class) that
+    already holds ``value`` itself (identity: an equal object would be another one)."""
+    if private(obj) or private(value) or isinstance(obj, type) \
+            or category_of(type(obj)) != PY \
+            or type(obj).__setattr__ is not object.__setattr__ \
+            or type(lookup(type(obj), "__dict__")) is not types.GetSetDescriptorType:
+        return False
+    try:
+        namespace = object.__getattribute__(obj, "__dict__")
+    except AttributeError:
+        return False
+    if type(namespace) is not dict:
+        return False
+    descriptor = lookup(type(obj), name)
+    if descriptor is not None and (hasattr(type(descriptor), "__set__")
+                                   or hasattr(type(descriptor), "__delete__")):
+        return False
+    return namespace.get(name, _ABSENT) is value
+
+
+_ABSENT: Final = object()
 
 
 def _h_super(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
@@ -306,15 +356,36 @@ def _h_compare(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
     return deep_all((lhs, rhs), fp)
 
 
+def _environ_lookup() -> types.CodeType | None:
+    """The code ``NAME in os.environ`` runs unwatched, when it is the one expected."""
+    environ = type(os.environ)
+    getitem = getattr(environ, "__getitem__", None)
+    if environ.__contains__ is not collections.abc.Mapping.__contains__ \
+            or type(getitem) is not types.FunctionType:
+        return None
+    return getitem.__code__
+
+
+_ENVIRON_LOOKUP: Final = _environ_lookup()
+
+
 def _h_contains(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
     item = operand(site.first, frame)
     container = operand(site.second, frame)
     if isinstance(container, Mark):
         return container.known and deep_all((item,), fp)
     if isinstance(container, Fresh):
+        if atom(item):  # an atom compares equal to atoms only: no element is read
+            return True
         return deep_all((container, item), fp)
     if isinstance(container, Iter):
         return advance(container, fp) and deep_all((item,), fp)
+    if container is os.environ and type(item) is str and _ENVIRON_LOOKUP is not None:
+        # ``"NAME" in os.environ``: Mapping.__contains__ (a helper) calls _Environ's
+        # __getitem__, frozen code that reads one variable (as os.getenv does).
+        fp.add((id(os.environ), item, "r"))
+        STATE.approved = _ENVIRON_LOOKUP  # that call, once, runs without making it UNKNOWN
+        return True
     category = category_of(type(container))
     if category == MUT and isinstance(container, KEYED):
         return item_access(container, item, "r", fp)  # a hash lookup of the key
@@ -364,8 +435,22 @@ def _h_next(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
             elements = kind.elements
             if elements is OPAQUE and len(kind.reads) == 1:
                 elements = elements_kind(kind.reads[0])  # what it holds now
+                if elements is OPAQUE and _watched_iterables(kind.reads[0]):
+                    elements = WATCHED_ITERABLES
+            elif elements is ZIPPED:  # enumerate or zip over lists: what they hold now
+                elements = PURE if all(elements_kind(source) is PURE
+                                       for source in kind.reads) else TUPLES
         STATE.values[(id(frame), site.offset)] = elements
     return kind is not None and advance(kind, fp)
+
+
+def _watched_iterables(container: object) -> bool:
+    """A (small) list or tuple, each element of which is an instance of a Python class
+    that iterates in watched code (Starlette's ``Middleware`` records)."""
+    if type(container) not in (list, tuple) or len(container) > 64:  # type: ignore[arg-type]
+        return False
+    return all(category_of(type(element)) == PY and watched_iteration(type(element))
+               for element in container)  # type: ignore[attr-defined]
 
 
 def _h_await(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
@@ -401,7 +486,8 @@ def _awaiting(frame: types.FrameType, site: Site, kind: object) -> None:
         STATE.tainted.discard(id(frame))
     if site.third:  # the await's result: unknown, unless watched code returns it
         key = (id(frame), site.second)
-        STATE.values[key] = OPAQUE
+        STATE.values[key] = PURE if isinstance(kind, Coro) and kind.code in _ATOM_AEXITS \
+            else OPAQUE
         STATE.expect[key] = kind.code if isinstance(kind, Coro) else None
 
 
@@ -449,9 +535,12 @@ def _h_with(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
     if type(manager) in THREAD_LOCKS:  # with lock: acquires it (C code); the exit's call
         lock_taken(manager, fp)  # releases it
         keep_output(frame, site, OPAQUE)
+        STATE.values[(id(frame), site.offset + 1)] = manager
         return True
     cls = manager.cls if isinstance(manager, New) else type(manager)
     ok = (isinstance(manager, New) or not private(manager)) and category_of(cls) == PY
+    # For an exception leaving the block (_h_with_exit): kept under offset + 1.
+    STATE.values[(id(frame), site.offset + 1)] = manager if ok else OPAQUE
     if site.capture:
         enter = lookup(cls, "__aenter__") if ok else None
         code = getattr(enter, "__code__", None)
@@ -460,12 +549,66 @@ def _h_with(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
     return ok
 
 
+# contextlib (helper code: no return event) managers whose __exit__ returns an atom:
+# a bool (a @contextmanager generator's), None (nullcontext).
+_ATOM_EXITS: Final[frozenset[object]] = frozenset({
+    contextlib._GeneratorContextManager.__exit__, contextlib.nullcontext.__exit__})
+# ... and the coroutines of those whose __aexit__ does (an AsyncExitStack's: a bool).
+_ATOM_AEXITS: Final = frozenset({contextlib.AsyncExitStack.__aexit__.__code__,
+                                 contextlib._AsyncGeneratorContextManager.__aexit__.__code__,
+                                 contextlib.nullcontext.__aexit__.__code__})
+
+
+def _h_with_exit(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    """An exception leaves a ``with`` block: the interpreter calls the manager's
+    ``__exit__`` with it, with no call event. The with site kept the manager (in this
+    frame, where the block was entered): a thread lock is released (C code); the
+    ``__exit__`` of a class whose methods are Python code is Python code, which runs
+    watched (or is caught as foreign code called from watched code when it starts). What
+    it returns is tested for truth next: an atom from contextlib's ``@contextmanager`` and
+    ``nullcontext`` managers, the return value of watched code (handed over when it
+    returns), unknown otherwise."""
+    manager = operand(site.first, frame)
+    if type(manager) in THREAD_LOCKS:
+        lock_released(manager, fp)
+        keep_output(frame, site, PURE)  # (None)
+        return True
+    if not isinstance(manager, New) and private(manager):
+        return False
+    cls = manager.cls if isinstance(manager, New) else type(manager)
+    exit_ = lookup(cls, "__aexit__" if site.second else "__exit__") \
+        if category_of(cls) == PY else None
+    if type(exit_) is not types.FunctionType:
+        return False
+    if site.second:  # async with: __aexit__ made a coroutine, awaited next
+        if not exit_.__code__.co_flags & COROUTINE_FLAGS:
+            return False
+        keep_output(frame, site, Coro(exit_.__code__))
+        return True
+    if exit_ in _ATOM_EXITS:
+        keep_output(frame, site, PURE)
+        return True
+    keep_output(frame, site, OPAQUE)
+    if site.capture and code_kind(exit_.__code__) in WATCHED:
+        STATE.expect[(id(frame), site.offset)] = exit_.__code__
+    return True
+
+
 def _h_format(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
     return deep_all((operand(site.first, frame),), fp)
 
 
 def _h_iterate(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
     return iterate(operand(site.first, frame), fp)
+
+
+def _h_unpack(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    """``a, (b, c) = value``: iterating ``value``; its parts are PURE when it is (a tuple
+    of atoms, an element of a list of them), so a nested unpacking of one reads nothing."""
+    value = operand(site.first, frame)
+    keep_output(frame, site, PURE if value is PURE or (
+        type(value) is tuple and elements_kind(value) is PURE) else OPAQUE)
+    return iterate(value, fp)
 
 
 def _context_managers() -> dict[types.CodeType, type]:
@@ -543,7 +686,8 @@ HANDLERS: dict[str, Handler] = {
     "slice_w": _h_slice_w, "binop": _h_binop, "unary": _h_unary, "truth": _h_truth,
     "compare": _h_compare, "contains": _h_contains, "iter": _h_iter, "next": _h_next,
     "await": _h_await, "send": _h_send, "aiter": _h_aiter, "anext": _h_anext,
-    "with": _h_with, "format": _h_format, "extend": _h_iterate, "unpack": _h_iterate,
+    "with": _h_with, "with_exit": _h_with_exit, "format": _h_format, "extend": _h_iterate,
+    "unpack": _h_unpack,
     "callpre": _h_callpre, "import": _h_import,
 }
 """The handler of each kind of site the analysis plans."""

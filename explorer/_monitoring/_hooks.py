@@ -1,11 +1,12 @@
 """The ``sys.monitoring`` callbacks of automatic footprints.
 
 PY_START, PY_RESUME and PY_THROW fire for all code: user code is analysed the first time it
-starts (:func:`install`) and gets local INSTRUCTION, CALL and PY_RETURN events; trusted and
-helper code is switched off at once (trusted functions that take futures from user code
-excepted); foreign code started by user code makes the step UNKNOWN. INSTRUCTION dispatches
-to the site's handler, CALL to :func:`~explorer._monitoring._calls.describe_call`, and
-PY_RETURN hands a watched function's return value to the call or await that expects it.
+starts (:func:`install`) and gets local INSTRUCTION, CALL, PY_RETURN and PY_YIELD events;
+trusted and helper code is switched off at once (trusted functions that take futures from
+user code excepted); foreign code started by user code makes the step UNKNOWN. INSTRUCTION
+dispatches to the site's handler, CALL to :func:`~explorer._monitoring._calls.describe_call`,
+PY_RETURN hands a watched function's return value to the call or await that expects it, and
+PY_YIELD a generator's next value to the ``next()`` call that resumed it.
 
 A callback never raises into the scenario: anything unexpected makes the step UNKNOWN.
 These run on every watched instruction: they reach the session through
@@ -25,7 +26,7 @@ from explorer._footprint import UNKNOWN
 from explorer._monitoring._calls import describe_call
 from explorer._monitoring._dataflow import CodePlan, analyse, unknown_plan
 from explorer._monitoring._handlers import HANDLERS, python_result
-from explorer._monitoring._memory import iterate, note
+from explorer._monitoring._memory import iterate, keep, note
 from explorer._monitoring._places import (
     FOREIGN,
     HELPER,
@@ -64,7 +65,7 @@ _FUTURE_ARGUMENTS: Final = _future_arguments()
 def local_events() -> int:
     """The events set on each code object of user code."""
     events = _mon.events
-    return int(events.INSTRUCTION | events.CALL | events.PY_RETURN)
+    return int(events.INSTRUCTION | events.CALL | events.PY_RETURN | events.PY_YIELD)
 
 
 def install(code: types.CodeType, plan: CodePlan) -> None:
@@ -155,7 +156,25 @@ def on_return(code: types.CodeType, offset: int, value: object) -> Any:
         info = STATE.codes.get(id(caller.f_code))
         if info is not None:
             key = (id(caller), info.aliases.get(offset, offset))
-            if STATE.expect.get(key) is code:
+            if STATE.expect.get(key) is code and key not in STATE.yields:
+                # (a generator returning ends next(generator, default) with the default,
+                # which the call already described)
+                STATE.values[key] = PURE if value is None else value
+    return None  # (nothing here can raise: plain dict operations)
+
+
+def on_yield(code: types.CodeType, offset: int, value: object) -> Any:
+    """PY_YIELD of user code: for a generator resumed by ``next(generator)``, the value
+    is that call's output (explorer._monitoring._calls._next_of_generator)."""
+    if not STATE.yields or not code.co_flags & GENERATOR_FLAGS:
+        return None  # (no next(generator) call this run, or a coroutine suspending)
+    caller = sys._getframe(1).f_back
+    if caller is not None:
+        offset = caller.f_lasti
+        info = STATE.codes.get(id(caller.f_code))
+        if info is not None:
+            key = (id(caller), info.aliases.get(offset, offset))
+            if key in STATE.yields and STATE.expect.get(key) is code:
                 STATE.values[key] = PURE if value is None else value
     return None  # (nothing here can raise: plain dict operations)
 
@@ -198,6 +217,11 @@ def on_resume(code: types.CodeType, offset: int) -> Any:
 
 def on_throw(code: types.CodeType, offset: int, exception: BaseException) -> Any:
     """PY_THROW: as PY_START."""
+    if type(exception) is GeneratorExit and code_kind(code) == MODELLED:
+        # A generator of modelled code closed when dropped (inspect.getblock leaves its
+        # tokenizer mid-way, and it is closed as the caller's frame goes on): its clean-up
+        # is part of the code the rule that entered it described.
+        return None
     try:
         _started(code, True)  # PY_THROW cannot be switched off: whatever it says
     except Exception:  # noqa: BLE001
@@ -321,6 +345,7 @@ def _started(code: types.CodeType, resumed: bool = False) -> Any:
                 frame = sys._getframe(2)
                 if flags & GENERATOR_FLAGS:  # resuming a generator moves it on: a write
                     fp.add((id(frame), None, "w"))
+                    keep(frame)
                 if STATE.tainted and id(frame) in STATE.tainted:
                     _unknown(fp, f"{code.co_qualname} awaits an unknown awaitable")
                 # A task's step reads whether the task was cancelled (task.cancel() writes
@@ -328,6 +353,7 @@ def _started(code: types.CodeType, resumed: bool = False) -> Any:
                 task = _current_task()
                 if task is not None:
                     fp.add((id(task), None, "r"))
+                    keep(task)
             return None
         return _DISABLE
     if kind == TRUSTED:
@@ -389,6 +415,7 @@ def _futures_passed(value: object, fp: Footprint) -> None:
         values = value
         if not isinstance(value, (tuple, frozenset)):
             fp.add((id(value), None, "r"))
+            keep(value)
     else:
         values = (value,)
     for item in values:

@@ -11,8 +11,10 @@ UNKNOWN). Values may be marks (:mod:`explorer._monitoring._values`).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import types
+import weakref
 from typing import Any, Final
 
 from explorer import _footprint
@@ -45,6 +47,7 @@ from explorer._monitoring._values import (
     PRIVATE_ITER,
     PURE,
     TUPLES,
+    WATCHED_ITERABLES,
     Fresh,
     Iter,
     Mark,
@@ -53,8 +56,30 @@ from explorer._monitoring._values import (
 )
 
 
+def keep(obj: object) -> None:
+    """Keep ``obj`` alive until the run ends: its id is in a footprint.
+
+    Footprints name objects by id, and CPython hands the id of a freed object to the next
+    object of its size. Without this, a temporary one step makes and frees (a request's
+    header list, a loop's iterator, a generator's frame) and a temporary of another task's
+    step that reuses its address would be one location, and the two steps would conflict
+    over nothing they share; which temporaries meet would also depend on the allocator,
+    so the same exploration would run a different number of schedules from one process
+    to the next. Holding every recorded object for the run makes an id name one object
+    for the run's whole length.
+
+    What a program can see of it (docs/reduction.md, "Through framework code"): an object
+    a step recorded and dropped stays alive until the next run starts, so its
+    ``__del__``, its ``weakref.finalize`` and weak-reference callbacks run then, not in
+    the step, and a ``WeakValueDictionary`` or ``WeakSet`` still holds it for the rest of
+    the run."""
+    STATE.kept[id(obj)] = obj
+
+
 def note(obj: object, attributes: bool = False) -> None:
-    """Remember a recorded object, for race explanations (only while naming)."""
+    """Remember a recorded object: alive for the run (:func:`keep`) and, while naming, for
+    race explanations."""
+    keep(obj)
     seen = _footprint.seen
     if seen is not None and id(obj) not in seen:
         seen[id(obj)] = Label(type(obj).__name__, attributes, obj) if attributes else obj
@@ -62,10 +87,36 @@ def note(obj: object, attributes: bool = False) -> None:
 
 def note_namespace(namespace: dict[str, Any]) -> None:
     """Remember a module namespace, for race explanations (only while naming)."""
+    STATE.kept[id(namespace)] = namespace
     seen = _footprint.seen
     if seen is not None and id(namespace) not in seen:
         seen[id(namespace)] = Label(f"module {namespace.get('__name__', '?')}", True,
                                     namespace, numbered=False)
+
+
+def _registry(registry: weakref.WeakSet[Any]) -> bool:
+    """True (and remembered for the run, with the containers inside it) for asyncio's own
+    registries: every task (``asyncio.tasks._scheduled_tasks``, filled by the C ``Task``
+    constructor) and the running loop's async generators (``loop._asyncgens``, filled by
+    its first-iteration hook).
+
+    They are the runtime's bookkeeping, like its ready queue: the WeakSet code that keeps
+    them runs on asyncio's behalf whenever a task or an async generator is made or
+    collected, and what reads them (``all_tasks()``, ``shutdown_asyncgens()``) is trusted
+    code, whose reads are never recorded. Recorded, every step that starts a task or an
+    async generator (each request through an ASGI app) would write the same set."""
+    loop = asyncio.events._get_running_loop()
+    if registry is not getattr(asyncio.tasks, "_scheduled_tasks", None) \
+            and registry is not getattr(loop, "_asyncgens", None):
+        return False
+    for name in ("data", "_pending_removals", "_iterating"):
+        if not hasattr(registry, name):
+            return False  # not the WeakSet this rule was written for: recorded as usual
+    for part in (registry, *(getattr(registry, name) for name in
+                             ("data", "_pending_removals", "_iterating"))):
+        STATE.registries.add(id(part))
+        keep(part)
+    return True
 
 
 def read_c_state(fp: Footprint) -> None:
@@ -95,6 +146,8 @@ def attribute_access(obj: object, name: str | None, mode: str, fp: Footprint) ->
     """Record an attribute access; False when it cannot be modelled."""
     if private(obj):
         return _unshared(obj, fp)  # an atom, or an object only this step can reach
+    if id(obj) in STATE.registries or (type(obj) is weakref.WeakSet and _registry(obj)):
+        return True
     if isinstance(obj, types.ModuleType):
         namespace = obj.__dict__
         if mode == "w" and name not in namespace:
@@ -125,6 +178,8 @@ def item_access(container: Any, key: object, mode: str, fp: Footprint,
     """Record an item access (``mode`` "r" or "w"); ``key`` may be a mark (unknown key)."""
     if private(container):
         return _unshared(container, fp)
+    if id(container) in STATE.registries:
+        return True
     category = category_of(type(container))
     if category != MUT:
         if category == BAD:
@@ -157,6 +212,8 @@ def shallow(value: object, fp: Footprint) -> bool:
         return True
     if isinstance(value, Iter):
         return advance(value, fp)
+    if id(value) in STATE.registries:
+        return True
     category = category_of(type(value))
     if category in (MUT, FUT):
         fp.add((id(value), None, "r"))
@@ -168,26 +225,33 @@ def shallow(value: object, fp: Footprint) -> bool:
     return True
 
 
+def watched_iteration(cls: type) -> bool:
+    """Iterating an instance of ``cls`` (a Python class) runs only watched code: its
+    ``__iter__`` runs as Python code, and C code then iterates over what it returned,
+    watched when ``__iter__`` is a generator function, or recorded when watched code
+    returns it (explorer._monitoring._hooks._iterated_later)."""
+    method = lookup(cls, "__iter__")
+    return method is None or python_generator(method) or (
+        type(method) is types.FunctionType and code_kind(method.__code__) in WATCHED)
+
+
 def iterate(value: object, fp: Footprint) -> bool:
     """Record C code iterating over ``value`` to its end (list(x), x.extend(y), a, b = y)."""
     if isinstance(value, Mark):
-        return value.known or value is TUPLES
+        return value.known or value is TUPLES or value is WATCHED_ITERABLES
     if isinstance(value, Fresh):
         return True
     if isinstance(value, Iter):
         return advance(value, fp)
+    if id(value) in STATE.registries:
+        return True
     category = category_of(type(value))
     if category == ITER:
         return advance(iterator_kind(value), fp)
     if category == PY:
-        # Its __iter__ runs as Python code; C code then iterates over what it returned:
-        # watched when __iter__ is a generator function, or recorded when watched code
-        # returns it (explorer._monitoring._hooks._iterated_later).
         if isinstance(value, _footprint.SharedDict):
             return True  # iterates over a private copy of its keys
-        method = lookup(type(value), "__iter__")
-        return method is None or python_generator(method) or (
-            type(method) is types.FunctionType and code_kind(method.__code__) in WATCHED)
+        return watched_iteration(type(value))
     if category == BAD:
         if hasattr(type(value), "__next__"):
             return False  # advancing a C iterator writes its state
@@ -207,6 +271,7 @@ def deep(value: object, fp: Footprint, budget: list[int], step: object,
     if isinstance(value, Iter):
         if value.obj is not None:
             fp.add((id(value.obj), None, "w"))
+            keep(value.obj)
         return value.elements is PURE or all(
             deep(source, fp, budget, step, seen) for source in value.reads)
     category = category_of(type(value))
@@ -248,8 +313,13 @@ def _read_underlying(view: object, fp: Footprint) -> bool:
     return all(shallow(part, fp) for part in gc.get_referents(view))
 
 
+_TUPLE_ITERATOR: Final = type(iter(()))
+
+
 def iterator_kind(iterator: object) -> Iter:
     """What advancing a builtin iterator object does: write it, read what is under it."""
+    if type(iterator) is _TUPLE_ITERATOR:
+        return Iter(iterator, (), OPAQUE)  # reads only its tuple, which never changes
     reads: list[object] = []
     if not _collect(iterator, reads, 0):
         return Iter(iterator, (OPAQUE,), OPAQUE)
@@ -282,6 +352,7 @@ def advance(kind: Iter, fp: Footprint) -> bool:
     """Record advancing an iterator of this kind once."""
     if kind.obj is not None:
         fp.add((id(kind.obj), None, "w"))
+        keep(kind.obj)
     for source in kind.reads:
         if isinstance(source, Iter):
             if not advance(source, fp):

@@ -4,7 +4,7 @@ USER code (the scenario's own) gets instruction and call events, and so does LIB
 code (the rest of the standard library, and the installed packages of the web stack:
 httpx, Starlette, FastAPI, anyio, pydantic, ...), so that a request's steps through a
 framework are recorded as precisely as the handler's own. TRUSTED code (the explorer,
-its strategies, asyncio) runs unwatched: what it does is recorded by the runtime. HELPER
+its strategies, asyncio, trio) runs unwatched: what it does is recorded by the runtime. HELPER
 code (``enum``, ``abc``, ``typing``, ``_collections_abc``, ``contextlib``, and ``re``,
 whose only state is a cache of compiled patterns) is transparent. MODELLED code (``json``)
 runs unwatched when a rule describes the call that entered it. FOREIGN code (other
@@ -46,6 +46,13 @@ _HELPER_MODULES: Final = ("enum", "abc", "typing", "_collections_abc", "contextl
 # UNKNOWN when watched code entered it any other way. json's encoder and decoder are C
 # code reading (or making) whole values: a rule records that as a deep read.
 _MODELLED_MODULES: Final = ("json", "json.encoder", "json.decoder", "json.scanner")
+# Functions of watched modules modelled the same way, with the code only they run:
+# ``inspect.getblock`` (its rule: a pure function of its list of lines) tokenizes those
+# lines with the C tokenizer (``inspect.getsource``, which FastAPI runs on each
+# endpoint's first request).
+_MODELLED_FUNCTIONS: Final = (
+    ("inspect", ("getblock", "BlockFinder.__init__", "BlockFinder.tokeneater")),
+    ("tokenize", ("generate_tokens", "_generate_tokens_from_c_tokenizer")))
 # Installed packages whose code is watched like the scenario's: the web stack a request
 # runs through (client, ASGI framework, validation), so that its steps are recorded
 # precisely. Other installed packages stay foreign: watching them costs a Python callback
@@ -57,6 +64,11 @@ _LIBRARY_PACKAGES: Final = (
 # Functions of helper modules that change process-wide state: not transparent.
 _NOT_HELPERS: Final = frozenset({"_RedirectStream.__enter__", "_RedirectStream.__exit__",
                                  "chdir.__enter__", "chdir.__exit__"})
+# The methods attrs generates for trio's classes (Task, CancelScope, ...) have no file:
+# attrs names them "<attrs generated <method> trio.<module>.<class>>".
+_ATTRS_GENERATED: Final = "<attrs generated "
+_TRUSTED_PACKAGES: Final = ("trio", "outcome")
+_TRUSTED_PREFIXES: Final = tuple(f"{name}." for name in _TRUSTED_PACKAGES)
 _EXPLORER: Final = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -72,6 +84,7 @@ class Places(NamedTuple):
     modelled: frozenset[str] = frozenset()
     standard: tuple[str, ...] = ()
     libraries: tuple[str, ...] = ()
+    modelled_functions: frozenset[tuple[str, str]] = frozenset()  # (file, qualname)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -104,6 +117,10 @@ def places() -> Places:
     once)."""
     trusted = {_norm(_EXPLORER), _norm(_strategies_dir()),
                os.path.dirname(_norm(asyncio.__file__ or ""))}
+    # trio is a runtime like asyncio: the trio runtime records what its primitives,
+    # task starts and wake-ups do (explorer._trio._footprints), and its scheduler state
+    # is per run, not the scenario's shared state; outcome carries its wake-up values.
+    trusted.update(d.rstrip(os.sep) for d in _package_dirs(_TRUSTED_PACKAGES))
     paths = sysconfig.get_paths()
     installed = {paths[key] for key in ("purelib", "platlib") if key in paths}
     installed.update(site.getsitepackages())
@@ -114,7 +131,9 @@ def places() -> Places:
                   tuple(_norm(d) + os.sep for d in sorted(installed) if d),
                   frozenset(helpers), frozenset(_files(_MODELLED_MODULES)),
                   tuple(_norm(d) + os.sep for d in sorted(standard) if d),
-                  tuple(sorted(_package_dirs(_LIBRARY_PACKAGES))))
+                  tuple(sorted(_package_dirs(_LIBRARY_PACKAGES))),
+                  frozenset((path, qualname) for module, qualnames in _MODELLED_FUNCTIONS
+                            for path in _files((module,)) for qualname in qualnames))
 
 
 def _package_dirs(names: tuple[str, ...]) -> list[str]:
@@ -171,6 +190,9 @@ def stop_watching_packages() -> list[types.CodeType]:
 def classify(filename: str, qualname: str, where: Places) -> int:
     """The kind of a code object of ``qualname`` defined in ``filename``."""
     if filename.startswith("<"):
+        if filename.startswith(_ATTRS_GENERATED) \
+                and filename.split(" ", 3)[-1].startswith(_TRUSTED_PREFIXES):
+            return TRUSTED  # trio's attrs classes: trusted, as trio is
         if filename in where.helpers and qualname not in _NOT_HELPERS:
             return HELPER
         return FOREIGN if filename.startswith("<frozen") else USER
@@ -179,7 +201,7 @@ def classify(filename: str, qualname: str, where: Places) -> int:
         return TRUSTED
     if path in where.helpers and qualname not in _NOT_HELPERS:
         return HELPER
-    if path in where.modelled:
+    if path in where.modelled or (path, qualname) in where.modelled_functions:
         return MODELLED
     if path.startswith(where.libraries):
         return LIBRARY

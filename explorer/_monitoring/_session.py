@@ -32,7 +32,8 @@ def _events() -> tuple[tuple[int, Any], ...]:
     events = _mon.events
     return ((events.PY_START, _hooks.on_start), (events.PY_RESUME, _hooks.on_resume),
             (events.PY_THROW, _hooks.on_throw), (events.INSTRUCTION, _hooks.on_instruction),
-            (events.CALL, _hooks.on_call), (events.PY_RETURN, _hooks.on_return))
+            (events.CALL, _hooks.on_call), (events.PY_RETURN, _hooks.on_return),
+            (events.PY_YIELD, _hooks.on_yield))
 
 
 def activate() -> bool:

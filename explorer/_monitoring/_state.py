@@ -82,13 +82,15 @@ class MonitoringState:
     """
 
     __slots__ = ("approved", "attributes", "categories", "codes", "debug", "enabled",
-                 "expect", "held", "keep", "kinds", "package_precise", "package_step",
-                 "package_steps", "packaged", "packages_off", "runs", "sites", "tainted",
-                 "tool", "unavailable", "values")
+                 "expect", "held", "keep", "kept", "kinds", "package_precise", "package_step",
+                 "package_steps", "packaged", "packages_off", "registries", "runs", "sites",
+                 "tainted", "tool", "unavailable", "values", "yields")
 
     def __init__(self) -> None:
         self.values: dict[ValueKey, object] = {}
         self.expect: dict[ValueKey, types.CodeType | None] = {}
+        # The next(generator) calls among those: the generator yields their output.
+        self.yields: set[ValueKey] = set()
         self.tainted: set[int] = set()
         # The code of a modelled function whose call a rule has just described: it may
         # start (once) without making the step UNKNOWN.
@@ -96,6 +98,14 @@ class MonitoringState:
         # Thread locks taken in the running step, by id: [its footprint, depth, pinned]
         # (see explorer._monitoring._memory.lock_taken).
         self.held: dict[int, list[Any]] = {}
+        # Every object whose id the run's footprints hold, kept alive until the run ends:
+        # an id names one object only while it lives, and a temporary freed in one step
+        # would hand its id to a new object of another step, making the two steps
+        # conflict over objects neither shares (see explorer._monitoring._memory.keep).
+        self.kept: dict[int, object] = {}
+        # asyncio's registries of tasks and async generators met this run, with the
+        # containers inside them, by id (explorer._monitoring._memory._registry).
+        self.registries: set[int] = set()
         self.codes: dict[int, CodePlan] = {}
         self.sites: dict[int, dict[int, Site]] = {}
         self.enabled: list[types.CodeType] = []
@@ -125,9 +135,12 @@ class MonitoringState:
         """Forget the previous run's values (and the type caches once they are large)."""
         self.values.clear()
         self.expect.clear()
+        self.yields.clear()
         self.tainted.clear()
         self.approved = None
         self.held.clear()
+        self.kept.clear()
+        self.registries.clear()
         if len(self.categories) > CACHE_LIMIT:  # classes made by each run would pile up
             self.categories.clear()
             self.attributes.clear()
@@ -136,9 +149,12 @@ class MonitoringState:
         """End of a session: forget everything but ``debug``."""
         self.values.clear()
         self.expect.clear()
+        self.yields.clear()
         self.tainted.clear()
         self.approved = None
         self.held.clear()
+        self.kept.clear()
+        self.registries.clear()
         self.codes.clear()
         self.sites.clear()
         self.enabled.clear()

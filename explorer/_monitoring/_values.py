@@ -102,6 +102,14 @@ class Await:
 # Elements of items(), enumerate(), zip(), or of a container of tuples and atoms:
 # unpacking them reads nothing shared. Any other use: unknown.
 TUPLES: Final = Mark("<tuples>", known=False)
+# Elements of enumerate() or zip() over lists and tuples only: tuples of their elements.
+# Where a loop takes one (FOR_ITER), it is PURE when every source holds only atoms and
+# tuples of atoms at that moment (checked at each element), TUPLES otherwise.
+ZIPPED: Final = Mark("<tuples of the sources' elements>", known=False)
+# Elements of a list whose elements are all instances of Python classes that iterate in
+# watched code (their __iter__ is watched Python code): unpacking one is recorded there.
+# Any other use: unknown.
+WATCHED_ITERABLES: Final = Mark("<objects iterated by watched code>", known=False)
 FUNCTION: Final = Mark("<a Python function made here>")  # its code runs watched
 
 # Iterating over something only this step can reach, or over atoms.

@@ -21,6 +21,7 @@ from explorer._failure import ScheduleFailure
 from explorer._failure_record import FailureReport, Fields, RecordError
 from explorer._parallel._executors import Executor, ProgressCallback
 from explorer._parallel._split import (
+    DPOR_NAMES,
     EXPLORE_LOCK,
     UNBOUNDED,
     FoundFailure,
@@ -29,6 +30,7 @@ from explorer._parallel._split import (
     PartResult,
     StrategyInfo,
     Tally,
+    dpor_joint_coverage,
     explore_share,
 )
 from explorer._schedule import Schedule
@@ -184,6 +186,8 @@ def joint_coverage(settings: Settings, parts: Sequence[PartResult], count: int,
         seeds = sorted(s for p in parts for s in p.seeds)
         shown = ", ".join(map(str, seeds[:6])) + (", ..." if len(seeds) > 6 else "")
         return f"{schedules} {name} schedules by {who} (seeded {shown}); not exhaustive"
+    if name in DPOR_NAMES:
+        return dpor_joint_coverage(parts, who)
     if name != "systematic":
         whole = [p for p in parts if p.whole]
         if not whole:

@@ -19,8 +19,14 @@ Worker ``k`` (from 0) of ``n`` runs its share according to the strategy's
   stock schedule is worker 0's). Probe runs, which learn how many candidates a prefix
   offers, are shared work: any worker may repeat them, none counts them. Together the
   workers cover exactly what one systematic search covers.
-- **whole** (``dpor`` and its variants): cannot be split this way yet: worker 0 runs the
-  whole search, the others return at once.
+- **partition** (``dpor``, ``dpor-declared``, ``dpor-auto``): the branches at the first
+  scheduling point are dealt round-robin: worker ``k`` explores, by partial-order
+  reduction, the schedules that start with candidate ``i`` there, ``i % n == k``
+  (:meth:`~explorer.strategies.DPOR.deal`). Together the workers cover every equivalence
+  class one search covers; a class that can start with the candidates of two workers may
+  run in both (no worker knows what the others explored), and the joint coverage says so.
+- **whole** (any strategy that declares it): cannot be split: worker 0 runs the whole
+  search, the others return at once.
 """
 
 from __future__ import annotations
@@ -310,7 +316,8 @@ def run_partition(ref: JSONObject, settings: JSONObject, index: int,
         start = time.perf_counter()
         deadline = start + chosen.max_time if chosen.max_time is not None else None
         tally = Tally()
-        share = _SHARES[_strategies.splitting(chosen.strategy_name)]
+        share = (_dpor_share if chosen.strategy_name in DPOR_NAMES
+                 else _SHARES[_strategies.splitting(chosen.strategy_name)])
         out = share(resolved, chosen, index, count, tally, deadline, on_schedules,
                     should_stop)
         elapsed = time.perf_counter() - start
@@ -337,14 +344,59 @@ def _systematic_share(resolved: Resolved, settings: Settings, index: int, count:
         if settings.preemption_bound is None else
         _strategies.PreemptionBounded(settings.preemption_bound, partition=(index, count)))
     strategy = Observed(inner, on_schedules=on_schedules, should_stop=should_stop)
+    result = _explore_part(resolved, settings, strategy, count, tally, deadline)
+    return _Share(inner.describe(), result.exhausted, strategy.stopped,
+                  inner.completed_rounds, inner.space_finished,
+                  failure=_found(result.failure))
+
+
+def _explore_part(resolved: Resolved, settings: Settings, strategy: Observed, count: int,
+                  tally: Tally, deadline: float | None) -> ExploreResult:
+    """Explore one worker's part of a partitioned search, with its share of the schedule
+    budget, and flush what it observed."""
     share = (UNBOUNDED if settings.max_schedules is None
              else max(1, math.ceil(settings.max_schedules / count)))
     result = explore_share(resolved, settings, strategy, tally, max_schedules=share,
                            max_time=_remaining(deadline))
     strategy.flush()
-    return _Share(inner.describe(), result.exhausted, strategy.stopped,
-                  inner.completed_rounds, inner.space_finished,
+    return result
+
+
+DPOR_NAMES: Final = ("dpor", "dpor-declared", "dpor-auto")
+"""The strategies split by :func:`_dpor_share` (their own partition of the search)."""
+
+
+def _dpor_share(resolved: Resolved, settings: Settings, index: int, count: int,
+                tally: Tally, deadline: float | None,
+                on_schedules: Callable[[int], None] | None,
+                should_stop: Callable[[], bool] | None) -> _Share:
+    inner = _strategies.make_strategy(settings.strategy,
+                                      deviation_bound=settings.deviation_bound)
+    if not isinstance(inner, _strategies.DPOR):  # DPOR_NAMES are made as DPOR
+        raise TypeError(f"{settings.strategy_name} made {type(inner).__name__}, not DPOR")
+    inner.deal(index, count)
+    strategy = Observed(inner, on_schedules=on_schedules, should_stop=should_stop)
+    result = _explore_part(resolved, settings, strategy, count, tally, deadline)
+    return _Share({**inner.describe(), "partition": f"{index + 1}/{count}"},
+                  result.exhausted, strategy.stopped, coverage=inner.coverage(),
                   failure=_found(result.failure))
+
+
+def dpor_joint_coverage(parts: Sequence[PartResult], who: str) -> str:
+    """What the workers of a dealt partial-order-reduced search covered together."""
+    schedules = sum(p.schedules for p in parts)
+    split = ("split by the candidate taken at the first scheduling point; a class that "
+             "can start with candidates of two workers may have run in both")
+    if not parts or not all(p.exhausted for p in parts):
+        return (f"{schedules} schedules of a partial-order-reduced search by {who} "
+                f"({split}); not finished")
+    claims = [p.coverage for p in parts]
+    if all(c.startswith("all interleavings") for c in claims):
+        return (f"all interleavings up to reordering of independent steps, jointly by "
+                f"{who} ({schedules} schedules; {split})")
+    return (f"{schedules} schedules of a partial-order-reduced search by {who} ({split}); "
+            "each worker's part: " + "; ".join(f"{p.index + 1}: {c}" for p, c in
+                                               zip(parts, claims, strict=True)))
 
 
 def _whole_in_worker_zero(resolved: Resolved, settings: Settings, index: int, count: int,

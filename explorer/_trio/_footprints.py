@@ -9,10 +9,14 @@ point the step was chosen at. What a step touched:
 - *declared*: trio's primitives, wrapped for the session by :func:`recording_primitives`
   (each operation on a ``Lock``, ``StrictFIFOLock``, ``Semaphore``, ``CapacityLimiter``,
   ``Event``, ``Condition``, memory channel or ``ParkingLot`` writes, or for
-  ``Event.wait``/``is_set`` reads, that object in the step where it starts), state
+  ``Event.wait``/``is_set`` and the queries ``locked``, ``value``, ``statistics``, ...
+  reads, that object in the step where it starts), state
   declared with :func:`explorer.shared`, and cancellation:
   every task step reads it, and a step that cancels a scope writes it, because a
-  cancellation can be delivered at any checkpoint of any task.
+  cancellation can be delivered at any checkpoint of any task;
+- *auto* (Python 3.12+): the declared model, plus what task code itself reads and writes,
+  recorded by :mod:`explorer._monitoring` (the runner starts it per run); trio's own code
+  is trusted there, its effects being the ones recorded here.
 
 System task steps count as touching anything, except trio's init task, which only opens
 and closes the run's root nurseries.
@@ -22,6 +26,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
@@ -31,7 +37,8 @@ import trio.lowlevel
 
 from explorer import _footprint
 
-_READS: Final = frozenset({"wait", "is_set"})
+_READS: Final = frozenset({"wait", "is_set", "locked", "statistics", "value", "total_tokens",
+                           "borrowed_tokens", "available_tokens", "__len__", "__bool__"})
 
 
 class _Cancellation:
@@ -55,22 +62,29 @@ def _targets() -> list[tuple[type, tuple[str, ...], Callable[[Any], object]]]:
     def channel_state(channel: Any) -> object:
         return getattr(channel, "_state", channel)
 
+    # The queries (locked, value, statistics, ...) are reads: trio's code runs unwatched
+    # (trusted) under automatic footprints, so what it reads is recorded here.
     return [
-        (trio.Lock, ("acquire", "acquire_nowait", "release"), itself),
-        (trio.StrictFIFOLock, ("acquire", "acquire_nowait", "release"), itself),
-        (trio.Semaphore, ("acquire", "acquire_nowait", "release"), itself),
+        (trio.Lock, ("acquire", "acquire_nowait", "release", "locked", "statistics"),
+         itself),
+        (trio.StrictFIFOLock, ("acquire", "acquire_nowait", "release", "locked",
+                               "statistics"), itself),
+        (trio.Semaphore, ("acquire", "acquire_nowait", "release", "value", "statistics"),
+         itself),
         (trio.CapacityLimiter, ("acquire", "acquire_nowait", "acquire_on_behalf_of",
                                 "acquire_on_behalf_of_nowait", "release",
-                                "release_on_behalf_of"), itself),
-        (trio.Event, ("set", "wait", "is_set"), itself),
+                                "release_on_behalf_of", "total_tokens", "borrowed_tokens",
+                                "available_tokens", "statistics"), itself),
+        (trio.Event, ("set", "wait", "is_set", "statistics"), itself),
         (trio.Condition, ("acquire", "acquire_nowait", "release", "wait", "notify",
-                          "notify_all"), itself),
-        (MemorySendChannel, ("send", "send_nowait", "close", "aclose", "clone"),
-         channel_state),
-        (MemoryReceiveChannel, ("receive", "receive_nowait", "close", "aclose", "clone"),
-         channel_state),
+                          "notify_all", "locked", "statistics"), itself),
+        (MemorySendChannel, ("send", "send_nowait", "close", "aclose", "clone",
+                             "statistics"), channel_state),
+        (MemoryReceiveChannel, ("receive", "receive_nowait", "close", "aclose", "clone",
+                                "statistics"), channel_state),
         (trio.lowlevel.ParkingLot, ("park", "unpark", "unpark_all", "repark",
-                                    "repark_all"), itself),
+                                    "repark_all", "__len__", "__bool__", "statistics"),
+         itself),
     ]
 
 
@@ -112,6 +126,22 @@ def _cancelling(real: Callable[..., Any]) -> Callable[..., Any]:
     return cancel
 
 
+def _coroutine_state(coroutine: Any) -> str:
+    """inspect.getcoroutinestate, as trusted code."""
+    if coroutine.cr_running:
+        return inspect.CORO_RUNNING
+    if coroutine.cr_suspended:
+        return inspect.CORO_SUSPENDED
+    if coroutine.cr_frame is None:
+        return inspect.CORO_CLOSED
+    return inspect.CORO_CREATED
+
+
+# What trio's parking lots use of inspect, while footprints are recorded.
+_COROUTINE_STATE: Final = types.SimpleNamespace(
+    getcoroutinestate=_coroutine_state, CORO_CLOSED=inspect.CORO_CLOSED)
+
+
 @contextmanager
 def recording_primitives() -> Iterator[None]:
     """Wrap trio's primitives for the session so each operation is recorded."""
@@ -127,7 +157,13 @@ def recording_primitives() -> Iterator[None]:
                 real = owner.__dict__[name]
                 mode = "r" if name in _READS else "w"
                 saved.append((owner, name, real))
-                setattr(owner, name, _wrapped(real, mode, target))
+                if isinstance(real, property):  # a query; a setter changes the object
+                    setattr(owner, name, property(
+                        _wrapped(real.fget, mode, target) if real.fget else None,
+                        _wrapped(real.fset, "w", target) if real.fset else None,
+                        real.fdel, real.__doc__))
+                else:
+                    setattr(owner, name, _wrapped(real, mode, target))
         # Every cancellation goes through CancelScope._cancel in the trio releases that
         # have it (it carries the reason), else through CancelScope.cancel.
         scope = trio.CancelScope
@@ -135,6 +171,13 @@ def recording_primitives() -> Iterator[None]:
         real_cancel = scope.__dict__[name]
         saved.append((scope, name, real_cancel))
         setattr(scope, name, _cancelling(real_cancel))
+        # trio.Lock's acquire asks inspect (standard library, watched by automatic
+        # footprints) whether the owner's coroutine is closed; the same question asked
+        # from here is trusted code, so taking a lock does not make the step UNKNOWN.
+        lots = sys.modules.get("trio._core._parking_lot")
+        if lots is not None and getattr(lots, "inspect", None) is inspect:
+            saved.append((lots, "inspect", inspect))  # type: ignore[arg-type]
+            lots.inspect = _COROUTINE_STATE  # type: ignore[attr-defined]
         yield
     finally:
         for owner, name, real in reversed(saved):

@@ -104,6 +104,7 @@ class TrioRuntime:
         with patches.installed(), finding(patches.active), ExitStack() as stack:
             if footprints:
                 stack.enter_context(recording_primitives())
+                stack.callback(_stop_automatic_footprints)
             yield self
 
     def run(self, scenario: Scenario, chooser: Chooser, mode: RunMode) -> RunRecord:
@@ -119,6 +120,10 @@ class TrioRuntime:
         clock = VirtualClock()
         runner = trio_run.setup_runner(clock, [_Spawns(names)], False, True)
         scheduler = Scheduler(chooser, mode, clock, names, runner)
+        if mode.recording and mode.footprints == "auto" and _start_automatic_footprints():
+            # User code's own accesses are recorded (Python 3.12+); if that cannot start,
+            # task code counts as touching everything, as in "conservative".
+            scheduler.conservative = False
         runner.runq = scheduler  # type: ignore[assignment]  # a deque stand-in
         install(runner, TrioNetwork(scheduler))  # trio.socket over the simulated network
         tracer = scheduler.tracer
@@ -176,7 +181,8 @@ class TrioRuntime:
         if outcome is None:
             outcome = classify_run(_Facts(runner, scheduler, stuck, mode.max_steps))
         stats = RunStats(scheduler.steps, scheduler.points, clock.now, len(names.tasks),
-                         scheduler.steps - scheduler.deviated - 1)
+                         scheduler.steps - scheduler.deviated - 1,
+                         step_hash=scheduler.step_hash)
         return RunRecord(scheduler.decisions, outcome, stats,
                          tracer.trace if tracer is not None else None,
                          scheduler.records, _object_names(objects, names))
@@ -350,6 +356,35 @@ def _interruption(exc: BaseException) -> KeyboardInterrupt | SystemExit | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def _start_automatic_footprints() -> bool:
+    # Imported here: explorer._monitoring needs Python 3.12, and only "auto" runs use it.
+    from explorer import _monitoring
+    from explorer._monitoring import _hooks
+
+    # The hooks note that a step reads its asyncio task's cancellation; a trio run has no
+    # asyncio loop (asyncio.current_task would raise), and every trio task step already
+    # reads cancellation (CANCEL_READ). Restored when the session ends.
+    _ASYNCIO_TASK.setdefault("current", _hooks._current_task)
+    _hooks._current_task = _no_asyncio_task  # type: ignore[misc]  # (Final)
+    return _monitoring.activate()
+
+
+_ASYNCIO_TASK: dict[str, Any] = {}  # the hooks' own current_task while patched
+
+
+def _no_asyncio_task(loop: object = None) -> None:
+    return None
+
+
+def _stop_automatic_footprints() -> None:
+    monitoring = sys.modules.get("explorer._monitoring")
+    if monitoring is not None:
+        monitoring.deactivate()
+        if _ASYNCIO_TASK:
+            hooks: Any = sys.modules["explorer._monitoring._hooks"]
+            hooks._current_task = _ASYNCIO_TASK.pop("current")
 
 
 def _start(scenario: Scenario) -> Coroutine[Any, Any, Any]:

@@ -67,10 +67,24 @@ ABORTED: Final = RunStatus.ABORTED
 CLEANUP_STEPS: Final = 10_000
 
 _EMPTY: Final[tuple[()]] = ()
+_TIMER: Final = Candidate(None, "timer", None, "fire timer", None)
 
 
 def _creation(task: Task) -> int:
     return task._counter
+
+
+def _stands_at(coro: Any) -> tuple[int, ...]:
+    """The lines a task's await chain stands at, outermost first: what a hashed run
+    (RunMode.hashed) mixes into its step hash, instead of tracing the step."""
+    lines: list[int] = []
+    while coro is not None and len(lines) < 200:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            break
+        lines.append(frame.f_lineno)
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return tuple(lines)
 
 
 class Scheduler:
@@ -90,6 +104,7 @@ class Scheduler:
         "conservative",
         "count",
         "decisions",
+        "described",
         "deviated",
         "error",
         "escapes",
@@ -112,6 +127,7 @@ class Scheduler:
         "slow",
         "stable",
         "status",
+        "step_hash",
         "steps",
         "still_running",
         "system",
@@ -168,7 +184,13 @@ class Scheduler:
         self.tracer = TrioTracer(self, names) if mode.traced else None
         self.woken: dict[Task, str] | None = {} if mode.traced else None
         # The slow pick (_pick_slow): tracing, recording footprints, invariants, cleanup.
-        self.slow = mode.traced or mode.recording
+        # A hashed run (the determinism check) hashes every pick: which task, and where
+        # it stands (step_hash); a run that is traced or recorded is not hashed.
+        self.step_hash: int | None = (0 if mode.hashed and not mode.traced
+                                      and not mode.recording else None)
+        self.slow = mode.traced or mode.recording or self.step_hash is not None
+        # Descriptions of queued tasks, each built once while it waits (candidate()).
+        self.described: dict[Task, Candidate] = {}
 
     def describe(self, task: Task) -> Candidate:
         """The :class:`Candidate` for a runnable task."""
@@ -292,6 +314,8 @@ class Scheduler:
         if not index:  # a task is queued again later: its next wait counts afresh
             self.oldest = None
         task = self.last = items.pop(index)
+        if self.described:  # it runs: what it waits on changes
+            self.described.pop(task, None)
         return task
 
     def _pick_slow(self, items: list[Task]) -> Task | None:
@@ -309,6 +333,10 @@ class Scheduler:
             return items.pop(0)
         before = len(self.decisions)
         task = self._pick(items)
+        if self.step_hash is not None and not self.cleanup:
+            self.step_hash = hash((self.step_hash, len(self.decisions) - before,
+                                   None if task is None else self.names.task_id(task),
+                                   None if task is None else _stands_at(task.coro)))
         if self.records is not None and task is not None and not self.cleanup:
             self._record(task, before if len(self.decisions) > before else None)
         if tracer is not None and not self.cleanup:
@@ -377,11 +405,26 @@ class Scheduler:
         return not math.isinf(self.runner.deadlines.next_deadline())
 
     def candidate(self, index: int) -> Candidate:
-        """PointView: describe candidate ``index`` at the current scheduling point."""
+        """PointView: describe candidate ``index`` at the current scheduling point (once
+        per queued task: its frames cannot change until it runs)."""
         items = self.items
         if index >= len(items):
-            return Candidate(None, "timer", None, "fire timer", None)
-        return self.describe(items[index])
+            return _TIMER
+        task = items[index]
+        found = self.described.get(task)
+        if found is None:
+            found = self.described[task] = self.describe(task)
+        return found
+
+    def candidates(self, count: int) -> list[Candidate]:
+        """PointView: every candidate of the point, described (cached per queued task)."""
+        return [self.candidate(i) for i in range(count)]
+
+    def processes(self, count: int) -> list[str]:
+        """PointView: :meth:`process` of every candidate, in one call."""
+        task_id = self.names.task_id
+        items = self.items
+        return [task_id(items[i]) if i < len(items) else "clock" for i in range(count)]
 
     # ------------------------------------------------------------ stopping a run
 

@@ -1,0 +1,222 @@
+"""Automatic footprints (``dpor-auto``) under the trio runtime: checked against exhaustive
+search on small trio programs (Python 3.12+, where ``sys.monitoring`` exists)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
+
+import pytest
+import trio
+
+import explorer
+from benchmarks.reduction import canonical_class
+from explorer._runtime import RunMode
+from explorer._trio._runner import TrioRuntime
+from explorer.strategies import DPOR
+
+pytestmark = pytest.mark.skipif(
+    sys.version_info < (3, 12),
+    reason="automatic footprints record accesses with sys.monitoring (Python 3.12+)")
+
+
+class Account:
+    def __init__(self) -> None:
+        self.balance = 0
+
+
+def _explore(scenario: Callable[[], Awaitable[Any]], strategy: str) -> explorer.ExploreResult:
+    return explorer.explore(scenario, runtime="trio", strategy=strategy, max_schedules=5000,
+                            raise_on_failure=False, shrink=False)
+
+
+async def deposit_race() -> None:
+    """Two deposits read, checkpoint, then write an undeclared attribute."""
+    account = Account()
+
+    async def deposit(amount: int) -> None:
+        seen = account.balance
+        await trio.sleep(0)
+        account.balance = seen + amount
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(deposit, 5)
+        nursery.start_soon(deposit, 7)
+    assert account.balance == 12, f"a deposit was lost: balance {account.balance}"
+
+
+async def separate_accounts() -> None:
+    """Three tasks, each on its own account: every order is equivalent."""
+    accounts = [Account() for _ in range(3)]
+
+    async def bump(account: Account) -> None:
+        seen = account.balance
+        await trio.sleep(0)
+        account.balance = seen + 1
+
+    async with trio.open_nursery() as nursery:
+        for account in accounts:
+            nursery.start_soon(bump, account)
+    assert [a.balance for a in accounts] == [1, 1, 1]
+
+
+def test_lost_update_on_undeclared_state_is_found() -> None:
+    exhaustive = _explore(deposit_race, "systematic")
+    automatic = _explore(deposit_race, "dpor-auto")
+    assert exhaustive.failure is not None
+    assert automatic.failure is not None
+    assert automatic.failure.kind == exhaustive.failure.kind == "assertion"
+
+
+def test_disjoint_state_reduces_to_one_class() -> None:
+    exhaustive = _explore(separate_accounts, "systematic")
+    automatic = _explore(separate_accounts, "dpor-auto")
+    assert exhaustive.ok and exhaustive.exhausted and exhaustive.schedules > 1
+    assert automatic.ok and automatic.exhausted
+    assert automatic.schedules == 1
+
+
+def _locked_counter(orders: list[tuple[str, ...]]) -> Callable[[], Awaitable[None]]:
+    """Three tasks bump a counter under a trio.Lock, each with a checkpoint inside the
+    critical section; ``orders`` gets each run's order of entry."""
+
+    async def scenario() -> None:
+        lock = trio.Lock()
+        account = Account()
+        entered: list[str] = []
+
+        async def bump(name: str) -> None:
+            async with lock:
+                entered.append(name)
+                seen = account.balance
+                await trio.sleep(0)
+                account.balance = seen + 1
+
+        async with trio.open_nursery() as nursery:
+            for name in ("a", "b", "c"):
+                nursery.start_soon(bump, name)
+        orders.append(tuple(entered))
+        assert account.balance == 3
+
+    return scenario
+
+
+def _brute_force(scenario: Callable[[], Awaitable[Any]]) -> set[Hashable]:
+    """The equivalence class of every schedule of ``scenario`` under trio, by depth-first
+    enumeration of the decisions at every point, footprints recorded automatically."""
+    runtime = TrioRuntime()
+    classes: set[Hashable] = set()
+    todo: list[list[int]] = [[]]
+    with runtime.session(footprints=True):
+        while todo:
+            prefix = todo.pop()
+            counts: list[int] = []
+
+            def choose(count: int, view: Any, prefix: list[int] = prefix,
+                       counts: list[int] = counts) -> int:
+                k = len(counts)
+                counts.append(count)
+                return prefix[k] if k < len(prefix) else 0
+
+            record = runtime.run(scenario, choose, RunMode(max_steps=1_000,
+                                                           footprints="auto"))
+            assert record.footprints is not None
+            classes.add(canonical_class(record.footprints))
+            for k in range(len(prefix), len(counts)):
+                todo.extend([*record.decisions[:k], other] for other in range(1, counts[k]))
+    return classes
+
+
+def _dpor_auto(scenario: Callable[[], Awaitable[Any]]) -> tuple[list[Hashable], DPOR]:
+    """Optimal DPOR with automatic footprints, to exhaustion: the class of every run it
+    counted as a schedule."""
+    runtime = TrioRuntime()
+    strategy = DPOR(footprints="auto")
+    counted: list[Hashable] = []
+    with runtime.session(footprints=True):
+        while strategy.start_run():
+            record = runtime.run(scenario, strategy.choose, RunMode(
+                max_steps=1_000, footprints=strategy.footprints))
+            strategy.observe(record.footprints)
+            if strategy.counts_as_schedule:
+                assert record.footprints is not None
+                counted.append(canonical_class(record.footprints))
+            strategy.end_run(record.decisions, record.outcome.failed)
+    assert strategy.exhausted
+    return counted, strategy
+
+
+def test_lock_protected_counter_gives_the_classes_brute_force_gives() -> None:
+    orders: list[tuple[str, ...]] = []
+    classes = _brute_force(_locked_counter(orders))
+    every_order = set(orders)
+    orders.clear()
+    counted, strategy = _dpor_auto(_locked_counter(orders))
+    assert set(counted) == classes  # every class covered, none invented
+    assert len(counted) == len(classes)  # and none twice
+    assert strategy.blocked == 0
+    # The classes differ in the order the tasks take the lock: all six are reached.
+    assert set(orders) == every_order and len(every_order) == 6
+
+
+def test_trio_code_is_trusted() -> None:
+    from explorer._monitoring import TRUSTED, USER, code_kind
+
+    task_init = trio.lowlevel.Task.__init__.__code__  # generated by attrs, no file
+    assert task_init.co_filename.startswith("<attrs generated")
+    assert code_kind(trio.sleep.__code__) == TRUSTED
+    assert code_kind(task_init) == TRUSTED
+    assert code_kind(deposit_race.__code__) == USER
+
+
+def test_asyncio_runs_after_a_trio_session_still_see_their_tasks() -> None:
+    """The trio session's stand-in for asyncio's current task is undone at its end."""
+    from explorer._monitoring import _hooks
+
+    before = _hooks._current_task
+    _explore(separate_accounts, "dpor-auto")
+    assert _hooks._current_task is before
+
+
+def _watched_primitives(results: set[tuple[object, ...]]) -> Callable[[], Awaitable[None]]:
+    """One task holds a lock, then a semaphore; another asks whether the lock is held and
+    how many permits are left: each answer depends on the order."""
+
+    async def scenario() -> None:
+        lock = trio.Lock()
+        permits = trio.Semaphore(1)
+        answers: list[object] = []
+
+        async def holder() -> None:
+            async with lock:
+                await trio.sleep(0)
+            await permits.acquire()
+            await trio.sleep(0)
+            permits.release()
+
+        async def watcher() -> None:
+            await trio.sleep(0)
+            answers.append(lock.locked())
+            await trio.sleep(0)
+            answers.append(permits.value)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(holder)
+            nursery.start_soon(watcher)
+        results.add(tuple(answers))
+
+    return scenario
+
+
+@pytest.mark.parametrize("strategy", ["dpor-declared", "dpor-auto"])
+def test_queries_of_trio_primitives_are_reads(strategy: str) -> None:
+    # Lock.locked() and Semaphore.value run trio's (unwatched) code: the runtime records
+    # them as reads, so every answer brute force sees is still reached.
+    everything: set[tuple[object, ...]] = set()
+    reduced: set[tuple[object, ...]] = set()
+    exhaustive = _explore(_watched_primitives(everything), "systematic")
+    reduction = _explore(_watched_primitives(reduced), strategy)
+    assert exhaustive.exhausted and reduction.exhausted
+    assert reduced == everything and len(everything) == 4
+    assert reduction.schedules < exhaustive.schedules

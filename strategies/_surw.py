@@ -226,30 +226,11 @@ class SURW(Strategy):
     def _walk_any(self, count: int, ids: Sequence[str], view: PointView) -> int:
         """:meth:`_walk` by proposals: the free candidate of highest priority, again and
         again, until one may step."""
-        left = self._left
-        held = self._held
         while True:
-            free = [i for i in range(count) if ids[i] not in held]
-            if not free:  # everyone waits on a target that cannot step: draw again
-                held.clear()
-                self._target = None
-                continue
+            free = self._free(count, ids)
             index = self._propose(free, ids)
-            task = ids[index]
-            if not self._interesting(index, task, view):
-                self._priority.pop(task, None)
+            if self._steps(index, ids, view, free):
                 return index
-            if left[task] == 0:
-                left[task] = 1
-            if self._target is None:
-                self._target = self._draw_target(free, ids)
-            if task != self._target:
-                held.add(task)
-                continue
-            left[task] -= 1
-            self._target = None
-            held.clear()
-            return index
 
     def _walk_tasks(self, count: int, ids: Sequence[str], view: PointView) -> int:
         """:meth:`_walk` when every candidate is a task's step, in one pass.
@@ -257,42 +238,54 @@ class SURW(Strategy):
         Same decisions and the same random draws as :meth:`_walk_any`: its successive
         proposals are the free candidates in decreasing priority (a task keeps its priority
         until it steps, and only candidates of no task draw afresh at each proposal), so
-        they are visited in that order once instead of searched for again each time."""
-        left = self._left
-        held = self._held
+        they are visited in that order once instead of searched for again each time. A
+        target is drawn only at the first proposal (afterwards there is one until a
+        candidate steps), when the candidates free are all of ``free``."""
         priority = self._priority
         rng = self._rng
         while True:
-            free = [i for i in range(count) if ids[i] not in held]
-            if not free:  # everyone waits on a target that cannot step: draw again
-                held.clear()
-                self._target = None
-                continue
+            free = self._free(count, ids)
             for i in free:  # as the first proposal does, in this order
                 if ids[i] not in priority:
                     priority[ids[i]] = rng.random()
             # Highest priority first; among equal ones the lowest index, as _propose.
-            order = sorted(free, key=lambda i: (-priority[ids[i]], i))
-            for position, index in enumerate(order):
-                task = ids[index]
-                if not self._interesting(index, task, view):
-                    priority.pop(task, None)
+            for index in sorted(free, key=lambda i: (-priority[ids[i]], i)):
+                if self._steps(index, ids, view, free):
                     return index
-                if left[task] == 0:
-                    left[task] = 1
-                if self._target is None:
-                    # _walk_any draws among the candidates free at this proposal.
-                    rest = sorted(order[position:])
-                    self._target = self._draw_target(rest, ids)
-                if task != self._target:
-                    held.add(task)
-                    continue
-                left[task] -= 1
-                self._target = None
-                held.clear()
-                return index
-            held.clear()  # all held: as _walk_any, draw again from everyone
+            self._held.clear()  # all held: as _walk_any, draw again from everyone
             self._target = None
+
+    def _free(self, count: int, ids: Sequence[str]) -> list[int]:
+        """The candidates not held back; all of them (and a new target to draw) when every
+        one waits on a target that cannot step."""
+        held = self._held
+        free = [i for i in range(count) if ids[i] not in held]
+        if not free:
+            held.clear()
+            self._target = None
+            free = list(range(count))
+        return free
+
+    def _steps(self, index: int, ids: Sequence[str], view: PointView,
+               free: list[int]) -> bool:
+        """Whether proposed candidate ``index`` steps now: it is not interesting, or it is
+        the target (drawn among ``free`` if there is none); otherwise it is held back."""
+        task = ids[index]
+        if not self._interesting(index, task, view):
+            self._priority.pop(task, None)
+            return True
+        left = self._left
+        if left[task] == 0:
+            left[task] = 1
+        if self._target is None:
+            self._target = self._draw_target(free, ids)
+        if task != self._target:
+            self._held.add(task)
+            return False
+        left[task] -= 1
+        self._target = None
+        self._held.clear()
+        return True
 
     def _candidate(self, index: int, view: PointView) -> Candidate:
         """Candidate ``index`` described once per point (describing walks frames)."""

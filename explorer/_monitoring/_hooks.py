@@ -42,6 +42,7 @@ from explorer._monitoring._values import COROUTINE_FLAGS, GENERATOR_FLAGS, OPAQU
 
 _mon: Any = getattr(sys, "monitoring", None)  # absent before 3.12, and from 3.11's stubs
 _DISABLE: Final[Any] = getattr(_mon, "DISABLE", None)
+_running_loop: Final = asyncio._get_running_loop
 _current_task: Final = asyncio.current_task
 _getframe: Final = sys._getframe
 
@@ -349,8 +350,10 @@ def _started(code: types.CodeType, resumed: bool = False) -> Any:
                 if STATE.tainted and id(frame) in STATE.tainted:
                     _unknown(fp, f"{code.co_qualname} awaits an unknown awaitable")
                 # A task's step reads whether the task was cancelled (task.cancel() writes
-                # it), whichever way the step then goes.
-                task = _current_task()
+                # it), whichever way the step then goes. Under trio there is no asyncio
+                # loop (current_task would raise): its runtime records that read itself.
+                loop = _running_loop()
+                task = _current_task(loop) if loop is not None else None
                 if task is not None:
                     fp.add((id(task), None, "r"))
                     keep(task)

@@ -361,30 +361,14 @@ def _interruption(exc: BaseException) -> KeyboardInterrupt | SystemExit | None:
 def _start_automatic_footprints() -> bool:
     # Imported here: explorer._monitoring needs Python 3.12, and only "auto" runs use it.
     from explorer import _monitoring
-    from explorer._monitoring import _hooks
 
-    # The hooks note that a step reads its asyncio task's cancellation; a trio run has no
-    # asyncio loop (asyncio.current_task would raise), and every trio task step already
-    # reads cancellation (CANCEL_READ). Restored when the session ends.
-    _ASYNCIO_TASK.setdefault("current", _hooks._current_task)
-    _hooks._current_task = _no_asyncio_task  # type: ignore[misc]  # (Final)
     return _monitoring.activate()
-
-
-_ASYNCIO_TASK: dict[str, Any] = {}  # the hooks' own current_task while patched
-
-
-def _no_asyncio_task(loop: object = None) -> None:
-    return None
 
 
 def _stop_automatic_footprints() -> None:
     monitoring = sys.modules.get("explorer._monitoring")
     if monitoring is not None:
         monitoring.deactivate()
-        if _ASYNCIO_TASK:
-            hooks: Any = sys.modules["explorer._monitoring._hooks"]
-            hooks._current_task = _ASYNCIO_TASK.pop("current")
 
 
 def _start(scenario: Scenario) -> Coroutine[Any, Any, Any]:

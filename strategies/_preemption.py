@@ -45,7 +45,7 @@ from collections.abc import Generator
 
 from explorer._runtime import PointView
 from explorer._switches import Lines, switch_mask
-from explorer.strategies._base import Parameter, Statistic
+from explorer.strategies._base import Parameter
 from explorer.strategies._systematic import RoundSearch
 
 Plan = tuple[int, ...]
@@ -129,15 +129,7 @@ class PreemptionBounded(RoundSearch):
         return f"{self.schedules} schedule(s); not even the round of 0 switches completed"
 
     def describe(self) -> dict[str, Parameter]:
-        described: dict[str, Parameter] = {"name": self.name,
-                                           "preemption_bound": self.preemption_bound}
-        if self.count > 1:
-            described["partition"] = f"{self.index + 1}/{self.count}"
-        return described
-
-    def statistics(self) -> dict[str, Statistic]:
-        return {"completed_rounds": self.completed_rounds,
-                "space_finished": self.space_finished, "probes": self.probes}
+        return self._described("preemption_bound", self.preemption_bound)
 
     # ------------------------------------------------------------------ search
 

@@ -77,6 +77,17 @@ class RoundSearch(Strategy):
     def exhausted(self) -> bool:
         return self._done
 
+    def statistics(self) -> dict[str, Statistic]:
+        return {"completed_rounds": self.completed_rounds,
+                "space_finished": self.space_finished, "probes": self.probes}
+
+    def _described(self, bound: str, value: int | None) -> dict[str, Parameter]:
+        """The strategy's name, its bound, and the worker's part when it has one."""
+        described: dict[str, Parameter] = {"name": self.name, bound: value}
+        if self.count > 1:
+            described["partition"] = f"{self.index + 1}/{self.count}"
+        return described
+
 
 class Systematic(RoundSearch):
     """Enumerate schedules by deviation count: 0, then 1, then 2, ... up to the bound."""
@@ -128,15 +139,7 @@ class Systematic(RoundSearch):
         return f"{self.schedules} schedule(s); not even the stock schedule's round completed"
 
     def describe(self) -> dict[str, Parameter]:
-        described: dict[str, Parameter] = {"name": self.name,
-                                           "deviation_bound": self.deviation_bound}
-        if self.count > 1:
-            described["partition"] = f"{self.index + 1}/{self.count}"
-        return described
-
-    def statistics(self) -> dict[str, Statistic]:
-        return {"completed_rounds": self.completed_rounds,
-                "space_finished": self.space_finished, "probes": self.probes}
+        return self._described("deviation_bound", self.deviation_bound)
 
     # ------------------------------------------------------------------ search
 

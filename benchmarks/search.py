@@ -3,8 +3,11 @@ what proving each fixed version within its bound costs."""
 
 from __future__ import annotations
 
+import math
 import statistics
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import explorer
 from examples.gallery import Example
@@ -141,3 +144,73 @@ def find_in_stack(name: str, strategy: str, seeds: int, cap: int) -> Finding:
         found.append(result.failure.found_after if result.failure is not None else None)
     counts = tuple(n for n in found if n is not None)
     return Finding(name, strategy, counts, len(found) - len(counts), cap)
+
+
+# ------------------------------------------------------------------ portfolio rotations
+# The portfolio's shares are chosen on the whole set, never on one program: every SCTBench
+# port (both shapes), every gallery example and the library stacks, each rotation measured
+# with the same seeds in the same tree. Schedule counts do not depend on machine load.
+
+
+def whole_set() -> list[tuple[str, Callable[[], Any], dict[str, Any]]]:
+    """``(name, buggy scenario, explore options)`` for every program rotations are
+    compared on."""
+    from benchmarks.sctbench import ALL_PROGRAMS
+    from examples.gallery import all_examples
+
+    programs: list[tuple[str, Callable[[], Any], dict[str, Any]]] = [
+        (p.name, p.buggy, {}) for p in ALL_PROGRAMS]
+    programs += [(e.name, e.buggy, {"max_steps": e.max_steps, **e.options()})
+                 for e in all_examples()]
+    programs += [(name, fn, {}) for name, fn in LIBRARY_STACKS.items()]
+    return programs
+
+
+def rotation_counts(rotation: Sequence[str], scenario: Callable[[], Any],
+                    options: dict[str, Any], seeds: Sequence[int],
+                    cap: int) -> tuple[int | None, ...]:
+    """Schedules to the first failure of a portfolio with ``rotation``, per seed."""
+    from explorer.strategies._portfolio import MEMBERS, Portfolio
+
+    found = []
+    for seed in seeds:
+        portfolio = Portfolio(seed, members=MEMBERS, rotation=rotation)
+        result = explorer.explore(scenario, strategy=portfolio, max_schedules=cap,
+                                  raise_on_failure=False, shrink=False, **options)
+        found.append(result.failure.found_after if result.failure is not None else None)
+    return tuple(found)
+
+
+def compare_rotations(rotations: Mapping[str, Sequence[str]], seeds: int = 20,
+                      cap: int = 500) -> list[str]:
+    """A table of median schedules to the first bug (a miss counts as ``cap + 1``) per
+    program and rotation, with the geometric mean of each rotation's median ratio to the
+    first rotation's."""
+    names = list(rotations)
+    medians: dict[str, list[float]] = {name: [] for name in names}
+    lines = ["| program | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for program, scenario, options in whole_set():
+        cells = []
+        for name in names:
+            counts = rotation_counts(rotations[name], scenario, options, range(seeds), cap)
+            median = statistics.median(c if c is not None else cap + 1 for c in counts)
+            medians[name].append(median)
+            misses = sum(c is None for c in counts)
+            cells.append(f"{median:g}" + (f" ({misses} missed)" if misses else ""))
+        lines.append(f"| {program} | " + " | ".join(cells) + " |")
+    first = medians[names[0]]
+    geo = [math.exp(statistics.fmean(math.log(m / b) for m, b in zip(medians[n], first,
+                                                                         strict=True)))
+           for n in names]
+    lines.append("| geometric mean of the median ratios | "
+                 + " | ".join(f"{g:.2f}" for g in geo) + " |")
+    return lines
+
+
+if __name__ == "__main__":  # python -m benchmarks.search: the default rotation against
+    from explorer.strategies._portfolio import ROTATION  # the one that gave rff's turn
+
+    print("\n".join(compare_rotations({
+        "rff's turn to surw": tuple("surw" if label == "rff" else label
+                                    for label in ROTATION),
+        "default": ROTATION})))

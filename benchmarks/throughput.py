@@ -112,6 +112,7 @@ class StepCost:
     controlled_us: float  # per step, median round (whole explore(): checks included)
     stock_us: float  # per step of the same scenario on one reused stock loop
     ratio: float  # median over rounds of (stock time / controlled time), same round
+    unchecked: float  # the same ratio for the runs alone: no determinism check, no setup
 
 
 def step_cost(tasks: int, rounds: int, steps_per_round: int = 30_000) -> StepCost:
@@ -120,7 +121,7 @@ def step_cost(tasks: int, rounds: int, steps_per_round: int = 30_000) -> StepCos
     scenario = fan_out(tasks)
     per_run = tasks * (SCALE_AWAITS + 1) + 1
     schedules = max(4, steps_per_round // per_run)
-    ratios, controlled, stock = [], [], []
+    ratios, controlled, stock, unchecked = [], [], [], []
     for round_ in range(rounds):
         stock_time = 1.0 / stock_rate(scenario, schedules)
         result = explorer.explore(scenario, strategy="random", seed=round_,
@@ -131,8 +132,28 @@ def step_cost(tasks: int, rounds: int, steps_per_round: int = 30_000) -> StepCos
         controlled.append(result.elapsed / result.steps * 1e6)
         stock.append(stock_time / steps * 1e6)
         ratios.append(stock_time * schedules / result.elapsed)
+        unchecked.append(stock_time * schedules / _runs_time(scenario, schedules, round_))
     return StepCost(tasks, steps, statistics.median(controlled), statistics.median(stock),
-                    statistics.median(ratios))
+                    statistics.median(ratios), statistics.median(unchecked))
+
+
+def _runs_time(scenario: Callable[[], Any], schedules: int, seed: int) -> float:
+    """Seconds of ``schedules`` random runs of ``scenario`` as an exploration makes them
+    between its determinism checks (untraced, unhashed), in one runtime session."""
+    from explorer._asyncio._runner import AsyncioRuntime
+    from explorer._runtime import RunMode
+    from explorer._settings import DEFAULT_MAX_STEPS
+    from explorer.strategies import RandomWalk
+
+    runtime = AsyncioRuntime()
+    walk = RandomWalk(seed)
+    mode = RunMode(max_steps=DEFAULT_MAX_STEPS)
+    with runtime.session():
+        start = time.perf_counter()
+        for _ in range(schedules):
+            walk.start_run()
+            runtime.run(scenario, walk.choose, mode)
+        return time.perf_counter() - start
 
 
 def strategy_rates(tasks: int, rounds: int, strategies: tuple[str, ...] = SAMPLING,

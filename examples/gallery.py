@@ -109,6 +109,15 @@ def trio_examples() -> list[Example]:
     return list(EXAMPLES)
 
 
+def linearizable_examples() -> list[Any]:
+    """Races written as an object or app and its operations, with no scenario and no
+    assertion, checked with ``explorer.check_linearizable``
+    (:class:`examples.linearizable.LinearizableExample`; the FastAPI coupon among them)."""
+    from examples.linearizable import examples
+
+    return examples()
+
+
 def unfaulted_examples() -> list[Example]:
     """The asyncio examples whose bug needs no injected fault: the ones every strategy and
     the strategy-wide tests run as they are (an example that needs ``faults=True`` is

@@ -33,6 +33,23 @@ if TYPE_CHECKING:
     from explorer._footprint import shared
     from explorer._interrupts import ExplorationInterrupted
     from explorer._invariants import always
+    from explorer._linearize import (
+        LinearizabilityResult,
+        LinScenario,
+        Operation,
+        check_linearizable,
+        linearizability_scenarios,
+        operation,
+        replay_linearizability,
+    )
+    from explorer._linearize._http import (
+        HttpResult,
+        aiohttp_client,
+        asgi_client,
+        http_operation,
+        ignore_fields,
+    )
+    from explorer._linearize._pytest import LinearizabilityCheck
     from explorer._network import alias
     from explorer._outcome import FAILURE_KINDS, Outcome
     from explorer._regressions import (
@@ -61,6 +78,14 @@ _WHERE: dict[str, str] = {
     "ScheduleFailure": "_failure",
     "shared": "_footprint",
     "always": "_invariants",
+    "LinearizabilityResult": "_linearize", "LinScenario": "_linearize",
+    "Operation": "_linearize", "check_linearizable": "_linearize",
+    "linearizability_scenarios": "_linearize", "operation": "_linearize",
+    "replay_linearizability": "_linearize",
+    "LinearizabilityCheck": "_linearize._pytest",
+    "HttpResult": "_linearize._http", "asgi_client": "_linearize._http",
+    "aiohttp_client": "_linearize._http",
+    "http_operation": "_linearize._http", "ignore_fields": "_linearize._http",
     "alias": "_network",
     "ExplorationInterrupted": "_interrupts",
     "FAILURE_KINDS": "_outcome", "Outcome": "_outcome",
@@ -76,8 +101,14 @@ _WHERE: dict[str, str] = {
 __all__ = [
     "FAILURE_KINDS",
     "alias",
+    "aiohttp_client",
+    "asgi_client",
+    "http_operation",
+    "HttpResult",
+    "ignore_fields",
     "always",
     "Candidate",
+    "check_linearizable",
     "Corpus",
     "CorpusEntry",
     "CorpusError",
@@ -91,12 +122,19 @@ __all__ = [
     "ExploreResult",
     "HealthWarning",
     "InvalidScheduleError",
+    "LinearizabilityCheck",
+    "LinearizabilityResult",
+    "linearizability_scenarios",
+    "LinScenario",
     "Location",
+    "operation",
+    "Operation",
     "Outcome",
     "pin",
     "replay",
     "replay_corpus",
     "replay_entry",
+    "replay_linearizability",
     "ReplayDivergence",
     "reproduce",
     "run",

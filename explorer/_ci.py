@@ -180,6 +180,7 @@ _RULES: Final = {
     "nondeterminism": "The same schedule gave different traces.",
     "escape": "The scenario used real I/O, threads or wall-clock time.",
     "hang": "A run exceeded its real-time limit.",
+    "not_linearizable": "Concurrent calls returned results no one-at-a-time order explains.",
 }
 
 

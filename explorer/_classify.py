@@ -116,6 +116,10 @@ def exception_outcome(exc: BaseException) -> Outcome:
     kind = oc.ASSERTION if isinstance(leaf, AssertionError) else oc.EXCEPTION
     if isinstance(leaf, EscapeError):
         return escape_outcome(leaf)
+    if isinstance(leaf, oc.NotLinearizable):  # a linearizability check's verdict, as data
+        return Outcome(oc.NOT_LINEARIZABLE, str(leaf),
+                       leaf.location or traceback_location(leaf),
+                       qualname(type(leaf)), dict(leaf.details), exception=exc)
     text = str(leaf) or "(no message)"
     return Outcome(kind, f"{type(leaf).__name__}: {text}", traceback_location(leaf),
                    qualname(type(leaf)), exception=exc)

@@ -198,7 +198,14 @@ def expected_candidates(trace: Trace) -> list[dict[str, Any]]:
 def _entry_json(failure: ScheduleFailure) -> dict[str, Any]:
     """The JSON of the entry that records ``failure`` (the published format)."""
     outcome = failure.outcome.to_json()
-    return {
+    scenario = failure.outcome.details.get("scenario")
+    # A linearizability failure is one generated scenario's: the scenario (operation names
+    # and JSON arguments, never code) is what replay_linearizability needs besides the
+    # schedule.
+    extra: dict[str, Any] = ({"linearizability": {"scenario": scenario}}
+                             if failure.kind == "not_linearizable"
+                             and isinstance(scenario, dict) else {})
+    return extra | {
         "format": FORMAT,
         "version": VERSION,
         "scenario": failure.scenario,

@@ -240,6 +240,56 @@ def _check_found(found: dict[str, Any]) -> None:
     _text(found, "python", "found.", required=False, nullable=True, limit=100)
 
 
+MAX_LIN_TASKS = 64  # tasks of a linearizability scenario: far beyond what a check explores
+MAX_LIN_CALLS = 1000  # calls of a scenario in all (each replayed call is a sequential run)
+
+
+def _check_linearizability(data: dict[str, Any]) -> None:
+    """The ``linearizability`` field of a not_linearizable entry: ``{"scenario": {"prefix":
+    [call], "tasks": [[call, ...], ...], "suffix": [call]}}``, call = ``{"op": name,
+    "args": [JSON values]}``, no other keys. Only its shape is checked here: the operation
+    names and arities are checked against the operations the replaying code passes."""
+    lin = _object(data, "linearizability", "", required=False)
+    if lin is None:
+        return
+    _only(lin, "linearizability.", ("scenario",))
+    scenario = _object(lin, "scenario", "linearizability.")
+    assert scenario is not None
+    where = "linearizability.scenario."
+    _only(scenario, where, ("prefix", "tasks", "suffix"))
+    tasks = _get(scenario, "tasks", where, (list,), "a non-empty list of lists of calls")
+    if not tasks or len(tasks) > MAX_LIN_TASKS:
+        raise _Misfit(f'field "{where}tasks" has {len(tasks):,} tasks; it must have 1 to '
+                      f"{MAX_LIN_TASKS}")
+    groups = [(f"{where}tasks[{i}]", t) for i, t in enumerate(tasks)]
+    groups += [(f"{where}{key}", scenario[key]) for key in ("prefix", "suffix")
+               if key in scenario]
+    total = 0
+    for name, calls in groups:
+        if not isinstance(calls, list):
+            raise _Misfit(f'field "{name}" is {_describe(calls)}; it must be a list of calls '
+                          '{"op": name, "args": [...]}')
+        total += len(calls)
+        if total > MAX_LIN_CALLS:
+            raise _Misfit(f'field "{where[:-1]}" holds more than {MAX_LIN_CALLS:,} calls; a '
+                          "saved scenario is a shrunk one, a few calls")
+        for index, call in enumerate(calls):
+            at = f"{name}[{index}]."
+            if not isinstance(call, dict):
+                raise _Misfit(f'field "{at[:-1]}" is {_describe(call)}; it must be a call '
+                              '{"op": name, "args": [...]}')
+            _only(call, at, ("op", "args"))
+            _text(call, "op", at, limit=MAX_NAME)
+            _get(call, "args", at, (list,), "a list of JSON values", required=False)
+
+
+def _only(obj: dict[str, Any], where: str, keys: tuple[str, ...]) -> None:
+    extra = sorted(set(obj) - set(keys))
+    if extra:
+        raise _Misfit(f'field "{where}{extra[0][:40]}" is not part of the format (the fields '
+                      f"of {where[:-1] or 'an entry'} are {', '.join(keys)})")
+
+
 def _check_expected(data: dict[str, Any]) -> tuple[dict[str, Any], ...]:
     expected = _get(data, "expected", "", (list,), "a list of objects", required=False)
     for index, item in enumerate(expected or ()):
@@ -324,6 +374,9 @@ def decode(path: Path, data: object) -> CorpusEntry:
         # find the entry of the same bug: any JSON array, or null.
         _get(data, "stable_signature", "", (list, type(None)), "an array or null",
              required=False)
+        # A linearizability failure's scenario: data checked against the operations the
+        # replaying code passes (explorer._linearize), never imported or called.
+        _check_linearizability(data)
         expected = _check_expected(data)
         trace_hash = _text(data, "trace_hash", "", required=False, nullable=True, limit=64)
         if trace_hash is not None and not _HASH.fullmatch(trace_hash):

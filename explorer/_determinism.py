@@ -15,13 +15,15 @@ made, to show the first step where the runs parted. Any difference is a
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from explorer import _outcome as oc
 from explorer._errors import ReplayDivergence
 from explorer._outcome import Outcome
 from explorer._runtime import RunRecord
-from explorer._trace import Trace
+
+if TYPE_CHECKING:  # traces are compared only after a traced replay, which loads the module
+    from explorer._trace import Trace
 
 Replay = Callable[[], RunRecord]
 

@@ -2,8 +2,9 @@
 
 Exploration runs untraced (fast). A failing schedule is replayed traced, which both builds
 the readable trace and checks determinism: the replay must make the same decisions and end
-in the same outcome. A sample of passing schedules (the 1st, 2nd, 4th, 8th, ...) is re-run
-as well, so a scenario that depends on something outside the schedule is reported as
+in the same outcome. A sample of passing schedules (the 1st, then of the 2nd, 4th, 8th, ...
+those that keep the replayed steps within an eighth of the steps explored) is re-run as
+well, so a scenario that depends on something outside the schedule is reported as
 ``nondeterminism`` instead of producing unreplayable failures.
 """
 
@@ -29,7 +30,6 @@ from explorer._scenario import PINS_ATTR, REPRODUCE_ATTR
 from explorer._scenario import bind as _bind
 from explorer._scenario import scenario_name as scenario_name  # re-exported for callers
 from explorer._scenario import unwrapped as _unwrapped
-from explorer._schedule import Schedule
 from explorer._settings import (  # the defaults are re-exported: callers import them here
     DEFAULT_MAX_SCHEDULES,
     DEFAULT_MAX_STEPS,
@@ -40,11 +40,12 @@ from explorer._settings import (  # the defaults are re-exported: callers import
     Settings,
     from_keywords,
 )
-from explorer._trace import Trace
 
 if TYPE_CHECKING:
     from explorer._failure import ScheduleFailure
+    from explorer._schedule import Schedule
     from explorer._shrink import ShrinkReport
+    from explorer._trace import Trace  # only traced runs build one: not loaded before
 
 
 def _schedule_failure(*args: Any, **kwargs: Any) -> ScheduleFailure:
@@ -55,7 +56,19 @@ def _schedule_failure(*args: Any, **kwargs: Any) -> ScheduleFailure:
     return ScheduleFailure(*args, **kwargs)
 
 
+def _schedule_of(decisions: Iterable[int], *, timers: bool,
+                 faults: frozenset[str]) -> Schedule:
+    """The :class:`Schedule` of a run's decisions, its module imported only once one is
+    made: an exploration that passes (pins aside) never makes one."""
+    from explorer._schedule import Schedule
+
+    return Schedule.from_decisions(decisions, timers=timers, faults=faults)
+
+
 _UNBOUNDED = 10**12  # what a Settings without a schedule budget (None) means here
+# After the first, determinism checks replay at most one step in _CHECK_SHARE of those
+# explored (explore's loop): their cost stays proportionate at any run length.
+_CHECK_SHARE = 8
 
 
 @dataclass(slots=True)
@@ -184,6 +197,7 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = DEFAULT_RUNTIME,
     seen: set[tuple[int, ...]] = set()
     failure: ScheduleFailure | None = None
     next_check = 1
+    checked = 0  # steps replayed by determinism checks
     plain: RunMode | None = None  # the mode of unchecked runs, made once
     choose = chosen.choose
     footprints = chosen.footprints
@@ -195,9 +209,21 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = DEFAULT_RUNTIME,
             "coverage claim would be false. Inject faults under another strategy (the "
             "default portfolio, or systematic with a deviation_bound), or explore without "
             "faults under dpor")
+    if timer_races and rt.name == "trio" and footprints is not None:
+        raise UsageError(
+            f"the {chosen.name} strategy records footprints for partial-order reduction, "
+            "which the trio runtime cannot record with timer_races=True; use a search "
+            "strategy (the default portfolio, random, pct...) with timer_races, or "
+            f"{chosen.name} without it")
+    # Footprints are asked for per run (Strategy.run_footprints): a portfolio member that
+    # learns from them gets them in its own turns only. Runs that inject faults record
+    # none (a fault decision has no footprint), nor do trio runs that race timers (its
+    # runtime records neither with them); a member asking then learns nothing from them.
+    recordable = bool(chosen.footprint_models) and not fault_kinds \
+        and not (timer_races and rt.name == "trio")
     found: Outcome | None = None
     with interrupts.watching(), _interrupted(lambda: _so_far(name, schedules, start, found)), \
-            rt.session(footprints=footprints is not None):
+            rt.session(footprints=recordable):
         for pin in pins:
             schedules += 1
             traced, _ = _replay_record(rt, scenario, pin.decisions(), max_steps=max_steps,
@@ -211,15 +237,19 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = DEFAULT_RUNTIME,
                 break
         while failure is None and schedules < max_schedules and chosen.start_run():
             limit, cut = _run_limit(run_timeout, deadline)
-            # The 1st, 2nd, 4th, 8th... schedules are checked: a count, never a clock, so
-            # that the same exploration checks the same schedules on any machine. The run
-            # to be checked hashes its steps, so that one hashed replay, untraced, can be
-            # compared with it (_determinism).
-            checking = schedules + 1 == next_check
+            # The 1st schedule is checked, then the 2nd, 4th, 8th... while the steps the
+            # checks replayed stay within 1/_CHECK_SHARE of the steps explored: counts,
+            # never a clock, so that the same exploration checks the same schedules on any
+            # machine, and long runs (hundreds of tasks) are not replayed at half the
+            # exploration's cost. The run to be checked hashes its steps, so that one
+            # hashed replay, untraced, can be compared with it (_determinism).
+            checking = schedules + 1 == next_check and checked * _CHECK_SHARE <= steps
+            needs = chosen.run_footprints() if recordable else None
             mode = plain
-            if checking or mode is None or mode.run_timeout != limit:
+            if checking or mode is None or mode.run_timeout != limit \
+                    or mode.footprints != needs:
                 mode = RunMode(max_steps=max_steps, timer_races=timer_races,
-                               footprints=footprints, run_timeout=limit, faults=fault_kinds,
+                               footprints=needs, run_timeout=limit, faults=fault_kinds,
                                hashed=checking)
                 if not checking:  # frozen, so reused by the next runs while it fits
                     plain = mode
@@ -231,7 +261,7 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = DEFAULT_RUNTIME,
                     "counted. If the scenario can hang, set run_timeout (seconds) below "
                     "max_time so that a run that long is reported as a hang."), stacklevel=2)
                 break
-            if footprints is not None:
+            if needs is not None:
                 chosen.observe(record.footprints or [])
             failed = record.outcome.failed
             counted = chosen.counts_as_schedule
@@ -255,9 +285,11 @@ def explore(fn: Callable[..., Any], *args: Any, runtime: str = DEFAULT_RUNTIME,
             if checking:
                 failure = _check_determinism(rt, scenario, name, record, schedules,
                                              chosen.describe(), max_steps, timer_races,
-                                             run_timeout, faults=fault_kinds)
+                                             run_timeout, faults=fault_kinds,
+                                             footprints=needs)
                 if failure is not None:
                     break
+                checked += record.stats.steps  # what its replay ran
             if deadline is not None and time.perf_counter() > deadline:
                 break
     result = ExploreResult(schedules, chosen.exhausted and failure is None, failure,
@@ -364,13 +396,14 @@ def _replay_record(rt: Runtime, scenario: Scenario, decisions: list[int], *,
                    max_steps: int, timer_races: bool, traced: bool, strict: bool = True,
                    expected: Mapping[int, str] | None = None,
                    run_timeout: float | None = None,
-                   faults: frozenset[str] = frozenset(), hashed: bool = False
+                   faults: frozenset[str] = frozenset(), hashed: bool = False,
+                   footprints: str | None = None
                    ) -> tuple[RunRecord, _strategies.Fixed]:
     fixed = _strategies.Fixed(decisions, strict=strict, expected=expected)
     fixed.start_run()
     record = rt.run(scenario, fixed.choose, RunMode(
         max_steps=max_steps, timer_races=timer_races, traced=traced,
-        run_timeout=run_timeout, faults=faults, hashed=hashed))
+        run_timeout=run_timeout, faults=faults, hashed=hashed, footprints=footprints))
     fixed.check_complete()
     return record, fixed
 
@@ -394,9 +427,8 @@ def _confirm(rt: Runtime, scenario: Scenario, name: str, record: RunRecord,
     def failure(outcome: Outcome, rec: RunRecord, trace: Trace | None,
                 report: ShrinkReport | None = None,
                 switches: int | None = None) -> ScheduleFailure:
-        return _schedule_failure(outcome, Schedule.from_decisions(rec.decisions,
-                                                                  timers=timer_races,
-                                                                  faults=faults),
+        return _schedule_failure(outcome, _schedule_of(rec.decisions, timers=timer_races,
+                                                       faults=faults),
                                  trace, scenario=name, found_after=index, strategy=strategy,
                                  shrink=report, runtime=rt.name, switches=switches)
 
@@ -467,21 +499,26 @@ def _check_determinism(rt: Runtime, scenario: Scenario, name: str,
                        record: RunRecord, index: int, strategy: dict[str, Any],
                        max_steps: int, timer_races: bool,
                        run_timeout: float | None = None,
-                       faults: frozenset[str] = frozenset()) -> ScheduleFailure | None:
+                       faults: frozenset[str] = frozenset(),
+                       footprints: str | None = None) -> ScheduleFailure | None:
     """Replay a passing run untraced and hashed: once when the run was hashed itself,
     else twice; the replays must match it (and each other). Traced replays only
-    explain a difference."""
+    explain a difference.
+
+    ``footprints``: the model the run recorded, if any; its untraced replays record the
+    same way, so that they run what it ran (a recording run is not hashed: its two
+    replays are then compared traced)."""
     def replay(traced: bool) -> Callable[[], RunRecord]:
         return lambda: _replay_record(
             rt, scenario, record.decisions, max_steps=max_steps, timer_races=timer_races,
-            traced=traced, run_timeout=run_timeout, faults=faults, hashed=not traced)[0]
+            traced=traced, run_timeout=run_timeout, faults=faults, hashed=not traced,
+            footprints=None if traced else footprints)[0]
 
     traced, problem = verify(record, replay(True), untraced=replay(False))
     if problem is None:
         return None
-    return _schedule_failure(problem, Schedule.from_decisions(record.decisions,
-                                                              timers=timer_races,
-                                                              faults=faults),
+    return _schedule_failure(problem, _schedule_of(record.decisions, timers=timer_races,
+                                                   faults=faults),
                              traced.trace if traced is not None else None, scenario=name,
                              found_after=index, strategy=strategy, runtime=rt.name)
 
@@ -500,6 +537,8 @@ def run(fn: Callable[..., Any], *args: Any,
     that finds other work there raises :class:`~explorer.ReplayDivergence`. A run longer
     than ``run_timeout`` seconds of real time ends as a ``hang``.
     """
+    from explorer._schedule import Schedule  # see _schedule_of
+
     checked = Settings(runtime=runtime, max_steps=max_steps, run_timeout=run_timeout)
     max_steps, run_timeout = checked.max_steps, checked.run_timeout
     scenario = _bind(fn, args)
@@ -531,8 +570,8 @@ def _run_strategy(rt: Runtime, scenario: Scenario, strategy: _strategies.Strateg
             max_steps=max_steps, timer_races=timers, traced=True, run_timeout=run_timeout,
             faults=faults))
     strategy.end_run(record.decisions, record.outcome.failed)
-    return RunResult(record.outcome, Schedule.from_decisions(record.decisions, timers=timers,
-                                                             faults=faults),
+    return RunResult(record.outcome, _schedule_of(record.decisions, timers=timers,
+                                                  faults=faults),
                      record.traced(), record.stats.steps, record.decisions)
 
 

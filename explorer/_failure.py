@@ -130,7 +130,17 @@ class ScheduleFailure(ExplorerError, AssertionError):
     def replay_line(self) -> str:
         name = self.scenario.rsplit(".", 1)[-1]
         runtime = f", runtime={self.runtime!r}" if self.runtime != "asyncio" else ""
+        if self.kind == "not_linearizable":  # a generated scenario: replayed with its data
+            factory = self.scenario.rsplit(".", 2)[-2] if self.scenario.count(".") else name
+            return (f"explorer.replay_linearizability({factory}, operations, failure"
+                    f"{runtime})  (failure: this error, its to_json() or its corpus entry)")
         return f"explorer.replay({name}, {str(self.schedule)!r}{runtime})"
+
+    @property
+    def details(self) -> dict[str, object]:
+        """The outcome's structured facts (:attr:`Outcome.details`): for a
+        ``not_linearizable`` failure its scenario, history and closest sequential orders."""
+        return self.outcome.details
 
     def render(self) -> str:
         """The full message: what failed, where, the trace, the schedule and replay line."""

@@ -20,9 +20,8 @@ import importlib.util
 import os
 import site
 import sys
-import sysconfig
 from dataclasses import dataclass, field
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any, Final
 
 
@@ -62,11 +61,30 @@ STRATEGIES_DIR: Final = _strategies_dir()
 """Where ``explorer.strategies`` lives (found without importing it)."""
 
 
+def _stdlib_dir() -> str:
+    # os's directory, not sysconfig's "stdlib" path: loading sysconfig's configuration data
+    # costs a first exploration about 2 ms. An interpreter without the file (a frozen os
+    # and no known stdlib directory, as in some embedded builds) asks sysconfig after all.
+    where: str | None = getattr(os, "__file__", None)
+    if where:
+        return os.path.dirname(os.path.abspath(where))
+    import sysconfig
+
+    return os.path.abspath(sysconfig.get_paths()["stdlib"])
+
+
+STDLIB_DIR: Final = _stdlib_dir()
+"""The standard library's directory."""
+
+
 def _library_prefixes() -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    prefixes = {paths["stdlib"], paths["platstdlib"], paths["purelib"], paths["platlib"],
-                PACKAGE_DIR, STRATEGIES_DIR}
-    prefixes.update(site.getsitepackages())
+    # sysconfig's four install paths without sysconfig: stdlib is os's directory, purelib
+    # and platlib are the site-packages directories site lists, and platstdlib is their
+    # parent (``<prefix>/lib/python3.X``, ``<prefix>\Lib``).
+    installed = site.getsitepackages()
+    prefixes = {STDLIB_DIR, PACKAGE_DIR, STRATEGIES_DIR}
+    prefixes.update(installed)
+    prefixes.update(os.path.dirname(os.path.abspath(p)) for p in installed)
     if site.ENABLE_USER_SITE and site.USER_SITE:
         prefixes.add(site.USER_SITE)
     return tuple(sorted(os.path.join(os.path.abspath(p), "") for p in prefixes if p))
@@ -98,11 +116,36 @@ def frame_location(frame: FrameType) -> Location:
 
 def user_location(frames: list[FrameType]) -> Location | None:
     """The deepest frame in user code, else the deepest frame at all (``frames`` run
-    outermost first, as an await chain does)."""
+    outermost first, as an await chain does); a harness frame (:data:`HARNESS`) stands
+    for the user location it holds."""
     for frame in reversed(frames):
         if is_user_file(frame.f_code.co_filename):
             return frame_location(frame)
+    harness = harness_location(frames)
+    if harness is not None:
+        return harness[0]
     return frame_location(frames[-1]) if frames else None
+
+
+# Code objects of the explorer's own harness coroutines that run user operations (a
+# linearizability check's callers and its scenario), mapped to the name of the local that
+# holds the user Location the frame stands for (None: none) and whether that location is
+# only where the work was asked for (shown as a library wait is), not code the task runs.
+# A chain with no user frame that goes through one of them is shown at that location,
+# never at the harness's or the runtime's line below it: they are not what the user wrote.
+HARNESS: dict[CodeType, tuple[str, bool]] = {}
+
+
+def harness_location(frames: list[FrameType]) -> tuple[Location, bool] | None:
+    """The user location the deepest :data:`HARNESS` frame of ``frames`` stands for (its
+    local named there) and whether it is foreign; None without one, or when it holds
+    none. Only asked for chains with no user frame: a dictionary lookup per frame."""
+    for frame in reversed(frames):
+        marked = HARNESS.get(frame.f_code)
+        if marked is not None:
+            found = frame.f_locals.get(marked[0])
+            return (found, marked[1]) if isinstance(found, Location) else None
+    return None
 
 
 def _package_dir(name: str) -> str | None:
@@ -235,7 +278,7 @@ def _package(filename: str) -> str:
             index = len(parts) - 1 - parts[::-1].index(marker)
             if index + 1 < len(parts):
                 return parts[index + 1].removesuffix(".py")
-    stdlib = os.path.join(os.path.abspath(sysconfig.get_paths()["stdlib"]), "")
+    stdlib = os.path.join(STDLIB_DIR, "")
     path = os.path.abspath(filename)
     if path.startswith(stdlib):
         return path[len(stdlib):].split(os.sep)[0].removesuffix(".py")
@@ -257,6 +300,9 @@ def attribute(frames: list[FrameType]) -> Attribution:
     if not user:
         if not frames:
             return Attribution(None)
+        harness = harness_location(frames)
+        if harness is not None:
+            return Attribution(*harness)
         entry = frames[0]  # the coroutine the task runs: a library's, or the runtime's
         call = _call_name(entry) if is_foreign_file(entry.f_code.co_filename) else None
         return Attribution(frame_location(frames[-1]), True, None, call)

@@ -29,7 +29,6 @@ The registry is reset for every run (:meth:`Network.reset`), so nothing leaks be
 from __future__ import annotations
 
 import ipaddress
-import zlib
 from dataclasses import dataclass
 from typing import Final, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -109,6 +108,8 @@ def name_address(name: str) -> str:
     """The fixed IPv4 address a served host name resolves to: derived from the name alone
     (CRC-32 into ``10.0.0.0/8``, avoiding network and broadcast addresses), so it is the
     same in every run and every process."""
+    import zlib  # here: only a served host name needs it, not every exploration's import
+
     offset = zlib.crc32(name.encode("utf-8")) % (_NAMED_NET.num_addresses - 2) + 1
     return str(_NAMED_NET.network_address + offset)
 
@@ -177,12 +178,21 @@ class Network(Generic[_L]):
 
     def reset(self) -> None:
         """Forget every listener, alias and port (a new run begins)."""
+        if self.pristine:
+            return  # nothing to forget: most runs use no network
         self._listeners.clear()
         self._closed.clear()
         self._aliases.clear()
         self._names.clear()
         self._next_port.clear()
         self._next_ephemeral = FIRST_EPHEMERAL
+
+    @property
+    def pristine(self) -> bool:
+        """Whether the registry is as :meth:`reset` leaves it: read from the state itself
+        (no flag that every mutation would have to keep), so it cannot be stale."""
+        return not (self._listeners or self._closed or self._aliases or self._names
+                    or self._next_port) and self._next_ephemeral == FIRST_EPHEMERAL
 
     # -------------------------------------------------------------- listening
 

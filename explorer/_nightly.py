@@ -40,7 +40,12 @@ from explorer._errors import ExplorerError, UsageError
 from explorer._failure_record import FailureReport, SavedStep, cut_trace
 from explorer._files import write_atomically
 from explorer._parallel import Executor, explore_target
-from explorer._regressions import UNKNOWN_SCENARIO, Scenarios, replay_one
+from explorer._regressions import (
+    UNKNOWN_SCENARIO,
+    Scenarios,
+    linearizability_detail,
+    replay_one,
+)
 from explorer._settings import format_duration
 from explorer._summary import STATE_FORMAT as STATE_FORMAT
 from explorer._summary import SUMMARY_FORMAT as SUMMARY_FORMAT
@@ -400,7 +405,10 @@ def _verify(item: Slice, path: Path, corpus: Corpus, scenarios: Scenarios,
         return SliceResult(item.id, item.kind, status, time.perf_counter() - start,
                            path=str(path), detail=str(err))
     report = replay_one(entry, scenarios)  # a broken scenario must not stop the night
-    if report.status == UNKNOWN_SCENARIO and entry.scenario in (in_pytest or {}):
+    if report.status == UNKNOWN_SCENARIO and "linearizability" in entry.data:
+        report = dataclasses.replace(report, detail=linearizability_detail(
+            entry.scenario, path, in_pytest or {}))
+    elif report.status == UNKNOWN_SCENARIO and entry.scenario in (in_pytest or {}):
         report = dataclasses.replace(report, detail=(
             f"replayed by pytest with the test's fixtures, in the explore slice of "
             f"{(in_pytest or {})[entry.scenario]}"))

@@ -126,7 +126,11 @@ def _failure(scenario: str, corpus: Corpus, before: set[tuple[str, tuple[object,
              story: str) -> FailureReport:
     """The failure as the corpus recorded it (the newest entry of ``scenario``, a new one
     first), with pytest's ``story`` as its message."""
-    mine = [e for e in _entries(corpus) if e.scenario == scenario]
+    # A linearizability check (the ``linearizability`` fixture) saves under its factory's
+    # name, not the test's; its story names the entry it saved or replayed ("Saved to
+    # <path>", "Corpus entry <path>"), relative to the test's rootdir: matched by file name
+    # (content-addressed, so one name is one entry).
+    mine = [e for e in _entries(corpus) if e.scenario == scenario or e.path.name in story]
     mine.sort(key=lambda e: ((e.scenario, e.signature()) not in before,
                              _mtime(e.path)), reverse=True)
     if not mine:  # not saved (a read-only corpus, say): the story alone

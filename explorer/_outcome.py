@@ -17,9 +17,24 @@ LEAKED_TASK: Final = "leaked_task"
 NONDETERMINISM: Final = "nondeterminism"
 ESCAPE: Final = "escape"
 HANG: Final = "hang"
+NOT_LINEARIZABLE: Final = "not_linearizable"
 
 FAILURE_KINDS: Final = (ASSERTION, EXCEPTION, DEADLOCK, LIVELOCK, LEAKED_TASK,
-                        NONDETERMINISM, ESCAPE, HANG)
+                        NONDETERMINISM, ESCAPE, HANG, NOT_LINEARIZABLE)
+
+
+class NotLinearizable(AssertionError):
+    """Raised inside a run by a linearizability check whose observed history no sequential
+    order explains; the run's outcome is then of kind ``not_linearizable`` with
+    ``details`` (the scenario, the history, the closest sequential orders) as data."""
+
+    def __init__(self, message: str, details: dict[str, Any],
+                 location: Location | None = None) -> None:
+        super().__init__(message)
+        self.details = details
+        # Where the user reads the failure: the operation whose result no order explains
+        # (stable across versions of the explorer, unlike the line that raises this).
+        self.location = location
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +106,14 @@ class Outcome:
 
 PASSED: Final = Outcome(PASS)
 
-_SPAWN_NUMBER: Final = re.compile(r"#[0-9]+|(?<=/)task-[0-9]+")
+# A pattern, not a compiled one: re compiles and caches it on first use, which keeps
+# compiling out of every import (only a nondeterminism or shrink comparison needs it).
+_SPAWN_NUMBER: Final = r"#[0-9]+|(?<=/)task-[0-9]+"
 
 
 def _unnumbered(task: str) -> str:
     """A task id without its spawn numbers: ``main/buyer#2/fetch#1`` -> ``main/buyer/fetch``."""
-    return _SPAWN_NUMBER.sub(lambda m: "task" if m.group().startswith("task") else "", task)
+    return re.sub(_SPAWN_NUMBER, lambda m: "task" if m.group().startswith("task") else "", task)
 
 
 def _wait_line(wait: dict[str, Any]) -> str:

@@ -72,6 +72,7 @@ class _PatchOnImport:  # a meta path finder (duck-typed: importlib.abc costs an 
         self.name = name
         self.apply = apply
         self._enabled = False
+        self._searching = False
 
     @property
     def enabled(self) -> bool:
@@ -88,17 +89,24 @@ class _PatchOnImport:  # a meta path finder (duck-typed: importlib.abc costs an 
 
     def find_spec(self, fullname: str, path: Sequence[str] | None,
                   target: ModuleType | None = None) -> ModuleSpec | None:
-        if fullname != self.name:
+        if fullname != self.name or self._searching:
             return None
-        for finder in sys.meta_path:  # the spec the import would have found without us
-            find = getattr(finder, "find_spec", None)
-            if finder is self or find is None:
-                continue
-            spec: ModuleSpec | None = find(fullname, path, target)
-            if spec is not None:
-                break
-        else:
-            return None
+        # Another watcher of the same module asks every finder but itself, so it asks this
+        # one: answering None while searching lets both apply, the innermost first, where
+        # two watchers asking each other would recurse without end.
+        self._searching = True
+        try:
+            for finder in sys.meta_path:  # the spec the import would have found without us
+                find = getattr(finder, "find_spec", None)
+                if finder is self or find is None:
+                    continue
+                spec: ModuleSpec | None = find(fullname, path, target)
+                if spec is not None:
+                    break
+            else:
+                return None
+        finally:
+            self._searching = False
         if spec.loader is not None and hasattr(spec.loader, "exec_module"):
             # A Loader by its methods (importlib.abc would cost the import it saves).
             spec.loader = _ThenApply(spec.loader, self.apply)  # type: ignore[assignment]

@@ -144,6 +144,31 @@ def unknown_detail(name: str) -> str:
             "function in replay_corpus(scenarios=...)")
 
 
+def linearizability_detail(name: str, path: Path,
+                           in_pytest: Mapping[str, str] | None = None) -> str:
+    """Why a linearizability check's entry is not replayed in a verify slice, and how it is.
+
+    The entry names the check's factory (``<module>.<factory>.linearizability``) and holds
+    the scenario as data; replaying it takes the factory, the operations and the check's
+    ``model``/``normalize``, which are code the entry does not (and must not) hold. A
+    plain target cannot stand in: a check runs explorations of its own, which cannot
+    start inside an explored scenario. So the test that runs the check replays it.
+    """
+    factory = name.removesuffix(".linearizability")
+    how = (f"replayed by the test that checks {factory} with the linearizability fixture: "
+           "pytest replays a check's saved entries before it explores (")
+    if in_pytest:  # the nightly job knows the pytest targets of its run
+        tests = ", ".join(sorted(in_pytest.values())[:3]) + (
+            ", ..." if len(in_pytest) > 3 else "")
+        how += (f"if that test is one of this run's pytest targets ({tests}), its explore "
+                "slice replays it; otherwise ")
+    return (f"a linearizability check's failure, not run here: {how}mark that test "
+            "@pytest.mark.explore so the nightly job runs it, or run it with pytest). "
+            f"Outside pytest: explorer.replay_linearizability(factory, operations, "
+            f"explorer.Corpus('{path.parent}').load('{path}')), with the operations, "
+            "model and normalize the check was given")
+
+
 def replay_one(item: CorpusEntry | CorpusError, scenarios: Scenarios, *,
                strict: bool = True) -> CorpusReplay:
     """The one status of one corpus item: whatever happens, a report, never an exception
@@ -156,7 +181,9 @@ def replay_one(item: CorpusEntry | CorpusError, scenarios: Scenarios, *,
                             f"{scenarios.broken[item.scenario]}", item)
     fn = scenarios.functions.get(item.scenario)
     if fn is None:
-        return CorpusReplay(item.path, UNKNOWN_SCENARIO, unknown_detail(item.scenario), item)
+        detail = (linearizability_detail(item.scenario, item.path)
+                  if "linearizability" in item.data else unknown_detail(item.scenario))
+        return CorpusReplay(item.path, UNKNOWN_SCENARIO, detail, item)
     try:
         return replay_entry(item, fn, strict=strict)
     except Exception as exc:  # noqa: BLE001 - one entry's problem must not stop the others

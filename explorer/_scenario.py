@@ -13,11 +13,13 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Coroutine
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from explorer._errors import UsageError
 from explorer._runtime import Scenario
-from explorer._schedule import Schedule
+
+if TYPE_CHECKING:  # imported by the two decorators: a plain exploration parses no schedule
+    from explorer._schedule import Schedule
 
 REPRODUCE_ATTR: Final = "__explorer_reproduce__"
 PINS_ATTR: Final = "__explorer_pins__"
@@ -68,6 +70,8 @@ def bind(fn: Any, args: tuple[Any, ...]) -> Scenario:
 
 def reproduce(schedule: Schedule | str) -> Callable[[_F], _F]:
     """Make ``explore`` run only ``schedule`` on the decorated scenario."""
+    from explorer._schedule import Schedule
+
     parsed = Schedule.coerce(schedule)
 
     def decorate(fn: _F) -> _F:
@@ -79,6 +83,8 @@ def reproduce(schedule: Schedule | str) -> Callable[[_F], _F]:
 
 def pin(*schedules: Schedule | str) -> Callable[[_F], _F]:
     """Make ``explore`` run these schedules first, every time, on the decorated scenario."""
+    from explorer._schedule import Schedule
+
     if not schedules:
         raise UsageError("explorer.pin() needs at least one schedule string, like "
                          "@explorer.pin('v1:3=1')")

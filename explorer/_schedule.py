@@ -34,9 +34,11 @@ from explorer._faults import ALL, KINDS
 
 FORMAT_VERSION = 1
 _FLAGS = ("timers",)
-_HEADER = re.compile(r"v(?P<version>[0-9]{1,9})(?P<flags>(?:\+[a-z]+(?:=[a-z.]+)?)*)")
+# Patterns, not compiled ones: re compiles and caches them on first use, so importing the
+# module (every exploration does) compiles nothing; only parsing a schedule string needs them.
+_HEADER = r"v(?P<version>[0-9]{1,9})(?P<flags>(?:\+[a-z]+(?:=[a-z.]+)?)*)"
 # ASCII digits only: ``\d`` would also accept the digits of other scripts (fullwidth ones).
-_ENTRY = re.compile(r"(?P<point>[0-9]+)=(?P<choice>[0-9]+)")
+_ENTRY = r"(?P<point>[0-9]+)=(?P<choice>[0-9]+)"
 MAX_INDEX = 1_000_000
 """Scheduling points and candidate indices in a schedule string are below this."""
 
@@ -69,7 +71,7 @@ class Schedule:
                 f"a schedule must be a string like 'v1:3=1,7=2', got {type(text).__name__}"
             )
         head, sep, body = text.strip().partition(":")
-        match = _HEADER.fullmatch(head)
+        match = re.fullmatch(_HEADER, head)
         if not sep or match is None:
             raise InvalidScheduleError(
                 f"{_clip(text)!r} is not a schedule string: it should look like 'v1:3=1,7=2' "
@@ -92,7 +94,7 @@ class Schedule:
             )
         deviations: list[tuple[int, int]] = []
         for raw in filter(None, body.split(",")):
-            entry = _ENTRY.fullmatch(raw.strip())
+            entry = re.fullmatch(_ENTRY, raw.strip())
             if entry is None:
                 raise InvalidScheduleError(
                     f"schedule {_clip(text)!r}: {_clip(raw)!r} is not a 'point=choice' pair "

@@ -7,8 +7,6 @@ and its hash is what the determinism contract compares.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -121,6 +119,11 @@ class Trace:
 
     def hash(self) -> str:
         """SHA-256 over the canonical JSON form; equal traces have equal hashes."""
+        # Imported here: json and hashlib cost a first exploration about 2 ms of imports,
+        # and only a traced replay's comparison or a report hashes a trace.
+        import hashlib
+        import json
+
         blob = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 

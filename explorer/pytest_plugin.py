@@ -20,6 +20,11 @@ The runtime is the marker's ``runtime`` setting; without one, a test that pytest
 ``trio`` mark reaches (on the test, its class or its module) runs under ``"trio"``, any
 other under ``"asyncio"``.
 
+The ``linearizability`` fixture gives a plain ``def`` test a linearizability check with
+the same settings and corpus (:mod:`explorer._linearize._pytest`); such a test may carry
+``@pytest.mark.explore`` (its settings, and the nightly job collects it), no other plain
+test may.
+
 Async test plugins (pytest-asyncio, pytest-trio, anyio) decide at collection time which
 tests are theirs by looking for coroutine functions. The plugin takes an explored test over
 as soon as it is collected: the item becomes a plain :class:`pytest.Function` whose
@@ -46,6 +51,7 @@ if TYPE_CHECKING:
     from explorer._corpus import CorpusEntry, CorpusError
     from explorer._explored import BoundTest
     from explorer._failure import ScheduleFailure
+    from explorer._linearize._pytest import LinearizabilityCheck
     from explorer._pytest_fixtures import FixturePlan
     from explorer._settings import Settings
 
@@ -69,6 +75,8 @@ _OPTIONS = pytest.StashKey["_Options"]()
 _LEDGER = pytest.StashKey["_Ledger"]()
 _FIXTURES = pytest.StashKey["FixturePlan"]()
 _SIBLINGS = pytest.StashKey["dict[tuple[object, ...], str]"]()  # entry signature -> node id
+#: The fixture of a plain test that runs a linearizability check with the plugin's settings.
+LINEARIZABILITY_FIXTURE: Final = "linearizability"
 
 
 class SharedFixtureWarning(pytest.PytestWarning):
@@ -471,7 +479,10 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         _run(pyfuncitem, {arg: funcargs[arg] for arg in pyfuncitem._fixtureinfo.argnames
                           if arg in funcargs})
         return True
-    if any(mark.name == "explore" for mark in pyfuncitem.own_markers):
+    if (any(mark.name == "explore" for mark in pyfuncitem.own_markers)
+            and LINEARIZABILITY_FIXTURE not in pyfuncitem.fixturenames):
+        # A plain test that runs a linearizability check may carry the marker: its
+        # settings then apply to the check, and the nightly job collects it.
         pytest.fail(_not_async(pyfuncitem), pytrace=False)
     return None
 
@@ -514,7 +525,10 @@ def _run(item: pytest.Function, kwargs: dict[str, Any]) -> None:
         _replay(item, test, entry)
 
 
-def _settings(item: pytest.Function, options: _Options) -> Settings:
+def _settings(item: pytest.Function, options: _Options,
+              checked: dict[str, object] | None = None) -> Settings:
+    """The test's settings; ``checked`` (a linearizability check's own keywords) sits
+    between its marker and the command line."""
     from explorer._settings import Settings, SettingsError
 
     marked: dict[str, object] = {}
@@ -533,8 +547,8 @@ def _settings(item: pytest.Function, options: _Options) -> Settings:
     if "runtime" not in marked and backend == "trio":
         marked["runtime"] = "trio"  # anyio's plugin runs this parametrization under trio
     try:
-        return Settings.merged({"profile": options.profile}, options.ini, marked, options.cli,
-                               where=f"@pytest.mark.explore on {item.nodeid}")
+        return Settings.merged({"profile": options.profile}, options.ini, marked, checked,
+                               options.cli, where=f"@pytest.mark.explore on {item.nodeid}")
     except SettingsError as err:
         pytest.fail(str(err), pytrace=False)
 
@@ -583,6 +597,25 @@ def _explore(item: pytest.Function, test: BoundTest) -> None:
         _fail(item, failure)
     item.add_report_section("call", "explorer", f"{result.schedules} schedule(s) passed; "
                                                 f"covered {result.coverage}")
+
+
+@pytest.fixture
+def linearizability(request: pytest.FixtureRequest) -> LinearizabilityCheck:
+    """``linearizability.check(factory, operations, **options)``: a linearizability check
+    (:func:`explorer.check_linearizable`) under the session's settings (profile, ini file,
+    ``@pytest.mark.explore`` on the test, the command line) and corpus: saved failures of
+    the check are replayed first, new ones saved and listed in the corpus summary."""
+    from explorer._linearize._pytest import LinearizabilityCheck, Session
+
+    item = request.node
+    assert isinstance(item, pytest.Function)
+    options = item.config.stash[_OPTIONS]
+    ledger = item.config.stash[_LEDGER]
+    session = Session(functools.partial(_settings, item, options), options.corpus,
+                      item.config.rootpath, options.save, options.replay_only,
+                      options.replay, options.statistics, ledger.fixed, ledger.diverged,
+                      ledger.saved, ledger.statistics)
+    return LinearizabilityCheck(item, session)
 
 
 def _shown(item: pytest.Function, path: Path) -> str:

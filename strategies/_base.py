@@ -67,10 +67,25 @@ class Strategy(ABC):
     def choose(self, count: int, view: PointView) -> int:
         """Pick an index in ``range(count)`` (``count >= 2``). Called on the hot path."""
 
+    @property
+    def footprint_models(self) -> frozenset[str]:
+        """Every footprint model some run of this strategy may ask for
+        (:meth:`run_footprints`), known before the first run: the engine prepares the
+        recording once for the whole exploration. Default: :attr:`footprints`, if set."""
+        return frozenset() if self.footprints is None else frozenset((self.footprints,))
+
+    def run_footprints(self) -> str | None:
+        """The footprint model to record for the run :meth:`start_run` just prepared, or
+        None: record nothing for it. Default: :attr:`footprints`, every run alike; a
+        strategy that combines others (a portfolio) answers for the member whose turn it
+        is, so that recording costs only in that member's runs."""
+        return self.footprints
+
     def observe(self, steps: Sequence[StepRecord]) -> None:  # noqa: B027
         """Learn the finished run's recorded steps, before :meth:`end_run`.
 
-        Called only when :attr:`footprints` is set; ``steps`` are the run's
+        Called only after a run for which :meth:`run_footprints` named a model (and the
+        engine could record it); ``steps`` are the run's
         :class:`~explorer._footprint.StepRecord` list (default: nothing to learn)."""
 
     def end_run(self, decisions: Sequence[int], failed: bool) -> None:  # noqa: B027

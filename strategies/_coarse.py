@@ -163,8 +163,7 @@ class LibraryCalls(Strategy):
             owner = self._helpers.get(current)
             if owner is None and first:
                 owner = self._caller(current)
-            if owner not in self._calls or any(view.process(i) == current
-                                               for i in range(count)):
+            if owner not in self._calls or current in view.processes(count):
                 return None
             self._helpers[current] = owner
             return owner
@@ -192,13 +191,12 @@ class LibraryCalls(Strategy):
         """The candidate that continues ``current``, else one that serves ``owner``'s call
         while it is blocked (a plain callback, the owner, a task it spawned), in stock
         order; None if there is none (the inner strategy decides)."""
-        for i in range(count):
-            if view.process(i) == current:
-                self._forced += 1
-                return i
+        ids = view.processes(count)  # one call, not one per candidate
+        if current in ids:
+            self._forced += 1
+            return ids.index(current)
         spawned = owner + "/"
-        for i in range(count):
-            process = view.process(i)
+        for i, process in enumerate(ids):
             if process == "loop" or process == owner or process.startswith(spawned):
                 self._served += 1
                 return i

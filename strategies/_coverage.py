@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 from explorer._runtime import Candidate, PointView
 from explorer.strategies._base import Parameter, Statistic, Strategy
-from explorer.strategies._features import Site, describe, site, task_key
+from explorer.strategies._features import Site, SiteIds, describe, site, task_key
 from explorer.strategies._symmetric import MODES, walk_step
 
 Pair = tuple[Site, Site]
@@ -91,6 +91,7 @@ class CoverageGuided(Strategy):
         self._novel: list[int] = []
         self._prev_task: str | None = None
         self._prev_site: Site | None = None
+        self._sites = SiteIds()  # the walks' memo of sites, across runs
 
     # ------------------------------------------------------------------ Strategy
 
@@ -125,7 +126,7 @@ class CoverageGuided(Strategy):
             chosen = view.candidate(0)
         else:
             candidates = describe(count, view)
-            choice = walk_step(candidates, plan.walk, self._rng)
+            choice = walk_step(candidates, plan.walk, self._rng, self._sites)
             chosen = candidates[choice]
         self._observe(chosen, point)
         return choice

@@ -25,8 +25,10 @@ and Sagonas, "Source Sets: A Foundation for Optimal Dynamic Partial Order Reduct
   ``p``'s pending step runs; a sleeping process is never chosen. With wakeup trees no run
   should end with every enabled process asleep (*sleep-set blocked*); where the model's
   steps are not fixed events one still can (a step whose extent depends on what it reads,
-  a run that ends with callbacks queued): it repeats an explored class, is not counted as
-  a schedule (the engine counts it as a probe), and the search goes on.
+  a run that ends with callbacks queued), and so can a share of a search dealt among
+  workers (:meth:`DPOR.deal`): it repeats an explored class (or one another worker's
+  share runs), is not counted as a schedule (the engine counts it as a probe), and the
+  search goes on.
 
 Tree nodes keep their steps' footprints from the run that found them, with objects named
 by the step that first touched them (:data:`Name`); a later run compares its own steps'
@@ -180,6 +182,14 @@ def _conflict(a: Shape, b: Shape, shared: int) -> bool:
     return False
 
 
+def _settled(shape: Shape, shared: int) -> Shape:
+    """``shape`` without its objects first touched at or after step ``shared``: fewer
+    conflicts than :func:`_conflict` finds, so only for guesses (see
+    :meth:`DPOR._begin_sleep`), never to skip a branch."""
+    unknown, accesses = shape
+    return (unknown, frozenset(access for access in accesses if access[0][0] < shared))
+
+
 Shapes = tuple[Shape, Shape]
 """A step's :data:`Footprint` as shapes: its own accesses, and those of the callbacks it
 queued (what a wakeup-tree node keeps of the step it stands for, from the run that
@@ -214,6 +224,8 @@ class _Point:
     sleep: dict[str, Shape] = field(default_factory=dict)  # asleep on entry
     shapes: dict[str, Shape] = field(default_factory=dict)  # each explored process's step
     complete: set[str] = field(default_factory=set)  # subtree explored with nothing skipped
+    # Of ``sleep``: those asleep since the first point of a dealt search (see DPOR.deal).
+    rooted: frozenset[str] = frozenset()
     skips: int = 0  # DPOR.pruned when the current choice started
 
 
@@ -249,6 +261,7 @@ class DPOR(Strategy):
         # out to repeat an explored class.
         self._deviations = 0
         self._online: dict[str, Shape] | None = {}
+        self._rooted: frozenset[str] = frozenset()  # of those, asleep since the first point
         self._absorbed = 0
         self._redundant = False
         self._keep: int | None = None
@@ -262,10 +275,12 @@ class DPOR(Strategy):
         self.blocked = 0
         self.mismatches = 0
         self.unfollowed = 0
-        # A share of the search among workers (see deal()): this worker's candidates at
-        # the first scheduling point, still to explore, and whether this run only looked.
+        # A share of the search among workers (see deal()): the candidates at the first
+        # scheduling point still to take (this worker's branches, and the other workers'
+        # ones it only probes), those other workers' ones, and whether this run only looks.
         self.index, self.count = 0, 1
         self._roots: list[str] | None = None
+        self._foreign: frozenset[str] = frozenset()
         self._probe = False
         self.probes = 0
 
@@ -274,10 +289,25 @@ class DPOR(Strategy):
 
         The branches at the first scheduling point are dealt round-robin: this worker
         explores those that start with candidate ``i``, ``i % count == index``, each with
-        the lower candidates asleep (their branches are other workers' or its own earlier
-        ones). Together the workers run what one search runs, less the classes a sleep
-        set proves covered by a lower branch, and no class twice; a worker with no
-        candidate of its own makes one run to see the point, not counted."""
+        every lower candidate ``j`` asleep, whichever worker's branch ``j`` is. That is
+        the sleep-set argument of one search taking the branches in candidate order:
+        every class that can start with ``j``'s step is run under branch ``j``, so branch
+        ``i`` skips the classes in which ``j``'s step could come first (``j`` wakes once
+        a step dependent on its pending one runs). The workers together then run one
+        schedule of each class one search runs, and no class in two workers.
+
+        Choosing awake processes while a run goes needs the footprint of each sleeping
+        candidate's first step: for another worker's candidate below one of its own, a
+        worker learns it by a *probe*, one run that takes that candidate first, not
+        counted as a schedule (shared work: every worker that needs it makes it). A
+        branch ``i`` in which every class starts with a lower candidate's step (one
+        search would not take it at all) ends in sleep-set-blocked runs, not counted
+        either, which the coverage states. A worker with no candidate of its own makes
+        one probe to see the point.
+
+        Under a ``deviation_bound`` another worker's branch may have skipped part of its
+        subtree, so it cannot put anything to sleep: there only this worker's own
+        complete branches sleep, and a class may run in two workers (no probes)."""
         if not 0 <= index < count:
             raise ValueError(f"deal() needs 0 <= index < count, got index={index}, "
                              f"count={count}")
@@ -293,6 +323,7 @@ class DPOR(Strategy):
         self._k = 0
         self._deviations = 0
         self._online = {}
+        self._rooted = frozenset()
         self._absorbed = 0
         self._redundant = False
         self._keep = None
@@ -377,6 +408,12 @@ class DPOR(Strategy):
         branches that reverse its races."""
         stack = self._stack
         if self._probe:
+            # All a probe is for: the footprint of the step it took first, which puts that
+            # candidate to sleep in the worker's later branches while their runs go.
+            first = next((record for record in steps if record.point == 0), None)
+            if first is not None and stack:
+                stack[0].shapes.setdefault(first.process,
+                                           _Names(steps).shape(first.footprint))
             return
         last = steps[-1] if steps else None
         # Did the run end (its main task's last step) with a callback still queued?
@@ -408,8 +445,13 @@ class DPOR(Strategy):
                 continue
             exact = _NextSteps(analysis, where, i)
             # Already covered: a weak initial of the sequence is asleep or was explored
-            # here (within the bound, or skipped by it, which the coverage states).
-            explored = set(frame.sleep) | (frame.done - {frame.chosen})
+            # here (within the bound, or skipped by it, which the coverage states). Not a
+            # process asleep since the first point of a dealt search: the races of its
+            # branch that one search would reverse from that point are not known here, so
+            # the sequence is explored, and its runs are blocked where that process could
+            # still go first (they are its branch's classes). Nor is it explored here when
+            # a run chose it here asleep (that run was blocked).
+            explored = (set(frame.sleep) | (frame.done - {frame.chosen})) - frame.rooted
             if any(_weak_initial(process, exact(process), None, sequence, analysis, names, i)
                    for process in explored):
                 continue
@@ -511,6 +553,16 @@ class DPOR(Strategy):
             return
         self._online = {**point.sleep, **{p: point.shapes[p] for p in point.complete
                                           if p != point.chosen and p in point.shapes}}
+        self._rooted = (frozenset(self._online) if self._roots is not None
+                        and point is self._stack[0] else point.rooted)
+        if self._rooted:
+            # The step a process asleep since the first point is to take was recorded in
+            # another run, and objects first touched after the steps all runs share are
+            # one unknown object to _conflict: the tasks' own futures would wake it at
+            # once, and choosing it would block the run. Guess on the shared objects only
+            # (a process still asleep is then followed all the same, see _follow).
+            self._online.update({p: _settled(self._online[p], len(steps))
+                                 for p in self._rooted if p in self._online})
         self._names = _Names(steps)
         self._shared = self._absorbed = len(steps)
 
@@ -555,6 +607,7 @@ class DPOR(Strategy):
         for position, record in enumerate(steps):
             where.setdefault(record.process, []).append(position)
         sleeping: dict[str, int] = {}  # process -> position of its pending step
+        rooted: set[str] = set()  # of those, asleep since the first point (a dealt search)
         end = len(steps) - 1 if steps and steps[-1].process == MAIN else -1
         upcoming = 0  # the next scheduling point
         for position, record in enumerate(steps):
@@ -565,12 +618,15 @@ class DPOR(Strategy):
                 while upcoming < at:  # a decision without a step of its own (the clock)
                     stack[upcoming].sleep = {p: names.shape(steps[m].footprint)
                                              for p, m in sleeping.items()}
+                    stack[upcoming].rooted = frozenset(rooted)
                     sleeping = {}
+                    rooted = set()
                     upcoming += 1
                 frame = stack[at]
                 upcoming = at + 1
                 frame.sleep = {p: names.shape(steps[m].footprint)
                                for p, m in sleeping.items()}
+                frame.rooted = frozenset(rooted)
                 if record.process in sleeping:
                     # Every candidate here is asleep, or the awake ones were beyond the
                     # bound (or misjudged) when the run chose: explore the first awake one
@@ -586,6 +642,8 @@ class DPOR(Strategy):
                         after = bisect_right(mine, position)
                         if after < len(mine):
                             sleeping[p] = mine[after]
+                            if at == 0 and self._roots is not None:
+                                rooted.add(p)
             elif record.process in sleeping:
                 return self._blocked(position, upcoming)
             if sleeping:
@@ -595,6 +653,7 @@ class DPOR(Strategy):
                 sleeping = {p: m for p, m in sleeping.items()
                             if not dependent(footprints[m], mine_fp)
                             and steps[m].enabler != position and m != end}
+                rooted &= sleeping.keys()
         return len(steps)
 
     def _blocked(self, position: int, keep: int) -> int:
@@ -630,7 +689,11 @@ class DPOR(Strategy):
             return -1, []
         node, rest = guide[0], guide[1:]
         self._guide = []
-        if node.process in processes and node.process not in sleep:
+        # A process asleep since the first point of a dealt search is followed all the
+        # same: where it is still asleep the run is blocked (observe() decides), its class
+        # being that first candidate's branch's.
+        if node.process in processes and (node.process not in sleep
+                                          or node.process in self._rooted):
             at = processes.index(node.process)
             if at == 0 or self._within_bound(self._deviations + 1):
                 self._guide = node.children
@@ -660,21 +723,37 @@ class DPOR(Strategy):
 
     def _first_root(self, processes: list[str]) -> int:
         """The first run's choice at the first scheduling point of a dealt search: this
-        worker's first candidate there (a worker with none only looks, see deal())."""
+        worker's first candidate there, or the first other worker's candidate below one
+        of its own, to probe (a worker with none only looks, see deal())."""
         mine = [i for i in range(len(processes)) if i % self.count == self.index]
         if not mine:
             self._probe = True
             self._roots = []
             return 0
-        self._roots = [processes[i] for i in mine[1:]]
-        return mine[0]
+        # In candidate order, so that every lower candidate's first step is known (probed,
+        # or taken by an own branch) when a branch puts it to sleep.
+        order = [i for i in range(mine[-1] + 1)
+                 if i in mine or self.deviation_bound is None]
+        self._foreign = frozenset(processes[i] for i in order if i not in mine)
+        self._roots = [processes[i] for i in order[1:]]
+        self._probe = processes[order[0]] in self._foreign
+        return order[0]
 
     def _next_root(self, top: _Point) -> bool:
-        """Start this worker's next branch at the first scheduling point, if any."""
+        """Start this worker's next branch at the first scheduling point (or the probe of
+        another worker's candidate there), if any."""
         top.wut = []  # every branch here is some worker's: nothing to wake up
         while self._roots:
             process = self._roots.pop(0)
             top.done.add(process)
+            if process in self._foreign:
+                # Once probed it counts as complete (start_run): its worker explores all of
+                # its branch, which is what lets this worker's later branches sleep it.
+                top.chosen = process
+                top.skips = self.pruned
+                self._prefix = 1
+                self._probe = True
+                return True
             if self._too_deviant(0, process):
                 self.pruned += 1
                 continue

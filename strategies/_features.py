@@ -6,7 +6,9 @@ Describing a candidate inspects frames the first time; the runtimes keep each de
 until its work runs, so :func:`describe` costs a lookup per candidate at later points.
 When only who each candidate is matters, :func:`processes` walks no frame at all. The
 string helpers (:func:`task_kind`, :func:`spawn_order`) are memoized: strategies call
-them for every candidate at every point, on the few task ids a scenario has.
+them for every candidate at every point, on the few task ids a scenario has; so is a
+description's site (:class:`SiteIds`, by the description object, which the runtimes keep
+for a ready step until it runs).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import random
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import cast
 
 from explorer._runtime import Candidate, Location, PointView
 
@@ -67,6 +70,49 @@ def site(candidate: Candidate) -> Site:
     resumes from and the operation it waits on. Symmetric tasks at the same point of the
     same code share a site."""
     return (task_kind(task_key(candidate)), candidate.location, candidate.operation)
+
+
+class SiteIds:
+    """Each candidate's :func:`site` as a small int, worked out once per description.
+
+    The runtimes hand out the same :class:`Candidate` object for a ready step at every
+    point until it runs, so a walk that groups candidates by site pays for the site (and
+    for hashing its :class:`Location`) once per step rather than once per candidate per
+    point. Equal sites get equal ids, numbered in order of first sight. The memo is keyed
+    by the description's id and keeps every description it has seen alive (``_seen``), so
+    no other object can take one of those ids: an id found is that very description. It
+    starts afresh past :attr:`LIMIT` entries; the ids themselves are never renumbered."""
+
+    LIMIT = 1 << 14
+
+    __slots__ = ("_ids", "_memo", "_seen")
+
+    def __init__(self) -> None:
+        self._memo: dict[int, int] = {}
+        self._seen: list[Candidate] = []
+        self._ids: dict[Site, int] = {}
+
+    def of(self, candidates: Sequence[Candidate]) -> list[int]:
+        """The site id of every candidate, in order."""
+        found: list[int | None] = list(map(self._memo.get, map(id, candidates)))  # in C
+        if None not in found:
+            return cast("list[int]", found)
+        return [self._learn(c) if known is None else known
+                for c, known in zip(candidates, found, strict=True)]
+
+    def _learn(self, candidate: Candidate) -> int:
+        memo = self._memo
+        if len(memo) >= self.LIMIT:
+            memo.clear()
+            self._seen.clear()
+        ids = self._ids
+        where = site(candidate)
+        found = ids.get(where)
+        if found is None:  # never renumbered: a scenario has few sites
+            found = ids[where] = len(ids)
+        memo[id(candidate)] = found
+        self._seen.append(candidate)
+        return found
 
 
 def derive_seed(seed: int, salt: str) -> int:

@@ -16,14 +16,14 @@ first turn.
 
 The rotation (:data:`ROTATION`, 13 turns) gives:
 
-- ``surw`` eight turns: the selectively uniform random walk, the one member that keeps its
+- ``surw`` seven turns: the selectively uniform random walk, the one member that keeps its
   power when tasks are created one by one, as the C originals of the SCTBench programs
   create their threads (a walk over tasks lets the early writers finish before the checker
   exists; SURW's creator carries the weight of the tasks it has not created yet). On those
   ports (``benchmarks/sctbench``, ``reorder_c_*`` and ``twostage_c_*``) every other member
   missed reorder_c_9+1 in most of 10 seeds at 300 schedules, where SURW alone takes a
   median of 17; it is also the member that learns (its estimates improve run after run),
-  so one instance takes all eight turns;
+  so one instance takes all seven turns;
 - the symmetric walk three turns: the walk over code sites and task kinds, whose chance
   per run does not fall with the number of identical tasks started together (many
   handlers, many workers: the gather ports, where it is the fastest member). One turn is
@@ -36,7 +36,16 @@ The rotation (:data:`ROTATION`, 13 turns) gives:
   long);
 - ``systematic`` without a bound, one turn: every schedule with 0, 1, 2... deviations from
   the stock order, for bugs such as livelocks that need the stock order plus a couple of
-  deviations (its probe runs take a turn but are not counted as schedules).
+  deviations (its probe runs take a turn but are not counted as schedules);
+- ``rff`` (reads-from feedback, declared footprints) one turn, taken from SURW: for a
+  read that must observe one particular write. On the whole set (SCTBench both shapes,
+  the gallery, the library stacks; seeds 0-19) the turn brought reorder_c_9+1 from a
+  median of 36 to 24 and reorder_c_49+1 from 117.5 with two seeds missing at 500 to 46.5
+  with none, and left every other median within a couple of schedules (two turns cost
+  the twostage_c ports a quarter more; an added fourteenth turn slows the systematic
+  member, the polite livelock 169 -> 182). It is the one member that records footprints,
+  and only its own runs record them (:meth:`run_footprints`); runs that inject faults
+  record none, and its turns are then its random-priority walk.
 
 ``random``, ``pos``, ``coverage`` and ``pct`` with per-kind priorities stay in
 :data:`MEMBERS` for custom rotations but have no turn: on the whole SCTBench set (both
@@ -49,7 +58,9 @@ figures), never on one program.
 
 Each member has its own seed, derived from the portfolio's, and learns only from its own
 runs, so member ``m``'s i-th run is the same schedule it would make as the i-th run of a
-standalone search with that seed.
+standalone search with that seed. A member's footprint needs are its own too: before each
+run the engine asks :meth:`run_footprints`, which answers for the member whose turn it is,
+and hands the run's step records to that member's :meth:`observe` only.
 
 Guarantee: reproducible from ``seed``. The portfolio samples; :meth:`coverage` says so,
 unless its systematic member ran out of schedules, which proves that every schedule of the
@@ -65,40 +76,110 @@ the schedules each member made.
 
 from __future__ import annotations
 
+import importlib
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
+from explorer._footprint import StepRecord
 from explorer._runtime import PointView
 from explorer.strategies._base import Parameter, Statistic, Strategy
 from explorer.strategies._coarse import LibraryCalls
-from explorer.strategies._coverage import CoverageGuided
 from explorer.strategies._features import derive_seed
 from explorer.strategies._fixed import Fixed
 from explorer.strategies._pct import PCT
-from explorer.strategies._pos import POS
-from explorer.strategies._random import RandomWalk
 from explorer.strategies._surw import SURW
 from explorer.strategies._symmetric import SymmetricWalk
 from explorer.strategies._systematic import Systematic
 
 Factory = Callable[[int], Strategy]
 
+
+class _OnFirstUse:
+    """The factory of a member built at its first turn, not with the portfolio: its module
+    is imported then, so that an exploration does not pay for importing members it never
+    runs, or runs only later (coverage and rff cost a first call about 2.5 ms; rff's first
+    turn is the eleventh run). What the engine must know before the first run, the
+    footprint models the member may ask for, is declared here (a test checks it against
+    the built member); a lazily built member is never the systematic opener."""
+
+    __slots__ = ("footprint_models", "module", "name")
+
+    def __init__(self, module: str, name: str,
+                 footprint_models: frozenset[str] = frozenset()) -> None:
+        self.module = module
+        self.name = name
+        self.footprint_models = footprint_models
+
+    def __call__(self, seed: int) -> Strategy:
+        made: Factory = getattr(importlib.import_module(f"explorer.strategies.{self.module}"),
+                                self.name)
+        return made(seed)
+
+
+def _on_first_use(module: str, name: str,
+                  footprint_models: frozenset[str] = frozenset()) -> Factory:
+    return _OnFirstUse(module, name, footprint_models)
+
+
+class _Members(Mapping[str, Strategy]):
+    """A portfolio's members by label, each built by its factory on first access (at once
+    for plain factories, at its first turn for :class:`_OnFirstUse` ones)."""
+
+    def __init__(self, factories: Mapping[str, Factory], seed: int) -> None:
+        self._factories = dict(factories)
+        self._seed = seed
+        self._built: dict[str, Strategy] = {}
+        for label, factory in self._factories.items():
+            if not isinstance(factory, _OnFirstUse):
+                self._built[label] = factory(derive_seed(seed, label))
+
+    def __getitem__(self, label: str) -> Strategy:
+        member = self._built.get(label)
+        if member is None:
+            factory = self._factories[label]  # KeyError for an unknown label, as a dict
+            member = self._built[label] = factory(derive_seed(self._seed, label))
+        return member
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._factories)
+
+    def __len__(self) -> int:
+        return len(self._factories)
+
+    def add(self, label: str, member: Strategy) -> None:
+        self._factories[label] = lambda seed: member
+        self._built[label] = member
+
+    def built(self, label: str) -> Strategy | None:
+        """The member if it is built already (None: not yet, and this does not build it)."""
+        return self._built.get(label)
+
+    def footprint_models(self, label: str) -> frozenset[str]:
+        member = self._built.get(label)
+        if member is not None:
+            return member.footprint_models
+        factory = self._factories[label]
+        assert isinstance(factory, _OnFirstUse)  # every other member is built at once
+        return factory.footprint_models
+
+
 MEMBERS: dict[str, Factory] = {
-    "random": RandomWalk,
+    "random": _on_first_use("_random", "RandomWalk"),
     "symmetric": SymmetricWalk,
-    "pos": POS,
+    "pos": _on_first_use("_pos", "POS"),
     "surw": SURW,
     "pct-d3": lambda seed: PCT(3, seed),
-    "coverage": CoverageGuided,
+    "coverage": _on_first_use("_coverage", "CoverageGuided"),
     "pct-kind-d3": lambda seed: PCT(3, seed, group="kind"),
     "systematic": lambda seed: Systematic(),
     "coarse-symmetric": lambda seed: LibraryCalls(SymmetricWalk(seed)),
+    "rff": _on_first_use("_rff", "RFF", frozenset({"declared"})),
 }
 """The default members: label -> factory taking the member's seed."""
 
 ROTATION: tuple[str, ...] = (
     "surw", "symmetric", "surw", "coarse-symmetric", "surw", "surw", "pct-d3", "surw",
-    "coarse-symmetric", "surw", "surw", "surw", "systematic",
+    "coarse-symmetric", "rff", "surw", "surw", "systematic",
 )
 """One turn per entry, in this order, over and over (13 turns per rotation)."""
 
@@ -138,8 +219,7 @@ class Portfolio(Strategy):
             raise ValueError(f"the member label {STOCK!r} is reserved for the portfolio's "
                              f"opening run (the stock schedule); rename that member")
         self.labels = [label for label in chosen if label in rotation]
-        self.members = {label: chosen[label](derive_seed(self.seed, label))
-                        for label in self.labels}
+        self.members = _Members({label: chosen[label] for label in self.labels}, self.seed)
         self.rotation = tuple(rotation)
         self.runs = dict.fromkeys(self.labels, 0)
         self.probes = dict.fromkeys(self.labels, 0)
@@ -173,6 +253,20 @@ class Portfolio(Strategy):
 
     def choose(self, count: int, view: PointView) -> int:
         return self._choose(count, view)
+
+    @property
+    def footprint_models(self) -> frozenset[str]:
+        # Declared by the members not built yet, so that asking does not build them.
+        members = self.members
+        return frozenset().union(*(members.footprint_models(label) for label in members))
+
+    def run_footprints(self) -> str | None:
+        # The member whose turn it is says what its run records: the others' runs record
+        # nothing and cost nothing more than they would alone.
+        return None if self._current is None else self._member.run_footprints()
+
+    def observe(self, steps: Sequence[StepRecord]) -> None:
+        self._member.observe(steps)  # only the member that asked learns from the record
 
     def end_run(self, decisions: Sequence[int], failed: bool) -> None:
         member = self._member
@@ -217,8 +311,8 @@ class Portfolio(Strategy):
         probes = {k: v for k, v in self.probes.items() if v}
         if probes:
             stats["probes"] = probes
-        members = {label: member.statistics() for label, member in self.members.items()
-                   if self.runs[label]}
+        members = {label: self.members[label].statistics() for label in self.labels
+                   if self.runs[label]}  # those that ran: built, so nothing is built here
         stats["members"] = {k: v for k, v in members.items() if v}
         return stats
 
@@ -244,12 +338,12 @@ class Portfolio(Strategy):
     def _opener(self) -> str:
         """The member whose first run is the stock schedule, added if none is."""
         for label in self.labels:
-            member = self.members[label]
+            member = self.members.built(label)  # one built at its first turn never opens
             # Round 0 of an unpartitioned (or worker 0's) systematic search is the stock
             # schedule: opening with it costs nothing, since it runs no schedule twice.
             if isinstance(member, Systematic) and member.index == 0:
                 return label
-        self.members[STOCK] = _Stock()
+        self.members.add(STOCK, _Stock())
         self.labels.append(STOCK)
         self.runs[STOCK] = self.probes[STOCK] = 0
         return STOCK

@@ -36,7 +36,10 @@ drops one. A pair targeted a few times without showing up is not targeted again
 **What it needs.** Footprints: ``declared`` (the default: asyncio and trio primitives, and
 state declared with ``explorer.shared``) or ``auto`` (every attribute and item access of
 the user's code, Python 3.12+). With only primitives visible it still sees lock, event and
-queue hand-overs; with no footprint at all it is a random-priority walk.
+queue hand-overs; with no footprint at all it is a random-priority walk. As a member of
+the default portfolio (one turn in its rotation) it states its need through
+:meth:`~explorer.strategies.Strategy.run_footprints`: only its own runs record, and runs
+that inject faults record nothing, so its turns there are the random-priority walk.
 
 Guarantee: reproducible from ``seed``; every schedule keeps a non-zero probability (the
 priorities can order the candidates in any way); not exhaustive.

@@ -70,8 +70,13 @@ of what it will create, so late tasks still meet early ones).
 from __future__ import annotations
 
 import random
+from bisect import bisect_right
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from itertools import accumulate
+from operator import attrgetter
+from typing import cast
 
 from explorer._runtime import Candidate, Location, PointView
 from explorer.strategies._base import Parameter, Statistic, Strategy
@@ -86,6 +91,10 @@ bare yield, the place the user marked as a scheduling point."""
 
 _EVERY_STEP = frozenset({"start", "step", "wakeup"})
 """Every kind of task step: the interesting kinds when a program has no bare yield."""
+
+_TASK_OF = attrgetter("task")
+_KIND_OF = attrgetter("kind")
+"""Field readers for map(): a point's candidates read in C, not one Python call each."""
 
 
 def parent_of(task: str) -> str | None:
@@ -139,9 +148,14 @@ class SURW(Strategy):
         self._target_resource: str | None = None
         # This run.
         self._log: list[tuple[str, str, str | None, Site]] = []  # task, kind, resource, site
-        self._seen: set[str] = set()
+        # The tasks seen in this run, and the process names of no task: a point that
+        # brings nothing new is then one C-level subset test (_arrivals).
+        self._seen: set[str] = set(_NO_TASK)
         self._last: tuple[str, Site] | None = None
         self._described: dict[int, Candidate] = {}
+        self._verdicts: dict[int, bool] = {}  # see _judge
+        self._judged: list[Candidate] = []
+        self._cands: Sequence[Candidate] | None = None  # this point's, once read
         self._left: dict[str, int] = {}
         self._born: Counter[str] = Counter()  # parent -> estimates of its children so far
         self._priority: dict[str, float] = {}
@@ -153,20 +167,39 @@ class SURW(Strategy):
     def start_run(self) -> bool:
         self.runs += 1
         self._log = []
-        self._seen = set()
+        self._seen = set(_NO_TASK)
         self._last = None
         self._left = {}
         self._born = Counter()
         self._priority = {}
         self._held = set()
         self._target = None
+        self._verdicts = {}
+        self._judged = []
         if self.runs >= 2:
             self._estimate = self._draw_estimate()
         return True
 
     def choose(self, count: int, view: PointView) -> int:
         self._described = {}
-        ids = processes(count, view)
+        self._cands = None
+        if self._kinds is not _YIELDS:
+            # Describing names the resources a step waits on, in order of first mention
+            # in the run, and in the other modes the decisions depend on those names
+            # (the shared resources and their draw): describe only the candidates the
+            # walk proposes, in its order, as the proposals always have.
+            ids = processes(count, view)
+        else:
+            # Bare yields: no decision reads a resource name, and the walk judges about
+            # half the candidates at every point; read them all in one call and take who
+            # is who from them. A task's step (start, step, wakeup) is its task's
+            # process; anything else (a plain callback, the timer, a network delivery, a
+            # fault option) asks the runtime.
+            cands = self._cands = view.candidates(count)
+            named = list(map(_TASK_OF, cands))
+            ids = (cast("list[str]", named) if None not in named
+                   and _EVERY_STEP.issuperset(map(_KIND_OF, cands))
+                   else processes(count, view))
         self._arrivals(ids, view)
         index = self._rng.randrange(count) if self.runs == 1 else self._walk(count, ids, view)
         self._record(index, ids[index], view)
@@ -242,23 +275,99 @@ class SURW(Strategy):
         target is drawn only at the first proposal (afterwards there is one until a
         candidate steps), when the candidates free are all of ``free``."""
         priority = self._priority
-        rng = self._rng
+        held = self._held
+        left = self._left
         while True:
             free = self._free(count, ids)
-            for i in free:  # as the first proposal does, in this order
-                if ids[i] not in priority:
-                    priority[ids[i]] = rng.random()
-            # Highest priority first; among equal ones the lowest index, as _propose.
-            for index in sorted(free, key=lambda i: (-priority[ids[i]], i)):
-                if self._steps(index, ids, view, free):
-                    return index
-            self._held.clear()  # all held: as _walk_any, draw again from everyone
+            if not all(map(priority.__contains__, ids)):  # somebody new: draw, as _propose
+                draw = self._rng.random
+                for i in free:  # in this order
+                    if ids[i] not in priority:
+                        priority[ids[i]] = draw()
+            # Every candidate has a priority now (a held one kept its own). Highest first;
+            # among equal ones the lowest index, as _propose: a stable sort of ``free``
+            # (ascending) keeps equal keys in order, reverse=True included.
+            ranks = list(map(priority.__getitem__, ids))
+            order = sorted(free, key=ranks.__getitem__, reverse=True)
+            target = self._target
+            cands = self._cands  # this point's descriptions, if choose read them all
+            at: Callable[[int], Candidate] = (
+                cands.__getitem__ if cands is not None
+                else partial(self._candidate, view=view))  # described when proposed
+            judge = self._judge
+            start = 0
+            if target is None:  # the first proposal, the only one before a target is drawn
+                index = order[0]
+                task = ids[index]
+                if not judge(task, at(index)):
+                    return self._step_plain(index, task, at(index))
+                if left[task] == 0:
+                    left[task] = 1
+                target = self._target = self._draw_target(free, ids)
+                if task == target:
+                    return self._step_target(index, task, at(index))
+                held.add(task)
+                start = 1
+            # The proposals that follow (what _steps does one by one, in one pass): the free
+            # candidates in order down to the target's first index (all of them if the
+            # target is not a candidate: equal ids have equal priorities, so its lowest
+            # index comes first). Each interesting one is held back; the first that is not
+            # interesting steps; if none, the target's proposal comes.
+            try:
+                stop = order.index(ids.index(target), start)
+            except ValueError:
+                stop = len(order)
+            ahead = order[start:stop]
+            if cands is not None:  # _judge's lookup, for all of them in C
+                flags: list[bool | None] = list(map(
+                    self._verdicts.get, map(id, map(cands.__getitem__, ahead))))
+                if None in flags:  # not judged yet: about one new step per point
+                    flags = [judge(ids[i], cands[i]) if flag is None else flag
+                             for i, flag in zip(ahead, flags, strict=True)]
+                cut = flags.index(False) if False in flags else len(ahead)
+            else:  # describe no further than the proposals go
+                cut = next((k for k, i in enumerate(ahead) if not judge(ids[i], at(i))),
+                           len(ahead))
+            passed = list(map(ids.__getitem__, ahead[:cut]))
+            held.update(passed)
+            if 0 in map(left.__getitem__, passed):  # used up: counts one when proposed
+                for task in passed:
+                    if left[task] == 0:
+                        left[task] = 1
+            if cut < len(ahead):
+                index = ahead[cut]
+                return self._step_plain(index, ids[index], at(index))
+            if stop < len(order):
+                index = order[stop]
+                if not judge(target, at(index)):
+                    return self._step_plain(index, target, at(index))
+                if left[target] == 0:
+                    left[target] = 1
+                return self._step_target(index, target, at(index))
+            held.clear()  # all held: as _walk_any, draw again from everyone
             self._target = None
+
+    def _step_plain(self, index: int, task: str, candidate: Candidate) -> int:
+        """Candidate ``index`` steps as an event that is not interesting: its task draws
+        a new priority at its next proposal (:meth:`_steps`)."""
+        del self._priority[task]
+        self._described[index] = candidate  # for _record
+        return index
+
+    def _step_target(self, index: int, task: str, candidate: Candidate) -> int:
+        """Candidate ``index``, the target, takes its interesting step (:meth:`_steps`)."""
+        self._left[task] -= 1
+        self._target = None
+        self._held.clear()
+        self._described[index] = candidate  # for _record
+        return index
 
     def _free(self, count: int, ids: Sequence[str]) -> list[int]:
         """The candidates not held back; all of them (and a new target to draw) when every
         one waits on a target that cannot step."""
         held = self._held
+        if not held:  # most points: nothing waits on a target
+            return list(range(count))
         free = [i for i in range(count) if ids[i] not in held]
         if not free:
             held.clear()
@@ -297,13 +406,18 @@ class SURW(Strategy):
     def _arrivals(self, ids: Sequence[str], view: PointView) -> None:
         """Note the tasks that show up for the first time in this run: where the step
         that created them starts, and (after the profiling run) their events left."""
+        seen = self._seen
+        if seen.issuperset(ids):  # the common case: nobody new
+            return
         for task in ids:
-            if task in self._seen or task in _NO_TASK:
+            if task in seen:  # _NO_TASK's names are in it from the start of the run
                 continue
-            self._seen.add(task)
+            seen.add(task)
             last = self._last
             if last is not None and last[0] == view.current() and parent_of(task) == last[0]:
                 self._creators.add(last[1])
+                self._verdicts.clear()  # a verdict may be about this site: judge again
+                self._judged.clear()
             if self.runs >= 2:
                 self._arrive(task)
 
@@ -377,7 +491,24 @@ class SURW(Strategy):
     def _interesting(self, index: int, task: str, view: PointView) -> bool:
         if task in _NO_TASK:
             return False
-        candidate = self._candidate(index, view)
+        return self._judge(task, self._candidate(index, view))
+
+    def _judge(self, task: str, candidate: Candidate) -> bool:
+        """Whether the step ``candidate`` of ``task`` is an interesting event, once per
+        description: the runtime keeps a ready step's description (the same object)
+        until it runs, so a step proposed at many points is judged once. Verdicts are
+        kept by the description's id until the run ends or a creator site is learnt, and
+        the descriptions judged are kept alive as long (:attr:`_judged`): no other object
+        can take the id of one of them, so an id found is that very description."""
+        known = self._verdicts.get(id(candidate))
+        if known is not None:
+            return known
+        verdict = self._interesting_step(task, candidate)
+        self._verdicts[id(candidate)] = verdict
+        self._judged.append(candidate)
+        return verdict
+
+    def _interesting_step(self, task: str, candidate: Candidate) -> bool:
         if (task_kind(task), candidate.location) in self._creators:
             return False
         if self._target_resource is not None:
@@ -386,6 +517,14 @@ class SURW(Strategy):
 
     def _draw_target(self, free: list[int], ids: Sequence[str]) -> str:
         """A free task with probability proportional to its events left."""
-        tasks = [ids[i] for i in free if ids[i] not in _NO_TASK and self._left[ids[i]] > 0]
+        left = self._left
+        if len(free) == len(ids) and _NO_TASK.isdisjoint(ids):  # every candidate, tasks
+            tasks = [t for t in ids if left[t] > 0]
+        else:
+            tasks = [ids[i] for i in free if ids[i] not in _NO_TASK and left[ids[i]] > 0]
         self.targets_drawn += 1
-        return self._rng.choices(tasks, weights=[self._left[t] for t in tasks])[0]
+        # random.Random.choices(tasks, weights)[0] spelled out (the same single draw, the
+        # same result), without its argument handling on every interesting step.
+        cumulative = list(accumulate(map(left.__getitem__, tasks)))
+        return tasks[bisect_right(cumulative, self._rng.random() * (cumulative[-1] + 0.0),
+                                  0, len(cumulative) - 1)]

@@ -34,34 +34,33 @@ from collections.abc import Sequence
 
 from explorer._runtime import Candidate, PointView
 from explorer.strategies._base import Parameter, Statistic, Strategy
-from explorer.strategies._features import Site, describe, spawn_order, task_keys, task_kind
+from explorer.strategies._features import SiteIds, describe, spawn_order, task_keys, task_kind
 
 MODES = ("sites", "kinds")
 
 
-def walk_step(candidates: Sequence[Candidate], mode: str, rng: random.Random) -> int:
-    """One step of a ``sites`` or ``kinds`` walk: the index of the chosen candidate."""
-    keys = task_keys(candidates)
+def walk_step(candidates: Sequence[Candidate], mode: str, rng: random.Random,
+              sites: SiteIds | None = None) -> int:
+    """One step of a ``sites`` or ``kinds`` walk: the index of the chosen candidate.
+
+    ``sites`` memoizes each description's site across points (pass the same one for a
+    whole search; the choice is the same with or without it). Both walks draw the group
+    first and look only inside it: the sites (kinds) in order of first appearance, then
+    the members of the one drawn."""
     if mode == "sites":
-        at: dict[Site, list[int]] = {}
-        for i, where in enumerate([(task_kind(key), c.location, c.operation)  # site(c)
-                                   for key, c in zip(keys, candidates, strict=True)]):
-            group = at.get(where)
-            if group is None:
-                at[where] = [i]
-            else:
-                group.append(i)
-        groups = list(at.values())
-        group = groups[int(rng.random() * len(groups))]
+        ids = (sites if sites is not None else SiteIds()).of(candidates)
+        groups = list(dict.fromkeys(ids))  # the distinct sites, in order of appearance
+        drawn = groups[int(rng.random() * len(groups))]
+        group = [i for i, where in enumerate(ids) if where == drawn]
         return group[int(rng.random() * len(group))]
-    eldest: dict[str, tuple[tuple[int, ...], int]] = {}
-    for i, key in enumerate(keys):
-        kind = task_kind(key)
-        order = spawn_order(key)
-        if kind not in eldest or order < eldest[kind][0]:
-            eldest[kind] = (order, i)
-    firsts = [i for _, i in eldest.values()]
-    return firsts[int(rng.random() * len(firsts))]
+    keys = task_keys(candidates)
+    kinds = list(map(task_kind, keys))
+    distinct = list(dict.fromkeys(kinds))
+    kind = distinct[int(rng.random() * len(distinct))]
+    # The eldest of the kind: lowest spawn indices, the lowest index among equals (min
+    # keeps the first of equal keys).
+    return min([i for i, k in enumerate(kinds) if k == kind],
+               key=lambda i: spawn_order(keys[i]))
 
 
 class SymmetricWalk(Strategy):
@@ -78,6 +77,7 @@ class SymmetricWalk(Strategy):
         self.modes = tuple(modes)
         self.runs = dict.fromkeys(self.modes, 0)
         self._mode = self.modes[0]
+        self._sites = SiteIds()
 
     def start_run(self) -> bool:
         self._mode = self.modes[int(self._rng.random() * len(self.modes))]
@@ -85,7 +85,7 @@ class SymmetricWalk(Strategy):
         return True
 
     def choose(self, count: int, view: PointView) -> int:
-        return walk_step(describe(count, view), self._mode, self._rng)
+        return walk_step(describe(count, view), self._mode, self._rng, self._sites)
 
     def coverage(self) -> str:
         total = sum(self.runs.values())

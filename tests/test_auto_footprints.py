@@ -573,6 +573,91 @@ async def silent_store(out: list[Any]) -> None:
     out.append((tuple(got), client.state))
 
 
+class _Stamp:
+    def __init__(self) -> None:
+        self.now = int("1000")  # above the small-int cache: every int("1000") is new
+
+
+async def equal_value_store(out: list[Any]) -> None:
+    # The refresher stores an equal int, another object: a read unless the resetter ran
+    # first, when it is the write that changes the stamp back.
+    stamp = _Stamp()
+    got: list[int] = []
+
+    async def refresher() -> None:
+        now = int("1000")
+        await asyncio.sleep(0)
+        stamp.now = now
+        await asyncio.sleep(0)
+        got.append(stamp.now)
+
+    async def resetter() -> None:
+        later = int("2000")
+        await asyncio.sleep(0)
+        stamp.now = later
+
+    await asyncio.gather(refresher(), resetter())
+    out.append((tuple(got), stamp.now))
+
+
+class _Slotted:
+    __slots__ = ("state",)
+
+    def __init__(self) -> None:
+        self.state = "open"
+
+
+async def computed_value_stores(out: list[Any]) -> None:
+    # Values the analysis does not know (a method's result): the stores are reads when
+    # the attribute, the slot or the item is found holding an equal value afterwards,
+    # writes when the closer changed it first.
+    client, slotted, table = _Client(), _Slotted(), {"state": "open"}
+    got: list[tuple[str, str, str]] = []
+
+    async def opener() -> None:
+        await asyncio.sleep(0)
+        client.state = "OPEN".lower()
+        slotted.state = "OPEN".lower()
+        table["state"] = "OPEN".lower()
+        await asyncio.sleep(0)
+        got.append((client.state, slotted.state, table["state"]))
+
+    async def closer() -> None:
+        await asyncio.sleep(0)
+        client.state = "CLOSED".lower()
+        await asyncio.sleep(0)
+        slotted.state = "CLOSED".lower()
+        table["state"] = "CLOSED".lower()
+
+    await asyncio.gather(opener(), closer())
+    out.append((tuple(got), client.state, slotted.state, table["state"]))
+
+
+async def cells_per_call(out: list[Any]) -> None:
+    # Each call of handle() has its own `started` cell (as a transport's per-request
+    # closures do); `served` is one cell both calls share, written through the inner
+    # closure and read by handle()'s own frame: the lost update must still be found.
+    served = 0
+    got: list[tuple[str, bool, int]] = []
+
+    async def handle(name: str) -> None:
+        started = False
+
+        async def send() -> None:
+            nonlocal started, served
+            started = True
+            value = served
+            await asyncio.sleep(0)
+            served = value + 1
+
+        await asyncio.sleep(0)
+        await send()
+        got.append((name, started, served))
+
+    await asyncio.gather(handle("a"), handle("b"))
+    out.append((tuple(sorted(got)), served))
+
+
 class _Route:
     def __init__(self, path: str, handler: str) -> None:
         self.path = path
@@ -645,7 +730,8 @@ async def file_status(out: list[Any]) -> None:
 
 PROGRAMS: list[Program] = [
     nested_unpacking, membership_in_built_list, environment_membership, silent_store,
-    unpacking_iterable_records, class_names, file_status,
+    unpacking_iterable_records, class_names, file_status, equal_value_store, cells_per_call,
+    computed_value_stores,
     attribute_read_modify_write, dict_insertion_order, list_append_order, module_global,
     closure_variable, shared_generator, shared_iterator, check_then_act,
     awaited_return_value, future_done, defaultdict_of_lists, heap_order, property_read,
@@ -875,6 +961,76 @@ async def _same_value_stores() -> None:
 def test_stores_of_the_value_already_held_commute() -> None:
     result = explorer.explore(_same_value_stores, strategy=DPOR(footprints="auto"))
     assert result.exhausted and result.failure is None
+    assert result.schedules == 1
+
+
+async def _equal_value_stores() -> None:
+    stamp = _Stamp()
+
+    async def request() -> None:
+        for _ in range(2):
+            now = int("1000")
+            await asyncio.sleep(0)
+            stamp.now = now  # equal, not identical: what a cookie jar's clock does
+
+    await asyncio.gather(request(), request(), request())
+    assert stamp.now == 1000
+
+
+@needs_monitoring
+def test_stores_of_an_equal_value_commute() -> None:
+    result = explorer.explore(_equal_value_stores, strategy=DPOR(footprints="auto"))
+    assert result.exhausted and result.failure is None
+    assert result.schedules == 1
+
+
+async def _computed_equal_stores() -> None:
+    client, slotted, table = _Client(), _Slotted(), {"state": "open"}
+
+    async def request() -> None:
+        for _ in range(2):
+            await asyncio.sleep(0)
+            # Values from a method call, unknown to the analysis until the store is over.
+            client.state = "OPEN".lower()
+            slotted.state = "OPEN".lower()
+            table["state"] = "OPEN".lower()
+
+    await asyncio.gather(request(), request(), request())
+    assert (client.state, slotted.state, table["state"]) == ("open",) * 3
+
+
+@needs_monitoring
+def test_stores_found_afterwards_to_change_nothing_commute() -> None:
+    result = explorer.explore(_computed_equal_stores, strategy=DPOR(footprints="auto"))
+    assert result.exhausted and result.failure is None
+    assert result.schedules == 1
+
+
+async def _closures_of_their_own() -> None:
+    async def request(code: int) -> None:
+        started = False
+        status = 0
+
+        async def send() -> None:
+            nonlocal started, status
+            started = True
+            await asyncio.sleep(0)
+            status = code
+
+        await send()
+        await asyncio.sleep(0)
+        assert started and status == code
+
+    await asyncio.gather(request(200), request(404), request(500))
+
+
+@needs_monitoring
+def test_closure_variables_of_different_calls_are_different_locations() -> None:
+    from explorer._monitoring._cells import by_cell
+
+    result = explorer.explore(_closures_of_their_own, strategy=DPOR(footprints="auto"))
+    assert result.exhausted and result.failure is None
+    assert by_cell()  # CPython 3.12 and 3.13 locate closure variables by cell
     assert result.schedules == 1
 
 

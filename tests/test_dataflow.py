@@ -89,7 +89,10 @@ def test_global_reads_and_writes_are_sites_with_the_name() -> None:
     assert (write.kind, write.first) == ("glob_w", "COUNTER")
 
 
-def test_closure_variables_are_read_and_written_by_name() -> None:
+def test_closure_variables_are_read_and_written_with_their_cell_index() -> None:
+    # The plan names the variable and the index of its cell among the frame's cells, by
+    # which the handlers find the cell object itself (two calls of one function have
+    # different cells: different locations).
     def outer() -> Callable[[], None]:
         hits = 0
 
@@ -100,8 +103,8 @@ def test_closure_variables_are_read_and_written_by_name() -> None:
         return inner
 
     kinds = summary(outer())
-    assert kinds[0] == ("cell_r", "hits", None)
-    assert kinds[-1] == ("cell_w", "hits", None)
+    assert kinds[0] == ("cell_r", "hits", 0)
+    assert kinds[-1] == ("cell_w", "hits", 0)
 
 
 def test_calls_are_planned_with_their_argument_sources() -> None:

@@ -99,3 +99,50 @@ def test_a_step_that_stops_at_another_line_is_nondeterminism(runtime: str) -> No
     # Explained by traced replays once the untraced check saw the difference.
     assert "first difference at step" in text or "comes and goes" in text
     assert "ran a step differently" in text or "traced replays" in text
+
+
+def _hashed_runs(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each run of the asyncio runtime from now on is hashed, in order."""
+    runs: list[bool] = []
+    run = AsyncioRuntime.run
+
+    def noting(self: Any, scenario: Any, chooser: Any, mode: RunMode) -> RunRecord:
+        runs.append(mode.hashed)
+        return run(self, scenario, chooser, mode)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(AsyncioRuntime, "run", noting)
+    return runs
+
+
+def _checked(runs: list[bool]) -> list[int]:
+    """The schedules checked, from the runs of a passing exploration: a checked schedule
+    is a hashed run followed by its hashed replay; no other run is hashed."""
+    checked: list[int] = []
+    schedule = index = 0
+    while index < len(runs):
+        schedule += 1
+        if runs[index]:
+            assert runs[index + 1], "a checked run is followed by its hashed replay"
+            checked.append(schedule)
+            index += 2
+        else:
+            index += 1
+    return checked
+
+
+async def _three_sleepers() -> None:
+    async def sleeper() -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    await asyncio.gather(sleeper(), sleeper(), sleeper())
+
+
+def test_checks_replay_a_bounded_share_of_the_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = _hashed_runs(monkeypatch)
+    result = explorer.explore(_three_sleepers, strategy="random", seed=5, max_schedules=70)
+    assert result.failure is None and result.schedules == 70
+    # Every run has the same length here, so the budget reads in schedules: the 1st is
+    # checked; the 2nd, 4th and 8th would replay more than an eighth of the steps
+    # explored; the 16th, 32nd and 64th fit.
+    assert _checked(runs) == [1, 16, 32, 64]

@@ -134,6 +134,45 @@ async def wallet(out: list[Any], *, fixed: bool, users: tuple[str, str],
     assert not check or spent == 20 - sum(balances.values()), f"spent {spent}, {balances}"
 
 
+def _shelf_app() -> tuple[FastAPI, dict[str, int]]:
+    """FastAPI: two endpoints behind one dependency; the restock awaits between reading
+    the stock and writing it, so the count may see either value."""
+    stock = {"tea": 3}
+
+    async def item(name: str) -> str:
+        await asyncio.sleep(0)  # the catalogue
+        if name not in stock:
+            raise HTTPException(status_code=404)
+        return name
+
+    app = FastAPI()
+
+    @app.get("/stock/{name}")
+    async def count(key: str = Depends(item)) -> dict[str, int]:
+        return {"left": stock[key]}
+
+    @app.post("/restock/{name}")
+    async def restock(key: str = Depends(item)) -> dict[str, int]:
+        current = stock[key]
+        await asyncio.sleep(0)  # the supplier
+        stock[key] = current + 2
+        return {"left": stock[key]}
+
+    return app, stock
+
+
+async def shelf(out: list[Any], *, check: bool = False) -> None:
+    # Each endpoint's first request fills FastAPI's endpoint cache and classifies its
+    # dependency through a cached function (the pure-cache rules); the stock is the race.
+    app, stock = _shelf_app()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://shelf") as client:
+        responses = await asyncio.gather(client.get("/stock/tea"),
+                                         client.post("/restock/tea"))
+    out.append((tuple(r.json()["left"] for r in responses), stock["tea"]))
+    assert not check or stock["tea"] == 5, stock
+
+
 APPS: list[tuple[str, Program, bool]] = [
     ("starlette-tickets", functools.partial(tickets, fixed=False), True),
     ("starlette-tickets-fixed", functools.partial(tickets, fixed=True), False),
@@ -142,6 +181,7 @@ APPS: list[tuple[str, Program, bool]] = [
      False),
     ("fastapi-wallet-two-users",
      functools.partial(wallet, fixed=False, users=("kim", "lee")), False),
+    ("fastapi-two-endpoints", shelf, False),
 ]
 
 

@@ -124,6 +124,20 @@ BAD_FIELDS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("dotted-dots", _set("scenario", "..os.abort"), '"scenario"'),
     ("runtime", _set("runtime", "curio"), '"runtime"'),
     ("bool-version", _set("version", True), '"version"'),
+    # A linearizability check's scenario: data only, its shape checked before any replay.
+    ("lin-typed", _set("linearizability", []), '"linearizability"'),
+    ("lin-no-scenario", _set("linearizability", {}), '"linearizability.scenario" is missing'),
+    ("lin-typed-tasks", _set("linearizability", {"scenario": {"tasks": "pay"}}),
+     '"linearizability.scenario.tasks"'),
+    ("lin-typed-call", _set("linearizability", {"scenario": {"tasks": [["pay"]]}}),
+     '"linearizability.scenario.tasks[0][0]"'),
+    ("lin-typed-op", _set("linearizability", {"scenario": {"tasks": [[{"op": 7}]]}}),
+     '"linearizability.scenario.tasks[0][0].op"'),
+    ("lin-typed-args", _set("linearizability",
+                            {"scenario": {"tasks": [[{"op": "pay", "args": "5"}]]}}),
+     '"linearizability.scenario.tasks[0][0].args"'),
+    ("lin-typed-suffix", _set("linearizability", {"scenario": {"tasks": [[]], "suffix": {}}}),
+     '"linearizability.scenario.suffix"'),
 ]
 
 
@@ -200,6 +214,42 @@ def test_every_field_is_type_checked(tmp_path: Path, name: str,
     assert info.value.status == "unreadable"
     assert str(path) in str(info.value) and words in str(info.value)
     assert "Traceback" not in str(info.value) and len(str(info.value)) < 600
+
+
+def _lin(scenario: object) -> Callable[[dict[str, Any]], None]:
+    return _set("linearizability", {"scenario": scenario})
+
+
+PAY = {"op": "pay", "args": [5]}
+# Beyond the schema's types: the decoder also refuses keys it does not read and sizes no
+# saved (shrunk) scenario has, so nothing of such a file reaches a replay.
+BAD_SCENARIOS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    ("extra-key", _lin({"tasks": [[PAY]], "run": "import os"}),
+     '"linearizability.scenario.run" is not part of the format'),
+    ("extra-call-key", _lin({"tasks": [[{**PAY, "module": "os"}]]}),
+     '"linearizability.scenario.tasks[0][0].module" is not part of the format'),
+    ("extra-top-key", _set("linearizability", {"scenario": {"tasks": [[PAY]]}, "code": ""}),
+     '"linearizability.code" is not part of the format'),
+    ("no-tasks", _lin({"tasks": []}), "it must have 1 to 64"),
+    ("many-tasks", _lin({"tasks": [[PAY]] * 65}), "65 tasks; it must have 1 to 64"),
+    ("many-calls", _lin({"tasks": [[PAY] * 600, [PAY] * 600]}), "more than 1,000 calls"),
+    ("many-prefix-calls", _lin({"tasks": [[PAY]], "prefix": [PAY] * 1001}),
+     "more than 1,000 calls"),
+    ("long-op", _lin({"tasks": [[{"op": "x" * 5000}]]}), "5,000 characters"),
+]
+
+
+@pytest.mark.parametrize(("name", "change", "words"), BAD_SCENARIOS,
+                         ids=[name for name, _, _ in BAD_SCENARIOS])
+def test_a_tampered_linearizability_scenario_is_unreadable(
+        tmp_path: Path, name: str, change: Callable[[dict[str, Any]], None],
+        words: str) -> None:
+    path = _write(tmp_path, name, _with(change))
+    with pytest.raises(CorpusError) as info:
+        Corpus(tmp_path).load(path)
+    assert info.value.status == "unreadable"
+    assert words in str(info.value) and "delete it" in str(info.value)
+    assert len(str(info.value)) < 600
 
 
 def test_a_valid_entry_decodes_into_its_fields(tmp_path: Path) -> None:
@@ -302,6 +352,11 @@ VALID_SAMPLES: list[dict[str, Any]] = [
     _with(_drop("expected")),
     _with(_drop("trace_hash")),
     _with(_set("unknown_field", {"anything": [1, 2]})),
+    _with(_set("linearizability", {"scenario": {
+        "prefix": [{"op": "open", "args": []}],
+        "tasks": [[{"op": "POST /tabs/{id}/pay", "args": [{"amount": 5}, None]}],
+                  [{"op": "close"}]],
+        "suffix": []}})),
 ]
 INVALID_SAMPLES: list[object] = [
     [], "text", {"format": "explorer-corpus"},

@@ -15,17 +15,27 @@ import textwrap
 import pytest
 
 import explorer.strategies as strategies
+from explorer.strategies._portfolio import ROTATION
 
 # Libraries a plain asyncio exploration never needs; the explorer patches some of them
 # when they are imported, which must not import them itself.
 OPTIONAL_LIBRARIES = ("anyio", "trio", "hypothesis", "httpx", "starlette", "fastapi",
                       "sqlalchemy", "aiohttp", "redis", "fakeredis", "uvicorn", "pytest",
                       "typer", "click", "pydantic", "networkx", "numpy", "dask")
+# Standard-library modules that asyncio does not import and a plain exploration does not
+# need: hashing a trace (json, hashlib), sysconfig's data (stdlib paths are found without
+# it), a served host's address (zlib).
+UNUSED_STDLIB = ("json", "hashlib", "sysconfig", "zlib", "ctypes")
+# Portfolio members outside the default rotation (label -> module).
+PORTFOLIO_EXTRAS = {"coverage": "explorer.strategies._coverage",
+                    "pos": "explorer.strategies._pos", "rff": "explorer.strategies._rff"}
 
 
 def loaded_after(code: str) -> set[str]:
     """The names in ``sys.modules`` after ``code`` runs in a fresh interpreter."""
-    script = textwrap.dedent(code) + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
+    # The names are taken before json is imported to print them.
+    script = textwrap.dedent(code) + ("\nimport sys\nloaded = sorted(sys.modules)\n"
+                                      "import json\nprint(json.dumps(loaded))\n")
     out = subprocess.run([sys.executable, "-W", "error", "-c", script], capture_output=True,
                          text=True, check=False)
     assert out.returncode == 0, out.stderr
@@ -73,13 +83,19 @@ def test_a_first_plain_exploration_loads_no_unused_part(keywords: str) -> None:
         "explorer._shrink", "explorer._switches",  # only a failure is shrunk
         "explorer._failure",  # only a failure is reported
         "explorer._asyncio._tracer", "explorer._requests",  # only a traced run
+        "explorer._trace",  # only a traced run builds or compares a trace
+        "explorer._schedule",  # only a failure, a pin or a replay makes a schedule
         "explorer._asyncio._waitfor", "explorer._waitgraph",  # only a hang or deadlock
-        "explorer.strategies._dpor", "explorer.strategies._rff",  # not in the run
+        "explorer.strategies._dpor",  # not in the run
         "explorer.strategies._preemption",
         "explorer._monitoring", "explorer._corpus", "explorer.cli",
     }
+    # Members the portfolio's rotation leaves out are imported when first built.
+    unused |= {module for label, module in PORTFOLIO_EXTRAS.items()
+               if keywords or label not in ROTATION}
     assert not unused & loaded
     assert not top_level(loaded) & set(OPTIONAL_LIBRARIES)
+    assert not top_level(loaded) & set(UNUSED_STDLIB)
     if keywords:  # one named strategy: no other strategy's module
         assert not {m for m in loaded if m.startswith("explorer.strategies._")} - {
             "explorer.strategies._base", "explorer.strategies._features",
@@ -120,3 +136,20 @@ def test_the_registry_exports_every_name_it_lists() -> None:
     assert set(strategies.__all__) <= set(dir(strategies))
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         strategies.Nope  # noqa: B018  # the attribute access is what is tested
+
+
+def test_user_code_is_told_apart_without_sysconfig_as_with_it() -> None:
+    import os
+    import sysconfig
+
+    from explorer import _locations
+
+    paths = sysconfig.get_paths()
+    assert os.path.abspath(paths["stdlib"]) == _locations.STDLIB_DIR
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        inside = os.path.join(paths[key], "some_module.py")
+        assert not _locations.is_user_file(inside), (key, inside)
+    assert _locations.is_user_file(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                "test_imports.py"))
+    assert _locations._package(os.__file__) == "os"
+    assert _locations._package(os.path.join(paths["stdlib"], "asyncio", "locks.py")) == "asyncio"

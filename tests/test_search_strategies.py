@@ -235,8 +235,10 @@ def test_statistics_count_the_schedules_of_each_member() -> None:
     result = explorer.explore(by_name("reorder_5").fixed, max_schedules=130, seed=2)
     shares = result.statistics["schedules"]
     assert sum(shares.values()) == result.schedules == 130
-    assert shares["surw"] == 80 and shares["coarse-symmetric"] == 20 and shares["symmetric"] == 10
-    assert set(shares) == {"symmetric", "coarse-symmetric", "surw", "pct-d3", "systematic"}
+    assert shares["surw"] == 70 and shares["coarse-symmetric"] == 20 and shares["symmetric"] == 10
+    assert shares["rff"] == 10
+    assert set(shares) == {"symmetric", "coarse-symmetric", "surw", "pct-d3", "systematic",
+                           "rff"}
     assert set(result.statistics.get("probes", {})) <= {"systematic"}
     assert "a sample of 130 schedules from a portfolio" in result.coverage
     assert not result.exhausted

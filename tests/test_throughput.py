@@ -22,6 +22,7 @@ def test_step_cost_counts_the_steps_of_one_run() -> None:
     assert cost.tasks == 3
     assert cost.steps_per_run == 3 * (1 + throughput.SCALE_AWAITS + 1) + 2
     assert cost.ratio > 0 and cost.controlled_us > 0 and cost.stock_us > 0
+    assert cost.unchecked > 0
 
 
 def test_strategy_rates_are_relative_to_random() -> None:
@@ -41,3 +42,29 @@ def test_per_run_cost_runs_the_scenario_on_both_loops() -> None:
 
     assert throughput.per_run_cost(scenario, 4, rounds=1) > 0
     assert runs["n"] >= 8  # four stock runs, four schedules (and the check's replays)
+
+
+def test_the_runs_alone_are_the_schedules_without_a_replay() -> None:
+    runs = {"n": 0}
+
+    async def scenario() -> None:
+        runs["n"] += 1
+        await asyncio.gather(asyncio.sleep(0), asyncio.sleep(0))
+
+    assert throughput._runs_time(scenario, 5, seed=1) > 0
+    assert runs["n"] == 5  # no determinism check replays any of them
+
+
+def test_one_section_replaces_its_own_headings_and_keeps_the_others() -> None:
+    # `python -m benchmarks.run --only SECTION` rewrites that section of BENCHMARKS.md,
+    # not the whole file: the other sections keep what was measured for them.
+    from benchmarks.run import splice
+
+    old = ("# Benchmarks\n\nGenerated ...\n\n## Throughput\n\nold rate\n\n### At scale\n\nold\n\n"
+           "## Search\n\nsearch table\n")
+    new = "## Throughput\n\nnew rate\n\n### At scale\n\nnew\n\n## Linearizability\n\nlin\n"
+    text = splice(old, new)
+    assert text == ("# Benchmarks\n\nGenerated ...\n\n## Throughput\n\nnew rate\n\n"
+                    "### At scale\n\nnew\n\n## Search\n\nsearch table\n\n"
+                    "## Linearizability\n\nlin\n")
+    assert splice(text, new) == text  # regenerating again changes nothing

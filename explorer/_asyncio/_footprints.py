@@ -3,7 +3,9 @@
 While a reduction strategy explores, :meth:`ControlledLoop.drive` records every step it
 runs into the :class:`FootprintRecorder` it is given: the per-step work is
 inlined there, behind the one check the untraced hot path already makes. asyncio's
-primitives are wrapped so each operation adds an access to the running step's footprint.
+primitives, and anyio's own when the scenario imports anyio
+(:mod:`explorer._anyio_primitives`), are wrapped so each operation adds an access to the
+running step's footprint.
 Each handle also carries the index of the step that scheduled it (its ``_cause`` slot):
 that step happens before it.
 """
@@ -18,7 +20,9 @@ from types import CodeType, FunctionType
 from typing import Any
 
 from explorer import _footprint
+from explorer._anyio_primitives import recording_anyio
 from explorer._footprint import UNKNOWN, Access, StepRecord, record
+from explorer._patching import Patches
 
 
 class FootprintRecorder:
@@ -243,22 +247,77 @@ _READY: dict[tuple[type, str], Callable[[Any], bool]] = {
 }
 
 
-@contextmanager
-def recording_primitives() -> Iterator[None]:
-    """Wrap asyncio's primitives so their operations land in step footprints."""
-    saved: list[tuple[type, str, Any]] = []
-    try:
+_ABSENT: Any = object()  # the class only inherited the attribute it had wrapped
+
+
+class PrimitiveWrappers:
+    """The wrappers of asyncio's primitives (and anyio's, once imported) for one session,
+    installed only for the runs that record (:meth:`install` / :meth:`remove`).
+
+    Installed for a whole session, every run would pay a wrapper's call per primitive
+    operation (about a tenth of a locked counter's run), also the runs of portfolio members
+    that record nothing. Installing them costs a few microseconds per recording run
+    instead: the wrappers are built once, and installing is a ``setattr`` per operation.
+    A run interrupted between the two is harmless: a wrapper records nothing while no step
+    footprint is being recorded, and the session's end removes them all.
+
+    It is also the :data:`~explorer._patching.Patch` anyio's wrapping goes through: a
+    class attribute it patches joins the switchable wrappers (applied at once if they are
+    installed); anything else (the import watcher) stays for the session.
+    """
+
+    __slots__ = ("_session", "_wrapped", "installed")
+
+    def __init__(self) -> None:
+        self._wrapped: list[tuple[type, str, Any, Any]] = []  # (class, name, original, wrapper)
+        self._session = Patches()  # non-class patches: undone when the session ends
+        self.installed = False
         for cls, methods in _PRIMITIVES.items():
             for name, mode in methods.items():
                 original = cls.__dict__.get(name)
                 if original is None:
                     continue
-                saved.append((cls, name, original))
-                if asyncio.iscoroutinefunction(original):
-                    setattr(cls, name, _async(original, mode, _READY.get((cls, name))))
-                else:
-                    setattr(cls, name, _sync(original, mode))
-        yield
+                wrapper = (_async(original, mode, _READY.get((cls, name)))
+                           if asyncio.iscoroutinefunction(original) else _sync(original, mode))
+                self._wrapped.append((cls, name, original, wrapper))
+
+    def __call__(self, owner: Any, name: str, value: Any) -> None:
+        if not isinstance(owner, type):
+            self._session(owner, name, value)
+            return
+        self._wrapped.append((owner, name, vars(owner).get(name, _ABSENT), value))
+        if self.installed:
+            setattr(owner, name, value)
+
+    def install(self) -> None:
+        self.installed = True
+        for cls, name, _, wrapper in self._wrapped:
+            setattr(cls, name, wrapper)
+
+    def remove(self) -> None:
+        self.installed = False
+        for cls, name, original, _ in reversed(self._wrapped):
+            if original is _ABSENT:
+                if name in vars(cls):
+                    delattr(cls, name)
+            else:
+                setattr(cls, name, original)
+
+    def close(self) -> None:
+        try:
+            self.remove()
+        finally:
+            self._session.restore()
+
+
+@contextmanager
+def recording_primitives() -> Iterator[PrimitiveWrappers]:
+    """Prepare the wrappers that make asyncio's primitives (and anyio's
+    (:mod:`explorer._anyio_primitives`), if and when the scenario imports it) land in step
+    footprints, for a session; the runtime installs them for the runs that record."""
+    wrappers = PrimitiveWrappers()
+    try:
+        recording_anyio("asyncio", wrappers)
+        yield wrappers
     finally:
-        for cls, name, original in reversed(saved):
-            setattr(cls, name, original)
+        wrappers.close()

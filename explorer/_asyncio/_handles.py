@@ -9,8 +9,9 @@ either. What holds a handle was queued before it, so the head of the queue, what
 asyncio runs next, is always a candidate.
 
 The loop counts in ``_ncallbacks`` the plain callbacks queued, plus one for each handle
-still held, so that it filters candidates (:func:`eligible_indices`) whenever a handle is
-held, even when that is the only callback queued.
+still held, so that it filters candidates whenever a handle is held, even when that is the
+only callback queued: with its ready index (:mod:`explorer._asyncio._ready`), which picks
+what the scan :func:`eligible_indices` picks without a pass over the queue per point.
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ class Handle(events.Handle):
     scheduled the handle (unset for handles scheduled outside any recorded step).
     ``_described`` caches its description as a candidate
     (:func:`~explorer._asyncio._ready.described`), built at most once while it is queued.
+    ``_seq`` is its number in queue order, given by the ready index that classified it
+    (:class:`~explorer._asyncio._ready.ReadyIndex`).
     """
 
-    __slots__ = ("_cause", "_described")
+    __slots__ = ("_cause", "_described", "_seq")
+    _seq: int
     # Slots of events.Handle that the typeshed stubs do not declare.
     _loop: Any
     _context: Context
@@ -89,15 +93,18 @@ class HeldHandle(Handle):
 class TimerHandle(events.TimerHandle):
     """A timer that tells its loop when it is cancelled (it may already be in ``_ready``)."""
 
-    __slots__ = ("_cause", "_described")  # as in Handle
+    __slots__ = ("_cause", "_described", "_seq")  # as in Handle
     _loop: Any
     _scheduled: bool
 
     def cancel(self) -> None:
-        if not self._cancelled:
+        if not self._cancelled and not self._scheduled:
+            # Expired: queued (or run) like any callback, so the ready queue is purged.
+            # A timer still in the heap is not (the heap drops it when it reaches the
+            # top): a purge scans every ready handle, and each exit of a timeout block
+            # (asyncio.timeout, wait_for, anyio's deadlines) cancels a timer.
             self._loop._dirty = True
-            if not self._scheduled:  # expired: queued (or run) like any callback
-                record(self, CANCELLED, "w")
+            record(self, CANCELLED, "w")
         super().cancel()
 
 
@@ -112,25 +119,30 @@ def release(handle: IOHandle | HeldHandle) -> None:
 
 def eligible_indices(ready: Sequence[events.Handle]) -> list[int]:
     """Indices of the candidates among the ``ready`` handles (module docstring)."""
-    eligible = []
+    # What the ready index must agree with, and the loop's fallback when it has none: kept
+    # to type checks and C-level set operations per handle.
+    eligible: list[int] = []
+    append = eligible.append
     first_callback = True
     queued: set[int] | None = None  # ids of the queued handles, once a hold is seen
+    handle: Any  # of the kinds above: told apart by exact type, as no subclass exists
     for index, handle in enumerate(ready):
-        if type(handle) is TaskHandle:
-            eligible.append(index)
+        kind = type(handle)
+        if kind is TaskHandle:
+            append(index)
             continue
-        network = type(handle) is IOHandle
-        if isinstance(handle, (IOHandle, HeldHandle)) and handle._after:
+        network = kind is IOHandle
+        if (network or kind is HeldHandle) and handle._after:
             if queued is None:
-                queued = {id(queued_handle) for queued_handle in ready}
-            if any(id(before) in queued for before in handle._after):
+                queued = set(map(id, ready))
+            if not queued.isdisjoint(map(id, handle._after)):
                 first_callback = first_callback and network
                 continue
             release(handle)
         if network:
-            eligible.append(index)
+            append(index)
         elif first_callback:
-            eligible.append(index)
+            append(index)
             first_callback = False
     return eligible
 

@@ -59,6 +59,7 @@ import weakref
 from asyncio import events
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Sequence
 from contextvars import Context, copy_context
+from functools import partial
 from itertools import repeat
 from types import MethodType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, TypeVarTuple, Unpack
@@ -93,6 +94,7 @@ from explorer._asyncio._ready import (
     point_handles,
     process_of,
 )
+from explorer._asyncio._refused import refuse_unsimulated
 from explorer._asyncio._selftest import task_callback_types
 from explorer._asyncio._shutdown import cancel_served
 from explorer._asyncio._stephash import StepHasher
@@ -141,8 +143,6 @@ FRUITLESS_WAITS: Final = 3
 # The asyncio implementation of an eager task factory is a closure of this name
 # (Python 3.12+). Recognising it lets the loop keep every task start a scheduling point.
 _EAGER_FACTORY_QUALNAME: Final = "create_eager_task_factory.<locals>.factory"
-
-
 
 
 # How task steps and wake-ups reach call_soon; filled in by _detect_task_callback_types().
@@ -209,6 +209,12 @@ def _new_task(coro: Any, loop: ControlledLoop, sequence: int, name: str,
 
 _new_future = asyncio.Task.__new__
 _task_init = asyncio.Task.__init__
+# The task running on a loop: asyncio.current_task is C code from Python 3.12; on 3.11 it
+# is a Python function around a lookup in this dict (which the C Task keeps).
+_current_task: Callable[[Any], Any] = (
+    asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]  # not in the stubs
+    if sys.version_info < (3, 12)
+    else asyncio.current_task)
 
 
 # NetworkLoop overrides networking methods with narrower signatures (in-memory results).
@@ -234,6 +240,9 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
         """A closed-world loop; ``previous``, the loop of the exploration's last session,
         passes on what it learnt about foreign threads (see :meth:`_wait_for_threads`)."""
         super().__init__()
+        # Locks, events and queues make a future for each wait: a C callable makes it
+        # without a Python call (BaseEventLoop.create_future is Future(loop=self), no more).
+        self.create_future = partial(_Future, loop=self)  # type: ignore[method-assign]
         self._now = 0.0
         self._clock_resolution = 0.0
         self._owner_thread = threading.get_ident()
@@ -331,13 +340,12 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
         self._spawn_counts.clear()
         self._task_factory = None
         self._custom_task_constructor = None
-        self._asyncgens.clear()
+        if self._asyncgens.data:  # type: ignore[attr-defined]  # WeakSet.clear is Python code
+            self._asyncgens.clear()
         self._resource_names.clear()
         self._resource_counts.clear()
         self._reset_network()
-        self.steps = 0
-        self.stock_steps = 0
-        self.points = 0
+        self.steps = self.stock_steps = self.points = 0
 
     def drive(self, main: _Doneable, choose: Chooser, decisions: list[int],
               max_steps: int, tracer: StepTracer | FootprintRecorder | None = None,
@@ -393,6 +401,7 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
         ix.active = False
         self._nspecial = count_special(ready)
         signature = self._signature  # the candidate counts at points (RunStats.fingerprint)
+        fingerprinted = self._fingerprinted  # else the counts are not summed (fingerprint())
         # Handles left in the current stock iteration: expired timers join the ready queue
         # only at iteration boundaries, exactly as in BaseEventLoop._run_once.
         batch = 0
@@ -430,11 +439,10 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
                     extra = 1 if timer_races and self._has_live_timer() else 0
                     # Plain callbacks keep asyncio's documented FIFO order among
                     # themselves: only the first one queued is a candidate. The index
-                    # knows which without scanning the queue (_ready); holds need the scan.
+                    # knows which without scanning the queue (_ready), holds included.
                     eligible = None
                     if ix.active or self._ncallbacks > 1:
-                        if not self._nspecial and (
-                                (ix.synced == n or ix.sync()) if ix.active
+                        if ((ix.synced == n or ix.sync()) if ix.active
                                 else ix.rebuild()):
                             m = len(ix.eligible)
                         else:
@@ -457,7 +465,8 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
                         self._last_task = last_task
                         i = choose(m + extra, self)
                         append(i)
-                        signature = (signature * 1000003 + m + extra) & 0xFFFFFFFFFFFF
+                        if fingerprinted:
+                            signature = (signature * 1000003 + m + extra) & 0xFFFFFFFFFFFF
                         if i:
                             deviated = steps
                         if tracer is not None:
@@ -473,8 +482,12 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
                         if eligible is not None:
                             i = eligible[i]
                         elif ix.active:
-                            handle = ix.take(i)
-                            i = -1
+                            if ix.plain or ix.waiting:  # else nothing but candidates queued
+                                handle = ix.take(i)
+                                i = -1
+                            else:  # every queued handle is a candidate: take(), inline
+                                del ix.eligible[i], ix.eseq[i]
+                                ix.synced -= 1
                         if i == 0:
                             handle = ready.popleft()
                         elif i > 0:
@@ -530,7 +543,10 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
                         # Declared, every step reads its own task: a cancel() before
                         # it changes what it does (it raises CancelledError instead).
                         # Conservative, the task's code may touch anything.
-                        own = UNKNOWN if conservative else task._explorer_read
+                        # A task made by calling asyncio.Task directly (aiohttp does)
+                        # is the C class, which takes no attribute.
+                        own = (UNKNOWN if conservative else
+                               getattr(task, "_explorer_read", None) or (id(task), None, "r"))
                         if args and isinstance(args[0], is_future):  # a wake-up reads it
                             footprint = {(id(args[0]), None, "r"), own}
                         else:
@@ -737,9 +753,10 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
         index = self._index
         if index.active and index.synced == len(ready):  # classified now, not at a point
             if type(handle) is _TaskHandle:  # ReadyIndex.push, inline for the common case
+                handle._seq = seq = index.counter
                 index.eligible.append(handle)
-                index.eseq.append(index.counter)
-                index.counter += 1
+                index.eseq.append(seq)
+                index.counter = seq + 1
                 index.synced += 1
             else:
                 index.push(handle)
@@ -843,8 +860,9 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
     def create_task(self, coro: Generator[Any, None, _T] | Coroutine[Any, Any, _T], *,
                     name: object = None, context: Context | None = None,
                     **kwargs: Any) -> asyncio.Task[_T]:
-        kwargs.pop("eager_start", None)  # every task start must be a scheduling point
-        parent = asyncio.current_task(self)
+        if kwargs:
+            kwargs.pop("eager_start", None)  # every task start must be a scheduling point
+        parent = _current_task(self)
         parent_id = getattr(parent, "_explorer_id", "main") if parent is not None else "loop"
         qualname = getattr(coro, "__qualname__", None) or type(coro).__name__
         qualname = qualname.rpartition("<locals>.")[2]
@@ -854,7 +872,11 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
         task_id = f"{parent_id}/{qualname}#{index}"
         task: asyncio.Task[Any]
         if self._custom_task_constructor is None and self._task_factory is None:
-            task = _new_task(coro, self, len(self.tasks), str(name or task_id), context)
+            # _new_task, inline: a call fewer for every task of every run
+            task = made = _new_future(_Task)
+            made._explorer_hash = len(self.tasks)  # before __init__, which hashes it
+            made._explorer_read = (id(made), None, "r")
+            _task_init(made, coro, loop=self, name=str(name or task_id), context=context)
         else:
             if self._custom_task_constructor is not None:
                 task = self._custom_task_constructor(coro, loop=self, name=name or task_id,
@@ -886,6 +908,12 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
             return
         self._custom_task_constructor = None
         super().set_task_factory(factory)
+
+    def set_debug(self, enabled: bool) -> None:
+        super().set_debug(enabled)  # BaseEventLoop.__init__ calls this too
+        # The C Future and Task ask their loop get_debug() as each is made (a dozen times
+        # a run): answered by a C callable, that is no Python call. _debug is set only here.
+        self.get_debug = repeat(enabled).__next__  # type: ignore[method-assign]
 
     # ------------------------------------------------------------------ errors and hooks
 
@@ -962,31 +990,4 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
 _ALWAYS: Final = (lambda: True, "", None)
 
 
-def _refuse(name: str, fix: str) -> Callable[..., Any]:
-    def refused(self: ControlledLoop, *args: Any, **kwargs: Any) -> Any:
-        raise self._escape(f"loop.{name}()", fix)
-
-    refused.__name__ = refused.__qualname__ = name
-    return refused
-
-
-_NETWORK_FIX = ("real sockets are outside the controlled schedule; servers and stream "
-                "connections made inside the scenario (asyncio.start_server, "
-                "open_connection, loop.create_server/create_connection) are simulated in "
-                "memory: use those, or a fake for datagrams and raw socket I/O")
-_FD_FIX = ("file descriptors are outside the controlled schedule; replace the I/O with an "
-           "in-memory fake in the scenario")
-_PROC_FIX = "subprocesses are outside the controlled schedule; fake the child process"
-
-# The stream networking methods are simulated (explorer._asyncio._network); these are not.
-for _name in ("create_datagram_endpoint", "connect_accepted_socket", "sock_recv",
-              "sock_recv_into", "sock_recvfrom", "sock_recvfrom_into", "sock_sendall",
-              "sock_sendto", "sock_accept", "sock_sendfile", "sendfile"):
-    setattr(ControlledLoop, _name, _refuse(_name, _NETWORK_FIX))
-for _name in ("add_reader", "add_writer", "remove_reader", "remove_writer",
-              "connect_read_pipe", "connect_write_pipe", "add_signal_handler",
-              "remove_signal_handler"):
-    setattr(ControlledLoop, _name, _refuse(_name, _FD_FIX))
-for _name in ("subprocess_exec", "subprocess_shell"):
-    setattr(ControlledLoop, _name, _refuse(_name, _PROC_FIX))
-del _name
+refuse_unsimulated(ControlledLoop)  # what would reach outside the controlled world

@@ -16,11 +16,16 @@ when it leaves, the next plain callback becomes a candidate, put among the other
 number. So a point costs amortized constant time in the number of ready handles, with
 C-level work (a bisection, a removal by index) that grows only slowly.
 
-Holds (:class:`~explorer._asyncio._handles.HeldHandle`, network callbacks queued behind
-others) are not tracked: while the loop has one queued it filters candidates with the
-scan, and it makes the index again (:meth:`ReadyIndex.rebuild`) once none is left. So
-does it after anything else changed the queue (a purge of cancelled handles, the end of a
-drive): the index is then inactive until rebuilt.
+Holds (a :class:`~explorer._asyncio._handles.HeldHandle`, or a network callback queued
+behind others) are tracked too: a handle queued while some of what it waits for is still
+queued is counted as blocked, and each of those handles as one it waits for; when the
+last of them leaves through :meth:`ReadyIndex.take`, the hold ends (``release``) and the
+handle becomes a candidate as if just queued, put among the others by its number (a
+plain one only if it is the first plain callback, held or not, as in the scan). Whether
+one of those is still queued is read from its number (``_seq``, given as it is
+classified) by bisection; a point costs nothing more. The loop makes the index again
+(:meth:`ReadyIndex.rebuild`) after anything else changed the queue (a purge of cancelled
+handles, the end of a drive): the index is then inactive until rebuilt.
 
 Also here: a candidate's description, built once per ready handle and kept on it until
 it runs (:func:`described`; the task's frames cannot change while it waits), its cheap
@@ -36,11 +41,18 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Sequence
 from itertools import islice
-from types import CodeType, FrameType
+from types import CodeType, CoroutineType, FrameType
 from typing import Any, Final, Protocol
 
-from explorer._asyncio._handles import IOHandle, TaskHandle, count_callbacks, count_special
-from explorer._asyncio._inspect import callback_name, coroutine_frames, handle_owner, waiting_on
+from explorer._asyncio._handles import (
+    HeldHandle,
+    IOHandle,
+    TaskHandle,
+    count_callbacks,
+    count_special,
+    release,
+)
+from explorer._asyncio._inspect import callback_name, coroutine_frames, handle_owner
 from explorer._asyncio._stephash import StepHasher
 from explorer._locations import frame_location, is_user_file
 from explorer._runtime import Candidate, Location
@@ -50,24 +62,31 @@ _PLACES: Final = 100_000
 
 class ReadyIndex:
     """The candidates of one ready queue (module docstring). Each handle's number in queue
-    order is kept beside it (``eseq``, ``pseq``: plain lists of ints, which ``bisect``
-    searches at C speed), not on the handle."""
+    order is kept beside it (``eseq``, ``pseq``, ``hseq``: plain lists of ints, which
+    ``bisect`` searches at C speed), not on the handle."""
 
-    __slots__ = ("active", "counter", "eligible", "eseq", "plain", "pseq", "ready", "synced")
+    __slots__ = ("active", "blocked", "counter", "eligible", "eseq", "hseq", "plain", "pseq",
+                 "ready", "synced", "waiting")
 
     def __init__(self, ready: deque[Any]) -> None:
         self.ready = ready
         self.eligible: list[Any] = []  # the candidates, in queue order
         self.eseq: list[int] = []  # their numbers
-        self.plain: list[Any] = []  # every plain callback queued, in queue order
+        self.plain: list[Any] = []  # every plain callback queued (held or not), in order
         self.pseq: list[int] = []  # their numbers
+        self.hseq: list[int] = []  # the numbers of the network callbacks still held
+        # Holds: id of a held handle -> [how many handles it waits for are queued, its
+        # number]; id of such a handle -> the held handles that wait for it.
+        self.blocked: dict[int, list[int]] = {}
+        self.waiting: dict[int, list[Any]] = {}
         self.synced = 0  # how many handles of the queue (from its head) are classified
         self.counter = 0  # the next handle's number (never reused: order across syncs)
         self.active = False
 
     def rebuild(self) -> bool:
         """Classify the whole queue afresh and become active."""
-        for kept in (self.eligible, self.eseq, self.plain, self.pseq):
+        for kept in (self.eligible, self.eseq, self.plain, self.pseq, self.hseq,
+                     self.blocked, self.waiting):
             kept.clear()
         self.synced = 0
         self.active = True
@@ -88,16 +107,52 @@ class ReadyIndex:
         seq = self.counter
         self.counter = seq + 1
         self.synced += 1
-        if type(handle) is TaskHandle or type(handle) is IOHandle:
+        handle._seq = seq
+        kind = type(handle)
+        if kind is TaskHandle:
             self.eligible.append(handle)
             self.eseq.append(seq)
             return
+        held = (kind is IOHandle or kind is HeldHandle) and bool(handle._after) \
+            and self._hold(handle, seq)
+        if kind is IOHandle:  # a candidate unless held, whatever the plain callbacks do
+            if held:
+                self.hseq.append(seq)
+            else:
+                self.eligible.append(handle)
+                self.eseq.append(seq)
+            return
         plain = self.plain
-        if not plain:  # the first plain callback is a candidate
+        if not plain and not held:  # the first plain callback is a candidate
             self.eligible.append(handle)
             self.eseq.append(seq)
         plain.append(handle)
         self.pseq.append(seq)
+
+    def _hold(self, handle: Any, seq: int) -> bool:
+        """Whether ``handle`` (number ``seq``) is held: some of what it waits for is still
+        queued. If so, it is recorded as blocked until those leave; else its hold ends."""
+        waits = {id(before) for before in handle._after if self._queued(before)}
+        if not waits:
+            release(handle)
+            return False
+        self.blocked[id(handle)] = [len(waits), seq]
+        waiting = self.waiting
+        for key in waits:
+            waiting.setdefault(key, []).append(handle)
+        return True
+
+    def _queued(self, before: Any) -> bool:
+        """Whether ``before``, queued before the handle being classified, is still queued:
+        then this index numbered it, and the number is among those of the candidates, of
+        the plain callbacks or of the held network callbacks. A number from before the
+        last rebuild is in none of them: that handle left the queue."""
+        seq = getattr(before, "_seq", -1)
+        for numbers in (self.eseq, self.pseq, self.hseq):
+            at = bisect_left(numbers, seq)
+            if at < len(numbers) and numbers[at] == seq:
+                return True
+        return False
 
     def take(self, index: int) -> Any:
         """Remove candidate ``index`` from the queue and the index; return its handle.
@@ -109,15 +164,18 @@ class ReadyIndex:
         if index == 0:  # the head of the queue is always candidate 0
             self.ready.popleft()
         else:
+            # Before the handle in the queue: the candidates before it, plus every plain
+            # callback before it less the first if that is a candidate before it, plus
+            # the held network callbacks before it.
             position = index
+            mark = eseq[index]
             if plain and plain[0] is not handle:
-                # Before the handle in the queue: the candidates before it, less the first
-                # plain callback if that is one of them, plus every plain callback before it.
-                mark = eseq[index]
                 pseq = self.pseq
                 position += bisect_left(pseq, mark)
-                if pseq[0] < mark:
+                if pseq[0] < mark and not (self.blocked and id(plain[0]) in self.blocked):
                     position -= 1
+            if self.hseq:
+                position += bisect_left(self.hseq, mark)
             del self.ready[position]
         del eligible[index]
         del eseq[index]
@@ -125,13 +183,39 @@ class ReadyIndex:
             pseq = self.pseq
             del plain[0]
             del pseq[0]
-            if plain:  # the next plain callback becomes a candidate, in its place
-                mark = pseq[0]
-                at = bisect_left(eseq, mark)
-                eligible.insert(at, plain[0])
-                eseq.insert(at, mark)
+            if plain and not (self.blocked and id(plain[0]) in self.blocked):
+                self._candidate(plain[0], pseq[0])  # the next plain callback, in its place
         self.synced -= 1
+        if self.waiting:
+            self._left(handle)
         return handle
+
+    def _candidate(self, handle: Any, seq: int) -> None:
+        """Put ``handle`` (number ``seq``) among the candidates, in queue order."""
+        at = bisect_left(self.eseq, seq)
+        self.eligible.insert(at, handle)
+        self.eseq.insert(at, seq)
+
+    def _left(self, handle: Any) -> None:
+        """``handle`` left the queue: the holds it was the last reason for end."""
+        held_by = self.waiting.pop(id(handle), None)
+        if held_by is None:
+            return
+        blocked = self.blocked
+        for held in held_by:
+            entry = blocked[id(held)]
+            entry[0] -= 1
+            if entry[0]:
+                continue
+            del blocked[id(held)]
+            release(held)
+            seq = entry[1]
+            if type(held) is IOHandle:
+                hseq = self.hseq
+                del hseq[bisect_left(hseq, seq)]
+                self._candidate(held, seq)
+            elif self.plain[0] is held:  # else it waits for the plain callbacks before it
+                self._candidate(held, seq)
 
 
 class Namer(Protocol):
@@ -148,46 +232,152 @@ TIMER: Final = Candidate(None, "timer", None, "fire timer", None)
 # Locations by code object and line: a suspended task stands at one of the few awaits of
 # its code, so the same few Location values are asked for again and again.
 _places: dict[tuple[CodeType, int], Location] = {}
+# The same, by code object and instruction offset: the line follows from the offset
+# alone while no tracer is on the frame, and the offset is cheaper to read.
+_spots: dict[tuple[CodeType, int], Location] = {}
+# What describing asks of each frame's code, answered once per code object: whether it
+# is user code, its qualified name, whether it can hold a ``self`` local (else
+# ``f_locals.get("self")`` is None: no locals dict is built), whether it is a ``sleep``.
+_codes: dict[CodeType, tuple[bool, str, bool, bool]] = {}
+# Kinds of task steps by callback type, for types whose callbacks have no name of their
+# own (the C task's step wrapper): a callback's name is then its type's, so is its kind.
+# "" for the other types (bound methods: each has its own name, read each time).
+_nameless: dict[type, str] = {}
+# The slots of a candidate, set directly: a frozen dataclass's __init__ goes through
+# object.__setattr__ field by field, about twice what setting the slot descriptors costs.
+# The object is the same frozen Candidate (equality, hash, repr, replace() unchanged).
+_new = object.__new__
+_slots: Final[Any] = vars(Candidate)  # the slot descriptors, by field name
+_set_task = _slots["task"].__set__
+_set_kind = _slots["kind"].__set__
+_set_location = _slots["location"].__set__
+_set_operation = _slots["operation"].__set__
+_set_resource = _slots["resource"].__set__
 
 
-def _user_place(frames: list[FrameType]) -> Location | None:
-    """:func:`~explorer._locations.user_location`, with the Location values shared."""
-    for frame in reversed(frames):
-        if is_user_file(frame.f_code.co_filename):
-            break
-    else:
-        if not frames:
-            return None
-        frame = frames[-1]
+def _place(frame: FrameType) -> Location:
+    """:func:`~explorer._locations.frame_location` of ``frame``, shared per code and line
+    (and per code and offset while the frame is not traced)."""
     code = frame.f_code
+    spot = (code, frame.f_lasti) if frame.f_trace is None else None
+    if spot is not None:
+        found = _spots.get(spot)
+        if found is not None:
+            return found
     key = (code, frame.f_lineno or code.co_firstlineno)
     found = _places.get(key)
     if found is None:
         if len(_places) > _PLACES:  # code objects of many explorations: start afresh
             _places.clear()
+            _spots.clear()
         found = _places[key] = frame_location(frame)
+    if spot is not None:
+        if len(_spots) > _PLACES:
+            _spots.clear()
+        _spots[spot] = found
     return found
 
+
+def _code_facts(code: CodeType) -> tuple[bool, str, bool, bool]:
+    """``_codes[code]``, computed (see ``_codes``)."""
+    if len(_codes) > _PLACES:
+        _codes.clear()
+    names = code.co_varnames + code.co_cellvars + code.co_freevars
+    found = _codes[code] = (is_user_file(code.co_filename),
+                            getattr(code, "co_qualname", code.co_name),
+                            "self" in names, code.co_name == "sleep")
+    return found
+
+
+def _task_owner(handle: Any) -> tuple[asyncio.Task[Any] | None, str]:
+    """:func:`~explorer._asyncio._inspect.handle_owner`, with the kind of a nameless
+    step callback (the C task's) read by its type."""
+    callback = handle._callback
+    owner = getattr(callback, "__self__", None)
+    if not isinstance(owner, asyncio.Task):
+        return None, "callback"
+    kind = _nameless.get(type(callback))
+    if kind is None:
+        kind = _nameless[type(callback)] = _type_kind(type(callback))
+    if not kind:  # callbacks of this type may carry names of their own
+        return handle_owner(handle)
+    if kind != "step":
+        return owner, kind
+    coro = owner.get_coro()
+    if type(coro) is CoroutineType:  # inspect.getcoroutinestate(coro) == CORO_CREATED
+        created = not (coro.cr_running or coro.cr_suspended or coro.cr_frame is None)
+        return owner, "start" if created else "step"
+    return handle_owner(handle)
+
+
+def _type_kind(kind_of: type) -> str:
+    """The kind of step of every task callback of type ``kind_of`` if none of them can
+    have a name of its own (no instance dict, no ``__name__`` or ``__getattr__`` on the
+    type): then handle_owner names each by its type. Else ""."""
+    members = dir(kind_of)
+    if kind_of.__dictoffset__ or "__name__" in members or "__getattr__" in members:
+        return ""
+    name = kind_of.__name__
+    return "wakeup" if "wakeup" in name else "step" if "step" in name.lower() else "callback"
 
 
 def described(namer: Namer, handle: Any) -> Candidate:
     """The ready ``handle`` as a candidate. Built once and cached on the handle (its
     ``_described`` slot): while it is queued its task is suspended, so its frames, the
-    operation it waits on and its kind of step cannot change until it runs."""
+    operation it waits on and its kind of step cannot change until it runs.
+
+    The same values as ``Candidate(task_id(task), kind, user_location(frames),
+    *waiting_on(task, frames))`` with the resource named, in one walk of the frames
+    from the innermost (the facts of each code object read once, see ``_codes``), and
+    resources named in the same order (one per description, as it is built)."""
     # getattr with a default: an unset slot raises no Python-level exception (a raised
     # and caught AttributeError costs more than the rest of a cached read).
     found: Candidate | None = getattr(handle, "_described", None)
     if found is not None:
         return found
-    task, kind = handle_owner(handle)
+    task, kind = _task_owner(handle)
+    candidate = _new(Candidate)
+    _set_kind(candidate, kind)
     if task is None:
-        candidate = Candidate(None, kind, None, callback_name(handle), None)
+        _set_task(candidate, None)
+        _set_location(candidate, None)
+        _set_operation(candidate, callback_name(handle))
+        _set_resource(candidate, None)
     else:
-        frames = coroutine_frames(task)  # walked once, for both
-        op, resource = waiting_on(task, frames)
-        candidate = Candidate(namer.task_id(task), kind, _user_place(frames),
-                              op, namer.resource_name(resource) if resource is not None
-                              else None)
+        frames = coroutine_frames(task)
+        _set_task(candidate, namer.task_id(task))
+        # waiting_on: the deepest library frame below the user's with a ``self`` that is
+        # no future, or named ``sleep``; user_location: the deepest user frame, else the
+        # deepest frame. Both stop at the deepest user frame.
+        op: str | None = None
+        resource: object = None
+        decided = False
+        place: FrameType | None = None
+        codes = _codes
+        for frame in reversed(frames):
+            code = frame.f_code
+            facts = codes.get(code) or _code_facts(code)
+            if facts[0]:
+                place = frame
+                break
+            if decided:
+                continue
+            if facts[2]:
+                owner = frame.f_locals.get("self")
+                if owner is not None and not isinstance(owner, asyncio.Future):
+                    op, resource, decided = facts[1], owner, True
+                    continue
+            if facts[3]:
+                op, decided = "sleep", True
+        if not decided:
+            waiter = getattr(task, "_fut_waiter", None)
+            if waiter is not None:
+                op, resource = "await", waiter
+        if place is None and frames:
+            place = frames[-1]
+        _set_location(candidate, None if place is None else _place(place))
+        _set_operation(candidate, op)
+        _set_resource(candidate, None if resource is None else namer.resource_name(resource))
     try:  # noqa: SIM105 - suppress() would build a context manager per description
         handle._described = candidate
     except AttributeError:  # a handle without the slot: described when asked

@@ -15,7 +15,11 @@ from explorer import _interrupts as interrupts
 from explorer import _outcome as oc
 from explorer import _watchdog
 from explorer._asyncio import _patches as patches
-from explorer._asyncio._footprints import FootprintRecorder, recording_primitives
+from explorer._asyncio._footprints import (
+    FootprintRecorder,
+    PrimitiveWrappers,
+    recording_primitives,
+)
 from explorer._asyncio._inspect import coroutine_frames
 from explorer._asyncio._loop import ControlledLoop
 from explorer._asyncio._naming import adopting
@@ -84,14 +88,17 @@ class AsyncioRuntime:
         self_test()
         self.loop = ControlledLoop()
         self.loop.close()
+        # The session's wrappers of the primitives, when it may record footprints.
+        self._primitives: PrimitiveWrappers | None = None
         _watchdog.current()  # its thread starts now, before a session refuses threads
 
     @contextmanager
     def session(self, *, footprints: bool = False) -> Iterator[AsyncioRuntime]:
         """Make a fresh controlled loop the running loop of this thread for many runs.
 
-        ``footprints`` wraps asyncio's primitives for the session so that runs made with
-        a recording :class:`RunMode` record what each step touches."""
+        ``footprints`` prepares wrappers of asyncio's primitives for the session, installed
+        during the runs made with a recording :class:`RunMode` (only those pay for them) so
+        that they record what each step touches."""
         previous = events._get_running_loop()
         if isinstance(previous, ControlledLoop):
             raise UsageError(
@@ -113,10 +120,11 @@ class AsyncioRuntime:
             with patches.installed(loop), finding(lambda: _running_loop(loop)), \
                     adopting(loop), ExitStack() as stack:
                 if footprints:
-                    stack.enter_context(recording_primitives())
+                    self._primitives = stack.enter_context(recording_primitives())
                     stack.callback(_stop_automatic_footprints)
                 yield self
         finally:
+            self._primitives = None
             loop.close()
             sys.set_asyncgen_hooks(*old_hooks)
             events._set_running_loop(previous)
@@ -158,7 +166,10 @@ class AsyncioRuntime:
                 task._log_destroy_pending = False  # type: ignore[attr-defined]  # private
             raise
         outcome: Outcome | None = None
+        primitives = self._primitives if recorder is not None else None
         try:
+            if primitives is not None:  # removed below: other runs pay no wrapper
+                primitives.install()
             try:
                 if watchdog is not None:
                     # Armed inside the run's handling: with a limit shorter than the time
@@ -169,8 +180,9 @@ class AsyncioRuntime:
                     status = loop.drive(main, chooser, decisions, mode.max_steps,
                                         tracer if tracer is not None else recorder,
                                         finish=True)
-                    outcome = classify_run(_Facts(loop, main, status, tracer,
-                                                  mode.max_steps))
+                    outcome = (oc.PASSED if _clean(loop, main, status) else
+                               classify_run(_Facts(loop, main, status, tracer,
+                                                   mode.max_steps)))
             except (KeyboardInterrupt, SystemExit) as exc:
                 # Task.__step and Handle._run re-raise these two out of the loop.
                 if isinstance(exc, RunTimeout) and watchdog is not None:
@@ -199,6 +211,8 @@ class AsyncioRuntime:
                 except RunTimeout:
                     continue
                 break
+            if primitives is not None:
+                primitives.remove()
         if interrupts.requested():  # a real Ctrl-C that scenario code caught
             raise KeyboardInterrupt
         if hang is not None or outcome is None:
@@ -224,7 +238,9 @@ class AsyncioRuntime:
         pending = [t for t in loop.tasks if not t.done()]
         for task in pending:
             task.cancel()
-        if loop._asyncgens:  # iterating an empty WeakSet still costs a microsecond or two
+        # Its plain set of references: a WeakSet's len() and iteration are Python code,
+        # a microsecond or so even when empty, as most runs leave it.
+        if loop._asyncgens.data:  # type: ignore[attr-defined]  # public, not in the stubs
             for agen in list(loop._asyncgens):
                 loop.create_task(agen.aclose())
         try:
@@ -330,6 +346,23 @@ def _callback_outcome(context: dict[str, Any]) -> Outcome:
         return Outcome(oc.EXCEPTION, str(message))
     return Outcome(oc.EXCEPTION, f"{message}: {type(exc).__name__}: {exc}",
                    traceback_location(exc), qualname(type(exc)), exception=exc)
+
+
+def _clean(loop: ControlledLoop, main: asyncio.Task[Any], status: RunStatus) -> bool:
+    """True only if :func:`~explorer._classify.classify_run` would find that the run
+    passed: nothing escaped or broke an invariant or failed in a callback, main finished
+    without error, no task is left pending or failed unretrieved. Most runs pass, and this
+    tells it in one pass over the tasks, without the reports' machinery; False sends the
+    run through ``classify_run``, which decides."""
+    if status is not RunStatus.DONE or loop._escapes or loop._callback_errors \
+            or loop._invariant_failure is not None or loop.pending_at_stop \
+            or main.cancelled() or main._exception is not None:  # type: ignore[attr-defined,unused-ignore]
+        return False
+    for task in loop.tasks:
+        if not task.done() or (task._exception is not None  # type: ignore[attr-defined,unused-ignore]
+                               and task._log_traceback and not task.cancelled()):
+            return False
+    return True
 
 
 class _Facts:

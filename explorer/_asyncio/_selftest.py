@@ -93,7 +93,8 @@ def _check_task_callbacks() -> None:
     task_callback_types()
 
 
-def _probe_callbacks() -> list[object]:
+@functools.cache  # both checks above read one probe: a stock loop is costly to set up
+def _probe_callbacks() -> tuple[object, ...]:
     """Run a tiny program on a stock loop and return every callback given to call_soon."""
     seen: list[object] = []
 
@@ -123,4 +124,4 @@ def _probe_callbacks() -> list[object]:
         loop.run_until_complete(waits_on_a_future())
     finally:
         loop.close()
-    return seen
+    return tuple(seen)

@@ -21,15 +21,18 @@ Which code is watched
 
 The memory model
     * attributes of Python objects: ``(object, name)``; module globals:
-      ``(module.__dict__, name)``; closure variables: ``(closure variables, name)``;
+      ``(module.__dict__, name)``; closure variables: ``(cell, name)`` (``_cells``; by
+      name where the cell cannot be read);
     * items of the builtin containers (``list``, ``dict``, ``set``, ``deque``,
       ``bytearray``, ``defaultdict``, ``OrderedDict``): ``(container, key)``, the whole
       container for size, iteration and structural changes, and a separate *insertion
       order* location written by every insertion of a new key;
     * asyncio futures and tasks: ``(future, whole)``;
-    * storing into a plain instance attribute the very object it holds is a read (a
-      *silent store*); asyncio's registries of tasks and async generators are the
-      runtime's and are not recorded; every object whose id a footprint holds is kept
+    * storing into a plain instance attribute (or slot, or existing ``dict`` item) the
+      very object it holds, or an equal ``int``/``str``/``bytes``, is a read (a *silent
+      store*; a value the analysis does not know is compared after the store, at the
+      step's next event); asyncio's registries of tasks and async generators, and the
+      web stack's pure caches, are not recorded; every object whose id a footprint holds is kept
       alive until the run ends, so an id names one object for the whole run;
     * any other C-level state (objects of extension types): reading it adds a read of one
       sentinel location, and writing it (through a call this package does not model, an

@@ -280,6 +280,29 @@ def _whole(mode: str, *, result: object = OPAQUE, reads_args: bool = False,
     return rule
 
 
+def _popped(rule: Rule, end: int) -> Rule:
+    """``pop``/``popleft`` of a list or deque: ``rule`` (a write of the whole container);
+    what it returns is the element it removes, read now by the container's own C
+    ``__getitem__`` (no code runs, nothing changes), so that ``waiters.popleft().set()``
+    is a call on a known object."""
+    def rule_popping(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object:
+        result = rule(args, kw, fp)
+        if result is None or kw:
+            return result
+        container = args[0]
+        position = end if len(args) == 1 else args[1] if len(args) == 2 else None
+        getitem = list.__getitem__ if isinstance(container, list) else \
+            collections.deque.__getitem__ if isinstance(container, collections.deque) else None
+        if getitem is None or type(position) is not int:
+            return result
+        try:
+            return getitem(container, position)
+        except IndexError:  # the pop raises it too
+            return result
+
+    return rule_popping
+
+
 def _immutable_method(args: list[Any], kw: dict[str, Any] | None, fp: Footprint) -> object:
     """A method of str, bytes, int, float, tuple, frozenset: reads its arguments."""
     return PURE if deep_all([*args, *(kw or {}).values()], fp) else None
@@ -562,6 +585,9 @@ def _build_rules() -> dict[object, Rule]:
         rules[cls.__getitem__] = _mapping_rule("r")
         rules[cls.__setitem__] = _mapping_rule("w")
     rules[list.sort] = _whole("w", compares="elements")
+    for popper, end in ((list.pop, -1), (collections.deque.pop, -1),
+                        (collections.deque.popleft, 0)):
+        rules[popper] = _popped(rules[popper], end)
     for name in ("add",):
         rules[getattr(set, name)] = _mapping_rule("w", result=PURE, inserting=True)
     for name in ("discard", "remove"):
@@ -616,6 +642,10 @@ def _build_rules() -> dict[object, Rule]:
     rules[re.finditer] = _private_iterator
     for fn in (re.sub, re.subn):
         rules[fn] = _substitute
+    # object.__new__(cls) in a Python __new__ (anyio's backend classes): allocates an
+    # instance of a Python class, runs no code and touches nothing.
+    rules[object.__new__] = lambda args, kw, fp: OPAQUE if not kw and len(args) == 1 \
+        and isinstance(args[0], type) and category_of(args[0]) == PY else None
     # tuple.__new__(cls, iterable): a named tuple's constructor makes a new tuple.
     rules[tuple.__new__] = lambda args, kw, fp: Fresh(tuple(args[1:]), fp) if not kw and all(
         iterate(value, fp) for value in args[1:]) else None

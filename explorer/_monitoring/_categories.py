@@ -75,6 +75,17 @@ _CLASS_LEVEL: Final = frozenset({"__class_getitem__", "__init_subclass__"})
 _OBJECT_SLOTS: Final = dict(vars(object))
 
 
+def _slot_names(cls: type) -> set[str]:
+    """The attributes ``cls.__slots__`` makes, private names mangled as the class
+    statement mangles them (``__slots__ = ("__original",)`` in ``class Lock`` makes
+    ``_Lock__original``: anyio's backends)."""
+    slots = cls.__dict__.get("__slots__", ())
+    names = {slots} if isinstance(slots, str) else set(slots)
+    owner = cls.__name__.lstrip("_")
+    return names | {f"_{owner}{name}" for name in names
+                    if name.startswith("__") and not name.endswith("__") and owner}
+
+
 def _python_defined(cls: type) -> bool:
     """True for a class made by a ``class`` statement (or ``type()``): one whose own
     attributes are Python functions and plain values, not C methods or slots."""
@@ -92,7 +103,7 @@ def _python_defined(cls: type) -> bool:
             return False
         if kind is types.GetSetDescriptorType and name not in ("__dict__", "__weakref__"):
             return False
-        if kind is types.MemberDescriptorType and name not in own.get("__slots__", ()):
+        if kind is types.MemberDescriptorType and name not in _slot_names(cls):
             return False
     return True
 

@@ -49,8 +49,9 @@ class SitePlan(NamedTuple):
     ``where`` is ``file:line kind`` for diagnostics. The operands by kind:
     ``attr_r``: receiver source, name, method load?; ``attr_w``: receiver source, name,
     source of the value stored (None for a deletion); ``super``: receiver
-    source, name; ``glob_r``, ``glob_w``, ``cell_r``, ``cell_w``: name; ``item_r``,
-    ``item_w``, ``item_d``: container source, key source; ``slice_r``, ``slice_w``,
+    source, name; ``glob_r``, ``glob_w``: name; ``cell_r``, ``cell_w``: name, index of
+    the cell among the frame's fast locals; ``item_r``, ``item_w``, ``item_d``: container
+    source, key source; ``slice_r``, ``slice_w``,
     ``truth``, ``unary``, ``iter``, ``next``, ``aiter``, ``with``, ``format``, ``extend``,
     ``unpack``: operand source; ``binop``: left, right, operator; ``compare``: left,
     right, result made a bool (3.13); ``contains``: item, container; ``await``,
@@ -288,11 +289,11 @@ def _transfer(ins: dis.Instruction, st: list[Any], prev: dis.Instruction | None,
         return ("glob_w", ins.argval)
     if op == "LOAD_DEREF":
         st.append(("o", off))
-        return ("cell_r", ins.argval)
+        return ("cell_r", ins.argval, ins.arg)  # the cell's index among the fast locals
     if op in ("STORE_DEREF", "DELETE_DEREF"):
         if op == "STORE_DEREF":
             pop(1)
-        return ("cell_w", ins.argval)
+        return ("cell_w", ins.argval, ins.arg)
     if op == "LOAD_ATTR":
         (receiver,) = pop(1)
         if arg & 1:

@@ -38,6 +38,7 @@ from explorer._monitoring._categories import (
     plain_value,
     python_generator,
 )
+from explorer._monitoring._cells import by_cell, cell_at
 from explorer._monitoring._memory import (
     advance,
     attribute_access,
@@ -49,6 +50,7 @@ from explorer._monitoring._memory import (
     lock_released,
     lock_taken,
     note,
+    note_cell,
     note_cells,
     note_namespace,
     read_c_state,
@@ -148,37 +150,70 @@ def _h_attr_r(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
 
 def _h_attr_w(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
     obj = operand(site.first, frame)
-    if site.third is not None and _silent_store(obj, site.second, operand(site.third, frame)):
-        # Stores the very object the attribute holds: the state does not change, and what
-        # the step did depended on that value, so it is a read (docs/reduction.md,
-        # "Silent stores").
-        return attribute_access(obj, site.second, "r", fp)
-    return attribute_access(obj, site.second, "w", fp)
+    name = site.second
+    place = _plain_place(obj, name) if site.third is not None else None
+    if place is not None:
+        value = operand(site.third, frame)
+        held = stored(place, obj, name)
+        if not private(value) and (held is value or same_value(held, value)):
+            # Stores the value the attribute holds: the state does not change, and what
+            # the step did depended on that value, so it is a read (docs/reduction.md,
+            # "Silent stores").
+            return attribute_access(obj, name, "r", fp)
+        if private(value) and held is not ABSENT and (id(obj), name, "w") not in fp:
+            # The value is not known here (a call's result): the step's next event looks
+            # whether the attribute still holds the same value (_hooks.settle).
+            STATE.pending = (fp, place, obj, name, held)
+    return attribute_access(obj, name, "w", fp)
 
 
-def _silent_store(obj: object, name: str, value: object) -> bool:
-    """``obj.name = value`` leaves ``obj`` as it is: a plain instance attribute (stored in
-    the instance dict by ``object.__setattr__``, no data descriptor on the class) that
-    already holds ``value`` itself (identity: an equal object would be another one)."""
-    if private(obj) or private(value) or isinstance(obj, type) \
+def stored(place: Any, obj: object, name: object) -> object:
+    """What a plain store's place (:func:`_plain_place`, or a dict for its items) holds
+    under ``name`` now, ABSENT if nothing; runs no Python code."""
+    if type(place) is dict:
+        return place.get(name, ABSENT)
+    try:
+        return place.__get__(obj, type(obj))  # a slot's member descriptor: C code
+    except (AttributeError, TypeError):
+        return ABSENT
+
+
+def _plain_place(obj: object, name: str) -> Any:
+    """Where ``obj.name = value`` stores, when the store is a plain one
+    (``object.__setattr__`` of an instance attribute): a slot's member descriptor, or the
+    instance dict when no data descriptor is on the class. None otherwise."""
+    if private(obj) or isinstance(obj, type) \
             or category_of(type(obj)) != PY \
-            or type(obj).__setattr__ is not object.__setattr__ \
-            or type(lookup(type(obj), "__dict__")) is not types.GetSetDescriptorType:
-        return False
+            or type(obj).__setattr__ is not object.__setattr__:
+        return None
+    slot = lookup(type(obj), name)
+    if type(slot) is types.MemberDescriptorType:
+        return slot  # the data descriptor object.__setattr__ stores through
+    if type(lookup(type(obj), "__dict__")) is not types.GetSetDescriptorType:
+        return None
     try:
         namespace = object.__getattribute__(obj, "__dict__")
     except AttributeError:
-        return False
+        return None
     if type(namespace) is not dict:
-        return False
+        return None
     descriptor = lookup(type(obj), name)
     if descriptor is not None and (hasattr(type(descriptor), "__set__")
                                    or hasattr(type(descriptor), "__delete__")):
-        return False
-    return namespace.get(name, _ABSENT) is value
+        return None
+    return namespace
 
 
-_ABSENT: Final = object()
+def same_value(held: object, value: object) -> bool:
+    """An equal int, str or bytes of the exact type is the same value: Python leaves the
+    identity of equal immutable values to the implementation ("Objects, values and types"
+    in the language reference), so no program may depend on which one it holds. Floats
+    are left out: 0.0 == -0.0 and nan != nan."""
+    return type(held) is type(value) and type(value) in _SAME_VALUE and held == value
+
+
+ABSENT: Final = object()  # nothing stored under that name
+_SAME_VALUE: Final = frozenset({int, str, bytes})
 
 
 def _h_super(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
@@ -211,6 +246,22 @@ def _h_glob_w(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
 
 
 def _h_cell_r(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    if by_cell():
+        # Located by cell: each call of a function that makes a closure has cells of its
+        # own, so two requests' `response_started` flags are two locations.
+        cell = cell_at(frame, site.second)
+        if cell is None:
+            keep_output(frame, site, OPAQUE)
+            return False
+        fp.add((id(cell), site.first, "r"))
+        note_cell(cell)
+        if site.capture:
+            try:
+                value: object = cell.cell_contents
+            except ValueError:  # empty: the instruction raises NameError
+                value = OPAQUE
+            STATE.values[(id(frame), site.offset)] = value
+        return True
     fp.add((id(CELLS), site.first, "r"))
     note_cells()
     if site.capture:
@@ -219,6 +270,13 @@ def _h_cell_r(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
 
 
 def _h_cell_w(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
+    if by_cell():
+        cell = cell_at(frame, site.second)
+        if cell is None:
+            return False
+        fp.add((id(cell), site.first, "w"))
+        note_cell(cell)
+        return True
     fp.add((id(CELLS), site.first, "w"))
     note_cells()
     return True
@@ -253,8 +311,15 @@ def _h_item_r(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
 
 
 def _h_item_w(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
-    return item_access(operand(site.first, frame), operand(site.second, frame), "w", fp,
-                       inserting=True)
+    container = operand(site.first, frame)
+    key = operand(site.second, frame)
+    if type(container) is dict and not isinstance(key, Mark) and atom_key(key) \
+            and key in container and (id(container), key, "w") not in fp \
+            and id(container) not in STATE.registries:
+        # The value stored is not known here: the step's next event looks whether the
+        # item still holds the same value (_hooks.settle), as for attributes.
+        STATE.pending = (fp, container, container, key, container[key])
+    return item_access(container, key, "w", fp, inserting=True)
 
 
 def _h_item_d(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
@@ -486,8 +551,8 @@ def _awaiting(frame: types.FrameType, site: Site, kind: object) -> None:
         STATE.tainted.discard(id(frame))
     if site.third:  # the await's result: unknown, unless watched code returns it
         key = (id(frame), site.second)
-        STATE.values[key] = PURE if isinstance(kind, Coro) and kind.code in _ATOM_AEXITS \
-            else OPAQUE
+        STATE.values[key] = PURE if isinstance(kind, Coro) and (
+            kind.code in _ATOM_AEXITS or _trusted_exit(kind.code)) else OPAQUE
         STATE.expect[key] = kind.code if isinstance(kind, Coro) else None
 
 
@@ -559,6 +624,13 @@ _ATOM_AEXITS: Final = frozenset({contextlib.AsyncExitStack.__aexit__.__code__,
                                  contextlib.nullcontext.__aexit__.__code__})
 
 
+def _trusted_exit(code: types.CodeType) -> bool:
+    """An ``__aexit__`` (or ``__exit__``) of trusted code: every one in asyncio, trio,
+    outcome and the explorer returns None or a bool (docs/reduction.md, "Managers of
+    trusted code"), so testing its result reads nothing."""
+    return code.co_name in ("__exit__", "__aexit__") and code_kind(code) == TRUSTED
+
+
 def _h_with_exit(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
     """An exception leaves a ``with`` block: the interpreter calls the manager's
     ``__exit__`` with it, with no call event. The with site kept the manager (in this
@@ -585,7 +657,9 @@ def _h_with_exit(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
             return False
         keep_output(frame, site, Coro(exit_.__code__))
         return True
-    if exit_ in _ATOM_EXITS:
+    if exit_ in _ATOM_EXITS or code_kind(exit_.__code__) == TRUSTED:
+        # (trusted code's __exit__ methods return None or a bool: docs/reduction.md,
+        # "Managers of trusted code")
         keep_output(frame, site, PURE)
         return True
     keep_output(frame, site, OPAQUE)
@@ -623,6 +697,35 @@ def _context_managers() -> dict[types.CodeType, type]:
 
 _CONTEXT_MANAGERS: Final = _context_managers()
 
+# Trusted functions that return a new instance of one trusted manager class each (the
+# function's module and name, the class's module and name): ``async with
+# trio.open_nursery():`` and ``with trio.move_on_after(1):`` enter a manager whose
+# methods are trusted code (docs/reduction.md, "Managers of trusted code").
+_MANAGER_FACTORIES: Final = (
+    ("trio._core._run", "open_nursery", "trio._core._run", "NurseryManager"),
+    ("trio._timeouts", "move_on_after", "trio._core._run", "CancelScope"),
+    ("trio._timeouts", "move_on_at", "trio._core._run", "CancelScope"),
+    ("asyncio.timeouts", "timeout", "asyncio.timeouts", "Timeout"),
+    ("asyncio.timeouts", "timeout_at", "asyncio.timeouts", "Timeout"))
+_MANAGER_FACTORY_NAMES: Final = frozenset(entry[1] for entry in _MANAGER_FACTORIES)
+_MANAGERS_MADE: Final[dict[types.CodeType, type]] = {}
+
+
+def _trusted_manager(code: types.CodeType) -> type | None:
+    """The class of the manager trusted function ``code`` returns, if it is one of
+    :data:`_MANAGER_FACTORIES` (looked up in the modules already imported: none is
+    imported for this)."""
+    made = _MANAGERS_MADE.get(code)
+    if made is not None:
+        return made
+    for module, name, class_module, class_name in _MANAGER_FACTORIES:
+        function = getattr(sys.modules.get(module), name, None)
+        cls = getattr(sys.modules.get(class_module), class_name, None)
+        if getattr(function, "__code__", None) is code and isinstance(cls, type):
+            _MANAGERS_MADE[code] = cls
+            return cls
+    return None
+
 
 def python_result(frame: types.FrameType, offset: int, code: types.CodeType) -> object:
     """What a call of Python code ``code`` returns, as far as known now; watched code's
@@ -630,7 +733,8 @@ def python_result(frame: types.FrameType, offset: int, code: types.CodeType) -> 
     kind = code_kind(code)
     if kind == TRUSTED:
         STATE.expect[(id(frame), offset)] = None
-        return TRUSTED_RESULT
+        manager = _trusted_manager(code) if code.co_name in _MANAGER_FACTORY_NAMES else None
+        return TRUSTED_RESULT if manager is None else New(manager)
     made = _CONTEXT_MANAGERS.get(code)
     if made is not None:  # a @contextmanager function: a new manager of that class
         STATE.expect[(id(frame), offset)] = None
@@ -667,6 +771,20 @@ def _h_import(frame: types.FrameType, site: Site, fp: Footprint) -> bool:
     name = site.first
     fromlist = operand(site.second, frame)
     level = operand(site.third, frame)
+    if type(level) is int and level > 0 and type(name) is str and fromlist:
+        # ``from .sibling import x`` (anyio imports inside functions): the name relative
+        # to the module's package, as the import system resolves it (no code runs).
+        package = frame.f_globals.get("__package__")
+        bits = package.rsplit(".", level - 1) if type(package) is str and package else []
+        if len(bits) == level:
+            name, level = f"{bits[0]}.{name}" if name else bits[0], 0
+            # The import system checks __package__ against ``__spec__.parent``, a
+            # property of frozen code reading the (immutable) spec's name: that call,
+            # once, runs without making the step UNKNOWN.
+            parent = type(frame.f_globals.get("__spec__")).__dict__.get("parent")
+            getter = getattr(parent, "fget", None) if type(parent) is property else None
+            if type(getter) is types.FunctionType:
+                STATE.approved = getter.__code__
     module = sys.modules.get(name) if level == 0 and type(name) is str else None
     spec = getattr(module, "__spec__", None) if isinstance(module, types.ModuleType) else None
     if module is None or isinstance(fromlist, (Mark, Fresh, Iter)) or (

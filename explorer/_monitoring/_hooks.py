@@ -3,7 +3,9 @@
 PY_START, PY_RESUME and PY_THROW fire for all code: user code is analysed the first time it
 starts (:func:`install`) and gets local INSTRUCTION, CALL, PY_RETURN and PY_YIELD events;
 trusted and helper code is switched off at once (trusted functions that take futures from
-user code excepted); foreign code started by user code makes the step UNKNOWN. INSTRUCTION
+user code excepted); foreign code started by user code makes the step UNKNOWN; library
+code that trusted code calls for its own ends runs unwatched (:func:`_trusted_business`).
+INSTRUCTION
 dispatches to the site's handler, CALL to :func:`~explorer._monitoring._calls.describe_call`,
 PY_RETURN hands a watched function's return value to the call or await that expects it, and
 PY_YIELD a generator's next value to the ``next()`` call that resumed it.
@@ -25,7 +27,7 @@ from explorer import _footprint
 from explorer._footprint import UNKNOWN
 from explorer._monitoring._calls import describe_call
 from explorer._monitoring._dataflow import CodePlan, analyse, unknown_plan
-from explorer._monitoring._handlers import HANDLERS, python_result
+from explorer._monitoring._handlers import HANDLERS, python_result, same_value, stored
 from explorer._monitoring._memory import iterate, keep, note
 from explorer._monitoring._places import (
     FOREIGN,
@@ -85,8 +87,33 @@ def _unknown(fp: Footprint, why: str) -> None:
         debug[why] += 1
 
 
+def settle() -> None:
+    """The store ``STATE.pending`` describes (a plain instance attribute given a value
+    the analysis could not know) is over: if the attribute holds the object it held
+    before, or an equal int, str or bytes, the store changed nothing and is a read, as
+    the silent stores of ``_handlers._h_attr_w`` are.
+
+    Called by the first event after the store: until then only instructions that touch
+    no shared state ran (any other is a site, whose event comes first), so the value seen
+    is the one the store left, or one this same step put back; either way the location
+    is as the step found it. Only while that step is still the one recording: otherwise
+    the write stays."""
+    pending = STATE.pending
+    STATE.pending = None
+    if pending is None:
+        return
+    fp, place, obj, name, held = pending
+    if _footprint.current is fp:
+        now = stored(place, obj, name)
+        if now is held or same_value(held, now):
+            fp.discard((id(obj), name, "w"))
+            fp.add((id(obj), name, "r"))
+
+
 def on_instruction(code: types.CodeType, offset: int) -> Any:
     """INSTRUCTION: the site's handler (switched off where there is none)."""
+    if STATE.pending is not None:
+        settle()
     sites = STATE.sites.get(id(code))
     site = sites.get(offset) if sites is not None else None
     if site is None:
@@ -110,6 +137,8 @@ def on_instruction(code: types.CodeType, offset: int) -> Any:
 
 def on_call(code: types.CodeType, offset: int, callable_: object, arg0: object) -> Any:
     """CALL: what the call does, and what it returns if a later instruction uses it."""
+    if STATE.pending is not None:
+        settle()
     info = STATE.codes.get(id(code))
     call = info.calls.get(offset) if info is not None else None
     if call is None:
@@ -146,6 +175,8 @@ def on_call(code: types.CodeType, offset: int, callable_: object, arg0: object) 
 def on_return(code: types.CodeType, offset: int, value: object) -> Any:
     """PY_RETURN of user code: the value is the output of the call (or await) in the
     caller that expected it."""
+    if STATE.pending is not None:
+        settle()
     frame = sys._getframe(1)
     if STATE.tainted:
         STATE.tainted.discard(id(frame))
@@ -167,6 +198,8 @@ def on_return(code: types.CodeType, offset: int, value: object) -> Any:
 def on_yield(code: types.CodeType, offset: int, value: object) -> Any:
     """PY_YIELD of user code: for a generator resumed by ``next(generator)``, the value
     is that call's output (explorer._monitoring._calls._next_of_generator)."""
+    if STATE.pending is not None:
+        settle()
     if not STATE.yields or not code.co_flags & GENERATOR_FLAGS:
         return None  # (no next(generator) call this run, or a coroutine suspending)
     caller = sys._getframe(1).f_back
@@ -321,12 +354,51 @@ def _set_up(code: types.CodeType, kind: int, resumed: bool) -> bool:
             caller = caller.f_back  # (contextlib's __enter__ starting a generator)
         if fp is None or caller is None or id(caller.f_code) not in STATE.codes:
             return False  # (called from watched code, it is set up: later steps use it)
+    if kind == LIBRARY and _trusted_business(code, sys._getframe(3)):
+        return False  # runs unwatched this time; set up if watched code calls it later
     install(code, _plan(code))
     STATE.enabled.append(code)
     _mon.set_local_events(STATE.tool, code, local_events())
     if resumed:
         STATE.tainted.add(id(sys._getframe(3)))  # (frames: this, _started, the callback)
     return True
+
+
+# Trusted functions that call, within the step, a callable the scenario handed them (an
+# async function to spawn, a function to capture, a callback, an abort function): what
+# those run is the scenario's business, not theirs.
+_HANDS_OVER: Final = frozenset({
+    "coroutine_or_error", "capture", "acapture", "Task._attempt_abort", "Handle._run",
+    "BaseEventLoop.create_task", "BaseEventLoop.call_exception_handler"})
+
+
+def _trusted_business(code: types.CodeType, frame: types.FrameType) -> bool:
+    """Library code started in ``frame`` by trusted code for its own purposes (trio's
+    parking lot asking ``inspect.getcoroutinestate`` whether a lock's owner has
+    finished): a module-level function (neither a method, which may be a protocol or
+    callback the scenario handed over, nor a generator or coroutine, which trusted code
+    resumes on the scenario's behalf) whose nearest caller, past helpers and library
+    functions this rule left unwatched, is trusted code other than :data:`_HANDS_OVER`.
+    What it does is then the trusted code's business, recorded by the runtime, as for
+    foreign code in :func:`_foreign` (docs/reduction.md, "Under trio")."""
+    if not _own_business_shape(code):
+        return False
+    caller = frame.f_back
+    while caller is not None:
+        kind = code_kind(caller.f_code)
+        if kind == TRUSTED:
+            return caller.f_code.co_qualname not in _HANDS_OVER
+        if kind != HELPER and not (kind == LIBRARY and id(caller.f_code) not in STATE.codes
+                                   and _own_business_shape(caller.f_code)):
+            return False
+        caller = caller.f_back
+    return False
+
+
+def _own_business_shape(code: types.CodeType) -> bool:
+    """A plain module-level function."""
+    return not code.co_flags & (GENERATOR_FLAGS | COROUTINE_FLAGS) \
+        and "." not in code.co_qualname and not code.co_qualname.startswith("<")
 
 
 def _started(code: types.CodeType, resumed: bool = False) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import types
 import weakref
 from typing import Any, Final
@@ -119,6 +120,48 @@ def _registry(registry: weakref.WeakSet[Any]) -> bool:
     return True
 
 
+# Module-level caches of the web stack whose entry for a key is a pure function of the
+# key's object, which only look up and insert (docs/reduction.md, "Pure caches").
+_PURE_CACHES: Final = (("fastapi.routing", "_endpoint_context_cache"),)
+# The keys FastAPI's pure lru_caches (explorer._monitoring._calls._PURE_CACHED) are called
+# with: one slot, set by the constructor and never again.
+_RECORDS: Final = (("fastapi.dependencies.models", "_CallIdentity", ("call",)),)
+
+
+def add_pure_caches() -> None:
+    """At the start of a run: accesses to the pure caches are not recorded.
+
+    FastAPI's ``_endpoint_context_cache`` maps ``id(endpoint)`` to where the endpoint's
+    source is (file, line, name), computed on a miss by code that stays watched (it reads
+    the file's status and lines, which a step that changes the file conflicts with). The
+    routes hold the endpoint for the app's life, so the id names one function; FastAPI
+    never iterates, deletes or replaces an entry. Which request fills an entry first, and
+    in which order entries are inserted, therefore changes no value any code reads: a hit
+    returns a dict equal to what the miss would have made. Only its identity differs,
+    like the ``lru_cache`` rule's. User code iterating that private dict is outside the
+    model.
+
+    The same holds for the keys of the pure ``lru_cache``d functions: on a hit, the cache's
+    C code compares the key with the one stored by whichever step missed first (FastAPI's
+    ``_CallIdentity.__eq__`` reads the stored key's ``call``). A key is an immutable
+    record: its one slot is set by its constructor, in the step that made it, before any
+    other step can reach it, and never again; which step made the stored key changes no
+    value read. Accesses to the attributes of such a record are not recorded (checked:
+    the class has exactly those slots and no ``__dict__``)."""
+    for module_name, name in _PURE_CACHES:
+        module = sys.modules.get(module_name)
+        cache = getattr(module, name, None) if module is not None else None
+        if type(cache) is dict:
+            STATE.registries.add(id(cache))
+            keep(cache)
+    for module_name, name, slots in _RECORDS:
+        module = sys.modules.get(module_name)
+        cls = getattr(module, name, None) if module is not None else None
+        if isinstance(cls, type) and cls.__dict__.get("__slots__") == slots \
+                and cls.__bases__ == (object,) and "__setattr__" not in cls.__dict__:
+            STATE.records.add(cls)
+
+
 def read_c_state(fp: Footprint) -> None:
     """Record reading C-level state (one sentinel location for all of it)."""
     fp.add((id(C_STATE), None, "r"))
@@ -148,6 +191,8 @@ def attribute_access(obj: object, name: str | None, mode: str, fp: Footprint) ->
         return _unshared(obj, fp)  # an atom, or an object only this step can reach
     if id(obj) in STATE.registries or (type(obj) is weakref.WeakSet and _registry(obj)):
         return True
+    if type(obj) in STATE.records:
+        return True  # an immutable key of a pure cache (add_pure_caches)
     if isinstance(obj, types.ModuleType):
         namespace = obj.__dict__
         if mode == "w" and name not in namespace:
@@ -157,6 +202,8 @@ def attribute_access(obj: object, name: str | None, mode: str, fp: Footprint) ->
         return True
     if name == "__dict__":
         return False  # the instance dict would be written under another identity
+    if type(obj) is types.CellType:
+        return False  # `cell.cell_contents`: the variable is located under its name
     category = category_of(type(obj))
     if mode != "r":
         if isinstance(obj, type):
@@ -415,6 +462,15 @@ def note_cells() -> None:
     seen = _footprint.seen
     if seen is not None and id(CELLS) not in seen:
         seen[id(CELLS)] = Label("closure variables", True, CELLS, numbered=False)
+
+
+def note_cell(cell: types.CellType) -> None:
+    """Remember a closure cell: alive for the run (:func:`keep`) and, while naming, for
+    race explanations (``closure#1.name``)."""
+    keep(cell)
+    seen = _footprint.seen
+    if seen is not None and id(cell) not in seen:
+        seen[id(cell)] = Label("closure", True, cell)
 
 
 def iter_kind(value: object) -> Iter | None:

@@ -17,6 +17,7 @@ from explorer._errors import HealthWarning
 from explorer._footprint import AUTO_SUPPORTED, require_auto
 from explorer._monitoring import _hooks
 from explorer._monitoring._builtins import add_library_rules
+from explorer._monitoring._memory import add_pure_caches
 from explorer._monitoring._state import STATE
 
 SUPPORTED: Final = AUTO_SUPPORTED
@@ -47,6 +48,7 @@ def activate() -> bool:
         _hooks.end_of_run()
     STATE.start_run()
     add_library_rules()  # a library the previous run imported (pydantic-core)
+    add_pure_caches()
     if STATE.tool is not None:
         return True
     if STATE.unavailable:

@@ -83,8 +83,9 @@ class MonitoringState:
 
     __slots__ = ("approved", "attributes", "categories", "codes", "debug", "enabled",
                  "expect", "held", "keep", "kept", "kinds", "package_precise", "package_step",
-                 "package_steps", "packaged", "packages_off", "registries", "runs", "sites",
-                 "tainted", "tool", "unavailable", "values", "yields")
+                 "package_steps", "packaged", "packages_off", "pending", "records",
+                 "registries", "runs", "sites", "tainted", "tool", "unavailable", "values",
+                 "yields")
 
     def __init__(self) -> None:
         self.values: dict[ValueKey, object] = {}
@@ -98,6 +99,11 @@ class MonitoringState:
         # Thread locks taken in the running step, by id: [its footprint, depth, pinned]
         # (see explorer._monitoring._memory.lock_taken).
         self.held: dict[int, list[Any]] = {}
+        # A store of a value the analysis does not know, into an instance attribute or
+        # a dict item, recorded as a write: (its footprint, where it stores (the instance
+        # dict, a slot's descriptor, the dict), the object, the name or key, the value
+        # held before), until the step's next event (explorer._monitoring._hooks.settle).
+        self.pending: tuple[Footprint, Any, object, Any, object] | None = None
         # Every object whose id the run's footprints hold, kept alive until the run ends:
         # an id names one object only while it lives, and a temporary freed in one step
         # would hand its id to a new object of another step, making the two steps
@@ -106,6 +112,9 @@ class MonitoringState:
         # asyncio's registries of tasks and async generators met this run, with the
         # containers inside them, by id (explorer._monitoring._memory._registry).
         self.registries: set[int] = set()
+        # Classes of immutable records, the keys of pure caches, whose attributes are
+        # set once by their constructor (explorer._monitoring._memory.add_pure_caches).
+        self.records: set[type] = set()
         self.codes: dict[int, CodePlan] = {}
         self.sites: dict[int, dict[int, Site]] = {}
         self.enabled: list[types.CodeType] = []
@@ -139,6 +148,7 @@ class MonitoringState:
         self.tainted.clear()
         self.approved = None
         self.held.clear()
+        self.pending = None
         self.kept.clear()
         self.registries.clear()
         if len(self.categories) > CACHE_LIMIT:  # classes made by each run would pile up
@@ -153,8 +163,10 @@ class MonitoringState:
         self.tainted.clear()
         self.approved = None
         self.held.clear()
+        self.pending = None
         self.kept.clear()
         self.registries.clear()
+        self.records.clear()
         self.codes.clear()
         self.sites.clear()
         self.enabled.clear()

@@ -22,9 +22,14 @@ Worker ``k`` (from 0) of ``n`` runs its share according to the strategy's
 - **partition** (``dpor``, ``dpor-declared``, ``dpor-auto``): the branches at the first
   scheduling point are dealt round-robin: worker ``k`` explores, by partial-order
   reduction, the schedules that start with candidate ``i`` there, ``i % n == k``
-  (:meth:`~explorer.strategies.DPOR.deal`). Together the workers cover every equivalence
-  class one search covers; a class that can start with the candidates of two workers may
-  run in both (no worker knows what the others explored), and the joint coverage says so.
+  (:meth:`~explorer.strategies.DPOR.deal`), with every lower candidate there asleep,
+  whichever worker's it is: a class runs in the branch of the lowest candidate that can
+  take its first step, so the shares are disjoint and together run one schedule of each
+  class one search runs. A worker learns a lower candidate's first step by a probe run;
+  a branch whose classes all start with a lower candidate's step ends in sleep-set-blocked
+  runs; neither is counted, and the joint coverage says how many there were. Under a
+  deviation bound another worker's branch may have skipped part of its subtree, so only a
+  worker's own branches sleep, and a class may run in two workers (the coverage says so).
 - **whole** (any strategy that declares it): cannot be split: worker 0 runs the whole
   search, the others return at once.
 """
@@ -234,6 +239,13 @@ class Observed(_strategies.Strategy):
     def choose(self, count: int, view: Any) -> int:
         return self.inner.choose(count, view)
 
+    @property
+    def footprint_models(self) -> frozenset[str]:
+        return self.inner.footprint_models
+
+    def run_footprints(self) -> str | None:
+        return self.inner.run_footprints()
+
     def observe(self, steps: Sequence[Any]) -> None:
         self.inner.observe(steps)
 
@@ -385,8 +397,21 @@ def _dpor_share(resolved: Resolved, settings: Settings, index: int, count: int,
 def dpor_joint_coverage(parts: Sequence[PartResult], who: str) -> str:
     """What the workers of a dealt partial-order-reduced search covered together."""
     schedules = sum(p.schedules for p in parts)
-    split = ("split by the candidate taken at the first scheduling point; a class that "
-             "can start with candidates of two workers may have run in both")
+    if any(p.strategy.get("deviation_bound") is not None for p in parts):
+        split = ("split by the candidate taken at the first scheduling point; under a "
+                 "deviation bound a class that can start with candidates of two workers "
+                 "may have run in both")
+    else:
+        # Probe runs and sleep-set-blocked runs are the engine's uncounted runs.
+        uncounted = sum(p.probes for p in parts)
+        split = ("split by the candidate taken at the first scheduling point, each "
+                 "worker's branches with the lower candidates asleep, so no class ran in "
+                 f"two workers; {uncounted} probe or sleep-set-blocked run(s) not counted")
+    if parts and len({p.index for p in parts}) < parts[0].count:  # a shard: one share
+        state = "finished" if all(p.exhausted for p in parts) else "not finished"
+        return (f"{schedules} schedules by {who}, its share of a partial-order-reduced "
+                f"search ({split}), {state}; all interleavings up to reordering of "
+                "independent steps only with every other share's runs")
     if not parts or not all(p.exhausted for p in parts):
         return (f"{schedules} schedules of a partial-order-reduced search by {who} "
                 f"({split}); not finished")

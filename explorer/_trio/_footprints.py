@@ -10,8 +10,9 @@ point the step was chosen at. What a step touched:
   (each operation on a ``Lock``, ``StrictFIFOLock``, ``Semaphore``, ``CapacityLimiter``,
   ``Event``, ``Condition``, memory channel or ``ParkingLot`` writes, or for
   ``Event.wait``/``is_set`` and the queries ``locked``, ``value``, ``statistics``, ...
-  reads, that object in the step where it starts), state
-  declared with :func:`explorer.shared`, and cancellation:
+  reads, that object in the step where it starts), anyio's primitives that keep their own
+  state (``anyio.Condition``, memory object streams; :mod:`explorer._anyio_primitives`),
+  state declared with :func:`explorer.shared`, and cancellation:
   every task step reads it, and a step that cancels a scope writes it, because a
   cancellation can be delivered at any checkpoint of any task;
 - *auto* (Python 3.12+): the declared model, plus what task code itself reads and writes,
@@ -26,8 +27,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import sys
-import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
@@ -36,6 +35,8 @@ import trio
 import trio.lowlevel
 
 from explorer import _footprint
+from explorer._anyio_primitives import recorded_sync, recording_anyio
+from explorer._patching import Patches
 
 _READS: Final = frozenset({"wait", "is_set", "locked", "statistics", "value", "total_tokens",
                            "borrowed_tokens", "available_tokens", "__len__", "__bool__"})
@@ -109,12 +110,7 @@ def _wrapped(real: Callable[..., Any], mode: str,
 
         return operation
 
-    @functools.wraps(real)
-    def sync_operation(self: Any, *args: Any, **kwargs: Any) -> Any:
-        _footprint.record(target(self), None, mode)
-        return real(self, *args, **kwargs)
-
-    return sync_operation
+    return recorded_sync(real, mode, target)
 
 
 def _cancelling(real: Callable[..., Any]) -> Callable[..., Any]:
@@ -126,28 +122,15 @@ def _cancelling(real: Callable[..., Any]) -> Callable[..., Any]:
     return cancel
 
 
-def _coroutine_state(coroutine: Any) -> str:
-    """inspect.getcoroutinestate, as trusted code."""
-    if coroutine.cr_running:
-        return inspect.CORO_RUNNING
-    if coroutine.cr_suspended:
-        return inspect.CORO_SUSPENDED
-    if coroutine.cr_frame is None:
-        return inspect.CORO_CLOSED
-    return inspect.CORO_CREATED
-
-
-# What trio's parking lots use of inspect, while footprints are recorded.
-_COROUTINE_STATE: Final = types.SimpleNamespace(
-    getcoroutinestate=_coroutine_state, CORO_CLOSED=inspect.CORO_CLOSED)
-
-
 @contextmanager
 def recording_primitives() -> Iterator[None]:
-    """Wrap trio's primitives for the session so each operation is recorded."""
+    """Wrap trio's primitives for the session so each operation is recorded, and anyio's
+    own (:mod:`explorer._anyio_primitives`) if and when the scenario imports it."""
     saved: list[tuple[type, str, Any]] = []
     done: set[tuple[type, str]] = set()
+    anyio_patches = Patches()
     try:
+        recording_anyio("trio", anyio_patches)
         for cls, names, target in _targets():
             for name in names:
                 owner = _defining(cls, name)
@@ -171,14 +154,8 @@ def recording_primitives() -> Iterator[None]:
         real_cancel = scope.__dict__[name]
         saved.append((scope, name, real_cancel))
         setattr(scope, name, _cancelling(real_cancel))
-        # trio.Lock's acquire asks inspect (standard library, watched by automatic
-        # footprints) whether the owner's coroutine is closed; the same question asked
-        # from here is trusted code, so taking a lock does not make the step UNKNOWN.
-        lots = sys.modules.get("trio._core._parking_lot")
-        if lots is not None and getattr(lots, "inspect", None) is inspect:
-            saved.append((lots, "inspect", inspect))  # type: ignore[arg-type]
-            lots.inspect = _COROUTINE_STATE  # type: ignore[attr-defined]
         yield
     finally:
+        anyio_patches.restore()
         for owner, name, real in reversed(saved):
             setattr(owner, name, real)

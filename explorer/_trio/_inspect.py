@@ -82,15 +82,18 @@ def task_location(task: Task) -> Location | None:
     return user_location(await_frames(task))
 
 
-def waiting_on(task: Task) -> tuple[str | None, object | None]:
+def waiting_on(task: Task, frames: list[FrameType] | None = None
+               ) -> tuple[str | None, object | None]:
     """``(operation, resource)`` a suspended task waits on, e.g. ``("Lock.acquire", lock)``.
 
     The operation is the outermost library frame below the user's own code: the trio
     primitive's method the user awaited (``Lock.acquire``, ``Event.wait``,
     ``MemoryReceiveChannel.receive``), and the resource that primitive. A nursery's exit
-    waits on the nursery, whose children must finish.
+    waits on the nursery, whose children must finish. ``frames``, when given, are the
+    task's :func:`await_frames`, already walked.
     """
-    frames = await_frames(task)
+    if frames is None:
+        frames = await_frames(task)
     start = 0
     for i, frame in enumerate(frames):
         if is_user_file(frame.f_code.co_filename):
@@ -145,10 +148,12 @@ def is_holdable(resource: object) -> bool:
 
 
 def describe_task(task: Task, names: Names) -> Candidate:
-    """The :class:`Candidate` for a runnable task."""
-    op, resource = waiting_on(task)
+    """The :class:`Candidate` for a runnable task (its await chain walked once, for both
+    what it waits on and where it stands)."""
+    frames = await_frames(task)
+    op, resource = waiting_on(task, frames)
     kind = "start" if not task._schedule_points else "step"
-    return Candidate(names.task_id(task), kind, task_location(task), op,
+    return Candidate(names.task_id(task), kind, user_location(frames), op,
                      names.resource(resource) if resource is not None else None)
 
 

@@ -574,3 +574,25 @@ class Corpus:
                 yield self.load(path)
             except CorpusError as err:
                 yield err
+
+
+def shown_path(path: str | os.PathLike[str], root: Path) -> str:
+    """``path`` relative to ``root`` (pytest's rootdir) where it is inside it, so that
+    summaries stay short and read the same on every machine."""
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def save_for_test(directory: str | os.PathLike[str], failure: ScheduleFailure, nodeid: str,
+                  root: Path) -> tuple[str, str | None]:
+    """Save the failure a pytest test found: the entry's path as shown, and the line the
+    corpus summary lists when the save added a file (None when the entry was kept)."""
+    saved = Corpus(directory).save(failure)
+    failure.saved_to(saved.path)
+    shown = shown_path(saved.path, root)
+    if not saved.added:
+        return shown, None
+    replaces = f" (replaces {saved.replaced})" if saved.replaced else ""
+    return shown, f"{nodeid}: saved {shown}{replaces}"

@@ -575,14 +575,12 @@ def _explore(item: pytest.Function, test: BoundTest) -> None:
     failure = result.failure
     if failure is not None:
         if options.save:
-            from explorer._corpus import Corpus
+            from explorer._corpus import save_for_test
 
-            saved = Corpus(options.corpus).save(failure)
-            failure.saved_to(saved.path)
-            if saved.added:
-                replaces = f" (replaces {saved.replaced})" if saved.replaced else ""
-                ledger.saved.append(f"{item.nodeid}: saved {_shown(item, saved.path)}"
-                                    f"{replaces}")
+            _, added = save_for_test(options.corpus, failure, item.nodeid,
+                                     item.config.rootpath)
+            if added is not None:
+                ledger.saved.append(added)
         signature = tuple(failure.outcome.signature())
         shown = ledger.reported.get(failure.scenario, {}).get(signature)
         if shown is None and hasattr(item.config, "workerinput"):  # a pytest-xdist worker
@@ -619,12 +617,10 @@ def linearizability(request: pytest.FixtureRequest) -> LinearizabilityCheck:
 
 
 def _shown(item: pytest.Function, path: Path) -> str:
-    """``path`` relative to the rootdir where it is inside it (summaries stay short and
-    the same on every machine)."""
-    try:
-        return str(path.relative_to(item.config.rootpath))
-    except ValueError:
-        return str(path)
+    """``path`` relative to the rootdir where it is inside it."""
+    from explorer._corpus import shown_path
+
+    return shown_path(path, item.config.rootpath)
 
 
 def _statistics(item: pytest.Function, result: Any) -> str:

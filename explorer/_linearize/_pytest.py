@@ -138,15 +138,13 @@ class LinearizabilityCheck:
         lines = [f"not linearizable: {result.coverage}" if failure.kind == "not_linearizable"
                  else f"the check failed: {result.coverage}"]
         if session.save:
-            from explorer._corpus import Corpus
+            from explorer._corpus import save_for_test
 
-            saved = Corpus(session.corpus).save(failure)
-            failure.saved_to(saved.path)
-            if saved.added:
-                replaces = f" (replaces {saved.replaced})" if saved.replaced else ""
-                session.saved.append(f"{self._item.nodeid}: saved "
-                                     f"{self._shown(saved.path)}{replaces}")
-            lines.append(f"Saved to {self._shown(saved.path)}: the next run of "
+            shown, added = save_for_test(session.corpus, failure, self._item.nodeid,
+                                         session.rootdir)
+            if added is not None:
+                session.saved.append(added)
+            lines.append(f"Saved to {shown}: the next run of "
                          f"{self._item.nodeid} replays it first.")
             if failure.kind == "not_linearizable":
                 lines.append(f"To run just this schedule: pytest {self._item.nodeid} "
@@ -257,7 +255,6 @@ class LinearizabilityCheck:
         pytest.fail(f"{header}\n\n{failure.render()}", pytrace=False)
 
     def _shown(self, path: str | os.PathLike[str]) -> str:
-        try:
-            return str(Path(path).relative_to(self._session.rootdir))
-        except ValueError:
-            return str(path)
+        from explorer._corpus import shown_path
+
+        return shown_path(path, self._session.rootdir)

@@ -17,7 +17,7 @@ from typing import Any
 import explorer
 from benchmarks import scenarios
 from explorer._asyncio._runner import AsyncioRuntime
-from explorer._runtime import RunMode
+from explorer._runtime import RunMode, Runtime
 from explorer.strategies import DPOR, Fixed
 
 CAP = 50_000
@@ -99,11 +99,13 @@ def canonical_class(steps: Sequence[Any]) -> Hashable:
 
 
 def all_runs(scenario: Callable[[], Any], *, cap: int = CLASSES_CAP,
-             max_steps: int = 10_000) -> list[list[Any]] | None:
+             max_steps: int = 10_000, runtime: Runtime | None = None,
+             footprints: str = "declared") -> list[list[Any]] | None:
     """The step records of every schedule of ``scenario``, failing ones included, by
     depth-first enumeration of the decisions at every scheduling point (footprints under
-    the ``declared`` contract); ``None`` when there are more than ``cap`` schedules."""
-    runtime = AsyncioRuntime()
+    the ``footprints`` contract, on ``runtime``: asyncio unless given); ``None`` when
+    there are more than ``cap`` schedules."""
+    runtime = runtime if runtime is not None else AsyncioRuntime()
     runs: list[list[Any]] = []
     todo: list[list[int]] = [[]]
     with runtime.session(footprints=True):
@@ -120,8 +122,8 @@ def all_runs(scenario: Callable[[], Any], *, cap: int = CLASSES_CAP,
                 return prefix[k] if k < len(prefix) else 0
 
             record = runtime.run(scenario, choose,
-                                 RunMode(max_steps=max_steps, footprints="declared"))
-            runs.append(list(record.footprints))
+                                 RunMode(max_steps=max_steps, footprints=footprints))
+            runs.append(list(record.footprints or []))
             for k in range(len(prefix), len(counts)):
                 todo.extend([*record.decisions[:k], other] for other in range(1, counts[k]))
     return runs

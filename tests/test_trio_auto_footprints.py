@@ -12,7 +12,7 @@ import pytest
 import trio
 
 import explorer
-from benchmarks.reduction import canonical_class
+from benchmarks.reduction import all_runs, canonical_class
 from explorer._runtime import RunMode
 from explorer._trio._runner import TrioRuntime
 from explorer.strategies import DPOR
@@ -106,27 +106,9 @@ def _locked_counter(orders: list[tuple[str, ...]]) -> Callable[[], Awaitable[Non
 def _brute_force(scenario: Callable[[], Awaitable[Any]]) -> set[Hashable]:
     """The equivalence class of every schedule of ``scenario`` under trio, by depth-first
     enumeration of the decisions at every point, footprints recorded automatically."""
-    runtime = TrioRuntime()
-    classes: set[Hashable] = set()
-    todo: list[list[int]] = [[]]
-    with runtime.session(footprints=True):
-        while todo:
-            prefix = todo.pop()
-            counts: list[int] = []
-
-            def choose(count: int, view: Any, prefix: list[int] = prefix,
-                       counts: list[int] = counts) -> int:
-                k = len(counts)
-                counts.append(count)
-                return prefix[k] if k < len(prefix) else 0
-
-            record = runtime.run(scenario, choose, RunMode(max_steps=1_000,
-                                                           footprints="auto"))
-            assert record.footprints is not None
-            classes.add(canonical_class(record.footprints))
-            for k in range(len(prefix), len(counts)):
-                todo.extend([*record.decisions[:k], other] for other in range(1, counts[k]))
-    return classes
+    runs = all_runs(scenario, max_steps=1_000, runtime=TrioRuntime(), footprints="auto")
+    assert runs is not None
+    return {canonical_class(steps) for steps in runs}
 
 
 def _dpor_auto(scenario: Callable[[], Awaitable[Any]],

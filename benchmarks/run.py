@@ -97,7 +97,10 @@ def scale_section(args: argparse.Namespace) -> list[str]:
     lines = ["### At scale", "",
              f"`fan_out(N)`: N tasks started by `gather`, each awaiting `sleep(0)` "
              f"{throughput.SCALE_AWAITS} times. Random strategy through `explore()` "
-             "(determinism checks included) against the same scenario on one reused stock "
+             "(determinism checks included; at least "
+             f"{throughput.STEP_COST_SCHEDULES} schedules per round, so that the first "
+             "schedule's check, which every exploration makes, weighs as in an exploration "
+             "rather than in a handful of runs) against the same scenario on one reused stock "
              f"loop; {rounds} alternating rounds, median. The last column is the same "
              "ratio for the runs alone (no determinism check, no per-exploration setup): "
              "what the schedules between checks cost.", "",

@@ -115,12 +115,20 @@ class StepCost:
     unchecked: float  # the same ratio for the runs alone: no determinism check, no setup
 
 
+STEP_COST_SCHEDULES: Final = 20
+"""Fewest schedules per round of :func:`step_cost`: an exploration checks its first
+schedule's determinism whatever its length, so an exploration of a few schedules of a
+long scenario would measure that fixed cost rather than the cost per step; explorations
+run hundreds of schedules (the default budget is 1,000)."""
+
+
 def step_cost(tasks: int, rounds: int, steps_per_round: int = 30_000) -> StepCost:
     """Cost per step of ``explore()`` (random) against a reused stock loop, alternated
-    round by round; each round's ratio compares runs made moments apart."""
+    round by round; each round's ratio compares runs made moments apart. A round is at
+    least :data:`STEP_COST_SCHEDULES` schedules (and about ``steps_per_round`` steps)."""
     scenario = fan_out(tasks)
     per_run = tasks * (SCALE_AWAITS + 1) + 1
-    schedules = max(4, steps_per_round // per_run)
+    schedules = max(STEP_COST_SCHEDULES, steps_per_round // per_run)
     ratios, controlled, stock, unchecked = [], [], [], []
     for round_ in range(rounds):
         stock_time = 1.0 / stock_rate(scenario, schedules)

@@ -15,7 +15,6 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import explorer.strategies as _strategies
@@ -25,6 +24,7 @@ from explorer._errors import DidNotReproduce, HealthWarning, UsageError
 from explorer._faults import spell as spell_faults
 from explorer._interrupts import ExplorationInterrupted
 from explorer._outcome import HANG, Outcome
+from explorer._records import Record
 from explorer._runtime import Chooser, RunMode, RunRecord, Runtime, Scenario
 from explorer._scenario import PINS_ATTR, REPRODUCE_ATTR
 from explorer._scenario import bind as _bind
@@ -71,10 +71,16 @@ _UNBOUNDED = 10**12  # what a Settings without a schedule budget (None) means he
 _CHECK_SHARE = 8
 
 
-@dataclass(slots=True)
-class ExploreResult:
+class ExploreResult(Record):
     """What an exploration did: ``schedules`` run, whether the strategy ``exhausted`` its
-    space, the ``failure`` (or None), plus statistics."""
+    space, the ``failure`` (or None), plus statistics.
+
+    A record (mutable); ``dataclasses.replace`` and ``dataclasses.fields`` accept it
+    (:mod:`explorer._records`)."""
+
+    __slots__ = ("coverage", "distinct", "elapsed", "exhausted", "failure", "probes",
+                 "schedules", "statistics", "steps", "strategy")
+    _factories = (("statistics", dict),)
 
     schedules: int
     exhausted: bool
@@ -84,8 +90,23 @@ class ExploreResult:
     distinct: int
     steps: int
     elapsed: float
-    probes: int = 0
-    statistics: dict[str, Any] = field(default_factory=dict)
+    probes: int
+    statistics: dict[str, Any]
+
+    def __init__(self, schedules: int, exhausted: bool, failure: ScheduleFailure | None,
+                 strategy: dict[str, Any], coverage: str, distinct: int, steps: int,
+                 elapsed: float, probes: int = 0,
+                 statistics: dict[str, Any] | None = None) -> None:
+        self.schedules = schedules
+        self.exhausted = exhausted
+        self.failure = failure
+        self.strategy = strategy
+        self.coverage = coverage
+        self.distinct = distinct
+        self.steps = steps
+        self.elapsed = elapsed
+        self.probes = probes
+        self.statistics = {} if statistics is None else statistics
 
     @property
     def ok(self) -> bool:
@@ -96,16 +117,31 @@ class ExploreResult:
         return self.schedules / self.elapsed if self.elapsed > 0 else float("inf")
 
 
-@dataclass(slots=True)
-class RunResult:
-    """The outcome of one schedule run by :func:`run` or :func:`replay`."""
+class RunResult(Record):
+    """The outcome of one schedule run by :func:`run` or :func:`replay`.
+
+    A record (mutable); ``dataclasses.replace`` and ``dataclasses.fields`` accept it
+    (:mod:`explorer._records`)."""
+
+    __slots__ = ("decisions", "divergences", "outcome", "schedule", "steps", "trace")
+    _factories = (("decisions", list), ("divergences", list))
 
     outcome: Outcome
     schedule: Schedule
     trace: Trace
     steps: int
-    decisions: list[int] = field(default_factory=list)
-    divergences: list[tuple[int, int, int]] = field(default_factory=list)
+    decisions: list[int]
+    divergences: list[tuple[int, int, int]]
+
+    def __init__(self, outcome: Outcome, schedule: Schedule, trace: Trace, steps: int,
+                 decisions: list[int] | None = None,
+                 divergences: list[tuple[int, int, int]] | None = None) -> None:
+        self.outcome = outcome
+        self.schedule = schedule
+        self.trace = trace
+        self.steps = steps
+        self.decisions = [] if decisions is None else decisions
+        self.divergences = [] if divergences is None else divergences
 
     @property
     def passed(self) -> bool:

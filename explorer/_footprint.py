@@ -58,14 +58,24 @@ _V = TypeVar("_V")
 current: set[Access] | None = None
 # While a failing run is replayed to explain it: every object accesses were recorded on.
 seen: dict[int, object] | None = None
+# While a run records footprints: every object whose id a footprint holds, kept alive until
+# the run ends. CPython hands a freed object's id to the next object of its size, so
+# without this a waiter future or a handle that one step used and dropped, and another
+# step's that reuses its address, would be one location; which ones meet depends on the
+# allocator, so the reads-from pairs and dependences a run shows (and the schedules a
+# search picks from them) would change from one process to the next.
+kept: dict[int, object] | None = None
 
 
 def record(obj: object, item: object, mode: str) -> None:
     """Add an access to the footprint of the running step, if footprints are recorded."""
     if current is not None:
-        current.add((id(obj), item, mode))
+        key = id(obj)
+        current.add((key, item, mode))
+        if kept is not None:
+            kept[key] = obj
         if seen is not None:
-            seen[id(obj)] = obj
+            seen[key] = obj
 
 
 def dependent(a: Iterable[Access], b: Iterable[Access]) -> bool:
@@ -132,8 +142,10 @@ class SharedDict(MutableMapping[_K, _V]):
             seen[id(self)] = self
 
     def __getitem__(self, key: _K) -> _V:
-        if current is not None:
+        if current is not None:  # record(self, key, "r"), inlined: this is hot
             current.add((id(self), key, "r"))
+            if kept is not None:
+                kept[id(self)] = self
         return self._data[key]
 
     def __setitem__(self, key: _K, value: _V) -> None:
@@ -141,6 +153,8 @@ class SharedDict(MutableMapping[_K, _V]):
             current.add((id(self), key, "w"))
             if key not in self._data:  # a new key also changes the iteration order
                 current.add((id(self), INSERTION_ORDER, "w"))
+            if kept is not None:
+                kept[id(self)] = self
         self._data[key] = value
 
     def __delitem__(self, key: _K) -> None:

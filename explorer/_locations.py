@@ -20,18 +20,41 @@ import importlib.util
 import os
 import site
 import sys
-from dataclasses import dataclass, field
-from types import CodeType, FrameType
+from collections.abc import Callable
+from types import CodeType, CoroutineType, FrameType, GeneratorType
 from typing import Any, Final
 
+from explorer._records import FrozenRecord
 
-@dataclass(frozen=True, slots=True)
-class Location:
-    """A source position: where a task was suspended, resumed, failed or waited."""
+
+class Location(FrozenRecord):
+    """A source position: where a task was suspended, resumed, failed or waited.
+
+    A frozen record, compared, hashed and shown by its fields; ``dataclasses.replace``
+    and ``dataclasses.fields`` accept it (:mod:`explorer._records`)."""
+
+    __slots__ = ("filename", "function", "lineno")
 
     filename: str
     lineno: int
     function: str
+
+    def __init__(self, filename: str, lineno: int, function: str) -> None:
+        object.__setattr__(self, "filename", filename)
+        object.__setattr__(self, "lineno", lineno)
+        object.__setattr__(self, "function", function)
+
+    # Written out, as the dataclass's are, rather than the record's generic ones: strategies
+    # hash locations (in sites) and traces compare them, often.
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            that: Any = other
+            return (self.filename, self.lineno, self.function) == (
+                that.filename, that.lineno, that.function)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.filename, self.lineno, self.function))
 
     @property
     def short(self) -> str:
@@ -174,8 +197,7 @@ def is_foreign_file(filename: str) -> bool:
     return found
 
 
-@dataclass(frozen=True, slots=True)
-class LibraryCall:
+class LibraryCall(FrozenRecord):
     """A library call a task is suspended inside (see :func:`library_call`).
 
     Two descriptions of one task compare equal exactly when they are the same call: ``key``
@@ -186,10 +208,21 @@ class LibraryCall:
     code made the call (None when the task's own coroutine is the library's), ``entry``
     the call's outermost frame: details for people. Only ``key`` is compared."""
 
+    __slots__ = ("anchor", "caller", "entry", "key")
+    _compared = ("key",)
+    _shown = ("key", "caller", "entry")
+
     key: tuple[int, int, int]
-    caller: Location | None = field(default=None, compare=False)
-    entry: Location | None = field(default=None, compare=False)
-    anchor: object = field(default=None, compare=False, repr=False)
+    caller: Location | None
+    entry: Location | None
+    anchor: object
+
+    def __init__(self, key: tuple[int, int, int], caller: Location | None = None,
+                 entry: Location | None = None, anchor: object = None) -> None:
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "caller", caller)
+        object.__setattr__(self, "entry", entry)
+        object.__setattr__(self, "anchor", anchor)
 
 
 def library_call(frames: list[FrameType]) -> LibraryCall | None:
@@ -251,8 +284,7 @@ def caller_location(depth: int = 1) -> Location | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Attribution:
+class Attribution(FrozenRecord):
     """Where a suspended task stands, for people (see :func:`attribute`).
 
     ``location`` is the deepest user frame (as :func:`user_location` gives it); ``foreign``
@@ -262,10 +294,19 @@ class Attribution:
     library call the deepest user frame is inside (``Redis.execute_command (redis)``), or,
     for a chain with no user frame, the library coroutine the task runs."""
 
+    __slots__ = ("call", "foreign", "location", "site")
+
     location: Location | None
-    foreign: bool = False
-    site: Location | None = None
-    call: str | None = None
+    foreign: bool
+    site: Location | None
+    call: str | None
+
+    def __init__(self, location: Location | None, foreign: bool = False,
+                 site: Location | None = None, call: str | None = None) -> None:
+        object.__setattr__(self, "location", location)
+        object.__setattr__(self, "foreign", foreign)
+        object.__setattr__(self, "site", site)
+        object.__setattr__(self, "call", call)
 
 
 def _package(filename: str) -> str:
@@ -319,3 +360,46 @@ def attribute(frames: list[FrameType]) -> Attribution:
         if is_foreign_file(callee.f_code.co_filename):
             call = _call_name(callee)
     return Attribution(location, False, site, call)
+
+
+_CHAIN_DEPTH: Final = 200
+"""Links walked at most past an uncommon link of an await chain (such links could loop)."""
+
+
+def chain_offsets(append: Callable[[int], object], link: Any, end: type | None = None) -> None:
+    """``append`` the instruction offset of every frame of the await chain from ``link``,
+    outermost first, stopping at a link without a frame (a done coroutine, or a link of
+    type ``end``: what ``await future`` leaves, recognised by its type rather than by
+    failed attribute lookups). Offsets, not lines: the same at the same await, read
+    without decoding the line table, and two awaits on one line differ. Coroutines and
+    generators are read without probing, and without a bound: a coroutine being awaited
+    cannot be awaited again, so their chains cannot loop; other links (async generators,
+    coroutine-like objects) are probed, at most :data:`_CHAIN_DEPTH` of them. What the
+    runtimes' step hashes read (:mod:`explorer._asyncio._stephash`, trio's scheduler)."""
+    while link is not None:
+        kind = type(link)
+        if kind is CoroutineType:
+            frame, link = link.cr_frame, link.cr_await
+        elif kind is GeneratorType:
+            frame, link = link.gi_frame, link.gi_yieldfrom
+        elif kind is end:
+            return
+        else:
+            _probed_offsets(append, link)
+            return
+        if frame is None:
+            return
+        append(frame.f_lasti)
+
+
+def _probed_offsets(append: Callable[[int], object], link: Any) -> None:
+    for _ in range(_CHAIN_DEPTH):
+        frame = (getattr(link, "cr_frame", None) or getattr(link, "gi_frame", None)
+                 or getattr(link, "ag_frame", None))
+        if frame is None:
+            return
+        append(frame.f_lasti)
+        link = (getattr(link, "cr_await", None) or getattr(link, "gi_yieldfrom", None)
+                or getattr(link, "ag_await", None))
+        if link is None:
+            return

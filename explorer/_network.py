@@ -29,10 +29,10 @@ The registry is reset for every run (:meth:`Network.reset`), so nothing leaks be
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from typing import Final, Generic, Protocol, TypeVar, runtime_checkable
 
 from explorer._errors import UsageError
+from explorer._records import FrozenRecord, Record
 from explorer._runtime import active_run
 
 LOCALHOST: Final = "127.0.0.1"
@@ -52,12 +52,17 @@ _WILDCARDS: Final = frozenset({"", "0.0.0.0", "::", "localhost", "localhost.",
 _NAMED_NET: Final = ipaddress.IPv4Network("10.0.0.0/8")
 
 
-@dataclass(frozen=True, slots=True)
-class Address:
+class Address(FrozenRecord):
     """A host (canonical: see :func:`canonical_host`) and a port."""
+
+    __slots__ = ("host", "port")
 
     host: str
     port: int
+
+    def __init__(self, host: str, port: int) -> None:
+        object.__setattr__(self, "host", host)
+        object.__setattr__(self, "port", port)
 
     def __str__(self) -> str:
         if self.port == UNIX:
@@ -155,13 +160,19 @@ def unserved_fix(address: Address | str) -> str:
 _L = TypeVar("_L")
 
 
-@dataclass(slots=True)
-class Lookup(Generic[_L]):
+class Lookup(Record, Generic[_L]):
     """What :meth:`Network.lookup` found: the ``listener``, or why there is none."""
+
+    __slots__ = ("address", "closed", "listener")
 
     address: Address
     listener: _L | None
     closed: bool  # something listened on the address in this run, and stopped
+
+    def __init__(self, address: Address, listener: _L | None, closed: bool) -> None:
+        self.address = address
+        self.listener = listener
+        self.closed = closed
 
 
 class Network(Generic[_L]):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from explorer._locations import Location
+from explorer._records import FrozenRecord
 
 PASS: Final = "pass"
 ASSERTION: Final = "assertion"
@@ -37,22 +37,41 @@ class NotLinearizable(AssertionError):
         self.location = location
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(FrozenRecord):
     """How one run ended.
 
     ``kind`` is ``"pass"`` or one of :data:`FAILURE_KINDS`; ``location`` is the source line
     the failure is attributed to (the failing assert, the raise, the blocked wait);
     ``exc_type`` the qualified exception type name for assertion/exception outcomes;
-    ``details`` extra structured facts (wait-for graph, livelock tasks, leaked tasks).
+    ``details`` extra structured facts (wait-for graph, livelock tasks, leaked tasks);
+    ``exception`` the exception itself, neither compared nor shown.
+
+    A frozen record; ``dataclasses.replace`` and ``dataclasses.fields`` accept it
+    (:mod:`explorer._records`).
     """
 
+    __slots__ = ("details", "exc_type", "exception", "kind", "location", "message")
+    _compared = ("kind", "message", "location", "exc_type", "details")
+    _shown = _compared
+    _factories = (("details", dict),)
+
     kind: str
-    message: str = ""
-    location: Location | None = None
-    exc_type: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-    exception: BaseException | None = field(default=None, compare=False, repr=False)
+    message: str
+    location: Location | None
+    exc_type: str | None
+    details: dict[str, Any]
+    exception: BaseException | None
+
+    def __init__(self, kind: str, message: str = "", location: Location | None = None,
+                 exc_type: str | None = None, details: dict[str, Any] | None = None,
+                 exception: BaseException | None = None) -> None:
+        set_field = object.__setattr__
+        set_field(self, "kind", kind)
+        set_field(self, "message", message)
+        set_field(self, "location", location)
+        set_field(self, "exc_type", exc_type)
+        set_field(self, "details", {} if details is None else details)
+        set_field(self, "exception", exception)
 
     @property
     def failed(self) -> bool:

@@ -7,8 +7,8 @@ returns an index; the runtime never knows which strategy is behind it. The run e
 :class:`RunStatus` and is reported as a :class:`RunRecord`.
 
 This module is the floor of the runtimes: at run time it imports only the leaf modules
-``_errors`` and ``_locations``. Neither runtime imports the other; what they share lives
-here, in :mod:`explorer._locations`, :mod:`explorer._waitgraph`,
+``_errors``, ``_locations`` and ``_records``. Neither runtime imports the other; what
+they share lives here, in :mod:`explorer._locations`, :mod:`explorer._waitgraph`,
 :mod:`explorer._classify` and :mod:`explorer._footprint`.
 
 It also holds the *active run* hook: a runtime's session registers a finder
@@ -22,12 +22,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from explorer._errors import UsageError
 from explorer._locations import LibraryCall as LibraryCall  # re-exported, as Location
 from explorer._locations import Location as Location  # re-exported: the seam's own type
+from explorer._records import FrozenRecord, Record
 
 if TYPE_CHECKING:
     from explorer._footprint import StepRecord, StepTuple
@@ -35,8 +35,7 @@ if TYPE_CHECKING:
     from explorer._trace import Trace
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(FrozenRecord):
     """One ready unit of work at a scheduling point, described without runtime objects.
 
     ``kind`` is one of ``start`` (a task's first step), ``step`` (a task resuming after a
@@ -45,13 +44,39 @@ class Candidate:
     ``fault`` (an option at a fault point of the simulated network: ``operation`` is
     ``no fault`` for option 0 or the fault kind, ``resource`` the connection's address;
     ``task`` is None, so that samplers weigh the options as work of no task).
+
+    A frozen record, compared, hashed and shown by its fields; ``dataclasses.replace``
+    and ``dataclasses.fields`` accept it (:mod:`explorer._records`).
     """
+
+    __slots__ = ("kind", "location", "operation", "resource", "task")
 
     task: str | None
     kind: str
-    location: Location | None = None
-    operation: str | None = None
-    resource: str | None = None
+    location: Location | None
+    operation: str | None
+    resource: str | None
+
+    def __init__(self, task: str | None, kind: str, location: Location | None = None,
+                 operation: str | None = None, resource: str | None = None) -> None:
+        set_field = object.__setattr__
+        set_field(self, "task", task)
+        set_field(self, "kind", kind)
+        set_field(self, "location", location)
+        set_field(self, "operation", operation)
+        set_field(self, "resource", resource)
+
+    # Written out, as the dataclass's are, rather than the record's generic ones: hashed and
+    # compared on strategies' paths.
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            that: Any = other
+            return (self.task, self.kind, self.location, self.operation, self.resource) == (
+                that.task, that.kind, that.location, that.operation, that.resource)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.task, self.kind, self.location, self.operation, self.resource))
 
 
 def display_task(task_id: str | None, kind: str = "callback") -> str:
@@ -121,37 +146,61 @@ loop makes (Musuvathi and Qadeer, "Fair stateless model checking", PLDI 2008). T
 is far above what an ordering bug needs (each pass-over is a deviation)."""
 
 
-@dataclass(slots=True)
-class RunStats:
+class RunStats(Record):
     """Counters of one run."""
 
-    steps: int = 0
-    points: int = 0
-    virtual_time: float = 0.0
-    tasks: int = 0
+    __slots__ = ("fingerprint", "points", "step_hash", "steps", "stock_steps", "tasks",
+                 "virtual_time")
+
+    steps: int
+    points: int
+    virtual_time: float
+    tasks: int
     # Steps after the last deviation, all in stock order: what the step bound counts.
-    stock_steps: int = 0
+    stock_steps: int
     # A cheap summary of the run beyond its decisions (the candidate counts at its points,
     # the tasks it created), for the determinism check; 0 where not computed (runs
     # neither hashed nor traced).
-    fingerprint: int = 0
+    fingerprint: int
     # With RunMode(hashed=True), a hash of every step (which task ran, where it stopped);
     # None when the run was not hashed.
-    step_hash: int | None = None
+    step_hash: int | None
+
+    def __init__(self, steps: int = 0, points: int = 0, virtual_time: float = 0.0,
+                 tasks: int = 0, stock_steps: int = 0, fingerprint: int = 0,
+                 step_hash: int | None = None) -> None:
+        self.steps = steps
+        self.points = points
+        self.virtual_time = virtual_time
+        self.tasks = tasks
+        self.stock_steps = stock_steps
+        self.fingerprint = fingerprint
+        self.step_hash = step_hash
 
 
-@dataclass(slots=True)
-class RunRecord:
+class RunRecord(Record):
     """What one run produced: its decisions and its outcome; its trace when the run was
     traced; its step records when footprints were recorded, and with ``naming`` readable
     names of the objects they touched (object id -> name)."""
 
+    __slots__ = ("decisions", "footprints", "names", "outcome", "stats", "trace")
+
     decisions: list[int]
     outcome: Outcome
-    stats: RunStats = field(default_factory=RunStats)
-    trace: Trace | None = None
-    footprints: list[StepRecord] | None = None
-    names: dict[int, str] | None = None
+    stats: RunStats
+    trace: Trace | None
+    footprints: list[StepRecord] | None
+    names: dict[int, str] | None
+
+    def __init__(self, decisions: list[int], outcome: Outcome, stats: RunStats | None = None,
+                 trace: Trace | None = None, footprints: list[StepRecord] | None = None,
+                 names: dict[int, str] | None = None) -> None:
+        self.decisions = decisions
+        self.outcome = outcome
+        self.stats = RunStats() if stats is None else stats
+        self.trace = trace
+        self.footprints = footprints
+        self.names = names
 
     def traced(self) -> Trace:
         """The trace of a run made with ``RunMode(traced=True)``."""
@@ -180,8 +229,7 @@ class RunStatus(enum.IntEnum):
 _FOOTPRINTS: Final = ("declared", "conservative", "auto")  # see explorer.strategies.DPOR
 
 
-@dataclass(frozen=True, slots=True)
-class RunMode:
+class RunMode(FrozenRecord):
     """How to make one run; the runtime builds the run's objects from it.
 
     - ``max_steps``: the fair step bound (steps in stock order after the last deviation).
@@ -198,16 +246,31 @@ class RunMode:
       recording footprints, and by runtimes that do not hash (``step_hash`` stays None).
     """
 
-    max_steps: int
-    timer_races: bool = False
-    traced: bool = False
-    footprints: str | None = None
-    naming: bool = False
-    run_timeout: float | None = None
-    faults: frozenset[str] = frozenset()
-    hashed: bool = False
+    __slots__ = ("faults", "footprints", "hashed", "max_steps", "naming", "run_timeout",
+                 "timer_races", "traced")
 
-    def __post_init__(self) -> None:
+    max_steps: int
+    timer_races: bool
+    traced: bool
+    footprints: str | None
+    naming: bool
+    run_timeout: float | None
+    faults: frozenset[str]
+    hashed: bool
+
+    def __init__(self, max_steps: int, timer_races: bool = False, traced: bool = False,
+                 footprints: str | None = None, naming: bool = False,
+                 run_timeout: float | None = None, faults: frozenset[str] = frozenset(),
+                 hashed: bool = False) -> None:
+        set_field = object.__setattr__
+        set_field(self, "max_steps", max_steps)
+        set_field(self, "timer_races", timer_races)
+        set_field(self, "traced", traced)
+        set_field(self, "footprints", footprints)
+        set_field(self, "naming", naming)
+        set_field(self, "run_timeout", run_timeout)
+        set_field(self, "faults", faults)
+        set_field(self, "hashed", hashed)
         if self.faults and self.recording:
             raise UsageError(
                 f"RunMode(faults={sorted(self.faults)!r}, footprints={self.footprints!r}): "

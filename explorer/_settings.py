@@ -29,17 +29,16 @@ None disables the limit.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 from explorer._errors import UsageError
 from explorer._faults import fault_kinds
 from explorer._faults import spell as spell_faults
+from explorer._records import FrozenRecord, defaults
 
 if TYPE_CHECKING:
     from explorer.strategies import Strategy
@@ -123,8 +122,7 @@ def format_duration(seconds: float) -> str:
 # --------------------------------------------------------------------------- the record
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(FrozenRecord):
     """How to explore a scenario; immutable, validated when built.
 
     ``strategy`` is a strategy name (:func:`explorer.strategies.names`) or a
@@ -136,28 +134,52 @@ class Settings:
     given as True for all, False for none, a set of kinds or ``"reset,dropped"``; held as
     a frozenset, empty by default); ``preemption_bound`` makes the systematic search
     count switches instead of deviations and bounds it (None: the deviation search).
+
+    A frozen record; ``dataclasses.replace`` and ``dataclasses.fields`` accept it
+    (:mod:`explorer._records`).
     """
 
-    strategy: str | Strategy = DEFAULT_STRATEGY
-    max_schedules: int | None = DEFAULT_MAX_SCHEDULES
-    seed: int | None = None
-    deviation_bound: int | None = None
-    max_steps: int = DEFAULT_MAX_STEPS
-    timer_races: bool = False
-    shrink: bool = True
-    max_time: float | None = None
-    runtime: str = DEFAULT_RUNTIME
-    run_timeout: float | None = DEFAULT_RUN_TIMEOUT
-    faults: frozenset[str] = frozenset()
-    preemption_bound: int | None = None
+    __slots__ = ("deviation_bound", "faults", "max_schedules", "max_steps", "max_time",
+                 "preemption_bound", "run_timeout", "runtime", "seed", "shrink", "strategy",
+                 "timer_races")
 
-    def __post_init__(self) -> None:
+    strategy: str | Strategy
+    max_schedules: int | None
+    seed: int | None
+    deviation_bound: int | None
+    max_steps: int
+    timer_races: bool
+    shrink: bool
+    max_time: float | None
+    runtime: str
+    run_timeout: float | None
+    faults: frozenset[str]
+    preemption_bound: int | None
+
+    def __init__(self, strategy: str | Strategy = DEFAULT_STRATEGY,
+                 max_schedules: int | None = DEFAULT_MAX_SCHEDULES, seed: int | None = None,
+                 deviation_bound: int | None = None, max_steps: int = DEFAULT_MAX_STEPS,
+                 timer_races: bool = False, shrink: bool = True,
+                 max_time: float | None = None, runtime: str = DEFAULT_RUNTIME,
+                 run_timeout: float | None = DEFAULT_RUN_TIMEOUT,
+                 faults: frozenset[str] = frozenset(),
+                 preemption_bound: int | None = None) -> None:
+        set_field = object.__setattr__
+        set_field(self, "strategy", strategy)
+        set_field(self, "max_schedules", max_schedules)
+        set_field(self, "seed", seed)
+        set_field(self, "deviation_bound", deviation_bound)
+        set_field(self, "max_steps", max_steps)
+        set_field(self, "timer_races", timer_races)
+        set_field(self, "shrink", shrink)
+        set_field(self, "runtime", runtime)
+        set_field(self, "preemption_bound", preemption_bound)
         # Durations given as text become seconds here, so equal settings compare equal
         # whichever front end spelled them.
-        object.__setattr__(self, "max_time", _max_time(self.max_time))
-        object.__setattr__(self, "run_timeout", _run_timeout(self.run_timeout))
+        set_field(self, "max_time", _max_time(max_time))
+        set_field(self, "run_timeout", _run_timeout(run_timeout))
         # Likewise the fault kinds: True, "reset,dropped" or a set become one frozenset.
-        object.__setattr__(self, "faults", _faults(self.faults))
+        set_field(self, "faults", _faults(faults))
         _check_strategy(self.strategy)
         if self.runtime not in RUNTIMES:
             raise SettingsError("runtime", self.runtime,
@@ -197,7 +219,8 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes``, validated like a new one."""
-        return dataclasses.replace(self, **changes)
+        values: dict[str, Any] = {**self.values(), **changes}  # each is checked there
+        return type(self)(**values)
 
     def with_seed(self) -> Settings:
         """A seeded strategy's seed fixed now, so every worker and report agrees on it."""
@@ -241,9 +264,9 @@ class Settings:
         return cls(**data)  # type: ignore[arg-type]  # each value is checked there
 
 
-NAMES: Final = tuple(f.name for f in dataclasses.fields(Settings))
+NAMES: Final = Settings.__match_args__
 """The settings, in the order messages list them."""
-_DEFAULTS: Final[Mapping[str, object]] = {f.name: f.default for f in dataclasses.fields(Settings)}
+_DEFAULTS: Final[Mapping[str, object]] = defaults(Settings)
 
 
 def from_keywords(keywords: Mapping[str, object], *, settings: Settings | None = None,

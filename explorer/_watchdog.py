@@ -26,7 +26,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Final
 
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
     from sys import UnraisableHookArgs
 
 from explorer._locations import frame_location, is_user_file
+from explorer._records import FrozenRecord
 from explorer._runtime import Location
 
 REFIRE: Final = 1.0
@@ -65,14 +65,21 @@ class RunTimeout(KeyboardInterrupt):
     """
 
 
-@dataclass(frozen=True, slots=True)
-class Hang:
+class Hang(FrozenRecord):
     """Where a run was when its limit passed: the task (display name) and the line it was
     executing, and the user-code frames of its stack (innermost last)."""
 
+    __slots__ = ("location", "stack", "task")
+
     task: str | None
     location: Location | None
-    stack: tuple[Location, ...] = field(default=())
+    stack: tuple[Location, ...]
+
+    def __init__(self, task: str | None, location: Location | None,
+                 stack: tuple[Location, ...] = ()) -> None:
+        object.__setattr__(self, "task", task)
+        object.__setattr__(self, "location", location)
+        object.__setattr__(self, "stack", stack)
 
 
 Describe = Callable[[list[FrameType]], Hang]

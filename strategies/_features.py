@@ -8,20 +8,24 @@ When only who each candidate is matters, :func:`processes` walks no frame at all
 string helpers (:func:`task_kind`, :func:`spawn_order`) are memoized: strategies call
 them for every candidate at every point, on the few task ids a scenario has; so is a
 description's site (:class:`SiteIds`, by the description object, which the runtimes keep
-for a ready step until it runs).
+for a ready step until it runs). A walk that reads every candidate at every point keeps
+its values from one point to the next instead (:class:`PointValues`): the candidates of
+a point are nearly always the last point's less the one that ran, then what its step
+queued, so only those are worked out (:class:`SiteNumbers` for sites).
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import cast
+from typing import Generic, TypeVar, cast
 
 from explorer._runtime import Candidate, Location, PointView
 
 _INDEX = re.compile(r"#\d+")
+_T = TypeVar("_T")
 
 
 def describe(count: int, view: PointView) -> Sequence[Candidate]:
@@ -113,6 +117,111 @@ class SiteIds:
         memo[id(candidate)] = found
         self._seen.append(candidate)
         return found
+
+
+class SiteNumbers:
+    """Each candidate's :func:`site` as a small int: equal ints exactly for equal sites,
+    numbered in order of first sight, never renumbered.
+
+    No memo per description (:class:`SiteIds` keeps one): this is for the candidates new
+    at a point (:class:`PointValues`), where such a memo would only miss. A site is
+    looked up by its location's fields rather than by the :class:`Location`, whose hash
+    and equality run in Python; the two compare alike (a location equals another exactly
+    when its fields do)."""
+
+    __slots__ = ("_ids",)
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[object, ...], int] = {}
+
+    def of(self, candidates: Sequence[Candidate]) -> list[int]:
+        """The site number of every candidate, in order."""
+        ids = self._ids
+        out: list[int] = []
+        for c in candidates:
+            task = c.task
+            kind = task_kind(task if task is not None else f"{c.kind}:{c.operation}")
+            where = c.location
+            key = ((kind, c.operation) if where is None else
+                   (kind, c.operation, where.filename, where.lineno, where.function))
+            found = ids.get(key)
+            if found is None:
+                found = ids[key] = len(ids)
+            out.append(found)
+        return out
+
+
+class PointValues(Generic[_T]):
+    """A value per candidate at every point, carried over from the point before.
+
+    ``work`` maps candidates to their values, one each, in order; each value must depend
+    only on the candidate's fields (equal descriptions, equal values), and ``work`` may
+    memoize (:meth:`SiteIds.of`). Between two points the candidates are nearly always the
+    last point's, less the one chosen there (:meth:`chose`), followed by the work queued by
+    its step: both runtimes queue FIFO and hand out the same description of a ready step
+    until it runs. Then only the new candidates at the end are worked out, and checking
+    the rest costs one comparison of object references; at any other point (a point the
+    owner did not see, a fault point, a filtered queue) every candidate is. The values
+    are those ``work`` gives either way: a description found equal where one was expected
+    has equal values."""
+
+    __slots__ = ("_chosen", "_last", "_values", "_work", "carried", "tally")
+
+    def __init__(self, work: Callable[[Sequence[Candidate]], list[_T]], *,
+                 tally: bool = False) -> None:
+        self._work = work
+        self._last: list[Candidate] = []
+        self._values: list[_T] = []
+        self._chosen = -1
+        self.carried = 0
+        """How many values the last :meth:`of` carried over (the first ones; 0 when every
+        candidate was worked out afresh)."""
+        self.tally: dict[_T, int] | None = {} if tally else None
+        """With ``tally=True``: how many candidates of the last :meth:`of` have each value,
+        kept up to date as candidates come and go (no key for a value none has)."""
+
+    def of(self, candidates: Sequence[Candidate]) -> list[_T]:
+        """The value of every candidate, in order. The list is this object's: read it
+        before the next call, do not change it."""
+        last, values, tally = self._last, self._values, self.tally
+        chosen, self._chosen = self._chosen, -1
+        if 0 <= chosen < len(last):
+            del last[chosen]  # what ran since the last point: gone from the queue
+            if tally is not None:
+                gone = values[chosen]
+                left = tally[gone] - 1
+                if left:
+                    tally[gone] = left
+                else:
+                    del tally[gone]
+            del values[chosen]
+        else:
+            self._forget()  # not told what ran: every candidate is worked out afresh
+        kept = len(last)
+        if kept and (len(candidates) < kept or candidates[:kept] != last):
+            self._forget()
+            kept = 0
+        self.carried = kept
+        if len(candidates) > kept:
+            new = candidates[kept:]
+            last.extend(new)
+            worked = self._work(new)
+            values.extend(worked)
+            if tally is not None:
+                for value in worked:
+                    tally[value] = tally.get(value, 0) + 1
+        return values
+
+    def _forget(self) -> None:
+        del self._last[:]
+        del self._values[:]
+        if self.tally is not None:
+            self.tally.clear()
+
+    def chose(self, index: int) -> None:
+        """Say which candidate of the last :meth:`of` was chosen, so that the next point
+        can be matched against the rest."""
+        self._chosen = index
 
 
 def derive_seed(seed: int, salt: str) -> int:

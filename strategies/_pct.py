@@ -43,18 +43,22 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from explorer._runtime import PointView
+from explorer._runtime import Candidate, PointView
 from explorer.strategies._base import Parameter, Statistic, Strategy
 from explorer.strategies._features import (
-    Site,
+    PointValues,
     describe,
     first_max,
-    task_key,
     task_keys,
     task_kind,
 )
 
 GROUPS = ("task", "kind")
+
+
+def kind_keys(candidates: Sequence[Candidate]) -> list[str]:
+    """The key of every candidate under ``group="kind"``: its task's kind."""
+    return list(map(task_kind, task_keys(candidates)))
 
 
 class PCT(Strategy):
@@ -86,7 +90,15 @@ class PCT(Strategy):
         self._point = 0
         self._floor = 0.0
         self._streak_key: str | None = None
-        self._streak: dict[Site, int] = {}
+        self._streak: dict[tuple[object, ...], int] = {}  # where -> steps there
+        # Each candidate's key, carried from point to point (most candidates of a point
+        # were at the last one).
+        self._keys = PointValues(task_keys if group == "task" else kind_keys)
+        # The key chosen at the last point, while no priority changed since (see
+        # _best_of_new), and whether the priorities drawn in this run are all distinct.
+        self._top: str | None = None
+        self._drawn: set[float] = set()
+        self._distinct = True
 
     # ------------------------------------------------------------------ Strategy
 
@@ -97,6 +109,9 @@ class PCT(Strategy):
         self._floor = 0.0
         self._streak_key = None
         self._streak = {}
+        self._top = None
+        self._drawn = set()
+        self._distinct = True
         changes = min(self.depth - 1, self.horizon)
         points = self._rng.sample(range(self.horizon), changes) if changes else []
         # The i-th change point (in time order) lowers the running task to depth - i.
@@ -105,36 +120,88 @@ class PCT(Strategy):
 
     def choose(self, count: int, view: PointView) -> int:
         candidates = describe(count, view)
-        keys = task_keys(candidates)
-        if self.group == "kind":
-            keys = [task_kind(k) for k in keys]
+        known = self._keys
+        keys = known.of(candidates)
         priority = self._priority
-        for key in [k for k in keys if k not in priority]:  # new tasks, in order
-            if key not in priority:  # a kind seen twice in this point draws once
-                priority[key] = self.depth + self._rng.random()
-        best = first_max(list(map(priority.__getitem__, keys)))
+        best = self._best_of_new(keys, known.carried)
+        if best < 0:
+            try:  # in C; a new task (or kind) is rare
+                values = list(map(priority.__getitem__, keys))
+            except KeyError:
+                self._draw(keys)
+                values = list(map(priority.__getitem__, keys))
+            best = first_max(values)
         change = self._changes.get(self._point)
         if change is not None:
             priority[keys[best]] = float(self.depth - change)
             best = first_max(list(map(priority.__getitem__, keys)))
+        known.chose(best)
         self._point += 1
-        chosen = candidates[best]
-        if chosen.task is None:  # a plain callback or a timer cannot poll
-            return best
         key = keys[best]
+        self._top = key if self._distinct else None
+        chosen = candidates[best]
+        task = chosen.task
+        if task is None:  # a plain callback or a timer cannot poll
+            return best
         if key != self._streak_key:
             self._streak_key = key
             self._streak = {}
-        where = (task_key(chosen), chosen.location, chosen.operation)
+        # Where the task stands (task_key(chosen), its location and operation), by the
+        # location's fields: a Location hashes and compares in Python, its fields in C.
+        at = chosen.location
+        where = ((task, chosen.operation) if at is None else
+                 (task, chosen.operation, at.filename, at.lineno, at.function))
         seen = self._streak.get(where, 0) + 1
         self._streak[where] = seen
         if seen >= self.spin_limit:
             # No visible progress: let everyone else go first from now on.
             self._floor -= 1.0
             priority[key] = self._floor
+            self._top = None  # the most urgent of the others is not known
             self._streak_key = None
             self.demotions += 1
         return best
+
+    def _draw(self, keys: list[str]) -> None:
+        """Give the new tasks (kinds) among ``keys`` their priorities, in order; a key seen
+        twice draws once."""
+        priority = self._priority
+        for key in keys:
+            if key not in priority:
+                value = priority[key] = self.depth + self._rng.random()
+                if value in self._drawn:  # equal priorities: see _best_of_new
+                    self._distinct = False
+                self._drawn.add(value)
+
+    def _best_of_new(self, keys: list[str], carried: int) -> int:
+        """The first candidate of highest priority, found by looking only at the new
+        candidates (after the ``carried`` ones), or -1 when that cannot tell.
+
+        The carried candidates were all at the last point, where ``_top`` had the highest
+        priority of all, and no priority changed since (else ``_top`` is None): none of
+        them is above it. So a new candidate above it is the one; otherwise ``_top``,
+        wherever it first appears, if it is still a candidate. Priorities are distinct
+        (``_distinct``; random draws that tie turn this off), so no other key is equal."""
+        top = self._top
+        if top is None or not carried:
+            return -1
+        new = keys[carried:]
+        if not new:
+            return -1
+        priority = self._priority
+        try:
+            values = list(map(priority.__getitem__, new))
+        except KeyError:
+            self._draw(new)
+            if not self._distinct:
+                return -1
+            values = list(map(priority.__getitem__, new))
+        highest = max(values)
+        if highest > priority[top]:
+            return carried + values.index(highest)
+        if highest == priority[top]:  # top itself, ready again
+            return keys.index(top)
+        return -1  # top is no longer ready (or is among the carried, a rarer case)
 
     def end_run(self, decisions: Sequence[int], failed: bool) -> None:
         self.horizon = max(self.horizon, self._point)

@@ -74,7 +74,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from itertools import accumulate
+from itertools import accumulate, repeat
 from operator import attrgetter
 from typing import cast
 
@@ -144,6 +144,7 @@ class SURW(Strategy):
         self._counts: dict[str, int] = {}  # task -> most interesting steps seen in a run
         self._touches: dict[str, dict[str, int]] = {}  # resource -> task -> most steps
         self._creators: set[Site] = set()  # where the steps that created a task start
+        self._creator_kinds: set[str] = set()  # their task kinds: most steps are of none
         self._estimate: dict[str, int] = {}
         self._target_resource: str | None = None
         # This run.
@@ -156,6 +157,21 @@ class SURW(Strategy):
         self._verdicts: dict[int, bool] = {}  # see _judge
         self._judged: list[Candidate] = []
         self._cands: Sequence[Candidate] | None = None  # this point's, once read
+        # What the last decision by draw left of its point (:meth:`_draw_next`): its
+        # candidates but the one chosen, their tasks and their events left; [] if unknown.
+        self._kept: list[Candidate] = []
+        self._kept_ids: list[str] = []
+        self._kept_lefts: list[int] = []
+        # The verdicts at a point _draw_step judged but did not decide (_walk_described).
+        self._flags: list[bool] = []
+        # What the last decision by the walk (not by draw) left of its point
+        # (:meth:`_walk_pending`): its candidates but the one that stepped, their tasks,
+        # verdicts and priorities; [] if none.
+        self._pend: list[Candidate] = []
+        self._pend_ids: list[str] = []
+        self._pend_flags: list[bool] = []
+        self._pend_ranks: list[float] = []
+        self._by_name = False  # whether this point's ids are its candidates' tasks
         self._left: dict[str, int] = {}
         self._born: Counter[str] = Counter()  # parent -> estimates of its children so far
         self._priority: dict[str, float] = {}
@@ -176,18 +192,20 @@ class SURW(Strategy):
         self._target = None
         self._verdicts = {}
         self._judged = []
+        self._kept = []
+        self._pend = []
         if self.runs >= 2:
             self._estimate = self._draw_estimate()
         return True
 
     def choose(self, count: int, view: PointView) -> int:
-        self._described = {}
-        self._cands = None
         if self._kinds is not _YIELDS:
             # Describing names the resources a step waits on, in order of first mention
             # in the run, and in the other modes the decisions depend on those names
             # (the shared resources and their draw): describe only the candidates the
             # walk proposes, in its order, as the proposals always have.
+            self._described = {}
+            self._cands = None
             ids = processes(count, view)
         else:
             # Bare yields: no decision reads a resource name, and the walk judges about
@@ -196,10 +214,38 @@ class SURW(Strategy):
             # process; anything else (a plain callback, the timer, a network delivery, a
             # fault option) asks the runtime.
             cands = self._cands = view.candidates(count)
+            kept = self._kept
+            if kept and cands[:len(kept)] == kept:
+                # The usual point: the last point's candidates but the one that ran, in
+                # their order, then the steps queued since. Compared in C, by identity
+                # first (the runtimes keep a ready step's description); equal
+                # descriptions would do as well: everything reused follows from them.
+                index = self._draw_next(cands, len(kept))  # logged there
+                if index >= 0:
+                    return index
+            self._kept = []
+            pend = self._pend
+            if pend:
+                self._pend = []  # good for this point only: the walk sets it again
+                # As above, after a decision by the walk; a candidate of no task queued
+                # last (a task's done callback) would send it to the full path anyway.
+                if cands[-1].task is not None and cands[:len(pend)] == pend:
+                    index = self._walk_pending(cands, len(pend), view)  # logged there
+                    if index >= 0:
+                        return index
             named = list(map(_TASK_OF, cands))
-            ids = (cast("list[str]", named) if None not in named
-                   and _EVERY_STEP.issuperset(map(_KIND_OF, cands))
-                   else processes(count, view))
+            by_name = self._by_name = (None not in named
+                                       and _EVERY_STEP.issuperset(map(_KIND_OF, cands)))
+            if self._target is None and not self._held and self._seen.issuperset(named):
+                # Nobody new, nobody waits on a target.
+                index = self._draw_step(cast("list[str]", named), cands)
+                if index < 0 and by_name and _NO_TASK.isdisjoint(named):
+                    # Where the full path goes (_walk_described) after the same draw.
+                    index = self._walk_first(cast("list[str]", named), cands, view)
+                if index >= 0:
+                    self._record(index, cast("str", named[index]), view)
+                    return index
+            ids = cast("list[str]", named) if by_name else processes(count, view)
         self._arrivals(ids, view)
         index = self._rng.randrange(count) if self.runs == 1 else self._walk(count, ids, view)
         self._record(index, ids[index], view)
@@ -212,8 +258,9 @@ class SURW(Strategy):
         counts: Counter[str] = Counter({task: 0 for task in self._seen
                                         if task not in _NO_TASK})
         touches: dict[str, Counter[str]] = {}
+        creators, creator_kinds = self._creators, self._creator_kinds
         for task, kind, resource, site in self._log:
-            if site in self._creators:
+            if site[0] in creator_kinds and site in creators:
                 continue
             if kind in kinds:
                 counts[task] += 1
@@ -254,7 +301,86 @@ class SURW(Strategy):
         """One decision of a run after the profiling run (the module docstring)."""
         if _NO_TASK.isdisjoint(ids):
             return self._walk_tasks(count, ids, view)
-        return self._walk_any(count, ids, view)
+        return self._walk_mixed(count, ids, view)
+
+    def _walk_mixed(self, count: int, ids: Sequence[str], view: PointView) -> int:
+        """:meth:`_walk_any` in one pass: the same proposals and the same draws.
+
+        The tasks keep their priorities from one proposal to the next, so they are
+        proposed in decreasing priority (the lowest index among equals); a candidate of
+        no task draws afresh at each proposal (:meth:`_propose`, in index order), so
+        each proposal weighs the next task against the best of its fresh draws. With a
+        candidate of no task free at every proposal (none is ever held), the candidates
+        free are ``free`` less the tasks held so far, and the target, if none was
+        drawn, is drawn at the first proposal, among all of ``free``."""
+        priority = self._priority
+        held = self._held
+        draw = self._rng.random
+        free = self._free(count, ids)
+        keys = list(map(ids.__getitem__, free))
+        # The first proposal's draws, as _propose makes them.
+        ranks: list[float | None] = list(map(priority.get, keys))
+        others: list[int] = []  # the positions in ``free`` of the candidates of no task
+        fresh: list[float] = []  # their draws at this proposal
+        at = -1
+        while None in ranks:
+            at = ranks.index(None, at + 1)
+            key = keys[at]
+            if key in _NO_TASK:
+                others.append(at)
+                fresh.append(draw())
+                ranks[at] = -1.0  # after every task in the order below
+            else:  # drawn once for a task, if it shows up twice
+                rank = priority.get(key)
+                ranks[at] = priority[key] = draw() if rank is None else rank
+        tasks = len(keys) - len(others)
+        order = sorted(range(len(keys)), key=cast("list[float]", ranks).__getitem__,
+                       reverse=True)[:tasks]  # stable: equal ranks stay in index order
+        cands = self._cands
+        flags: list[bool] | None = None
+        if cands is not None:  # every verdict at once, in C (judging is no proposal)
+            known: list[bool | None] = list(map(self._verdicts.get, map(id, cands)))
+            for o in others:  # never interesting, never judged (_interesting)
+                known[free[o]] = False
+            while None in known:
+                i = known.index(None)
+                known[i] = self._judge_new(ids[i], cands[i])
+            flags = cast("list[bool]", known)
+        single = others[0] if len(others) == 1 else -1  # the usual: one plain callback
+        best = max(fresh)
+        t = 0
+        while True:
+            other = single if single >= 0 else others[fresh.index(best)]  # first of equals
+            while t < tasks and keys[order[t]] in held:  # a task twice, held at once
+                t += 1
+            if t == tasks:
+                return free[other]
+            k = order[t]
+            rank = cast("float", ranks[k])
+            if best > rank or (best == rank and other < k):
+                return free[other]  # it steps: nothing is interesting about it
+            index, task = free[k], keys[k]
+            if not (flags[index] if flags is not None
+                    else self._interesting(index, task, view)):
+                del priority[task]
+                return index
+            left = self._left
+            if left[task] == 0:
+                left[task] = 1
+            if self._target is None:  # the first proposal: nothing held yet
+                self._target = self._draw_target(free, ids)
+            if task == self._target:
+                left[task] -= 1
+                self._target = None
+                held.clear()
+                return index
+            held.add(task)
+            t += 1
+            if single >= 0:
+                best = draw()
+            else:
+                fresh = [draw() for _ in others]
+                best = max(fresh)
 
     def _walk_any(self, count: int, ids: Sequence[str], view: PointView) -> int:
         """:meth:`_walk` by proposals: the free candidate of highest priority, again and
@@ -273,24 +399,205 @@ class SURW(Strategy):
         until it steps, and only candidates of no task draw afresh at each proposal), so
         they are visited in that order once instead of searched for again each time. A
         target is drawn only at the first proposal (afterwards there is one until a
-        candidate steps), when the candidates free are all of ``free``."""
+        candidate steps), when the candidates free are all of ``free``
+        (:meth:`_walk_sorted`; :meth:`_walk_described` first when it can do without the
+        order)."""
+        cands = self._cands
+        if cands is not None and self._target is None and not self._held:
+            return self._walk_described(ids, cands, view)
+        return self._walk_sorted(count, ids, view)
+
+    def _draw_step(self, ids: Sequence[str], cands: Sequence[Candidate],
+                   judged: list[bool] | None = None) -> int:
+        """The decision at a point of task steps all read, with no target drawn and
+        nothing held back, when every candidate is interesting and none has used up its
+        events; -1 at any other point (after judging every candidate, unless their
+        verdicts are given: ``judged``, taken over).
+
+        There the walk's proposals are all held back until the target's, which steps
+        and releases them: the decision is the target's draw, and the priorities play
+        no part (the new ones are drawn all the same, before the target, to keep the
+        random stream as it is). Judging every candidate costs one lookup each; a
+        verdict changes nothing but the memo (:meth:`_judge`)."""
+        if judged is None:
+            known: list[bool | None] = list(map(self._verdicts.get, map(id, cands)))
+            while None in known:  # not judged yet: about one new step per point
+                i = known.index(None)
+                known[i] = self._judge_new(ids[i], cands[i])
+            judged = cast("list[bool]", known)
+        flags = self._flags = judged
+        if not all(flags) or not _NO_TASK.isdisjoint(ids):
+            return -1
+        left = self._left
+        lefts = list(map(left.__getitem__, ids))
+        if 0 in lefts:  # the used up count one when proposed: that needs the order
+            return -1
+        self._draw_missing(ids)
+        return self._draw_among(list(ids), lefts, cands)
+
+    def _draw_next(self, cands: Sequence[Candidate], kept: int) -> int:
+        """:meth:`_draw_step` at a point whose first ``kept`` candidates are those the
+        last decision by draw left (:attr:`_kept`): interesting, each task with a
+        priority and events left, as they were then (every change to a task's events
+        left or priority but the target's is made at a point that draws no target this
+        way, and that clears :attr:`_kept`). Only the steps queued since are read. The
+        step chosen is logged here (:meth:`_note`)."""
+        verdicts = self._verdicts
+        left = self._left
+        priority = self._priority
+        if len(cands) == kept + 1:  # the usual: one step queued since, read without lists
+            candidate = cands[kept]
+            task = candidate.task
+            if task is None or task not in self._seen or task in _NO_TASK:
+                return -1  # somebody new (or no task's step): the full path
+            # A step queued since the last point, judged here as _interesting_step does
+            # in this mode (bare yields: no resource is drawn), and memoized (_judge_new)
+            # for the points that read every verdict.
+            kind = task_kind(task)
+            verdicts[id(candidate)] = verdict = candidate.kind in _YIELDS and not (
+                kind in self._creator_kinds and (kind, candidate.location) in self._creators)
+            self._judged.append(candidate)
+            if not verdict:
+                return -1
+            events = left[task]
+            if events == 0:
+                return -1
+            if task not in priority:
+                priority[task] = self._rng.random()
+            ids = self._kept_ids  # taken over: _draw_among sets the next ones
+            ids.append(task)
+            lefts = self._kept_lefts
+            lefts.append(events)
+        else:
+            new = cands[kept:]
+            new_ids = list(map(_TASK_OF, new))
+            if not self._seen.issuperset(new_ids) or not _NO_TASK.isdisjoint(new_ids):
+                return -1
+            for task, candidate in zip(new_ids, new, strict=True):
+                known = verdicts.get(id(candidate))
+                if not (self._judge_new(task, candidate) if known is None else known):
+                    return -1
+            new_lefts = list(map(left.__getitem__, new_ids))
+            if 0 in new_lefts:
+                return -1
+            draw = self._rng.random
+            for task in new_ids:  # in the order of the candidates, as _draw_step
+                if task not in priority:
+                    priority[task] = draw()
+            ids = self._kept_ids + new_ids
+            lefts = self._kept_lefts + new_lefts
+        # _draw_among and _note, written out: this is most points' whole decision.
+        self.targets_drawn += 1
+        cumulative = list(accumulate(lefts))
+        target = ids[bisect_right(cumulative, self._rng.random() * (cumulative[-1] + 0.0),
+                                  0, len(cumulative) - 1)]
+        left[target] -= 1
+        index = ids.index(target)  # its lowest index: equal ids, equal priorities
+        del ids[index]
+        if target in ids:  # a task twice: its other events left changed as well
+            self._kept = []
+        else:
+            del lefts[index]
+            kept_now = list(cands)
+            del kept_now[index]
+            self._kept, self._kept_ids, self._kept_lefts = kept_now, ids, lefts
+        candidate = cands[index]
+        site = (task_kind(target), candidate.location)
+        self._log.append((target, candidate.kind, candidate.resource, site))
+        self._last = (target, site)
+        return index
+
+    def _draw_among(self, ids: list[str], lefts: list[int],
+                    cands: Sequence[Candidate]) -> int:
+        """:meth:`_draw_target` over every candidate (``lefts``: their events left, none
+        used up, so none is filtered out), then the target's step; :attr:`_kept` is
+        what remains of the point. Takes ``ids`` and ``lefts`` over."""
+        self.targets_drawn += 1
+        cumulative = list(accumulate(lefts))
+        target = ids[bisect_right(cumulative, self._rng.random() * (cumulative[-1] + 0.0),
+                                  0, len(cumulative) - 1)]
+        self._left[target] -= 1
+        index = ids.index(target)  # its lowest index: equal ids, equal priorities
+        del ids[index]
+        if target in ids:  # a task twice: its other events left changed as well
+            self._kept = []
+            return index
+        del lefts[index]
+        kept = list(cands)
+        del kept[index]
+        self._kept, self._kept_ids, self._kept_lefts = kept, ids, lefts
+        return index
+
+    def _walk_described(self, ids: Sequence[str], cands: Sequence[Candidate],
+                        view: PointView) -> int:
+        """:meth:`_walk_tasks` at a point whose candidates were all read and where no
+        target is drawn and nothing held back: the usual point when every step is
+        interesting (:meth:`_draw_step`). Otherwise no sort either up to the target's
+        draw: the first proposal is the highest priority (the lowest index among
+        equals); past it, the order is walked (:meth:`_walk_sorted`, from the state
+        reached here: the same proposals)."""
+        index = self._draw_step(ids, cands)
+        if index >= 0:
+            return index
+        return self._walk_first(ids, cands, view)
+
+    def _walk_first(self, ids: Sequence[str], cands: Sequence[Candidate],
+                    view: PointView) -> int:
+        """:meth:`_walk_described` past a :meth:`_draw_step` that did not decide (its
+        verdicts in :attr:`_flags`)."""
+        priority = self._priority
+        self._draw_missing(ids)
+        flags = self._flags  # every candidate's, judged by _draw_step
+        left = self._left
+        ranks = list(map(priority.__getitem__, ids))
+        index = ranks.index(max(ranks))  # the lowest index among the highest priorities
+        task = ids[index]
+        if not flags[index]:
+            if self._by_name:
+                self._carry(index, ids, ranks, flags)
+            return self._step_plain(index, task, cands[index])
+        if left[task] == 0:
+            left[task] = 1
+        target = self._draw_target(list(range(len(ids))), ids)
+        if task == target:
+            if self._by_name:
+                self._carry(index, ids, ranks, flags)
+            return self._step_target(index, task, cands[index])
+        self._target = target
+        self._held.add(task)
+        return self._walk_sorted(len(ids), ids, view, ranks, flags)
+
+    def _walk_sorted(self, count: int, ids: Sequence[str], view: PointView,
+                     ranks: list[float] | None = None,
+                     flags: list[bool] | None = None) -> int:
+        """:meth:`_walk_tasks` in general: the free candidates visited in decreasing
+        priority. ``ranks`` and ``flags``, when known, are every candidate's priority and
+        verdict (the candidates all described): a point's stay as they are until a
+        candidate steps."""
         priority = self._priority
         held = self._held
         left = self._left
+        cands = self._cands  # this point's descriptions, if choose read them all
+        if cands is not None and flags is None:  # every verdict, in C (see _judge)
+            known: list[bool | None] = list(map(self._verdicts.get, map(id, cands)))
+            while None in known:
+                i = known.index(None)
+                known[i] = self._judge_new(ids[i], cands[i])
+            flags = cast("list[bool]", known)
         while True:
             free = self._free(count, ids)
-            if not all(map(priority.__contains__, ids)):  # somebody new: draw, as _propose
-                draw = self._rng.random
-                for i in free:  # in this order
-                    if ids[i] not in priority:
-                        priority[ids[i]] = draw()
-            # Every candidate has a priority now (a held one kept its own). Highest first;
-            # among equal ones the lowest index, as _propose: a stable sort of ``free``
-            # (ascending) keeps equal keys in order, reverse=True included.
-            ranks = list(map(priority.__getitem__, ids))
+            if ranks is None:
+                if not all(map(priority.__contains__, ids)):  # somebody new: as _propose
+                    draw = self._rng.random
+                    for i in free:  # in this order
+                        if ids[i] not in priority:
+                            priority[ids[i]] = draw()
+                # Every candidate has a priority now (a held one kept its own).
+                ranks = list(map(priority.__getitem__, ids))
+            # Highest first; among equal ones the lowest index, as _propose: a stable sort
+            # of ``free`` (ascending) keeps equal keys in order, reverse=True included.
             order = sorted(free, key=ranks.__getitem__, reverse=True)
             target = self._target
-            cands = self._cands  # this point's descriptions, if choose read them all
             at: Callable[[int], Candidate] = (
                 cands.__getitem__ if cands is not None
                 else partial(self._candidate, view=view))  # described when proposed
@@ -318,13 +625,9 @@ class SURW(Strategy):
             except ValueError:
                 stop = len(order)
             ahead = order[start:stop]
-            if cands is not None:  # _judge's lookup, for all of them in C
-                flags: list[bool | None] = list(map(
-                    self._verdicts.get, map(id, map(cands.__getitem__, ahead))))
-                if None in flags:  # not judged yet: about one new step per point
-                    flags = [judge(ids[i], cands[i]) if flag is None else flag
-                             for i, flag in zip(ahead, flags, strict=True)]
-                cut = flags.index(False) if False in flags else len(ahead)
+            if flags is not None:  # every verdict known: theirs, in C
+                passing = list(map(flags.__getitem__, ahead))
+                cut = passing.index(False) if False in passing else len(ahead)
             else:  # describe no further than the proposals go
                 cut = next((k for k, i in enumerate(ahead) if not judge(ids[i], at(i))),
                            len(ahead))
@@ -336,16 +639,86 @@ class SURW(Strategy):
                         left[task] = 1
             if cut < len(ahead):
                 index = ahead[cut]
+                if flags is not None and self._by_name:  # the target stays pending
+                    self._carry(index, ids, ranks, flags)
                 return self._step_plain(index, ids[index], at(index))
             if stop < len(order):
                 index = order[stop]
                 if not judge(target, at(index)):
+                    if flags is not None and self._by_name:
+                        self._carry(index, ids, ranks, flags)
                     return self._step_plain(index, target, at(index))
                 if left[target] == 0:
                     left[target] = 1
+                if flags is not None and self._by_name:
+                    self._carry(index, ids, ranks, flags)
                 return self._step_target(index, target, at(index))
             held.clear()  # all held: as _walk_any, draw again from everyone
             self._target = None
+
+    def _carry(self, index: int, ids: Sequence[str], ranks: list[float],
+               flags: list[bool]) -> None:
+        """Keep for the next point what the walk's step of candidate ``index`` leaves of
+        this one (:meth:`_walk_pending`): every candidate but it, with its task, verdict
+        and priority (``ranks`` and ``flags``, this point's, are taken over); nothing if
+        its task has another candidate, whose priority may go with this step."""
+        kept_ids = list(ids)
+        del kept_ids[index]
+        if ids[index] in kept_ids:
+            return
+        kept = list(cast("Sequence[Candidate]", self._cands))
+        del kept[index]
+        del ranks[index]
+        del flags[index]
+        self._pend, self._pend_ids, self._pend_ranks, self._pend_flags = (
+            kept, kept_ids, ranks, flags)
+
+    def _walk_pending(self, cands: Sequence[Candidate], kept: int, view: PointView) -> int:
+        """The decision at a point whose first ``kept`` candidates are those the last
+        decision by the walk left (:attr:`_pend`), as the full path makes it: their
+        tasks, verdicts and priorities are as they were then (a priority goes only when
+        its task steps; verdicts are forgotten only when a creator site is learnt, at a
+        task's first showing up, which this path leaves to the full one). Only the steps
+        queued since are read; -1 (nothing changed but verdicts memoized) if one of them
+        is not the step of a task seen, or if every candidate is held back. The step
+        chosen is logged here (:meth:`_note`)."""
+        new = cands[kept:]
+        new_ids = cast("list[str]", list(map(_TASK_OF, new)))
+        if not self._seen.issuperset(new_ids) or not _NO_TASK.isdisjoint(new_ids) \
+                or not _EVERY_STEP.issuperset(map(_KIND_OF, new)):
+            return -1
+        ids = self._pend_ids + new_ids
+        held = self._held
+        target = self._target
+        if (held if target is None else held.issuperset(ids)):
+            return -1  # a state the full path sorts out (_free)
+        flags = self._pend_flags
+        if len(new) == 1:  # the usual: judged and memoized as in _draw_next
+            candidate, task = new[0], new_ids[0]
+            kind = task_kind(task)
+            self._verdicts[id(candidate)] = verdict = candidate.kind in _YIELDS and not (
+                kind in self._creator_kinds and (kind, candidate.location) in self._creators)
+            self._judged.append(candidate)
+            flags.append(verdict)
+        else:
+            flags.extend(map(self._judge, new_ids, new))
+        self._by_name = True
+        if target is None:  # as choose: the draw first, then the walk
+            index = self._draw_step(ids, cands, flags)
+            if index < 0:
+                index = self._walk_first(ids, cands, view)
+            self._note(ids[index], cands[index])
+            return index
+        priority = self._priority
+        draw = self._rng.random
+        for task in new_ids:  # the only free candidates with none, in order (_walk_sorted)
+            if task not in priority and task not in held:
+                priority[task] = draw()
+        ranks = self._pend_ranks
+        ranks.extend(map(priority.__getitem__, new_ids))
+        index = self._walk_sorted(len(ids), ids, view, ranks, flags)
+        self._note(ids[index], cands[index])
+        return index
 
     def _step_plain(self, index: int, task: str, candidate: Candidate) -> int:
         """Candidate ``index`` steps as an event that is not interesting: its task draws
@@ -398,6 +771,8 @@ class SURW(Strategy):
 
     def _candidate(self, index: int, view: PointView) -> Candidate:
         """Candidate ``index`` described once per point (describing walks frames)."""
+        if self._cands is not None:  # choose read them all
+            return self._cands[index]
         described = self._described.get(index)
         if described is None:
             described = self._described[index] = view.candidate(index)
@@ -414,8 +789,10 @@ class SURW(Strategy):
                 continue
             seen.add(task)
             last = self._last
-            if last is not None and last[0] == view.current() and parent_of(task) == last[0]:
+            if last is not None and last[0] == view.current() \
+                    and parent_of(task) == last[0] and last[1] not in self._creators:
                 self._creators.add(last[1])
+                self._creator_kinds.add(last[1][0])
                 self._verdicts.clear()  # a verdict may be about this site: judge again
                 self._judged.clear()
             if self.runs >= 2:
@@ -424,7 +801,11 @@ class SURW(Strategy):
     def _record(self, index: int, task: str, view: PointView) -> None:
         if task in _NO_TASK:
             return
-        candidate = self._candidate(index, view)
+        cands = self._cands
+        self._note(task, cands[index] if cands is not None else self._candidate(index, view))
+
+    def _note(self, task: str, candidate: Candidate) -> None:
+        """Log the step of ``task`` chosen to run (described by ``candidate``)."""
         site = (task_kind(task), candidate.location)
         self._log.append((task, candidate.kind, candidate.resource, site))
         self._last = (task, site)
@@ -473,20 +854,35 @@ class SURW(Strategy):
             self.handovers += 1
         self._left[parent] = max(0, theirs - mine)
 
+    def _draw_missing(self, ids: Sequence[str]) -> None:
+        """A priority for every task of ``ids`` that has none, drawn in their order (as
+        :meth:`_propose` would draw them), when every candidate is free."""
+        priority = self._priority
+        if not all(map(priority.__contains__, ids)):  # somebody new
+            draw = self._rng.random
+            for task in ids:
+                if task not in priority:
+                    priority[task] = draw()
+
     def _propose(self, free: list[int], ids: Sequence[str]) -> int:
         """The free candidate of highest random priority (drawn when missing). Candidates
         of no task (plain callbacks, the timer, the options of a fault point) share their
         process name, so each draws afresh: every option keeps a chance."""
         priority = self._priority
-        best, top = free[0], -1.0
-        for i in free:
-            key = ids[i]
-            p = self._rng.random() if key in _NO_TASK else priority.get(key)
-            if p is None:
-                p = priority[key] = self._rng.random()
-            if p > top:
-                best, top = i, p
-        return best
+        keys = ids if len(free) == len(ids) else list(map(ids.__getitem__, free))
+        # Read in C; no candidate of no task has a priority kept (None: draw one now).
+        ranks: list[float | None] = list(map(priority.get, keys))
+        if None in ranks:  # the draws in the order of ``free``, as they always were
+            draw = self._rng.random
+            for k, rank in enumerate(ranks):
+                if rank is None:
+                    key = keys[k]
+                    if key in _NO_TASK:
+                        ranks[k] = draw()
+                    else:  # drawn once for a task, if it shows up twice
+                        rank = priority.get(key)
+                        ranks[k] = priority[key] = draw() if rank is None else rank
+        return free[ranks.index(max(cast("list[float]", ranks)))]  # the first of equals
 
     def _interesting(self, index: int, task: str, view: PointView) -> bool:
         if task in _NO_TASK:
@@ -503,13 +899,19 @@ class SURW(Strategy):
         known = self._verdicts.get(id(candidate))
         if known is not None:
             return known
+        return self._judge_new(task, candidate)
+
+    def _judge_new(self, task: str, candidate: Candidate) -> bool:
+        """:meth:`_judge` for a description not judged yet (its memo just looked up)."""
         verdict = self._interesting_step(task, candidate)
         self._verdicts[id(candidate)] = verdict
         self._judged.append(candidate)
         return verdict
 
     def _interesting_step(self, task: str, candidate: Candidate) -> bool:
-        if (task_kind(task), candidate.location) in self._creators:
+        kind = task_kind(task)
+        # The kind first: hashing a location costs more, and most tasks create none.
+        if kind in self._creator_kinds and (kind, candidate.location) in self._creators:
             return False
         if self._target_resource is not None:
             return candidate.resource == self._target_resource
@@ -517,14 +919,20 @@ class SURW(Strategy):
 
     def _draw_target(self, free: list[int], ids: Sequence[str]) -> str:
         """A free task with probability proportional to its events left."""
-        left = self._left
-        if len(free) == len(ids) and _NO_TASK.isdisjoint(ids):  # every candidate, tasks
-            tasks = [t for t in ids if left[t] > 0]
-        else:
-            tasks = [ids[i] for i in free if ids[i] not in _NO_TASK and left[ids[i]] > 0]
+        keys = ids if len(free) == len(ids) else list(map(ids.__getitem__, free))
+        # Candidates of no task have no events left (0), as the tasks used up.
+        weights = list(map(self._left.get, keys, repeat(0)))
         self.targets_drawn += 1
-        # random.Random.choices(tasks, weights)[0] spelled out (the same single draw, the
-        # same result), without its argument handling on every interesting step.
-        cumulative = list(accumulate(map(left.__getitem__, tasks)))
-        return tasks[bisect_right(cumulative, self._rng.random() * (cumulative[-1] + 0.0),
-                                  0, len(cumulative) - 1)]
+        # random.Random.choices(tasks, weights)[0] over the tasks with events left,
+        # spelled out (the same single draw, the same result), read in C: the zero
+        # weights change no cumulative sum, so the first sum above the draw is that of
+        # the same task, unless the draw rounds up to the total (the search's upper
+        # bound then picks the last), and the last has no events left.
+        cumulative = list(accumulate(weights))
+        drawn = self._rng.random() * (cumulative[-1] + 0.0)
+        at = bisect_right(cumulative, drawn, 0, len(cumulative) - 1)
+        if weights[at] > 0:
+            return keys[at]
+        tasks = [key for key, weight in zip(keys, weights, strict=True) if weight > 0]
+        cumulative = list(accumulate(weight for weight in weights if weight > 0))
+        return tasks[bisect_right(cumulative, drawn, 0, len(cumulative) - 1)]

@@ -30,11 +30,21 @@ twostage_N: flat in N, where a random walk degrades).
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Sequence
+from functools import lru_cache
 
 from explorer._runtime import Candidate, PointView
 from explorer.strategies._base import Parameter, Statistic, Strategy
-from explorer.strategies._features import SiteIds, describe, spawn_order, task_keys, task_kind
+from explorer.strategies._features import (
+    PointValues,
+    SiteIds,
+    SiteNumbers,
+    describe,
+    spawn_order,
+    task_key,
+    task_kind,
+)
 
 MODES = ("sites", "kinds")
 
@@ -48,19 +58,157 @@ def walk_step(candidates: Sequence[Candidate], mode: str, rng: random.Random,
     first and look only inside it: the sites (kinds) in order of first appearance, then
     the members of the one drawn."""
     if mode == "sites":
-        ids = (sites if sites is not None else SiteIds()).of(candidates)
-        groups = list(dict.fromkeys(ids))  # the distinct sites, in order of appearance
-        drawn = groups[int(rng.random() * len(groups))]
-        group = [i for i, where in enumerate(ids) if where == drawn]
-        return group[int(rng.random() * len(group))]
-    keys = task_keys(candidates)
-    kinds = list(map(task_kind, keys))
-    distinct = list(dict.fromkeys(kinds))
-    kind = distinct[int(rng.random() * len(distinct))]
-    # The eldest of the kind: lowest spawn indices, the lowest index among equals (min
-    # keeps the first of equal keys).
-    return min([i for i, k in enumerate(kinds) if k == kind],
-               key=lambda i: spawn_order(keys[i]))
+        return site_step((sites if sites is not None else SiteIds()).of(candidates), rng)
+    return kind_step(ranks(candidates), rng)
+
+
+Rank = tuple[str, tuple[int, ...]]
+"""A candidate's task kind and spawn indices (:func:`rank`)."""
+
+
+def rank(candidate: Candidate) -> Rank:
+    """The kind of a candidate's task and its spawn indices: among candidates of one kind,
+    the smallest rank is the eldest."""
+    return _rank(task_key(candidate))
+
+
+@lru_cache(maxsize=4096)
+def _rank(key: str) -> Rank:
+    # The kind interned: ranks of one kind compare their kinds by reference.
+    return (sys.intern(task_kind(key)), spawn_order(key))
+
+
+def ranks(candidates: Sequence[Candidate]) -> list[Rank]:
+    """:func:`rank` of every candidate."""
+    return list(map(rank, candidates))
+
+
+def site_step(ids: list[int], rng: random.Random, tally: dict[int, int] | None = None) -> int:
+    """The ``sites`` walk at a point whose candidates have these site ids; ``tally``, if
+    given, counts the candidates at each site (:attr:`PointValues.tally`)."""
+    if tally is not None and len(tally) <= _FEW:
+        sites = len(tally)
+        if sites == 1:
+            rng.random()  # the draw of the site, as below
+            return int(rng.random() * len(ids))
+        order = sorted(tally, key=ids.index)  # the sites in order of appearance
+        where = order[int(rng.random() * sites)]
+        return _nth(ids, where, int(rng.random() * tally[where]), tally)
+    count = len(ids)
+    if ids.count(ids[0]) == count:  # one site (identical workers): no group to find
+        rng.random()  # the draw of the site, as below
+        return int(rng.random() * count)
+    groups = list(dict.fromkeys(ids))  # the distinct sites, in order of appearance
+    where = groups[int(rng.random() * len(groups))]
+    group = [i for i, at in enumerate(ids) if at == where]
+    return group[int(rng.random() * len(group))]
+
+
+_FEW = 8
+"""Up to this many, sites are ordered by finding each one's first candidate, and the
+n-th candidate at a site by finding each one before it, or each candidate elsewhere when
+that is the shorter way (searches in C), rather than by a pass over every candidate."""
+
+
+def _nth(ids: list[int], where: int, n: int, tally: dict[int, int]) -> int:
+    """The index of the ``n``-th (from 0) candidate at site ``where``."""
+    if n < _FEW:
+        at = ids.index(where)
+        for _ in range(n):
+            at = ids.index(where, at + 1)
+        return at
+    if len(ids) - tally[where] < _FEW:  # nearly all at this site: step over the others
+        others: list[int] = []
+        for site, count in tally.items():
+            if site != where:
+                at = -1
+                for _ in range(count):
+                    at = ids.index(site, at + 1)
+                    others.append(at)
+        at = n
+        for other in sorted(others):
+            if other > at:
+                break
+            at += 1
+        return at
+    return [i for i, site in enumerate(ids) if site == where][n]
+
+
+def kind_step(found: list[Rank], rng: random.Random) -> int:
+    """The ``kinds`` walk at a point whose candidates have these ranks."""
+    kinds = [kind for kind, _ in found]
+    if kinds.count(kinds[0]) == len(kinds):  # one kind: its eldest, whatever the draw
+        rng.random()
+        eldest = min(found)
+    else:
+        distinct = list(dict.fromkeys(kinds))  # in order of appearance
+        kind = distinct[int(rng.random() * len(distinct))]
+        eldest = min([r for r in found if r[0] == kind])
+    # The eldest of the kind: lowest spawn indices, the lowest index among equals (equal
+    # ranks are one kind with equal indices, and index() finds the first of them).
+    return found.index(eldest)
+
+
+_WIDTH = 40
+_DEPTH = 8
+_SHIFT = _WIDTH * _DEPTH
+
+
+class _Unnumbered(Exception):
+    """A task id whose rank has no number (see :class:`RankNumbers`)."""
+
+
+class RankNumbers:
+    """Each candidate's :func:`rank` as one int, ordered as the ranks are among
+    candidates of one kind and equal exactly when they are: the number of its task's kind
+    (in order of first sight here) above its spawn indices, each one more than the index
+    in a field of its own (so ``(3,)`` stays below ``(3, 0)``). Comparing ints costs a
+    fraction of comparing the tuples. :meth:`of` raises :class:`_Unnumbered` for an id
+    nested more than :data:`_DEPTH` deep or with an index that does not fit
+    :data:`_WIDTH` bits."""
+
+    __slots__ = ("_kinds", "_numbers")
+
+    def __init__(self) -> None:
+        self._numbers: dict[str, int] = {}  # task key -> its number
+        self._kinds: dict[str, int] = {}  # task kind -> its number
+
+    def of(self, candidates: Sequence[Candidate]) -> list[int]:
+        """The rank number of every candidate, in order."""
+        numbers = self._numbers
+        out: list[int] = []
+        for candidate in candidates:
+            key = task_key(candidate)
+            number = numbers.get(key)
+            if number is None:
+                number = numbers[key] = self._number(key)
+            out.append(number)
+        return out
+
+    def _number(self, key: str) -> int:
+        order = spawn_order(key)
+        if len(order) > _DEPTH or any(index + 1 >= 1 << _WIDTH for index in order):
+            raise _Unnumbered(key)
+        digits = 0
+        for at in range(_DEPTH):
+            digits = (digits << _WIDTH) | (order[at] + 1 if at < len(order) else 0)
+        kinds = self._kinds
+        kind = kinds.setdefault(task_kind(key), len(kinds))
+        return (kind << _SHIFT) | digits
+
+
+def number_step(found: list[int], rng: random.Random) -> int:
+    """:func:`kind_step` at a point whose candidates have these rank numbers."""
+    eldest = min(found)
+    kind = eldest >> _SHIFT
+    if max(found) >> _SHIFT == kind:  # one kind: its eldest, whatever the draw
+        rng.random()
+    else:
+        kinds = [number >> _SHIFT for number in found]
+        distinct = list(dict.fromkeys(kinds))  # in order of appearance
+        kind = distinct[int(rng.random() * len(distinct))]
+        eldest = min([n for n, k in zip(found, kinds, strict=True) if k == kind])
+    return found.index(eldest)
 
 
 class SymmetricWalk(Strategy):
@@ -77,7 +225,9 @@ class SymmetricWalk(Strategy):
         self.modes = tuple(modes)
         self.runs = dict.fromkeys(self.modes, 0)
         self._mode = self.modes[0]
-        self._sites = SiteIds()
+        # Both carried from point to point: most candidates of a point were at the last.
+        self._sites = PointValues(SiteNumbers().of, tally=True)
+        self._ranks: PointValues[int] | None = PointValues(RankNumbers().of)
 
     def start_run(self) -> bool:
         self._mode = self.modes[int(self._rng.random() * len(self.modes))]
@@ -85,7 +235,28 @@ class SymmetricWalk(Strategy):
         return True
 
     def choose(self, count: int, view: PointView) -> int:
-        return walk_step(describe(count, view), self._mode, self._rng, self._sites)
+        candidates = describe(count, view)
+        if self._mode == "sites":
+            sites = self._sites
+            index = site_step(sites.of(candidates), self._rng, sites.tally)
+            sites.chose(index)
+        else:
+            index = self._eldest(candidates)
+        return index
+
+    def _eldest(self, candidates: Sequence[Candidate]) -> int:
+        """The ``kinds`` walk's choice, on rank numbers while every id has one."""
+        numbers = self._ranks
+        if numbers is not None:
+            try:
+                found = numbers.of(candidates)
+            except _Unnumbered:  # an id too deep for the numbers: the tuples from now on
+                self._ranks = None
+            else:
+                index = number_step(found, self._rng)
+                numbers.chose(index)
+                return index
+        return kind_step(ranks(candidates), self._rng)
 
     def coverage(self) -> str:
         total = sum(self.runs.values())

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import gc
+import random
 import re
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from explorer._runtime import PointView
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # the examples package lives at the repository root
@@ -73,6 +77,25 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
     code = cli.main(list(args))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def reading_chooser(seed: int, read: bool) -> Callable[[int, PointView], int]:
+    """A seeded random chooser that, when ``read``, also reads the point through the view's
+    list methods at random points and checks them against the per-candidate ones
+    (``processes`` against ``process``, ``candidates`` against ``candidate``). The
+    decisions are the same whether it reads or not: reading must change no schedule."""
+    rng = random.Random(seed)
+    reads = random.Random(seed + 100)
+
+    def choose(count: int, view: PointView) -> int:
+        what = reads.randrange(4) if read else 0
+        if what & 1:
+            assert view.processes(count) == [view.process(i) for i in range(count)]
+        if what & 2:
+            assert view.candidates(count) == [view.candidate(i) for i in range(count)]
+        return int(rng.random() * count)
+
+    return choose
 
 
 @pytest.fixture

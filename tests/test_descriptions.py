@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from explorer._asyncio import _loop, _ready
+from explorer._asyncio import _ready
 from explorer._asyncio._inspect import callback_name, coroutine_frames, handle_owner, waiting_on
 from explorer._asyncio._runner import AsyncioRuntime
 from explorer._locations import user_location
@@ -65,7 +65,7 @@ def _same_as_reference(scenario: Scenario, monkeypatch: pytest.MonkeyPatch) -> i
     for seed in range(4):
         fast = _points(scenario, seed)
         with monkeypatch.context() as patched:
-            patched.setattr(_loop, "described", _reference)
+            patched.setattr(_ready, "described", _reference)
             plain = _points(scenario, seed)
         assert fast == plain
         total += len(fast)

@@ -146,3 +146,83 @@ def test_checks_replay_a_bounded_share_of_the_steps(monkeypatch: pytest.MonkeyPa
     # checked; the 2nd, 4th and 8th would replay more than an eighth of the steps
     # explored; the 16th, 32nd and 64th fit.
     assert _checked(runs) == [1, 16, 32, 64]
+
+
+def _event_drifting() -> Any:
+    """Each third run a waiter waits for the event at another line: its await chain ends
+    in the event's future (no frame there), and only the waiter's own frame differs."""
+    runs = {"n": 0}
+
+    async def waiter(opened: asyncio.Event) -> None:
+        if runs["n"] % 3 == 2:
+            await opened.wait()
+        else:
+            await opened.wait()
+
+    async def opener(opened: asyncio.Event) -> None:
+        await asyncio.sleep(0)
+        opened.set()
+
+    async def gate() -> None:
+        runs["n"] += 1
+        opened = asyncio.Event()
+        await asyncio.gather(waiter(opened), waiter(opened), opener(opened))
+
+    return gate
+
+
+def test_a_task_waiting_on_a_future_at_another_line_is_nondeterminism() -> None:
+    with pytest.raises(explorer.ScheduleFailure) as info:
+        explorer.explore(_event_drifting(), strategy="random", seed=3, max_schedules=20)
+    assert info.value.kind == "nondeterminism"
+    assert "ran a step differently" in str(info.value) or "traced replays" in str(info.value)
+
+
+def _one_line(runtime: str, first: bool) -> Any:
+    """Two awaits on one line; ``first`` picks which one the waiter stops at."""
+    if runtime == "asyncio":
+        async def asyncio_main() -> None:
+            opened = asyncio.Event()
+
+            async def waiter() -> None:
+                await opened.wait() if first else await opened.wait()  # noqa: RUF034 - two awaits on one line, on purpose
+
+            async def opener() -> None:
+                await asyncio.sleep(0)
+                opened.set()
+
+            await asyncio.gather(waiter(), opener())
+
+        return asyncio_main
+
+    async def trio_main() -> None:
+        opened = trio.Event()
+
+        async def waiter() -> None:
+            await opened.wait() if first else await opened.wait()  # noqa: RUF034 - two awaits on one line, on purpose
+
+        async def opener() -> None:
+            await trio.sleep(0)
+            opened.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(waiter)
+            nursery.start_soon(opener)
+
+    return trio_main
+
+
+def _step_hash(runtime: str, scenario: Any) -> int | None:
+    rt = _RUNTIMES[runtime]()
+    with rt.session():
+        record = rt.run(scenario, lambda count, view: 0, RunMode(max_steps=1000, hashed=True))
+    assert record.outcome.kind == "pass"
+    return record.stats.step_hash
+
+
+@pytest.mark.parametrize("runtime", ["asyncio", "trio"])
+def test_the_step_hash_tells_two_awaits_on_one_line_apart(runtime: str) -> None:
+    first = _step_hash(runtime, _one_line(runtime, True))
+    assert first is not None
+    assert _step_hash(runtime, _one_line(runtime, True)) == first
+    assert _step_hash(runtime, _one_line(runtime, False)) != first

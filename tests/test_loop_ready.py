@@ -18,6 +18,7 @@ from explorer._asyncio._handles import Handle, HeldHandle, IOHandle, TaskHandle,
 from explorer._asyncio._ready import ReadyIndex
 from explorer._asyncio._runner import AsyncioRuntime
 from explorer._runtime import PointView, RunMode, RunRecord
+from tests.conftest import reading_chooser
 
 Scenario = Callable[[], Coroutine[Any, Any, None]]
 
@@ -325,3 +326,80 @@ def test_network_holds_are_followed_without_a_scan_per_point(
     result = explorer.explore(_echo, strategy="random", seed=4, max_schedules=10)
     assert result.failure is None and result.schedules == 10
     assert scans["n"] == 0
+
+
+async def _adopted() -> None:
+    """Tasks made by calling ``asyncio.Task`` directly, as aiohttp does: each queues its
+    first step before the loop adopts it and gives it an id."""
+    loop = asyncio.get_running_loop()
+
+    async def part(k: int) -> None:
+        for _ in range(k % 3):
+            await asyncio.sleep(0)
+
+    async def spawner() -> None:  # spawns among other candidates: at a point's index
+        await asyncio.sleep(0)
+        await asyncio.gather(*(asyncio.Task(part(k), loop=loop) for k in range(4)))
+
+    await asyncio.gather(spawner(), spawner(), part(2))
+
+
+@pytest.mark.parametrize("scenario", [_kitchen, _fanout, _echo, _adopted])
+def test_kept_processes_and_descriptions_agree_with_each_candidate(
+        scenario: Scenario) -> None:
+    # Strategies read who the candidates are, their descriptions, both or neither, at
+    # random points: the lists kept beside the index (from the first read on, through
+    # takes, plain callbacks promoted, holds released, rebuilds) give, point by point,
+    # what each candidate gives on its own, and reading them changes no schedule.
+    def runs(read: bool) -> list[tuple[list[int], int]]:
+        out = []
+        for seed in range(12):
+            choose = reading_chooser(seed, read)
+            with AsyncioRuntime().session() as runtime:
+                record = runtime.run(scenario, choose, RunMode(max_steps=10_000,
+                                                               timer_races=seed % 2 == 1))
+            assert record.outcome.kind == "pass"
+            out.append((record.decisions, record.stats.steps))
+        return out
+
+    assert runs(read=True) == runs(read=False)
+
+
+def test_processes_are_copied_not_rebuilt_at_each_point(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = {"known": 0, "named": 0}
+    known, named = _ready.known_process, _ready.process_of
+
+    def counted_known(handle: Any) -> str | None:
+        asked["known"] += 1
+        return known(handle)
+
+    def counted_named(namer: _ready.Namer, handle: Any) -> str:
+        asked["named"] += 1
+        return named(namer, handle)
+
+    monkeypatch.setattr(_ready, "known_process", counted_known)
+    monkeypatch.setattr(_ready, "process_of", counted_named)
+    seen = {"points": 0, "candidates": 0}
+
+    def by_process(count: int, view: PointView) -> int:
+        processes = view.processes(count)
+        seen["points"] += 1
+        seen["candidates"] += count
+        return processes.index(max(processes))  # decided by who the candidates are
+
+    async def many() -> None:
+        async def worker() -> None:
+            for _ in range(20):
+                await asyncio.sleep(0)
+
+        await asyncio.gather(*(worker() for _ in range(30)))
+
+    with AsyncioRuntime().session() as runtime:
+        record = runtime.run(many, by_process, RunMode(max_steps=10_000))
+    assert record.outcome.kind == "pass" and seen["points"] > 500
+    # Every task is named when created: no candidate's process is looked up by name, and
+    # what is looked up at all (a list's first making, plain callbacks) is a few per
+    # task, not one per candidate at each point.
+    assert asked["named"] == 0
+    assert asked["known"] < 3 * 31 < seen["candidates"] / 50

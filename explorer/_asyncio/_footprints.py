@@ -16,13 +16,13 @@ import asyncio
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from types import CodeType, FunctionType
+from functools import partial
+from types import CodeType, FunctionType, ModuleType
 from typing import Any
 
 from explorer import _footprint
-from explorer._anyio_primitives import recording_anyio
 from explorer._footprint import UNKNOWN, Access, StepRecord, record
-from explorer._patching import Patches
+from explorer._patching import Patches, when_imported
 
 
 class FootprintRecorder:
@@ -34,8 +34,8 @@ class FootprintRecorder:
     tuples.
     """
 
-    __slots__ = ("conservative", "foreign_causes", "naming", "point", "points", "steps",
-                 "task_names")
+    __slots__ = ("conservative", "foreign_causes", "kept", "naming", "point", "points",
+                 "steps", "task_names")
 
     def __init__(self, *, declared: bool, naming: bool = False) -> None:
         self.naming = naming
@@ -49,6 +49,10 @@ class FootprintRecorder:
         self.point: int | None = None
         # Causes of handles whose type has no ``_cause`` slot (foreign handles): by id.
         self.foreign_causes: dict[int, int | None] = {}
+        # Every object whose id the footprints hold, alive for the run (_footprint.kept):
+        # the handle of each step, hence the future a wake-up reads, and the objects
+        # the primitives and shared state record.
+        self.kept: dict[int, object] = {}
 
     def scheduled_timer(self, timer: asyncio.TimerHandle) -> None:
         # Inside a step (and only there) a footprint is being recorded; the step running
@@ -143,6 +147,9 @@ def _sync(original: Callable[..., Any], mode: str) -> Callable[..., Any]:
         current = _state["current"]  # record(self, None, mode), inlined: this is hot
         if current is not None:
             current.add((id(self), None, mode))
+            kept = _state["kept"]  # alive for the run: see _footprint.kept
+            if kept is not None:
+                kept[id(self)] = self
             if _state["seen"] is not None:
                 record(self, None, mode)
         return original(self)
@@ -181,6 +188,9 @@ def _async(original: Callable[..., Any], mode: str,
         current = _state["current"]  # record(self, None, mode), inlined: this is hot
         if current is not None:
             current.add((id(self), None, mode))
+            kept = _state["kept"]  # alive for the run: see _footprint.kept
+            if kept is not None:
+                kept[id(self)] = self
             if _state["seen"] is not None:
                 record(self, None, mode)
         if ready is not None and ready(self):
@@ -310,6 +320,14 @@ class PrimitiveWrappers:
             self._session.restore()
 
 
+def _record_anyio(anyio: ModuleType, *, wrappers: PrimitiveWrappers) -> None:
+    """Wrap anyio's primitives for the session of ``wrappers``, now that anyio is imported
+    (its modules that are not imported yet are wrapped when they are)."""
+    from explorer._anyio_primitives import recording_anyio
+
+    recording_anyio("asyncio", wrappers)
+
+
 @contextmanager
 def recording_primitives() -> Iterator[PrimitiveWrappers]:
     """Prepare the wrappers that make asyncio's primitives (and anyio's
@@ -317,7 +335,9 @@ def recording_primitives() -> Iterator[PrimitiveWrappers]:
     footprints, for a session; the runtime installs them for the runs that record."""
     wrappers = PrimitiveWrappers()
     try:
-        recording_anyio("asyncio", wrappers)
+        # anyio's table is loaded only once anyio itself is (at once if it is already):
+        # most scenarios never import it, and their sessions need not pay for the table.
+        when_imported("anyio", partial(_record_anyio, wrappers=wrappers), wrappers)
         yield wrappers
     finally:
         wrappers.close()

@@ -87,17 +87,14 @@ from explorer._asyncio._handles import (
 from explorer._asyncio._naming import NamingLoop
 from explorer._asyncio._network import NetworkLoop
 from explorer._asyncio._ready import (
-    TIMER,
     ReadyIndex,
     ReadyQueue,
-    described,
-    point_handles,
-    process_of,
+    ReadyView,
 )
 from explorer._asyncio._refused import refuse_unsimulated
 from explorer._asyncio._selftest import task_callback_types
 from explorer._asyncio._shutdown import cancel_served
-from explorer._asyncio._stephash import StepHasher
+from explorer._asyncio._stephash import StepHasher, StepTracer
 from explorer._classify import broken_invariant
 from explorer._errors import EscapeError
 from explorer._escapes import PROCESS_FIX
@@ -117,20 +114,6 @@ DONE: Final = RunStatus.DONE
 DEADLOCK: Final = RunStatus.DEADLOCK
 STEP_BOUND: Final = RunStatus.STEP_BOUND
 ABORTED: Final = RunStatus.ABORTED
-
-
-class StepTracer(Protocol):
-    """What :meth:`ControlledLoop.drive` tells a readable trace's recorder (the traced
-    runtime's ``Tracer``): each decision, each step to run (the tracer runs it), and each
-    timer scheduled."""
-
-    def decision(self, chosen: int, count: int, fires_timer: bool) -> None: ...
-
-    def run(self, handle: asyncio.Handle, step_no: int) -> None: ...
-
-    def scheduled_timer(self, timer: asyncio.TimerHandle) -> None: ...
-
-    def fault(self, option: Candidate, chosen: int, count: int) -> None: ...
 
 
 # Real seconds a failing run waits for a call from a live foreign thread (see
@@ -218,7 +201,7 @@ _current_task: Callable[[Any], Any] = (
 
 
 # NetworkLoop overrides networking methods with narrower signatures (in-memory results).
-class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
+class ControlledLoop(NetworkLoop, NamingLoop, ReadyView, ReadyQueue,  # type: ignore[misc]
                      asyncio.BaseEventLoop):
     """An event loop whose every choice among ready work is made by a chooser."""
 
@@ -266,7 +249,7 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
         self._timer_races = False
         _detect_task_callback_types()
         # What records the steps of the drive in progress, if anything (see drive()).
-        self._tracer: StepTracer | FootprintRecorder | None = None
+        self._tracer: StepTracer | FootprintRecorder | StepHasher | None = None
         self._invariants: list[tuple[Callable[[], object], str, Location | None]] = []
         self._invariant_failure: tuple[str, BaseException | None, Location | None] | None = None
         self._callback_errors: list[dict[str, Any]] = []
@@ -348,12 +331,14 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
         self.steps = self.stock_steps = self.points = 0
 
     def drive(self, main: _Doneable, choose: Chooser, decisions: list[int],
-              max_steps: int, tracer: StepTracer | FootprintRecorder | None = None,
+              max_steps: int,
+              tracer: StepTracer | FootprintRecorder | StepHasher | None = None,
               *, finish: bool = False) -> RunStatus:
         """Run ready work until ``main`` is done; return why it stopped.
 
         ``tracer`` records the steps of this drive: a readable trace (a
-        :class:`StepTracer`) or footprints (a :class:`FootprintRecorder`). With
+        :class:`StepTracer`), footprints (a :class:`FootprintRecorder`) or, by default
+        in a hashed run, a step hash (its :class:`StepHasher`, recorded inline). With
         ``finish``, once ``main`` is done the loop ends as ``asyncio.run`` stops (module
         docstring, "The end of a run"): in stock order, without decisions, and neither
         traced nor recorded.
@@ -366,7 +351,7 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
         ready = self._ready
         scheduled = self._scheduled
         append = decisions.append
-        if tracer is None:  # a hashed run (reset()) drives as a traced one, cheaply
+        if tracer is None:  # a hashed run (reset()) records its steps inline below
             tracer = self._hasher
         self._tracer = tracer  # call_at and recorded_steps() consult it while driving
         self._choose = choose  # decide() makes its choices with them while driving
@@ -375,15 +360,18 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
         timer_races = self._timer_races
         steps = self.steps
         points = self.points
-        # A readable trace is recorded by the tracer's methods, footprints inline below.
-        traced = tracer if not isinstance(tracer, FootprintRecorder) else None
+        # A readable trace is recorded by the tracer's methods, footprints and a step hash
+        # (a hashed run's) inline below.
+        traced = tracer if not isinstance(tracer, (FootprintRecorder, StepHasher)) else None
         recorder = tracer if isinstance(tracer, FootprintRecorder) else None
+        hasher = tracer if isinstance(tracer, StepHasher) else None
         if recorder is not None:  # its state lives in locals while driving
             # Steps are appended as plain tuples and made StepRecords when driving ends.
             records: list[Any] = recorder.steps
             add_record = records.append
             index = start = len(records)  # the index of the next step
             foreign = recorder.foreign_causes
+            kept = recorder.kept
             # Without the "declared" contract, a task's own code may touch anything.
             conservative = recorder.conservative
             is_future = _Future
@@ -472,6 +460,8 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
                         if tracer is not None:
                             if traced is not None:
                                 traced.decision(i, m + extra, i == m)
+                            elif hasher is not None:  # the count: in `signature`
+                                hasher.seen.append(-1 - i)
                             else:
                                 point = points + point_base  # the next step's point
                         points += 1
@@ -487,6 +477,8 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
                                 i = -1
                             else:  # every queued handle is a candidate: take(), inline
                                 del ix.eligible[i], ix.eseq[i]
+                                if ix.tracked:
+                                    ix.drop(i)
                                 ix.synced -= 1
                         if i == 0:
                             handle = ready.popleft()
@@ -529,14 +521,23 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
                         handle._context.run(handle._callback, *handle._args)
                     else:
                         handle._run()
+                elif hasher is not None:  # as untraced, then what the step shows
+                    if handle is last_task:
+                        handle._context.run(handle._callback, *handle._args)
+                        hasher.task_step(handle._callback.__self__)
+                    else:
+                        handle._run()
+                        hasher.seen.append("loop")
                 elif traced is not None:
                     traced.run(handle, steps)
                 else:
                     # The step's footprint: what its task's code may touch (everything,
                     # unless declared), the future a wake-up reads, what the primitives
                     # and shared objects it uses add while it runs, and its task if the
-                    # step finishes it.
+                    # step finishes it. The handle stays alive for the run, and with it
+                    # the future or callback its footprint names (see _footprint.kept).
                     footprint: set[Access]
+                    kept[id(handle)] = handle
                     if type(handle) is _TaskHandle:
                         task = handle._callback.__self__  # type: ignore[attr-defined]
                         args = handle._args
@@ -641,29 +642,7 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
         self._scheduled.clear()
 
     # ------------------------------------------------------------------ PointView
-
-    def _handle_at(self, index: int) -> Any:
-        """The handle of candidate ``index`` at the point in progress; None for the timer."""
-        cands = self._cands
-        eligible = self._eligible
-        if index >= (len(cands) if eligible is None else len(eligible)):
-            return None
-        return cands[index if eligible is None else eligible[index]]
-
-    def candidate(self, index: int) -> Candidate:
-        """PointView: ready handle ``index`` (or the timer pseudo-candidate), described
-        (once per handle while it is queued: :func:`~explorer._asyncio._ready.described`)."""
-        handle = self._handle_at(index)
-        return TIMER if handle is None else described(self, handle)
-
-    def candidates(self, count: int) -> list[Candidate]:
-        """PointView: every candidate of the point, described (cached per handle)."""
-        handles = point_handles(self._cands, self._eligible, count)
-        # Most were described at an earlier point: read those without a call.
-        out = [handle._described if hasattr(handle, "_described")
-               else described(self, handle) for handle in handles]
-        out.extend(repeat(TIMER, count - len(out)))
-        return out
+    # (candidate, candidates, process, processes: ReadyView)
 
     def recorded_steps(self) -> list[Any] | None:
         """The step records of this run so far while footprints are recorded, else None.
@@ -673,19 +652,6 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
         position."""
         tracer = self._tracer
         return tracer.steps if isinstance(tracer, FootprintRecorder) else None
-
-    def process(self, index: int) -> str:
-        """Who candidate ``index`` belongs to, cheaply: a task id, ``loop`` for a plain
-        callback, ``clock`` for the timer candidate."""
-        handle = self._handle_at(index)
-        return "clock" if handle is None else process_of(self, handle)
-
-    def processes(self, count: int) -> list[str]:
-        """PointView: :meth:`process` of every candidate, in one call."""
-        handles = point_handles(self._cands, self._eligible, count)
-        out = [process_of(self, handle) for handle in handles]
-        out.extend(repeat("clock", count - len(out)))
-        return out
 
     def current(self) -> str | None:
         """PointView: the task whose step ran last (see :meth:`PointView.current`)."""
@@ -756,6 +722,14 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
                 handle._seq = seq = index.counter
                 index.eligible.append(handle)
                 index.eseq.append(seq)
+                if index.tracked:  # who it is, and that it is not described yet, beside it
+                    try:  # ReadyIndex.beside, inline: its task's id, given at creation
+                        index.eproc.append(callback.__self__._explorer_id)  # type: ignore[attr-defined]
+                    except AttributeError:  # none yet (a task adopted once created)
+                        index.eproc.append(None)
+                        index.unknown += 1
+                    index.edesc.append(None)
+                    index.fresh += 1
                 index.counter = seq + 1
                 index.synced += 1
             else:
@@ -875,6 +849,7 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyQueue,  # type: ignore[misc]
             # _new_task, inline: a call fewer for every task of every run
             task = made = _new_future(_Task)
             made._explorer_hash = len(self.tasks)  # before __init__, which hashes it
+            made._explorer_id = task_id  # before __init__ queues its first step
             made._explorer_read = (id(made), None, "r")
             _task_init(made, coro, loop=self, name=str(name or task_id), context=context)
         else:

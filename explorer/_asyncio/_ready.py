@@ -27,10 +27,16 @@ classified) by bisection; a point costs nothing more. The loop makes the index a
 (:meth:`ReadyIndex.rebuild`) after anything else changed the queue (a purge of cancelled
 handles, the end of a drive): the index is then inactive until rebuilt.
 
+Once a strategy reads who the candidates are or their descriptions, the index keeps
+them beside its candidates (``eproc``, ``edesc``; :meth:`ReadyIndex.track`), maintained
+as candidates come and go: a point's lists are then copies of lists (C speed), with
+Python code only for the candidates that arrived since the last point (a description is
+made lazily, once per handle). Strategies that read neither pay nothing for them.
+
 Also here: a candidate's description, built once per ready handle and kept on it until
 it runs (:func:`described`; the task's frames cannot change while it waits), its cheap
-identity (:func:`process_of`), and the loop's queue and timer bookkeeping
-(:class:`ReadyQueue`).
+identity (:func:`process_of`), the loop's view of a point's candidates
+(:class:`ReadyView`), and the loop's queue and timer bookkeeping (:class:`ReadyQueue`).
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ import heapq
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Sequence
-from itertools import islice
+from itertools import islice, repeat
 from types import CodeType, CoroutineType, FrameType
 from typing import Any, Final, Protocol
 
@@ -63,15 +69,24 @@ _PLACES: Final = 100_000
 class ReadyIndex:
     """The candidates of one ready queue (module docstring). Each handle's number in queue
     order is kept beside it (``eseq``, ``pseq``, ``hseq``: plain lists of ints, which
-    ``bisect`` searches at C speed), not on the handle."""
+    ``bisect`` searches at C speed), not on the handle; so, once tracked, are who each
+    candidate is and its description (``eproc``, ``edesc``), index for index with
+    ``eligible`` wherever a candidate comes or goes (``beside``, ``drop``)."""
 
-    __slots__ = ("active", "blocked", "counter", "eligible", "eseq", "hseq", "plain", "pseq",
-                 "ready", "synced", "waiting")
+    __slots__ = ("active", "blocked", "counter", "edesc", "eligible", "eproc", "eseq", "fresh",
+                 "hseq", "plain", "pseq", "ready", "synced", "tracked", "unknown", "waiting")
 
     def __init__(self, ready: deque[Any]) -> None:
         self.ready = ready
         self.eligible: list[Any] = []  # the candidates, in queue order
         self.eseq: list[int] = []  # their numbers
+        # Once a strategy reads them (tracked, see track()), until the next rebuild: who
+        # each candidate is and its description, None until known, and how many of each
+        # are None, so that a point's lists are copies (processes(), descriptions()).
+        self.tracked = False
+        self.eproc: list[str | None] = []
+        self.edesc: list[Candidate | None] = []
+        self.unknown = self.fresh = 0
         self.plain: list[Any] = []  # every plain callback queued (held or not), in order
         self.pseq: list[int] = []  # their numbers
         self.hseq: list[int] = []  # the numbers of the network callbacks still held
@@ -85,9 +100,10 @@ class ReadyIndex:
 
     def rebuild(self) -> bool:
         """Classify the whole queue afresh and become active."""
-        for kept in (self.eligible, self.eseq, self.plain, self.pseq, self.hseq,
-                     self.blocked, self.waiting):
+        for kept in (self.eligible, self.eseq, self.eproc, self.edesc, self.plain, self.pseq,
+                     self.hseq, self.blocked, self.waiting):
             kept.clear()
+        self.tracked = False
         self.synced = 0
         self.active = True
         return self.sync()
@@ -112,6 +128,8 @@ class ReadyIndex:
         if kind is TaskHandle:
             self.eligible.append(handle)
             self.eseq.append(seq)
+            if self.tracked:
+                self.beside(handle)
             return
         held = (kind is IOHandle or kind is HeldHandle) and bool(handle._after) \
             and self._hold(handle, seq)
@@ -119,13 +137,11 @@ class ReadyIndex:
             if held:
                 self.hseq.append(seq)
             else:
-                self.eligible.append(handle)
-                self.eseq.append(seq)
+                self._candidate(handle, seq)
             return
         plain = self.plain
         if not plain and not held:  # the first plain callback is a candidate
-            self.eligible.append(handle)
-            self.eseq.append(seq)
+            self._candidate(handle, seq)
         plain.append(handle)
         self.pseq.append(seq)
 
@@ -177,8 +193,9 @@ class ReadyIndex:
             if self.hseq:
                 position += bisect_left(self.hseq, mark)
             del self.ready[position]
-        del eligible[index]
-        del eseq[index]
+        del eligible[index], eseq[index]
+        if self.tracked:
+            self.drop(index)
         if plain and plain[0] is handle:
             pseq = self.pseq
             del plain[0]
@@ -195,6 +212,80 @@ class ReadyIndex:
         at = bisect_left(self.eseq, seq)
         self.eligible.insert(at, handle)
         self.eseq.insert(at, seq)
+        if self.tracked:
+            self.beside(handle, at)
+
+    def track(self) -> None:
+        """Keep who each candidate is and its description beside it from now on, until
+        the next rebuild: a strategy reads them."""
+        self.eproc[:] = map(known_process, self.eligible)
+        self.unknown = self.eproc.count(None)
+        self.edesc[:] = repeat(None, len(self.eligible))
+        self.fresh = len(self.edesc)
+        self.tracked = True
+
+    def beside(self, handle: Any, at: int | None = None) -> None:
+        """``handle`` became a candidate, the last (or the ``at``-th): keep who it is,
+        if known, and that it is not described yet."""
+        process = known_process(handle)
+        self.unknown += process is None
+        self.fresh += 1
+        if at is None:
+            self.eproc.append(process)
+            self.edesc.append(None)
+        else:
+            self.eproc.insert(at, process)
+            self.edesc.insert(at, None)
+
+    def drop(self, index: int) -> None:
+        """Candidate ``index`` left: what was kept beside it goes."""
+        self.unknown -= self.eproc[index] is None
+        self.fresh -= self.edesc[index] is None
+        del self.eproc[index], self.edesc[index]
+
+    def processes(self, namer: Namer, count: int) -> list[str]:
+        """Who each of the first ``count`` candidates is (:func:`process_of`): a copy of
+        ``eproc``, once the few not known yet are found (and kept if known for good)."""
+        if not self.tracked:
+            self.track()
+        if self.unknown:  # a task queued its first step before it was named (adopted)
+            eproc = self.eproc
+            eligible = self.eligible
+            for at in self._missing(eproc, self.unknown):
+                eproc[at] = known_process(eligible[at])
+                self.unknown -= eproc[at] is not None
+            if self.unknown:  # tasks no run named: asked each time (NamingLoop.task_id)
+                return [process_of(namer, handle) for handle in eligible[:count]]
+        return self.eproc[:count]  # type: ignore[return-value]  # no None left
+
+    def descriptions(self, namer: Namer, count: int) -> list[Candidate]:
+        """The first ``count`` candidates described (:func:`described`): a copy of
+        ``edesc``, once those not described yet are, in candidate order (the order in
+        which resources are first named)."""
+        if not self.tracked:
+            self.track()
+        if self.fresh:
+            edesc = self.edesc
+            eligible = self.eligible
+            for at in self._missing(edesc, self.fresh):
+                if at < count:
+                    edesc[at] = described(namer, eligible[at])
+                    self.fresh -= 1
+        return self.edesc[:count]  # type: ignore[return-value]  # no None left
+
+    @staticmethod
+    def _missing(kept: Sequence[object], count: int) -> list[int]:
+        """Where the ``count`` None entries of ``kept`` are, in order. Looked for from the
+        end, where new candidates arrive: no comparison with the others (a description's
+        ``==`` is Python code) and no pass over them."""
+        found: list[int] = []
+        at = len(kept)
+        while len(found) < count:
+            at -= 1
+            if kept[at] is None:
+                found.append(at)
+        found.reverse()
+        return found
 
     def _left(self, handle: Any) -> None:
         """``handle`` left the queue: the holds it was the last reason for end."""
@@ -243,7 +334,7 @@ _codes: dict[CodeType, tuple[bool, str, bool, bool]] = {}
 # own (the C task's step wrapper): a callback's name is then its type's, so is its kind.
 # "" for the other types (bound methods: each has its own name, read each time).
 _nameless: dict[type, str] = {}
-# The slots of a candidate, set directly: a frozen dataclass's __init__ goes through
+# The slots of a candidate, set directly: a frozen record's __init__ goes through
 # object.__setattr__ field by field, about twice what setting the slot descriptors costs.
 # The object is the same frozen Candidate (equality, hash, repr, replace() unchanged).
 _new = object.__new__
@@ -385,18 +476,24 @@ def described(namer: Namer, handle: Any) -> Candidate:
     return candidate
 
 
-def process_of(namer: Namer, handle: Any) -> str:
-    """Who a ready handle belongs to (:meth:`~explorer._runtime.PointView.process`)."""
+def known_process(handle: Any) -> str | None:
+    """:func:`process_of` of a ready handle, if it is known for good: None for the step
+    of a task without its id yet (an adopted task's first, queued before adoption)."""
     kind = type(handle)
     if kind is TaskHandle:
-        task = handle._callback.__self__
         try:  # the loop's own tasks (and adopted ones) carry their id
-            return task._explorer_id  # type: ignore[no-any-return]
+            return handle._callback.__self__._explorer_id  # type: ignore[no-any-return]
         except AttributeError:
-            return namer.task_id(task)
+            return None
     if kind is IOHandle:
         return handle._process  # type: ignore[no-any-return]
     return "loop"
+
+
+def process_of(namer: Namer, handle: Any) -> str:
+    """Who a ready handle belongs to (:meth:`~explorer._runtime.PointView.process`)."""
+    found = known_process(handle)
+    return namer.task_id(handle._callback.__self__) if found is None else found
 
 
 def point_handles(candidates: Sequence[Any], eligible: list[int] | None,
@@ -406,6 +503,71 @@ def point_handles(candidates: Sequence[Any], eligible: list[int] | None,
     if eligible is not None:
         return [candidates[j] for j in eligible[:count]]
     return list(islice(candidates, count))
+
+
+class _PointLoop(Namer, Protocol):
+    """What :class:`ReadyView` reads of the loop: the point in progress (see drive())."""
+
+    _index: ReadyIndex
+    _cands: Sequence[Any]
+    _eligible: list[int] | None
+
+
+class ReadyView:
+    """The loop's :class:`~explorer._runtime.PointView` of the candidates of the point in
+    progress (a base of ``ControlledLoop``): ``_cands[i]``, or ``_cands[_eligible[i]]``
+    when the queue was filtered by a scan. Who each candidate is and its description
+    are kept beside the index's candidates once asked for (:meth:`ReadyIndex.track`):
+    then :meth:`processes` and :meth:`candidates` copy a list, and run Python code only
+    for the candidates that arrived since the last point."""
+
+    def _handle_at(self: _PointLoop, index: int) -> Any:
+        """The handle of candidate ``index`` at the point in progress; None for the timer."""
+        cands = self._cands
+        eligible = self._eligible
+        if index >= (len(cands) if eligible is None else len(eligible)):
+            return None
+        return cands[index if eligible is None else eligible[index]]
+
+    def candidate(self: _PointLoop, index: int) -> Candidate:
+        """PointView: ready handle ``index`` (or the timer pseudo-candidate), described
+        (once per handle while it is queued: :func:`described`)."""
+        handle = ReadyView._handle_at(self, index)
+        return TIMER if handle is None else described(self, handle)
+
+    def candidates(self: _PointLoop, count: int) -> list[Candidate]:
+        """PointView: every candidate of the point, described (cached per handle)."""
+        index = self._index
+        if self._eligible is None and (index.active or index.rebuild()):
+            out = index.descriptions(self, count)
+        else:  # the scan, which the index agrees with (only a test makes the index fail)
+            out = [described(self, handle)
+                   for handle in point_handles(self._cands, self._eligible, count)]
+        if len(out) < count:
+            out.extend(repeat(TIMER, count - len(out)))
+        return out
+
+    def process(self: _PointLoop, index: int) -> str:
+        """Who candidate ``index`` belongs to, cheaply: a task id, ``loop`` for a plain
+        callback, ``clock`` for the timer candidate."""
+        handle = ReadyView._handle_at(self, index)
+        return "clock" if handle is None else process_of(self, handle)
+
+    def processes(self: _PointLoop, count: int) -> list[str]:
+        """PointView: :meth:`process` of every candidate, in one call."""
+        index = self._index
+        out: list[str]
+        if index.tracked and index.active and not index.unknown and self._eligible is None:
+            # The common case, without a call (the index is synced: drive()); no None.
+            out = index.eproc[:count]  # type: ignore[assignment]
+        elif self._eligible is None and (index.active or index.rebuild()):
+            out = index.processes(self, count)
+        else:
+            out = [process_of(self, handle)
+                   for handle in point_handles(self._cands, self._eligible, count)]
+        if len(out) < count:
+            out.extend(repeat("clock", count - len(out)))
+        return out
 
 
 class ReadyQueue:

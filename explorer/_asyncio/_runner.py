@@ -156,11 +156,14 @@ class AsyncioRuntime:
             recorder = (FootprintRecorder(declared=mode.footprints == "declared" or automatic,
                                           naming=mode.naming)
                         if recording else None)
-            if recorder is not None and mode.naming:
-                footprint_module.seen = {}
+            if recorder is not None:
+                footprint_module.kept = recorder.kept  # ids name one object for the run
+                if mode.naming:
+                    footprint_module.seen = {}
             run_timeout = mode.run_timeout
             watchdog = _watchdog.current() if run_timeout else None
         except BaseException:
+            footprint_module.kept = footprint_module.seen = None  # no run holds them now
             _close_quietly(coro)  # never started: closing it is silent
             for task in loop.tasks:
                 task._log_destroy_pending = False  # type: ignore[attr-defined]  # private
@@ -195,6 +198,7 @@ class AsyncioRuntime:
                 # Also when the chooser raised (a strict replay that diverged): every task
                 # of the run is unwound, so nothing leaks into the next run.
                 footprint_module.current = None
+                footprint_module.kept = None  # the recorder holds them until the run ends
                 objects, footprint_module.seen = footprint_module.seen, None
                 stats = RunStats(loop.steps, loop.points, loop._now, len(loop.tasks),
                                  loop.stock_steps, loop.fingerprint(), loop.step_hash())

@@ -1,42 +1,82 @@
-"""A cheap hash of every step of a run, for the determinism check.
+"""What :meth:`ControlledLoop.drive <explorer._asyncio._loop.ControlledLoop.drive>` tells
+about a run's steps beyond running them: the readable trace's interface
+(:class:`StepTracer`) and a cheap hash of every step, for the determinism check
+(:class:`StepHasher`).
 
 Invariant: two runs of the same schedule that stop their tasks at the same places, in the
 same order, with the same decisions, have the same :attr:`StepHasher.value`; a run that
 differs in which task a step ran or in any place (line, or await on a line) its task
-stopped at has, but for hash collisions, another. It walks the await chain of the task
-that ran after each step (the frames a readable trace reads, without naming or rendering
-anything), so a hashed run costs a fraction of a traced one; it is made only for the
-determinism check (a checked run of the exploration and its replay,
-:mod:`explorer._determinism`), never for the other runs.
+stopped at has, but for hash collisions, another. The candidate counts at the points are
+not in the step hash: they are in the run's fingerprint, which the check compares too
+(:func:`explorer._determinism.same_run`). It reads the await chain of the task that ran
+after each step (every frame of it, as a readable trace reads them, without naming or
+rendering anything), inline in ``drive``'s loop, so a hashed run costs a fraction of a
+traced one; it is made only for the determinism check (a checked run of the exploration
+and its replay, :mod:`explorer._determinism`), never for the other runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-from types import CoroutineType, GeneratorType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from explorer._asyncio._handles import TaskHandle
+from explorer._locations import chain_offsets
 from explorer._runtime import Candidate
 
 _MASK: Final = 0xFFFFFFFFFFFFFFF
-_DEPTH: Final = 200  # links of an await chain walked at most, as coroutine_frames
 _FOLD: Final = 1 << 14  # items kept before they are hashed
 
 
-class StepHasher:
-    """The StepTracer a hashed run drives with (``ControlledLoop.drive``). What each step
-    shows is appended to a list, which is folded into the hash every :data:`_FOLD`
-    entries and when :attr:`value` is read: an append per item costs far less than
-    hashing per item."""
+class StepTracer(Protocol):
+    """What :meth:`ControlledLoop.drive` tells a readable trace's recorder (the traced
+    runtime's ``Tracer``): each decision, each step to run (the tracer runs it), and each
+    timer scheduled."""
 
-    __slots__ = ("_folded", "_seen")
+    def decision(self, chosen: int, count: int, fires_timer: bool) -> None: ...
+
+    def run(self, handle: asyncio.Handle, step_no: int) -> None: ...
+
+    def scheduled_timer(self, timer: asyncio.TimerHandle) -> None: ...
+
+    def fault(self, option: Candidate, chosen: int, count: int) -> None: ...
+
+
+class _NoLoop:
+    """Enough of a loop to make a future (``Future.__init__`` asks only ``get_debug``)."""
+
+    def get_debug(self) -> bool:
+        return False
+
+
+def _future_iter_type() -> type:
+    try:
+        future: asyncio.Future[None] = asyncio.Future(loop=_NoLoop())  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - a Future asking more of its loop: no fast path
+        return _NoLoop  # never a link of an await chain
+    return type(future.__await__())
+
+
+# What ``await future`` leaves at the end of an await chain (C futures and tasks): a link
+# without a frame, recognised by its type rather than by three failed attribute lookups.
+_FUTURE_ITER: Final = _future_iter_type()
+
+
+class StepHasher:
+    """What a hashed run records. ``drive`` runs each step itself, then appends what it
+    shows to :attr:`seen` inline: ``"loop"`` after a plain callback, :meth:`task_step`
+    after a task step, ``-1 - chosen`` at each decision (negative: no two sequences of
+    steps read alike). The list is folded into the hash every :data:`_FOLD` entries and
+    when :attr:`value` is read: an append per item costs far less than hashing per item.
+    Also the loop's tracer while driving (``ControlledLoop._tracer``), for the fault
+    points met inside steps."""
+
+    __slots__ = ("_folded", "seen")
 
     def __init__(self) -> None:
         self._folded = 0
-        # Task ids and "loop" (str), then the code offsets its await chain stopped at
-        # (int >= 0); decisions as negative ints: no two sequences of steps read alike.
-        self._seen: list[str | int | None] = []
+        # Task ids and "loop" (str), the code offsets an await chain stopped at (int >= 0),
+        # decisions and fault points (negative ints and "fault").
+        self.seen: list[str | int | None] = []
 
     @property
     def value(self) -> int:
@@ -44,42 +84,21 @@ class StepHasher:
         return self._folded
 
     def _fold(self) -> None:
-        self._folded = hash((self._folded, tuple(self._seen))) & _MASK
-        self._seen.clear()
+        self._folded = hash((self._folded, tuple(self.seen))) & _MASK
+        self.seen.clear()
 
-    def decision(self, chosen: int, count: int, fires_timer: bool) -> None:
-        seen = self._seen
-        seen.append(-1 - chosen)
-        seen.append(-1 - count)
-
-    def run(self, handle: asyncio.Handle, step_no: int) -> None:
-        seen = self._seen
-        if type(handle) is not TaskHandle:
-            handle._run()
-            seen.append("loop")
-        else:
-            # Handle._run without its frame, as the untraced loop runs a task step.
-            handle._context.run(handle._callback, *handle._args)
-            task = handle._callback.__self__  # type: ignore[attr-defined]
-            seen.append(getattr(task, "_explorer_id", None))
-            # Where its await chain stopped, outermost first (nothing once it is done):
-            # the walk of _inspect.coroutine_frames without building its list. The
-            # instruction offset, not the line: the same at the same await, read without
-            # decoding the line table, and two awaits on one line differ.
-            link: Any = task.get_coro()
-            depth = 0
-            while link is not None and depth < _DEPTH:
-                kind = type(link)
-                if kind is CoroutineType:
-                    frame, link = link.cr_frame, link.cr_await
-                elif kind is GeneratorType:
-                    frame, link = link.gi_frame, link.gi_yieldfrom
-                else:
-                    frame, link = _other_link(link)
-                if frame is None:
-                    break
-                seen.append(frame.f_lasti)
-                depth += 1
+    def task_step(self, task: Any) -> None:
+        """After a step of ``task``: its id, then where its await chain stopped, outermost
+        first (nothing once it is done): each frame's instruction offset, not its line:
+        the same at the same await, read without decoding the line table, and two awaits
+        on one line differ (:func:`~explorer._locations.chain_offsets`)."""
+        seen = self.seen
+        append = seen.append
+        try:
+            append(task._explorer_id)
+        except AttributeError:  # a task made by calling asyncio.Task (aiohttp does)
+            append(None)
+        chain_offsets(append, task.get_coro(), _FUTURE_ITER)
         if len(seen) > _FOLD:
             self._fold()
 
@@ -87,17 +106,8 @@ class StepHasher:
         return None  # what a timer does is hashed when it runs
 
     def fault(self, option: Candidate, chosen: int, count: int) -> None:
-        seen = self._seen
+        # Unlike a point's, a fault point's option count is in no fingerprint: hashed here.
+        seen = self.seen
         seen.append("fault")
         seen.append(-1 - chosen)
         seen.append(-1 - count)
-
-
-def _other_link(obj: Any) -> tuple[Any, Any]:
-    """The frame of a less common link of an await chain (an async generator, a
-    coroutine-like object) and the object it awaits, as ``coroutine_frames`` reads them."""
-    frame = (getattr(obj, "cr_frame", None) or getattr(obj, "gi_frame", None)
-             or getattr(obj, "ag_frame", None))
-    following = (getattr(obj, "cr_await", None) or getattr(obj, "gi_yieldfrom", None)
-                 or getattr(obj, "ag_await", None))
-    return frame, following

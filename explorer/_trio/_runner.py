@@ -127,8 +127,11 @@ class TrioRuntime:
         runner.runq = scheduler  # type: ignore[assignment]  # a deque stand-in
         install(runner, TrioNetwork(scheduler))  # trio.socket over the simulated network
         tracer = scheduler.tracer
-        if mode.recording and mode.naming:
-            footprint_module.seen = {}
+        kept: dict[int, object] = {}  # alive until the run ends (see _footprint.kept)
+        if mode.recording:
+            footprint_module.kept = kept
+            if mode.naming:
+                footprint_module.seen = {}
         outcome: Outcome | None = None
         stuck: Outcome | None = None
         previous_library, sniffio_library.name = sniffio_library.name, "trio"
@@ -156,6 +159,7 @@ class TrioRuntime:
             finally:
                 sniffio_library.name = previous_library
                 footprint_module.current = None
+                footprint_module.kept = None
                 objects, footprint_module.seen = footprint_module.seen, None
         finally:
             hang = None

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Final
 
 from trio._core._run import GLOBAL_RUN_CONTEXT
@@ -36,7 +37,7 @@ from explorer import _footprint
 from explorer._classify import BrokenInvariant, Invariant, broken_invariant
 from explorer._faults import OptionsView
 from explorer._footprint import UNKNOWN, StepRecord
-from explorer._locations import library_call
+from explorer._locations import chain_offsets, library_call
 from explorer._network import Network
 from explorer._runtime import (
     STARVATION_BOUND,
@@ -75,16 +76,12 @@ def _creation(task: Task) -> int:
 
 
 def _stands_at(coro: Any) -> tuple[int, ...]:
-    """The lines a task's await chain stands at, outermost first: what a hashed run
-    (RunMode.hashed) mixes into its step hash, instead of tracing the step."""
-    lines: list[int] = []
-    while coro is not None and len(lines) < 200:
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-        if frame is None:
-            break
-        lines.append(frame.f_lineno)
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-    return tuple(lines)
+    """Where a task's await chain stands, outermost first: what a hashed run
+    (RunMode.hashed) mixes into its step hash, instead of tracing the step (each frame's
+    instruction offset: :func:`~explorer._locations.chain_offsets`)."""
+    offsets: list[int] = []
+    chain_offsets(offsets.append, coro)
+    return tuple(offsets)
 
 
 class Scheduler:
@@ -105,11 +102,13 @@ class Scheduler:
         "count",
         "decisions",
         "described",
+        "descs",
         "deviated",
         "error",
         "escapes",
         "faults",
         "hard_stop",
+        "ids",
         "invariant_failure",
         "invariants",
         "items",
@@ -191,6 +190,13 @@ class Scheduler:
         self.slow = mode.traced or mode.recording or self.step_hash is not None
         # Descriptions of queued tasks, each built once while it waits (candidate()).
         self.described: dict[Task, Candidate] = {}
+        # What the view gave for the first candidates, kept beside them while they wait
+        # (processes(), candidates()): the ids of items[:len(ids)], the descriptions of
+        # items[:len(descs)]. The queued tasks keep their order but for the one taken
+        # and the new ones (the tail, sorted at the next pick): a point's lists are
+        # copies, and only the tasks queued since the last point are named or described.
+        self.ids: list[str] = []
+        self.descs: list[Candidate] = []
 
     def describe(self, task: Task) -> Candidate:
         """The :class:`Candidate` for a runnable task."""
@@ -283,6 +289,7 @@ class Scheduler:
         n = len(items)
         if n - self.stable > 1:
             items[self.stable:] = sorted(items[self.stable:], key=_creation)
+            del self.ids[self.stable:], self.descs[self.stable:]  # kept up to the new tail
         count = self.count = n + 1 if self.timer_races and self._timer_pending() else n
         index = 0
         if count > 1:
@@ -314,6 +321,12 @@ class Scheduler:
         if not index:  # a task is queued again later: its next wait counts afresh
             self.oldest = None
         task = self.last = items.pop(index)
+        # The lists kept beside the queue lose it too. (Other picks pop the head once the
+        # run is stopping, when no strategy reads the view.)
+        if index < len(self.ids):
+            del self.ids[index]
+        if index < len(self.descs):
+            del self.descs[index]
         if self.described:  # it runs: what it waits on changes
             self.described.pop(task, None)
         return task
@@ -417,14 +430,27 @@ class Scheduler:
         return found
 
     def candidates(self, count: int) -> list[Candidate]:
-        """PointView: every candidate of the point, described (cached per queued task)."""
-        return [self.candidate(i) for i in range(count)]
+        """PointView: every candidate of the point, described (cached per queued task,
+        and kept beside the queue: see ``descs``)."""
+        descs = self.descs
+        for index in range(len(descs), min(count, len(self.items))):  # in candidate order
+            descs.append(self.candidate(index))
+        out = descs[:count]
+        if len(out) < count:
+            out.extend(repeat(_TIMER, count - len(out)))
+        return out
 
     def processes(self, count: int) -> list[str]:
-        """PointView: :meth:`process` of every candidate, in one call."""
-        task_id = self.names.task_id
+        """PointView: :meth:`process` of every candidate, in one call (kept beside the
+        queue: see ``ids``)."""
+        ids = self.ids
         items = self.items
-        return [task_id(items[i]) if i < len(items) else "clock" for i in range(count)]
+        if len(ids) < len(items):  # the tasks queued since the last point
+            ids.extend(map(self.names.task_id, items[len(ids):]))
+        out = ids[:count]
+        if len(out) < count:
+            out.extend(repeat("clock", count - len(out)))
+        return out
 
     # ------------------------------------------------------------ stopping a run
 

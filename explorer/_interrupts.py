@@ -7,6 +7,12 @@ delivered to the main thread sets a flag, then does what the handler it replaced
 failure unless :func:`requested` is true; a real one is re-raised once the run has unwound,
 and ``explore`` turns it into :class:`ExplorationInterrupted`, saying what was run and found.
 
+A Ctrl-C can land while the garbage collector runs a finaliser or a weak reference's
+callback (between any two bytecodes), where an exception cannot propagate: Python reports
+it as unraisable and goes on. While watching, that report is dropped (the flag is set all
+the same, and a runtime raises :class:`KeyboardInterrupt` at the end of a run whenever it
+is): the run in progress ends, then the exploration stops as after any other Ctrl-C.
+
 Nothing is installed outside the main thread or when SIGINT is ignored (worker processes
 ignore it: their parent stops them).
 """
@@ -14,11 +20,15 @@ ignore it: their parent stops them).
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sys import UnraisableHookArgs
 
 _requested = False
 _depth = 0
@@ -52,6 +62,8 @@ def watching() -> Iterator[None]:
         return
     _requested = False
     signal.signal(signal.SIGINT, _handler(previous))
+    previous_hook = sys.unraisablehook
+    hook = sys.unraisablehook = _unraisable(previous_hook)
     _depth += 1
     try:
         yield
@@ -59,6 +71,8 @@ def watching() -> Iterator[None]:
         _depth -= 1
         _requested = False
         signal.signal(signal.SIGINT, previous)
+        if sys.unraisablehook is hook:  # else somebody replaced it since: theirs stays
+            sys.unraisablehook = previous_hook
 
 
 def _handler(previous: Callable[[int, FrameType | None], Any]
@@ -69,3 +83,16 @@ def _handler(previous: Callable[[int, FrameType | None], Any]
         return previous(signum, frame)
 
     return on_sigint
+
+
+def _unraisable(previous: Callable[[UnraisableHookArgs], Any]
+                ) -> Callable[[UnraisableHookArgs], Any]:
+    def on_unraisable(unraisable: UnraisableHookArgs) -> Any:
+        if _requested and isinstance(unraisable.exc_value, KeyboardInterrupt):
+            # The real Ctrl-C, swallowed by a finaliser or a weak reference's callback
+            # (module docstring): not an error to report. Delivering it again from here
+            # would raise it in this hook (the handler runs at the next call's check).
+            return None
+        return previous(unraisable)
+
+    return on_unraisable

@@ -127,6 +127,40 @@ def test_a_real_sigint_stops_the_exploration_and_says_what_ran() -> None:
     assert signal.getsignal(signal.SIGINT) is before
 
 
+class _SignalsWhenFinalised:
+    """Ctrl-C pressed while the garbage collector finalises this object: its
+    KeyboardInterrupt is raised where no exception can propagate (Python reports it as
+    unraisable and goes on)."""
+
+    def __del__(self) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+
+def test_a_real_sigint_that_lands_in_a_finaliser_still_stops_the_exploration() -> None:
+    runs = [0]
+    reported: list[BaseException | None] = []
+
+    async def scenario() -> None:
+        runs[0] += 1
+        if runs[0] == 30:
+            _SignalsWhenFinalised()  # dropped at once: finalised inside this step
+
+        async def step() -> None:
+            await asyncio.sleep(0)
+
+        await asyncio.gather(step(), step())
+
+    before_hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: reported.append(unraisable.exc_value)
+    try:
+        with pytest.raises(explorer.ExplorationInterrupted) as raised:
+            explorer.explore(scenario, strategy="random", seed=1, max_schedules=1000)
+    finally:
+        sys.unraisablehook = before_hook
+    assert str(raised.value).startswith("interrupted after ")  # once that run ended
+    assert reported == []  # a real Ctrl-C, not an error of the finaliser's to report
+
+
 def test_a_real_sigint_stops_a_trio_exploration() -> None:
     trio = pytest.importorskip("trio")
     runs = [0]

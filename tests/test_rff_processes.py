@@ -16,14 +16,12 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
 
 import pytest
 
 import explorer
 from explorer._asyncio._runner import AsyncioRuntime
 from explorer._runtime import RunMode
-from explorer.strategies import RFF
 
 
 async def relay() -> None:
@@ -119,24 +117,13 @@ def test_under_trio_too() -> None:
 # --------------------------------------------------------------------------- processes
 
 
-class _Logged(RFF):
-    """rff that keeps each run's decisions."""
-
-    def __init__(self, seed: int) -> None:
-        super().__init__(seed)
-        self.schedules: list[tuple[int, ...]] = []
-
-    def end_run(self, decisions: Sequence[int], failed: bool) -> None:
-        self.schedules.append(tuple(decisions))
-        super().end_run(decisions, failed)
-
-
 _CHILD = """
 import os, sys
 import pytest
 
 import explorer
-from tests.test_rff_processes import _Logged, relay
+from tests.test_rff import _Recorded
+from tests.test_rff_processes import relay
 # Another memory layout: objects of the sizes the runs make, some of them freed, so the
 # allocator hands the runs' objects other addresses than in the other process.
 spread = int(os.environ["RFF_LAYOUT"])
@@ -144,7 +131,7 @@ junk = [[object() for _ in range(spread % 7 + 1)] for _ in range(spread)]
 del junk[::3]
 logs = []
 for seed in (3, 4):
-    strategy = _Logged(seed)
+    strategy = _Recorded(seed)
     explorer.explore(relay, strategy=strategy, max_schedules=60, shrink=False)
     logs.append(strategy.schedules)
 print(logs)

@@ -21,7 +21,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider --run-slow -n 2
 
-bench: $(STAMP)
+# The peer measured beside the explorer (benchmarks/peer.py), in its own directory: never
+# in the project's environment, where its pytest plugin would load in the test runs.
+PEER := .bench-peer
+
+$(PEER)/.installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(PEER) \
+	    "$$($(BIN)/python -c 'from benchmarks.peer import PEER; print(PEER)')"
+	@touch $@
+
+bench: $(STAMP) $(PEER)/.installed
 	$(BIN)/python -m benchmarks.run
 
 lint: $(STAMP)
@@ -29,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf .venv .venv-python3.* build *.egg-info .mypy_cache .ruff_cache
+	rm -rf .venv .venv-python3.* $(PEER) build *.egg-info .mypy_cache .ruff_cache
 
 # The suite on every supported interpreter found on PATH (one virtual environment each).
 test-matrix:

@@ -4,7 +4,9 @@ Sections:
 
 1. Throughput — schedules/s and steps/s under the ``random`` strategy for the 3 x 3 locked
    counter and for one ASGI scenario, each beside the same scenario run uncontrolled on one
-   reused stock asyncio loop in the same command (alternating rounds, medians).
+   reused stock asyncio loop in the same command (alternating rounds, medians), and
+   the locked counter beside the fastest Python peer in the same rounds, when ``make
+   bench`` has installed it (:mod:`benchmarks.peer`).
 2. Search quality — for each buggy gallery example, schedules until the first failure:
    ``random`` over many seeds (median, min-max), ``systematic`` exact; and the naive
    baseline (stock asyncio with random ``sleep(0)`` jitter).
@@ -44,14 +46,10 @@ import time
 from pathlib import Path
 
 import explorer
-from benchmarks import baseline, linearizability, reduction, search, services, throughput
+from benchmarks import baseline, linearizability, peer, reduction, search, services, throughput
 from benchmarks.scenarios import locked_counter, trio_locked_counter
 from benchmarks.sctbench import section as sctbench
 from examples.gallery import Example, all_examples, trio_examples, web_examples
-
-# The fastest Python peer tool on the locked counter, as measured on a 2-core machine with
-# CPython 3.11 (schedules per second). Kept as a reference point for the ratio.
-PEER_SCHEDULES_PER_SECOND = 2_900
 
 
 def machine() -> str:
@@ -60,8 +58,11 @@ def machine() -> str:
 
 
 def throughput_section(args: argparse.Namespace) -> list[str]:
-    rows = [throughput.measure("locked counter, 3 tasks x 3 increments", locked_counter,
-                               args.schedules, args.rounds)]
+    with_peer = peer.installed(args.peer)
+    rows = [throughput.measure(
+        "locked counter, 3 tasks x 3 increments", locked_counter, args.schedules,
+        args.rounds, peer=(lambda runs, seed: peer.peer_rate(runs, seed, args.peer))
+        if with_peer else None)]
     web = web_examples()
     if web:
         asgi = web[0]
@@ -83,11 +84,21 @@ def throughput_section(args: argparse.Namespace) -> list[str]:
     rows.append(trio_row)
     lines += [f"| {t.scenario} | {t.schedules_per_second:,.0f} | {t.steps_per_second:,.0f} "
               f"| {t.stock_runs_per_second:,.0f} | {t.ratio:.2f}x |" for t in rows]
-    counter = rows[0]
-    lines += ["", f"Locked counter versus the fastest Python peer "
-                  f"({PEER_SCHEDULES_PER_SECOND:,} schedules/s): "
-                  f"**{counter.schedules_per_second / PEER_SCHEDULES_PER_SECOND:.1f}x**."]
+    lines += ["", *peer_lines(rows[0], args.peer)]
     return [*lines, "", *scale_section(args)]
+
+
+def peer_lines(counter: throughput.Throughput, directory: Path) -> list[str]:
+    """The locked counter beside the fastest Python peer, measured in the same rounds."""
+    theirs = counter.peer_schedules_per_second
+    if theirs is None:
+        return [f"Versus the fastest Python peer: not measured (`{peer.PEER}` is not "
+                f"installed in `{directory}`; `make bench` installs it there)."]
+    return [f"Locked counter versus the fastest Python peer, {peer.peer_version(directory)}, "
+            "side by side in the same rounds (random walk on both, no shrinking, the peer "
+            f"in a child process; median): {theirs:,.0f} schedules/s against "
+            f"{counter.schedules_per_second:,.0f}: "
+            f"**{counter.schedules_per_second / theirs:.1f}x**."]
 
 
 def scale_section(args: argparse.Namespace) -> list[str]:
@@ -262,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
                                            "linearizability"],
                         help="run one section")
     parser.add_argument("--output", type=Path, default=Path("BENCHMARKS.md"))
+    parser.add_argument("--peer", type=Path, default=peer.PEER_DIR,
+                        help="where the peer tool is installed (make bench installs it)")
     args = parser.parse_args(argv)
 
     start = time.perf_counter()

@@ -29,6 +29,7 @@ class Throughput:
     schedules_per_second: float
     steps_per_second: float
     stock_runs_per_second: float
+    peer_schedules_per_second: float | None = None  # the peer's, when measured beside
 
     @property
     def ratio(self) -> float:
@@ -68,18 +69,22 @@ def controlled_rate(scenario: Callable[[], Any], schedules: int,
 
 
 def measure(name: str, scenario: Callable[[], Any], schedules: int,
-            rounds: int, runtime: str = "asyncio") -> Throughput:
+            rounds: int, runtime: str = "asyncio",
+            peer: Callable[[int, int], float] | None = None) -> Throughput:
     """Alternate rounds of controlled and stock runs, so machine noise hits both alike;
-    report the median round of each."""
-    stock, controlled, steps = [], [], []
+    report the median round of each. ``peer(schedules, seed)``, when given, is a peer
+    tool's schedules per second on the same scenario, measured in every round too."""
+    stock, controlled, steps, peers = [], [], [], []
     stock_of = stock_trio_rate if runtime == "trio" else stock_rate
     for round_ in range(rounds):
         stock.append(stock_of(scenario, schedules))
         rate, step_rate = controlled_rate(scenario, schedules, seed=round_, runtime=runtime)
         controlled.append(rate)
         steps.append(step_rate)
+        if peer is not None:
+            peers.append(peer(schedules, round_))
     return Throughput(name, statistics.median(controlled), statistics.median(steps),
-                      statistics.median(stock))
+                      statistics.median(stock), statistics.median(peers) if peers else None)
 
 
 # --------------------------------------------------------------------------- at scale

@@ -429,17 +429,20 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyView, ReadyQueue,  # type: ig
                     # themselves: only the first one queued is a candidate. The index
                     # knows which without scanning the queue (_ready), holds included.
                     eligible = None
+                    cands: Any = ready
                     if ix.active or self._ncallbacks > 1:
                         if ((ix.synced == n or ix.sync()) if ix.active
                                 else ix.rebuild()):
-                            m = len(ix.eligible)
+                            cands = ix.eligible
+                            m = len(cands)
                         else:
                             ix.active = False
                             eligible = eligible_indices(ready)
                             m = len(eligible)
                     else:
                         m = n
-                    if m + extra > 1:
+                    count = m + extra
+                    if count > 1:
                         # Fairness: the oldest ready handle (the head) may be passed
                         # over at `bound` points in a row; then it runs, undecided.
                         if ready[0] is oldest:
@@ -447,19 +450,19 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyView, ReadyQueue,  # type: ig
                         else:
                             oldest = ready[0]
                             passed = 0
-                    if m + extra > 1 and passed < bound:
+                    if count > 1 and passed < bound:
                         self._eligible = eligible
-                        self._cands = ix.eligible if ix.active else ready
+                        self._cands = cands
                         self._last_task = last_task
-                        i = choose(m + extra, self)
+                        i = choose(count, self)
                         append(i)
                         if fingerprinted:
-                            signature = (signature * 1000003 + m + extra) & 0xFFFFFFFFFFFF
+                            signature = (signature * 1000003 + count) & 0xFFFFFFFFFFFF
                         if i:
                             deviated = steps
                         if tracer is not None:
                             if traced is not None:
-                                traced.decision(i, m + extra, i == m)
+                                traced.decision(i, count, i == m)
                             elif hasher is not None:  # the count: in `signature`
                                 hasher.seen.append(-1 - i)
                             else:
@@ -471,7 +474,7 @@ class ControlledLoop(NetworkLoop, NamingLoop, ReadyView, ReadyQueue,  # type: ig
                             continue
                         if eligible is not None:
                             i = eligible[i]
-                        elif ix.active:
+                        elif ix.active:  # made so by this point, or by the view (rebuild)
                             if ix.plain or ix.waiting:  # else nothing but candidates queued
                                 handle = ix.take(i)
                                 i = -1

@@ -4,7 +4,7 @@ The peer is ``detangle`` (:data:`PEER`), a deterministic-simulation tester for a
 explores schedules with its own event loop. ``make bench`` installs it into its own
 directory (:data:`PEER_DIR`, outside the project's environment: its pytest plugin must
 not load in the project's test runs), and each throughput round runs it in a child
-process, between the explorer's round and the stock loop's, so that machine noise hits
+process right after the stock loop's runs and the explorer's, so that machine noise hits
 all three alike. Without the directory (``python -m benchmarks.run`` run by hand) the
 comparison is left out and the section says so; no figure measured elsewhere stands in.
 
